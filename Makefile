@@ -1,0 +1,45 @@
+# Nudgepath: `make demo` runs the embedded demo, `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+PORT ?= 8000
+DATA ?=
+
+# The suite runs against PostgreSQL and Redis on this machine.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/nudgepath
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml uv.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
+	# --inexact keeps uv itself, which the lock file does not list.
+	$(BIN)/uv sync --frozen --inexact --python $(BIN)/python
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py setup_demo $(if $(DATA),--data "$(DATA)")
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+test: install
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+		$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy .
+
+bench: install
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+		$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var db.sqlite3

@@ -1,0 +1,256 @@
+"""Condition trees, their validation and their compilation to a Q object.
+
+A condition is stored as JSON. A leaf names a registered kind and its
+parameters; a group combines children:
+
+    {"all": [{"kind": "renewal_within", "days": 90},
+             {"kind": "health_score", "op": ">", "value": 70}]}
+    {"any": [...]}    {"not": {...}}
+
+compile_condition() turns a tree into one Q over the subject's model
+(Contact or Account). Every leaf compiles to an expression of columns and
+correlated subqueries, so evaluating a whole population is one SQL query,
+whatever its size.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from django.db.models import Q
+
+Subject = Literal["contact", "account"]
+SUBJECTS: tuple[Subject, ...] = ("contact", "account")
+GROUP_KEYS = ("all", "any", "not")
+
+COMPARISONS = {
+    ">": "gt",
+    ">=": "gte",
+    "<": "lt",
+    "<=": "lte",
+    "==": "exact",
+}
+
+
+class ConditionError(ValueError):
+    """A condition tree that cannot be evaluated, with the path to the fault."""
+
+    def __init__(self, message: str, path: str = "$") -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True)
+class EvaluationContext:
+    """What a condition is evaluated against: the subject type and the instant."""
+
+    subject: Subject
+    as_of: datetime
+
+    def __post_init__(self) -> None:
+        if self.as_of.tzinfo is None:
+            raise ConditionError(f"as_of {self.as_of.isoformat()} has no time zone")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a kind: its type, whether it is required, its bounds."""
+
+    type: type
+    required: bool = True
+    default: Any = None
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    help: str = ""
+
+    def clean(self, name: str, raw: Any, path: str) -> Any:
+        if raw is None:
+            if self.required:
+                raise ConditionError(f"parameter {name!r} is missing", path)
+            return self.default
+        value = self._coerce(name, raw, path)
+        if self.type is list and self.choices is not None:
+            for item in value:
+                self._check_choice(name, item, path)
+            return value
+        if self.choices is not None:
+            self._check_choice(name, value, path)
+        if self.minimum is not None and value < self.minimum:
+            raise ConditionError(
+                f"{name}={raw!r} is below the minimum {self.minimum}", path
+            )
+        if self.maximum is not None and value > self.maximum:
+            raise ConditionError(
+                f"{name}={raw!r} is above the maximum {self.maximum}", path
+            )
+        return value
+
+    def _check_choice(self, name: str, value: Any, path: str) -> None:
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(choice) for choice in self.choices)
+            raise ConditionError(f"{name}={value!r} is not one of {allowed}", path)
+
+    def _coerce(self, name: str, raw: Any, path: str) -> Any:
+        if self.type is list:
+            if not isinstance(raw, list) or not all(
+                isinstance(item, str) for item in raw
+            ):
+                raise ConditionError(f"{name}={raw!r} must be a list of strings", path)
+            return raw
+        # bool is an int in Python; a number parameter given true is a mistake.
+        if isinstance(raw, bool) and self.type is not bool:
+            raise ConditionError(f"{name}={raw!r} must be {self._type_words}", path)
+        if self.type in (int, float) and isinstance(raw, int | float):
+            if self.type is int and raw != int(raw):
+                raise ConditionError(f"{name}={raw!r} must be a whole number", path)
+            return self.type(raw)
+        if isinstance(raw, self.type):
+            return raw
+        raise ConditionError(f"{name}={raw!r} must be {self._type_words}", path)
+
+    @property
+    def _type_words(self) -> str:
+        return TYPE_WORDS.get(self.type, self.type.__name__)
+
+
+TYPE_WORDS = {
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    bool: "true or false",
+}
+
+Compiler = Callable[[EvaluationContext, Mapping[str, Any]], Q]
+Describer = Callable[[Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A leaf of the vocabulary, contributed by the app that owns its data."""
+
+    name: str
+    label: str
+    compile: Compiler
+    describe: Describer
+    params: Mapping[str, Param] = field(default_factory=dict)
+    subjects: tuple[Subject, ...] = SUBJECTS
+
+    def clean(self, node: Mapping[str, Any], path: str) -> dict[str, Any]:
+        unknown = set(node) - set(self.params) - {"kind"}
+        if unknown:
+            names = ", ".join(sorted(unknown))
+            known = ", ".join(sorted(self.params)) or "none"
+            raise ConditionError(
+                f"kind {self.name!r} has no parameter {names}; it takes {known}", path
+            )
+        return {
+            name: param.clean(name, node.get(name), path)
+            for name, param in self.params.items()
+        }
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """Add a kind to the vocabulary; apps call this from AppConfig.ready()."""
+    existing = _KINDS.get(kind.name)
+    if existing is not None and existing.compile is not kind.compile:
+        raise ValueError(f"condition kind {kind.name!r} is registered twice")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def kinds() -> dict[str, Kind]:
+    return dict(_KINDS)
+
+
+def get_kind(name: str) -> Kind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        known = ", ".join(sorted(_KINDS))
+        raise ConditionError(
+            f"unknown condition kind {name!r}; known kinds: {known}"
+        ) from None
+
+
+def validate(tree: Any, subject: Subject) -> None:
+    """Raise ConditionError unless the tree is well formed for this subject type."""
+    _walk(tree, subject, "$", leaf=lambda kind, params, path: None)
+
+
+def compile_condition(tree: Any, context: EvaluationContext) -> Q:
+    """Compile a tree into one Q over the subject's model, as of context.as_of."""
+    compiled = _walk(
+        tree,
+        context.subject,
+        "$",
+        leaf=lambda kind, params, path: kind.compile(context, params),
+    )
+    return compiled
+
+
+def describe(tree: Any) -> str:
+    """Render a tree as a sentence a CSM can read, for the admin and logs."""
+    if not isinstance(tree, Mapping):
+        return repr(tree)
+    if "all" in tree:
+        return "(" + " and ".join(describe(child) for child in tree["all"]) + ")"
+    if "any" in tree:
+        return "(" + " or ".join(describe(child) for child in tree["any"]) + ")"
+    if "not" in tree:
+        return "not " + describe(tree["not"])
+    kind = _KINDS.get(str(tree.get("kind")))
+    if kind is None:
+        return f"unknown kind {tree.get('kind')!r}"
+    return kind.describe(tree)
+
+
+def _walk(
+    tree: Any,
+    subject: Subject,
+    path: str,
+    leaf: Callable[[Kind, dict[str, Any], str], Q | None],
+) -> Q:
+    if not isinstance(tree, Mapping):
+        raise ConditionError(f"expected an object, found {type(tree).__name__}", path)
+
+    groups = [key for key in GROUP_KEYS if key in tree]
+    if groups and (len(groups) > 1 or len(tree) > 1):
+        raise ConditionError(
+            "a group has exactly one key: all, any or not, and nothing beside it", path
+        )
+
+    if "not" in tree:
+        return ~_walk(tree["not"], subject, f"{path}.not", leaf)
+
+    if groups:
+        key = groups[0]
+        children = tree[key]
+        if not isinstance(children, list) or not children:
+            raise ConditionError(f"{key!r} needs a non-empty list of conditions", path)
+        compiled = [
+            _walk(child, subject, f"{path}.{key}[{index}]", leaf)
+            for index, child in enumerate(children)
+        ]
+        combined = compiled[0]
+        for item in compiled[1:]:
+            combined = combined & item if key == "all" else combined | item
+        return combined
+
+    if "kind" not in tree:
+        raise ConditionError("expected 'kind', 'all', 'any' or 'not'", path)
+    if not isinstance(tree["kind"], str):
+        raise ConditionError(f"kind must be a string, found {tree['kind']!r}", path)
+    try:
+        kind = get_kind(tree["kind"])
+    except ConditionError as exc:
+        raise ConditionError(exc.message, path) from None
+    if subject not in kind.subjects:
+        raise ConditionError(f"kind {kind.name!r} does not apply to a {subject}", path)
+    params = kind.clean(tree, path)
+    return leaf(kind, params, path) or Q()

@@ -1,0 +1,11 @@
+"""The Celery application that runs trigger sweeps and sends the email outbox."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("nudgepath")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,440 @@
+"""Condition kinds over the customer record: usage, dates, health, surveys, tickets.
+
+Each compiler returns a Q over the subject's model. Account-level facts
+apply to a contact through its account. Windows are half-open, (as_of - N
+days, as_of], so an event exactly N days old is outside a window of N days,
+and nothing after as_of is ever read: evaluation as of a past instant sees
+what was known then for events, tickets, surveys, contacts and health
+history. Plan, renewal date, kickoff and signup dates are current values.
+"""
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import (
+    Count,
+    DateField,
+    Exists,
+    ExpressionWrapper,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+)
+from django.utils import timezone
+
+from conditions import EvaluationContext, Kind, Param, register
+from customers.models import (
+    Contact,
+    HealthScore,
+    Plan,
+    SupportTicket,
+    SurveyKind,
+    SurveyResponse,
+    TicketPriority,
+    UsageEvent,
+)
+
+OPERATORS = (">", ">=", "<", "<=", "==")
+LOOKUPS = {
+    ">": GreaterThan,
+    ">=": GreaterThanOrEqual,
+    "<": LessThan,
+    "<=": LessThanOrEqual,
+    "==": Exact,
+}
+Params = Mapping[str, Any]
+
+
+def account_ref(context: EvaluationContext) -> OuterRef:
+    """The outer account id: the subject itself, or a contact's account."""
+    return OuterRef("account_id" if context.subject == "contact" else "pk")
+
+
+def account_field(context: EvaluationContext, name: str) -> str:
+    return f"account__{name}" if context.subject == "contact" else name
+
+
+def as_of_date(context: EvaluationContext) -> Any:
+    return timezone.localdate(context.as_of)
+
+
+def compare(expression: Any, op: str, value: Any) -> Q:
+    return Q(LOOKUPS[op](expression, value))
+
+
+def count_of(queryset: Any) -> Coalesce:
+    """A correlated COUNT(*) subquery that is 0, not NULL, when nothing matches."""
+    counted = (
+        queryset.order_by()
+        .values(group=Value(1))
+        .annotate(total=Count("pk"))
+        .values("total")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def window(context: EvaluationContext, days: int) -> dict[str, Any]:
+    return {"gt": context.as_of - timedelta(days=days), "lte": context.as_of}
+
+
+def usage_events(context: EvaluationContext, params: Params) -> Any:
+    """The subject's usage events in the window, filtered by name and feature."""
+    bounds = window(context, params["days"])
+    events = UsageEvent.objects.filter(
+        occurred_at__gt=bounds["gt"], occurred_at__lte=bounds["lte"]
+    )
+    if context.subject == "contact" and params.get("scope", "self") == "self":
+        events = events.filter(contact=OuterRef("pk"))
+    else:
+        events = events.filter(account=account_ref(context))
+    if params.get("event"):
+        events = events.filter(name=params["event"])
+    if params.get("features"):
+        events = events.filter(feature__in=params["features"])
+    return events
+
+
+# -- usage ------------------------------------------------------------------
+
+
+def compile_inactivity(context: EvaluationContext, params: Params) -> Q:
+    return ~Q(Exists(usage_events(context, params)))
+
+
+def compile_event_count(context: EvaluationContext, params: Params) -> Q:
+    return compare(
+        count_of(usage_events(context, params)), params["op"], params["value"]
+    )
+
+
+def compile_distinct_features(context: EvaluationContext, params: Params) -> Q:
+    features = (
+        usage_events(context, params)
+        .exclude(feature="")
+        .order_by()
+        .values(group=Value(1))
+        .annotate(total=Count("feature", distinct=True))
+        .values("total")
+    )
+    counted = Coalesce(Subquery(features, output_field=IntegerField()), 0)
+    return compare(counted, params["op"], params["value"])
+
+
+def compile_first_usage_within(context: EvaluationContext, params: Params) -> Q:
+    """Any usage event from the anchor date through anchor + N days, seen by as_of."""
+    anchor = OuterRef(account_field(context, f"{params['after']}_date"))
+    deadline = ExpressionWrapper(anchor + timedelta(days=params["days"]), DateField())
+    events = UsageEvent.objects.filter(
+        account=account_ref(context),
+        occurred_at__lte=context.as_of,
+        occurred_at__date__gte=anchor,
+        occurred_at__date__lte=deadline,
+    )
+    return Q(Exists(events))
+
+
+def compile_active_users_trend(context: EvaluationContext, params: Params) -> Q:
+    """Distinct active contacts in the last N days at least those of the N before."""
+    days = params["days"]
+    current = UsageEvent.objects.filter(
+        account=account_ref(context), contact__isnull=False, **_range(context, 0, days)
+    )
+    previous = UsageEvent.objects.filter(
+        account=account_ref(context),
+        contact__isnull=False,
+        **_range(context, days, 2 * days),
+    )
+    current_count = _distinct_contacts(current)
+    previous_count = _distinct_contacts(previous)
+    return Q(GreaterThanOrEqual(current_count, previous_count)) & Q(
+        GreaterThan(current_count, 0)
+    )
+
+
+def _range(
+    context: EvaluationContext, start_days: int, end_days: int
+) -> dict[str, Any]:
+    return {
+        "occurred_at__gt": context.as_of - timedelta(days=end_days),
+        "occurred_at__lte": context.as_of - timedelta(days=start_days),
+    }
+
+
+def _distinct_contacts(events: Any) -> Coalesce:
+    counted = (
+        events.order_by()
+        .values(group=Value(1))
+        .annotate(total=Count("contact", distinct=True))
+        .values("total")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+# -- account dates and attributes ------------------------------------------
+
+
+def compile_renewal_within(context: EvaluationContext, params: Params) -> Q:
+    """Renewal date from today through today + N days; no renewal date never matches."""
+    today = as_of_date(context)
+    field = account_field(context, "renewal_date")
+    return Q(
+        **{
+            f"{field}__gte": today,
+            f"{field}__lte": today + timedelta(days=params["days"]),
+        }
+    )
+
+
+def compile_health_score(context: EvaluationContext, params: Params) -> Q:
+    """The latest health score recorded on or before as_of; no history never matches."""
+    latest = (
+        HealthScore.objects.filter(
+            account=account_ref(context), scored_on__lte=as_of_date(context)
+        )
+        .order_by("-scored_on")
+        .values("score")[:1]
+    )
+    score = Subquery(latest, output_field=IntegerField())
+    return compare(score, params["op"], params["value"])
+
+
+def compile_plan(context: EvaluationContext, params: Params) -> Q:
+    return Q(**{f"{account_field(context, 'plan')}__in": params["plans"]})
+
+
+# -- team ------------------------------------------------------------------
+
+
+def compile_team_growth(context: EvaluationContext, params: Params) -> Q:
+    added = Contact.objects.filter(
+        account=account_ref(context),
+        added_at__gt=context.as_of - timedelta(days=params["days"]),
+        added_at__lte=context.as_of,
+    )
+    return compare(count_of(added), ">=", params["value"])
+
+
+def compile_contact_count(context: EvaluationContext, params: Params) -> Q:
+    contacts = Contact.objects.filter(
+        account=account_ref(context), added_at__lte=context.as_of
+    )
+    return compare(count_of(contacts), params["op"], params["value"])
+
+
+# -- surveys and tickets ---------------------------------------------------
+
+
+def compile_survey_score(context: EvaluationContext, params: Params) -> Q:
+    responses = SurveyResponse.objects.filter(
+        kind=params["survey"],
+        score__gte=params["min"],
+        score__lte=params["max"],
+        submitted_at__gt=context.as_of - timedelta(days=params["days"]),
+        submitted_at__lte=context.as_of,
+    )
+    if context.subject == "contact":
+        responses = responses.filter(contact=OuterRef("pk"))
+    else:
+        responses = responses.filter(account=OuterRef("pk"))
+    return Q(Exists(responses))
+
+
+def compile_open_tickets(context: EvaluationContext, params: Params) -> Q:
+    """Tickets opened by as_of and not closed by then, optionally by priority."""
+    tickets = SupportTicket.objects.filter(
+        account=account_ref(context), opened_at__lte=context.as_of
+    ).filter(Q(closed_at__isnull=True) | Q(closed_at__gt=context.as_of))
+    if params["priorities"]:
+        tickets = tickets.filter(priority__in=params["priorities"])
+    return compare(count_of(tickets), params["op"], params["value"])
+
+
+# -- registration ------------------------------------------------------------
+
+DAYS = Param(int, minimum=1, maximum=3650, help="Length of the window in days.")
+OP = Param(str, choices=OPERATORS, help="Comparison operator.")
+COUNT = Param(int, minimum=0, help="Number to compare with.")
+EVENT = Param(str, required=False, default="", help="Usage event name; blank for any.")
+FEATURES = Param(list, required=False, default=[], help="Feature names; empty for any.")
+SCOPE = Param(
+    str,
+    required=False,
+    default="self",
+    choices=("self", "account"),
+    help="For a contact: its own events, or those of its whole account.",
+)
+
+
+def _event_words(params: Params) -> str:
+    words = f"{params.get('event') or 'usage'} events"
+    if params.get("features"):
+        words += " of " + ", ".join(params["features"])
+    return words
+
+
+register(
+    Kind(
+        name="inactivity",
+        label="No usage in the last N days",
+        compile=compile_inactivity,
+        describe=lambda p: f"no {_event_words(p)} in the last {p['days']} days",
+        params={"days": DAYS, "event": EVENT, "features": FEATURES, "scope": SCOPE},
+    )
+)
+register(
+    Kind(
+        name="event_count",
+        label="Number of usage events in the last N days",
+        compile=compile_event_count,
+        describe=lambda p: (
+            f"{_event_words(p)} in the last {p['days']} days {p['op']} {p['value']}"
+        ),
+        params={
+            "days": DAYS,
+            "op": OP,
+            "value": COUNT,
+            "event": EVENT,
+            "features": FEATURES,
+            "scope": SCOPE,
+        },
+    )
+)
+register(
+    Kind(
+        name="distinct_features",
+        label="Number of distinct features used in the last N days",
+        compile=compile_distinct_features,
+        describe=lambda p: (
+            f"distinct features used in the last {p['days']} days "
+            f"{p['op']} {p['value']}"
+        ),
+        params={
+            "days": DAYS,
+            "op": OP,
+            "value": COUNT,
+            "features": FEATURES,
+            "scope": SCOPE,
+        },
+    )
+)
+register(
+    Kind(
+        name="first_usage_within",
+        label="First usage within N days of kickoff or signup",
+        compile=compile_first_usage_within,
+        describe=lambda p: f"usage within {p['days']} days of {p['after']}",
+        params={
+            "days": Param(int, minimum=0, maximum=3650),
+            "after": Param(
+                str, required=False, default="kickoff", choices=("kickoff", "signup")
+            ),
+        },
+    )
+)
+register(
+    Kind(
+        name="active_users_trend",
+        label="Active users stable or growing",
+        compile=compile_active_users_trend,
+        describe=lambda p: (
+            f"active users in the last {p['days']} days at least "
+            f"those of the {p['days']} before"
+        ),
+        params={"days": Param(int, required=False, default=30, minimum=1, maximum=365)},
+    )
+)
+register(
+    Kind(
+        name="renewal_within",
+        label="Renewal within the next N days",
+        compile=compile_renewal_within,
+        describe=lambda p: f"renewal within {p['days']} days",
+        params={"days": Param(int, minimum=0, maximum=3650)},
+    )
+)
+register(
+    Kind(
+        name="health_score",
+        label="Health score compared with a value",
+        compile=compile_health_score,
+        describe=lambda p: f"health score {p['op']} {p['value']}",
+        params={"op": OP, "value": Param(int, minimum=0, maximum=100)},
+    )
+)
+register(
+    Kind(
+        name="plan",
+        label="Plan is one of",
+        compile=compile_plan,
+        describe=lambda p: "plan is " + " or ".join(p["plans"]),
+        params={"plans": Param(list, choices=tuple(Plan.values))},
+    )
+)
+register(
+    Kind(
+        name="team_growth",
+        label="Contacts added to the account in the last N days",
+        compile=compile_team_growth,
+        describe=lambda p: (
+            f"at least {p['value']} contacts added in the last {p['days']} days"
+        ),
+        params={
+            "days": DAYS,
+            "value": Param(int, required=False, default=1, minimum=1),
+        },
+    )
+)
+register(
+    Kind(
+        name="contact_count",
+        label="Number of contacts at the account",
+        compile=compile_contact_count,
+        describe=lambda p: f"contacts at the account {p['op']} {p['value']}",
+        params={"op": OP, "value": COUNT},
+    )
+)
+register(
+    Kind(
+        name="survey_score",
+        label="Survey answered with a score in a range in the last N days",
+        compile=compile_survey_score,
+        describe=lambda p: (
+            f"{p['survey'].upper()} {p['min']}-{p['max']} in the last {p['days']} days"
+        ),
+        params={
+            "survey": Param(str, choices=tuple(SurveyKind.values)),
+            "min": Param(int, minimum=0, maximum=10),
+            "max": Param(int, minimum=0, maximum=10),
+            "days": DAYS,
+        },
+    )
+)
+register(
+    Kind(
+        name="open_tickets",
+        label="Number of open support tickets",
+        compile=compile_open_tickets,
+        describe=lambda p: (
+            f"open {'/'.join(p['priorities']) or 'any-priority'} tickets "
+            f"{p['op']} {p['value']}"
+        ),
+        params={
+            "op": OP,
+            "value": COUNT,
+            "priorities": Param(
+                list, required=False, default=[], choices=tuple(TicketPriority.values)
+            ),
+        },
+    )
+)
