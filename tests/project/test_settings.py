@@ -1,0 +1,44 @@
+"""Environment readers fail loudly on malformed values."""
+
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import database_from_url, env_bool, env_int, env_str
+
+
+def test_env_bool_rejects_unknown_word(monkeypatch):
+    monkeypatch.setenv("NUDGEPATH_FLAG", "maybe")
+
+    with pytest.raises(
+        ImproperlyConfigured, match="NUDGEPATH_FLAG='maybe' is not a boolean"
+    ):
+        env_bool("NUDGEPATH_FLAG", default=False)
+
+
+def test_env_int_rejects_text(monkeypatch):
+    monkeypatch.setenv("NUDGEPATH_NUMBER", "ten")
+
+    with pytest.raises(ImproperlyConfigured, match="NUDGEPATH_NUMBER='ten'"):
+        env_int("NUDGEPATH_NUMBER", default=1)
+
+
+def test_env_str_reads_secret_file(monkeypatch, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("NUDGEPATH_TOKEN_FILE", str(secret))
+
+    assert env_str("NUDGEPATH_TOKEN", "") == "s3cret"
+
+
+def test_database_url_forms():
+    postgres = database_from_url("postgres://app:pw@db.internal:6432/np", Path("/srv"))
+    sqlite = database_from_url("sqlite:///db.sqlite3", Path("/srv"))
+
+    assert postgres["HOST"] == "db.internal"
+    assert postgres["PORT"] == "6432"
+    assert postgres["NAME"] == "np"
+    assert sqlite["NAME"] == Path("/srv/db.sqlite3")
+    with pytest.raises(ImproperlyConfigured, match="unsupported scheme 'mysql'"):
+        database_from_url("mysql://root@127.0.0.1/np", Path("/srv"))
