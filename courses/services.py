@@ -7,20 +7,30 @@ into the models directly to write.
 import hashlib
 import logging
 import secrets
+import smtplib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.contrib.auth.models import User
+from django.core.mail import send_mail
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from courses.models import (
     Course,
     Enrollment,
     EnrollmentSource,
+    EnrollmentStatus,
     Lesson,
     LessonKind,
+    LessonProgress,
     Module,
     SignInLink,
 )
@@ -144,3 +154,463 @@ def claim_sign_in_link(token: str) -> SignInLink | None:
     return SignInLink.objects.select_related("contact").get(
         token_hash=_hash_token(token)
     )
+
+
+# --- Sign-in: redeeming links and requesting new ones -----------------------
+
+# A contact can receive at most this many sign-in links per hour, counting
+# every SignInLink row created for them, including links in trigger emails.
+SIGN_IN_LINKS_PER_HOUR = 5
+
+SIGN_IN_EMAIL_SUBJECT = "Your Nudgepath sign-in link"
+
+
+def find_sign_in_link(token: str) -> SignInLink | None:
+    """Return the unexpired, unused link for a token without claiming it.
+
+    The confirmation page calls this to report an unusable link before the
+    learner presses the button.
+    """
+    return SignInLink.objects.filter(
+        token_hash=_hash_token(token),
+        used_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    ).first()
+
+
+def safe_next_path(value: str | None) -> str:
+    """Return value when it is a path on this site, otherwise the portal home.
+
+    Only "/..." paths pass. Absolute URLs, scheme-relative "//host" forms,
+    control characters and backslash tricks that browsers read as another
+    host are rejected.
+    """
+    home = reverse("portal:home")
+    if not value or not value.startswith("/"):
+        return home
+    # Browsers drop tabs and newlines inside URLs, and a newline would also
+    # break the Location header, so any control character is rejected.
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        return home
+    if not url_has_allowed_host_and_scheme(value, allowed_hosts=set()):
+        return home
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return home
+    return value
+
+
+def _username_candidates(contact: Contact) -> list[str]:
+    max_length = User._meta.get_field("username").max_length or 150
+    candidates = [contact.external_id, contact.email, f"contact-{contact.pk}"]
+    return [name[:max_length] for name in candidates if name]
+
+
+def _create_portal_user(contact: Contact) -> User:
+    """Create a Django user with an unusable password for a contact.
+
+    A username that already belongs to another user is skipped, never
+    reused, so a contact cannot take over a staff user with the same name.
+    """
+    for username in _username_candidates(contact):
+        try:
+            with transaction.atomic():
+                return User.objects.create_user(
+                    username=username,
+                    email=contact.email,
+                    password=None,
+                    first_name=contact.first_name,
+                    last_name=contact.last_name,
+                )
+        except IntegrityError:
+            # The candidate may be an email address, so it stays out of the log.
+            logger.info(
+                "A username for contact %s is taken; trying the next", contact.pk
+            )
+    # The last candidate contains the contact's primary key, so reaching this
+    # line means a user was created by hand with that exact name.
+    suffix = secrets.token_hex(4)
+    return User.objects.create_user(
+        username=f"contact-{contact.pk}-{suffix}", email=contact.email, password=None
+    )
+
+
+@transaction.atomic
+def portal_user_for(contact: Contact) -> User:
+    """Return the contact's Django user, creating it on first sign-in.
+
+    The contact row is locked so that two links redeemed at the same moment
+    create one user.
+    """
+    locked = (
+        Contact.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .get(pk=contact.pk)
+    )
+    if locked.user is not None:
+        return locked.user
+    user = _create_portal_user(locked)
+    locked.user = user
+    locked.save(update_fields=["user", "updated_at"])
+    contact.user = user
+    logger.info("Created portal user %s for contact %s", user.pk, contact.pk)
+    return user
+
+
+@dataclass(frozen=True)
+class RedeemedLink:
+    user: User
+    next_path: str
+
+
+@transaction.atomic
+def redeem_sign_in_link(token: str) -> RedeemedLink | None:
+    """Claim a sign-in link and return the contact's user and where to go next.
+
+    Returns None when the token is unknown, used or expired. Claiming and
+    creating the user share one transaction, so a failure leaves the link
+    usable.
+    """
+    link = claim_sign_in_link(token)
+    if link is None:
+        return None
+    user = portal_user_for(link.contact)
+    return RedeemedLink(user=user, next_path=safe_next_path(link.next_path))
+
+
+def _find_contact_by_email(email: str) -> Contact | None:
+    exact = Contact.objects.filter(email=email).first()
+    if exact is not None:
+        return exact
+    # Contact.email is unique only as typed, so a case-insensitive match is
+    # used only when it is unambiguous.
+    matches = list(Contact.objects.filter(email__iexact=email)[:2])
+    return matches[0] if len(matches) == 1 else None
+
+
+def request_sign_in_link(email: str, next_path: str = "") -> bool:
+    """Email a new sign-in link to the contact with this address.
+
+    Returns whether an email went out. Nothing is sent for an unknown address
+    or a contact who already received SIGN_IN_LINKS_PER_HOUR links in the
+    last hour. Callers must respond the same way in every case so the page
+    does not reveal which addresses exist.
+    """
+    # NOTE: the mail is sent inside the request, so the response for a known
+    # address takes longer than for an unknown one. A queued task would hide that.
+    contact = _find_contact_by_email(email.strip())
+    if contact is None:
+        logger.info("Sign-in link requested for an unknown address")
+        return False
+
+    url = _create_rate_limited_sign_in_url(contact, safe_next_path(next_path))
+    if url is None:
+        logger.warning(
+            "Sign-in link for contact %s not sent: %s links in the last hour",
+            contact.pk,
+            SIGN_IN_LINKS_PER_HOUR,
+        )
+        return False
+
+    body = render_to_string(
+        "portal/email/sign_in_link.txt",
+        {
+            "contact": contact,
+            "url": url,
+            "max_age_hours": settings.MAGIC_LINK_MAX_AGE_HOURS,
+        },
+    )
+    try:
+        send_mail(SIGN_IN_EMAIL_SUBJECT, body, None, [contact.email])
+    except (smtplib.SMTPException, OSError) as exc:
+        logger.error("Sending a sign-in link to contact %s failed: %s", contact.pk, exc)
+        return False
+    logger.info("Sent a sign-in link to contact %s", contact.pk)
+    return True
+
+
+@transaction.atomic
+def _create_rate_limited_sign_in_url(contact: Contact, next_path: str) -> str | None:
+    # Locking the contact makes concurrent requests count one after another,
+    # so a burst cannot get past the hourly limit.
+    Contact.objects.select_for_update().get(pk=contact.pk)
+    since = timezone.now() - timedelta(hours=1)
+    recent = SignInLink.objects.filter(contact=contact, created_at__gte=since).count()
+    if recent >= SIGN_IN_LINKS_PER_HOUR:
+        return None
+    return create_sign_in_url(contact, next_path)
+
+
+# --- Learner progress ----------------------------------------------------------
+
+# Course order of lessons: module order, then lesson order, with ids breaking ties.
+LESSON_ORDER = ("module__order", "module_id", "order", "id")
+
+
+def enrollments_for(contact: Contact) -> QuerySet[Enrollment]:
+    """Return the contact's enrollments in published courses, newest first.
+
+    Every portal page reaches a course or lesson through this queryset, so
+    a learner can only open courses they are enrolled in.
+    """
+    return (
+        Enrollment.objects.filter(contact=contact, course__is_published=True)
+        .select_related("course")
+        .order_by("-enrolled_at", "-id")
+    )
+
+
+def lesson_path(course: Course, lesson: Lesson) -> str:
+    return reverse(
+        "portal:lesson", kwargs={"slug": course.slug, "lesson_id": lesson.pk}
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """An enrollment's progress over the course's required lessons."""
+
+    completed: int
+    total: int
+    # Rounded down, so 100 means every required lesson is completed.
+    percent: int
+    # The first lesson in course order that is not completed, required or not.
+    next_lesson_id: int | None
+
+
+def enrollment_progress(enrollments: Iterable[Enrollment]) -> dict[int, Progress]:
+    """Compute progress for many enrollments, keyed by enrollment id.
+
+    Three aggregate queries, however many enrollments are passed.
+    """
+    enrollment_list = list(enrollments)
+    if not enrollment_list:
+        return {}
+    enrollment_ids = [enrollment.pk for enrollment in enrollment_list]
+    course_ids = {enrollment.course_id for enrollment in enrollment_list}
+
+    required_per_course = dict(
+        Lesson.objects.filter(module__course_id__in=course_ids, is_required=True)
+        .values("module__course_id")
+        .annotate(total=Count("id"))
+        .values_list("module__course_id", "total")
+    )
+
+    # Only progress on lessons of the enrollment's own course counts, so a
+    # stray row written against another course cannot inflate the figure.
+    completed_per_enrollment = dict(
+        LessonProgress.objects.filter(
+            enrollment_id__in=enrollment_ids,
+            completed_at__isnull=False,
+            lesson__is_required=True,
+            lesson__module__course_id=F("enrollment__course_id"),
+        )
+        .values("enrollment_id")
+        .annotate(done=Count("id"))
+        .values_list("enrollment_id", "done")
+    )
+
+    first_incomplete = Lesson.objects.filter(
+        module__course_id=OuterRef("course_id")
+    ).exclude(
+        Exists(
+            LessonProgress.objects.filter(
+                enrollment_id=OuterRef(OuterRef("pk")),
+                lesson_id=OuterRef("pk"),
+                completed_at__isnull=False,
+            )
+        )
+    )
+    next_lessons = dict(
+        Enrollment.objects.filter(pk__in=enrollment_ids)
+        .annotate(
+            next_lesson_id=Subquery(
+                first_incomplete.order_by(*LESSON_ORDER).values("id")[:1]
+            )
+        )
+        .values_list("pk", "next_lesson_id")
+    )
+
+    progress = {}
+    for enrollment in enrollment_list:
+        total = required_per_course.get(enrollment.course_id, 0)
+        completed = completed_per_enrollment.get(enrollment.pk, 0)
+        progress[enrollment.pk] = Progress(
+            completed=completed,
+            total=total,
+            percent=completed * 100 // total if total else 0,
+            next_lesson_id=next_lessons.get(enrollment.pk),
+        )
+    return progress
+
+
+def _lesson_of_course(enrollment: Enrollment, lesson: Lesson) -> Lesson:
+    """Re-read the lesson with its module, raising ValueError for another course's."""
+    fresh = Lesson.objects.select_related("module").get(pk=lesson.pk)
+    if fresh.module.course_id != enrollment.course_id:
+        raise ValueError(
+            f"Lesson {lesson.pk} belongs to course {fresh.module.course_id}, not to "
+            f"course {enrollment.course_id} of enrollment {enrollment.pk}; "
+            "pass a lesson of the enrolled course."
+        )
+    return fresh
+
+
+def _lesson_position(lesson: Lesson) -> tuple[int, int, int, int]:
+    return (lesson.module.order, lesson.module_id, lesson.order, lesson.pk)
+
+
+def _advance(locked: Enrollment, lesson: Lesson, at: datetime) -> None:
+    """Set started_at on first activity and move furthest_lesson forward, never back."""
+    changed = []
+    if locked.started_at is None:
+        locked.started_at = at
+        changed.append("started_at")
+    furthest = locked.furthest_lesson
+    if furthest is None or _lesson_position(lesson) > _lesson_position(furthest):
+        locked.furthest_lesson = lesson
+        changed.append("furthest_lesson")
+    if changed:
+        locked.save(update_fields=[*changed, "updated_at"])
+
+
+def _lock_enrollment(enrollment: Enrollment) -> Enrollment:
+    # Progress writes for one enrollment run one at a time behind this row
+    # lock, so the completion check below reads the other writers' committed rows.
+    return (
+        Enrollment.objects.select_for_update(of=("self",))
+        .select_related("furthest_lesson__module")
+        .get(pk=enrollment.pk)
+    )
+
+
+@transaction.atomic
+def record_lesson_view(
+    enrollment: Enrollment, lesson: Lesson, at: datetime | None = None
+) -> LessonProgress:
+    """Record that the learner opened a lesson: one more view, started on first view."""
+    viewed_at = at or timezone.now()
+    lesson = _lesson_of_course(enrollment, lesson)
+    locked = _lock_enrollment(enrollment)
+
+    LessonProgress.objects.bulk_create(
+        [LessonProgress(enrollment=locked, lesson=lesson, started_at=viewed_at)],
+        ignore_conflicts=True,
+    )
+    LessonProgress.objects.filter(enrollment=locked, lesson=lesson).update(
+        views=F("views") + 1, updated_at=timezone.now()
+    )
+    _advance(locked, lesson, viewed_at)
+
+    enrollment.started_at = locked.started_at
+    enrollment.furthest_lesson_id = locked.furthest_lesson_id
+    return LessonProgress.objects.get(enrollment=locked, lesson=lesson)
+
+
+@transaction.atomic
+def complete_lesson(
+    enrollment: Enrollment, lesson: Lesson, at: datetime | None = None
+) -> Enrollment:
+    """Mark a lesson completed, and the enrollment once all required lessons are.
+
+    Idempotent: a lesson keeps the time it was first completed, and the
+    enrollment's completed_at is set once. Only an active enrollment becomes
+    completed; progress on a failed or withdrawn one is still recorded.
+    """
+    completed_at = at or timezone.now()
+    lesson = _lesson_of_course(enrollment, lesson)
+    locked = _lock_enrollment(enrollment)
+
+    # The unique (enrollment, lesson) constraint turns a second insert into a
+    # no-op, and the conditional UPDATE only fills a missing completed_at.
+    LessonProgress.objects.bulk_create(
+        [
+            LessonProgress(
+                enrollment=locked,
+                lesson=lesson,
+                started_at=completed_at,
+                completed_at=completed_at,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    LessonProgress.objects.filter(
+        enrollment=locked, lesson=lesson, completed_at__isnull=True
+    ).update(completed_at=completed_at, updated_at=timezone.now())
+    _advance(locked, lesson, completed_at)
+
+    if locked.status == EnrollmentStatus.ACTIVE and not _required_lessons_left(locked):
+        locked.status = EnrollmentStatus.COMPLETED
+        locked.completed_at = completed_at
+        locked.save(update_fields=["status", "completed_at", "updated_at"])
+        logger.info("Enrollment %s completed course %s", locked.pk, locked.course_id)
+
+    enrollment.refresh_from_db()
+    return enrollment
+
+
+def _required_lessons_left(enrollment: Enrollment) -> bool:
+    completed = LessonProgress.objects.filter(
+        enrollment=enrollment, lesson_id=OuterRef("pk"), completed_at__isnull=False
+    )
+    return (
+        Lesson.objects.filter(module__course_id=enrollment.course_id, is_required=True)
+        .exclude(Exists(completed))
+        .exists()
+    )
+
+
+class LessonState(models.TextChoices):
+    NOT_STARTED = "not_started", "Not started"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+
+
+@dataclass(frozen=True)
+class LessonEntry:
+    lesson: Lesson
+    state: LessonState
+    progress: LessonProgress | None
+
+
+@dataclass(frozen=True)
+class ModuleEntry:
+    module: Module
+    lessons: list[LessonEntry]
+
+
+def course_outline(enrollment: Enrollment) -> list[ModuleEntry]:
+    """Return the course's modules and lessons in order, each with the learner's state.
+
+    Two queries: one for the lessons with their modules, one for progress.
+    Modules without lessons are left out.
+    """
+    lessons = (
+        Lesson.objects.filter(module__course_id=enrollment.course_id)
+        .select_related("module")
+        .order_by(*LESSON_ORDER)
+    )
+    progress_by_lesson = {
+        row.lesson_id: row
+        for row in LessonProgress.objects.filter(
+            enrollment=enrollment, lesson__module__course_id=enrollment.course_id
+        )
+    }
+
+    outline: list[ModuleEntry] = []
+    for lesson in lessons:
+        if not outline or outline[-1].module.pk != lesson.module_id:
+            outline.append(ModuleEntry(module=lesson.module, lessons=[]))
+        progress = progress_by_lesson.get(lesson.pk)
+        outline[-1].lessons.append(
+            LessonEntry(lesson=lesson, state=_state_of(progress), progress=progress)
+        )
+    return outline
+
+
+def _state_of(progress: LessonProgress | None) -> LessonState:
+    if progress is None:
+        return LessonState.NOT_STARTED
+    if progress.completed_at is not None:
+        return LessonState.COMPLETED
+    return LessonState.IN_PROGRESS
