@@ -5,7 +5,9 @@ apply to a contact through its account. Windows are half-open, (as_of - N
 days, as_of], so an event exactly N days old is outside a window of N days,
 and nothing after as_of is ever read: evaluation as of a past instant sees
 what was known then for events, tickets, surveys, contacts and health
-history. Plan, renewal date, kickoff and signup dates are current values.
+history, and subscription_plan and upgraded_within read subscription
+history. The plan kind, renewal date, kickoff and signup dates are current
+values.
 """
 
 from collections.abc import Mapping
@@ -38,6 +40,7 @@ from customers.models import (
     Contact,
     HealthScore,
     Plan,
+    Subscription,
     SupportTicket,
     SurveyKind,
     SurveyResponse,
@@ -436,5 +439,100 @@ register(
                 list, required=False, default=[], choices=tuple(TicketPriority.values)
             ),
         },
+    )
+)
+
+
+# -- expansion ---------------------------------------------------------------
+# These kinds read subscription history and contact roles up to as_of, so
+# they too see only what was known at a past instant.
+
+
+def compile_new_role_added(context: EvaluationContext, params: Params) -> Q:
+    """Match a contact added in the window whose role no earlier contact had.
+
+    The first contact of an account does not count, because a new role needs
+    a team that was already there. Roles compare case-insensitively, and
+    blank roles never count.
+    """
+    holders_before = Contact.objects.filter(
+        account=OuterRef("account"),
+        role__iexact=OuterRef("role"),
+        added_at__lt=OuterRef("added_at"),
+    )
+    team_before = Contact.objects.filter(
+        account=OuterRef("account"), added_at__lt=OuterRef("added_at")
+    )
+    newcomers = (
+        Contact.objects.filter(
+            account=account_ref(context),
+            added_at__gt=context.as_of - timedelta(days=params["days"]),
+            added_at__lte=context.as_of,
+        )
+        .exclude(role="")
+        .filter(Exists(team_before))
+        .exclude(Exists(holders_before))
+    )
+    return Q(Exists(newcomers))
+
+
+def compile_subscription_plan(context: EvaluationContext, params: Params) -> Q:
+    """Match a paid subscription on one of the plans in effect on the as_of date.
+
+    A subscription is in effect from started_on up to, not including,
+    ended_on. Trials do not count. An account without any subscription rows
+    falls back to its current Account.plan, so hand-made accounts still work.
+    """
+    today = as_of_date(context)
+    in_effect = Subscription.objects.filter(
+        account=account_ref(context),
+        started_on__lte=today,
+        is_trial=False,
+        plan__in=params["plans"],
+    ).filter(Q(ended_on__isnull=True) | Q(ended_on__gt=today))
+    any_subscription = Subscription.objects.filter(account=account_ref(context))
+    current_plan = Q(**{f"{account_field(context, 'plan')}__in": params["plans"]})
+    return Q(Exists(in_effect)) | (~Q(Exists(any_subscription)) & current_plan)
+
+
+def compile_upgraded_within(context: EvaluationContext, params: Params) -> Q:
+    """Match a subscription marked as an upgrade that started in the last N days."""
+    today = as_of_date(context)
+    upgrades = Subscription.objects.filter(
+        account=account_ref(context),
+        is_upgrade=True,
+        started_on__gt=today - timedelta(days=params["days"]),
+        started_on__lte=today,
+    )
+    return Q(Exists(upgrades))
+
+
+register(
+    Kind(
+        name="new_role_added",
+        label="A contact with a role new to the account added in the last N days",
+        compile=compile_new_role_added,
+        describe=lambda p: (
+            f"a contact with a new role added in the last {p['days']} days"
+        ),
+        params={"days": DAYS},
+    )
+)
+register(
+    Kind(
+        name="subscription_plan",
+        label="Paid subscription on one of the plans",
+        compile=compile_subscription_plan,
+        describe=lambda p: "subscribed to " + " or ".join(p["plans"]),
+        params={"plans": Param(list, choices=tuple(Plan.values))},
+    )
+)
+register(
+    Kind(
+        name="upgraded_within",
+        label="Subscription upgraded in the last N days",
+        compile=compile_upgraded_within,
+        describe=lambda p: f"upgraded in the last {p['days']} days",
+        params={"days": DAYS},
     )
 )
