@@ -28,6 +28,9 @@ MIN_EVENTS = 5
 # chi-square p-value is unreliable, so Fisher's exact test is used instead.
 MIN_EXPECTED_COUNT = 5
 
+# Variances below this share of the squared mean are rounding noise.
+RELATIVE_VARIANCE_NOISE = 1e-12
+
 CHI_SQUARE = "Pearson chi-square"
 FISHER_EXACT = "Fisher exact"
 WELCH_T = "Welch t-test"
@@ -61,6 +64,26 @@ class Summary:
     n: int
     mean: float | None
     sd: float | None
+
+    @classmethod
+    def from_sums(cls, n: int, total: float, sum_of_squares: float) -> "Summary":
+        """Build a summary from the count, sum and sum of squares of the values.
+
+        SQL can aggregate these three on every database, unlike a sample
+        standard deviation. Fine for values up to a few thousand days or
+        tickets, where the subtraction below loses no meaningful precision.
+        """
+        if n == 0:
+            return cls(n=0, mean=None, sd=None)
+        mean = total / n
+        if n == 1:
+            return cls(n=1, mean=mean, sd=None)
+        variance = (sum_of_squares - total * mean) / (n - 1)
+        # Cancellation leaves a tiny non-zero variance, or a negative one,
+        # when all values are equal; read anything that small as zero.
+        if variance <= RELATIVE_VARIANCE_NOISE * mean**2:
+            variance = 0.0
+        return cls(n=n, mean=mean, sd=math.sqrt(variance))
 
     @classmethod
     def from_values(cls, values: Sequence[float]) -> "Summary":
@@ -144,8 +167,11 @@ def wilson_interval(events: int, n: int, confidence: float = CONFIDENCE) -> Inte
     half_width = (
         z * math.sqrt(share * (1 - share) / n + z**2 / (4 * n**2)) / denominator
     )
-    # Clamp rounding noise so that 0 and n events give exactly 0 and 1.
-    return Interval(max(0.0, centre - half_width), min(1.0, centre + half_width))
+    # With 0 or n events one bound is exactly 0 or 1 but floating point
+    # arithmetic misses it by a few ulps, so set it directly.
+    low = 0.0 if events == 0 else centre - half_width
+    high = 1.0 if events == n else centre + half_width
+    return Interval(low, high)
 
 
 def estimate_proportion(

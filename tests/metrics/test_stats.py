@@ -142,6 +142,23 @@ def test_summary_matches_numpy():
     assert summary.sd == pytest.approx(np.std(values, ddof=1))
 
 
+def test_summary_from_sums_matches_values():
+    values = np.random.default_rng(8).integers(0, 400, size=300).astype(float)
+
+    summary = Summary.from_sums(
+        len(values), float(values.sum()), float((values**2).sum())
+    )
+
+    assert summary.mean == pytest.approx(values.mean(), rel=1e-12)
+    assert summary.sd == pytest.approx(values.std(ddof=1), rel=1e-9)
+
+
+def test_summary_from_sums_of_constant_values():
+    summary = Summary.from_sums(3, 0.3, 0.03)
+
+    assert summary.sd == 0.0
+
+
 def test_mean_of_one_value_has_no_interval():
     estimate = estimate_mean(Summary.from_values([4.0]))
 
