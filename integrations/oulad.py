@@ -1,0 +1,100 @@
+"""Import the OULAD 2013 presentations as courses, enrollments and lesson progress.
+
+OULAD learners have no names or employers, so each is linked to one of the
+contacts that the RavenStack import made: learners sorted by id_student,
+contacts sorted by external_id, learner k gets contact k modulo the number
+of contacts. The RavenStack import must therefore run first.
+"""
+
+import logging
+import time
+from pathlib import Path
+
+from customers.models import Contact
+from integrations.csvfiles import read_csv, require_folder
+from integrations.oulad_courses import (
+    ASSESSMENTS,
+    COURSE_COLUMNS,
+    COURSES,
+    MATERIALS,
+    parse_assessments,
+    parse_courses,
+    place_materials,
+    plan_modules,
+    write_assessments,
+    write_courses,
+    write_materials,
+)
+from integrations.oulad_enrollments import (
+    ENROLLMENT_COLUMNS,
+    REGISTRATIONS,
+    link_learners,
+    parse_registrations,
+    write_enrollments,
+)
+from integrations.oulad_progress import (
+    CLICK_COLUMNS,
+    CLICKS_PATTERN,
+    RESULT_COLUMNS,
+    RESULTS,
+    write_clicks,
+    write_results,
+)
+from integrations.report import ImportDataError, ImportReport
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = {**COURSE_COLUMNS, **ENROLLMENT_COLUMNS, RESULTS: RESULT_COLUMNS}
+
+WHAT_TO_DO = (
+    "Pass the folder that holds the *_2013.csv files of the Open University Learning "
+    "Analytics Dataset (see docs/data.md), or make a small sample with: "
+    "python manage.py generate_sample FOLDER"
+)
+
+
+def import_oulad(folder: Path, progress: bool = False) -> ImportReport:
+    """Import courses, modules, lessons, enrollments and progress from OULAD files."""
+    started = time.monotonic()
+    folder = require_folder(Path(folder), COLUMNS, WHAT_TO_DO)
+    contacts = sorted(Contact.objects.values_list("external_id", "pk"))
+    if not contacts:
+        raise ImportDataError(
+            "There are no contacts to enroll OULAD learners as. Import RavenStack "
+            "first (python manage.py import_ravenstack FOLDER), or run both with "
+            "python manage.py import_data FOLDER."
+        )
+    report = ImportReport(source="OULAD", folder=folder)
+    logger.info("OULAD import from %s started", folder)
+
+    tables = {
+        name: read_csv(folder / name, columns, report)
+        for name, columns in COLUMNS.items()
+    }
+    click_tables = {
+        path.name: read_csv(path, CLICK_COLUMNS, report)
+        for path in sorted(folder.glob(CLICKS_PATTERN))
+    }
+    courses = parse_courses(tables[COURSES], report)
+    assessments = parse_assessments(tables[ASSESSMENTS], courses, report)
+    plan_modules(courses, assessments)
+    materials = place_materials(tables[MATERIALS], courses, report)
+    registrations = parse_registrations(tables, courses, report)
+    contact_of = link_learners(tables[REGISTRATIONS], [pk for _, pk in contacts])
+
+    write_courses(courses, report, progress)
+    write_assessments(courses, assessments, report, progress)
+    write_materials(courses, materials, report, progress)
+    enrollments = write_enrollments(registrations, contact_of, report, progress)
+    write_results(tables[RESULTS], assessments, enrollments, report, progress)
+    for file, rows in click_tables.items():
+        write_clicks(file, rows, courses, enrollments, report, progress)
+
+    report.seconds = time.monotonic() - started
+    logger.info(
+        "OULAD import from %s finished in %d ms with %d rows skipped",
+        folder,
+        report.seconds * 1000,
+        len(report.errors),
+    )
+    return report
