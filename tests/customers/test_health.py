@@ -1,0 +1,199 @@
+"""Daily health scores: the formula, its window, upserts and query count."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from customers.health import HEALTH_WEIGHTS
+from customers.models import Account, HealthScore
+from customers.services import compute_health_scores, record_health_score
+from tests.factories import (
+    make_account,
+    make_contact,
+    make_event,
+    make_health,
+    make_survey,
+    make_ticket,
+)
+
+pytestmark = pytest.mark.django_db
+
+ON = date(2024, 6, 15)
+# The window scored for ON: 16 May 00:00 UTC up to, not including, 15 Jun.
+WINDOW_START = datetime(2024, 5, 16, tzinfo=UTC)
+WINDOW_END = datetime(2024, 6, 15, tzinfo=UTC)
+INSIDE = datetime(2024, 6, 1, 10, tzinfo=UTC)
+
+
+def score_of(account: Account, on: date = ON) -> HealthScore:
+    return HealthScore.objects.get(account=account, scored_on=on)
+
+
+def test_weights_add_up_to_hundred():
+    assert sum(HEALTH_WEIGHTS.values()) == 100
+
+
+def test_score_matches_formula():
+    account = make_account(seats=2)
+    first, second, _idle = (make_contact(account) for _ in range(3))
+    make_event(first, INSIDE, quantity=10)
+    make_event(second, INSIDE, quantity=5)
+    make_ticket(account, INSIDE, priority="urgent")
+    make_ticket(account, INSIDE, priority="high")
+    make_ticket(account, INSIDE, priority="medium")
+    make_survey(first, INSIDE, 4, kind="csat")
+    make_ticket(
+        account,
+        INSIDE - timedelta(days=3),
+        priority="low",
+        closed_at=INSIDE,
+        satisfaction_score=5,
+    )
+
+    compute_health_scores(ON)
+
+    # Usage is 15 uses for 2 seats at 20 uses a seat. Active users are 2 of 3.
+    # Support loses 0.5 for the urgent and 0.25 for the high ticket. CSAT is
+    # the mean of 4 and 5 on a 1-5 scale.
+    usage = 15 / (2 * 20)
+    active = 2 / 3
+    support = 1 - 0.5 - 0.25
+    csat = (4.5 - 1) / 4
+    expected = 40 * usage + 25 * active + 20 * support + 15 * csat
+    stored = score_of(account)
+    assert stored.score == round(expected)
+    assert stored.score == 50
+    assert stored.measures["usage"]["points"] == pytest.approx(40 * usage, abs=0.01)
+    assert stored.measures["active_users"]["points"] == pytest.approx(
+        25 * active, abs=0.01
+    )
+    assert stored.measures["support"]["open_urgent"] == 1
+    assert stored.measures["support"]["open_high"] == 1
+    assert stored.measures["csat"]["csat_answers"] == 2
+    account.refresh_from_db()
+    assert account.health_score == 50
+
+
+def test_missing_measures_share_weight():
+    # No contacts and no CSAT: usage and support share the 100 points 40:20.
+    account = make_account(seats=1)
+    make_event(make_contact(account, added_at=WINDOW_END), INSIDE, quantity=5)
+
+    compute_health_scores(ON)
+
+    stored = score_of(account)
+    expected = 100 * (40 * (5 / 20) + 20 * 1.0) / 60
+    assert stored.score == round(expected)
+    assert stored.score == 50
+    assert stored.measures["active_users"]["available"] is False
+    assert stored.measures["csat"]["available"] is False
+
+
+def test_window_edges_are_half_open():
+    account = make_account(seats=1)
+    contact = make_contact(account, added_at=WINDOW_START - timedelta(days=1))
+    make_event(contact, WINDOW_START, quantity=4)
+    make_event(contact, WINDOW_START - timedelta(seconds=1), quantity=100)
+    make_event(contact, WINDOW_END, quantity=100)
+
+    compute_health_scores(ON)
+
+    assert score_of(account).measures["usage"]["uses"] == 4
+
+
+def test_ticket_closed_at_window_end_counts_open():
+    account = make_account()
+    make_ticket(account, INSIDE, priority="urgent", closed_at=WINDOW_END)
+    make_ticket(
+        account,
+        INSIDE,
+        priority="urgent",
+        closed_at=WINDOW_END - timedelta(seconds=1),
+    )
+    make_ticket(account, WINDOW_END, priority="urgent")
+
+    compute_health_scores(ON)
+
+    assert score_of(account).measures["support"]["open_urgent"] == 1
+
+
+def test_only_signed_up_accounts_scored():
+    signed_up = make_account(signup_date=ON)
+    make_account(signup_date=ON + timedelta(days=1))
+
+    scored = compute_health_scores(ON)
+
+    assert scored == 1
+    assert list(HealthScore.objects.values_list("account", flat=True)) == [signed_up.pk]
+
+
+def test_recomputing_day_replaces_score():
+    account = make_account(seats=1)
+    contact = make_contact(account)
+    compute_health_scores(ON)
+    first = score_of(account).score
+    make_event(contact, INSIDE, quantity=20)
+
+    compute_health_scores(ON)
+
+    assert HealthScore.objects.filter(account=account).count() == 1
+    assert score_of(account).score > first
+
+
+def test_earlier_day_keeps_latest_score():
+    account = make_account(seats=1)
+    make_health(account, ON + timedelta(days=1), 88)
+    Account.objects.filter(pk=account.pk).update(health_score=88)
+
+    compute_health_scores(ON)
+
+    account.refresh_from_db()
+    assert account.health_score == 88
+    assert score_of(account).score != 88
+
+
+def test_record_score_from_crm():
+    account = make_account()
+    make_health(account, ON, 40)
+
+    stored = record_health_score(account, ON, 72, {"source": "crm"})
+
+    assert stored.score == 72
+    assert stored.measures == {"source": "crm"}
+    assert HealthScore.objects.filter(account=account).count() == 1
+    assert account.health_score == 72
+    account.refresh_from_db()
+    assert account.health_score == 72
+
+
+@pytest.mark.parametrize("score", [-1, 101, 7.5, True, "80"])
+def test_record_score_rejects_invalid(score):
+    account = make_account()
+
+    with pytest.raises(ValueError, match="give a whole number from 0 to 100"):
+        record_health_score(account, ON, score)
+
+    assert not HealthScore.objects.filter(account=account).exists()
+
+
+def queries_for_accounts(count: int) -> int:
+    with transaction.atomic():
+        for _ in range(count):
+            account = make_account(seats=3)
+            contact = make_contact(account)
+            make_event(contact, INSIDE)
+            make_ticket(account, INSIDE, priority="urgent")
+            make_survey(contact, INSIDE, 4, kind="csat")
+        with CaptureQueriesContext(connection) as queries:
+            assert compute_health_scores(ON) == count
+        transaction.set_rollback(True)
+    return len(queries.captured_queries)
+
+
+def test_query_count_independent_of_accounts():
+    few = queries_for_accounts(5)
+
+    assert few == queries_for_accounts(50)
+    assert few <= 10
