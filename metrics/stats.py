@@ -4,7 +4,7 @@ Pure functions over counts and summary statistics (n, mean, standard
 deviation), so callers can aggregate in SQL and pass only a few numbers here.
 Nothing in this module imports Django.
 
-Conventions: every interval is at 95 % unless a caller asks otherwise, every
+Conventions: every interval is at 95% unless a caller asks otherwise, every
 test is two-sided, and a difference is always group ``a`` minus group ``b``.
 """
 

@@ -6,4 +6,6 @@ app_name = "metrics"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("outcomes.csv", views.outcomes_csv, name="outcomes-csv"),
+    path("engagement.csv", views.engagement_csv, name="engagement-csv"),
 ]
