@@ -1,0 +1,266 @@
+"""The courses admin: authoring courses, enrolling contacts, reading progress."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from courses.forms import (
+    CourseAdminForm,
+    EnrollmentAdminForm,
+    LessonAdminForm,
+    ModuleAdminForm,
+)
+from courses.models import (
+    Course,
+    Enrollment,
+    EnrollmentSource,
+    Lesson,
+    LessonProgress,
+    Module,
+    SignInLink,
+)
+
+
+class ReadOnlyAdminMixin:
+    """An admin mixin that shows rows but allows no adding, editing or deleting."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ModuleInline(admin.TabularInline):
+    model = Module
+    form = ModuleAdminForm
+    fields = ["order", "title", "starts_day", "ends_day", "lesson_count"]
+    readonly_fields = ["lesson_count"]
+    extra = 0
+    show_change_link = True
+    ordering = ["order", "id"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Module]:
+        return super().get_queryset(request).annotate(lesson_total=Count("lessons"))
+
+    @admin.display(description="Lessons")
+    def lesson_count(self, module: Module) -> int:
+        return getattr(module, "lesson_total", 0)
+
+
+@admin.register(Course)
+class CourseAdmin(admin.ModelAdmin):
+    form = CourseAdminForm
+    inlines = [ModuleInline]
+    list_display = ["title", "slug", "is_published", "module_total", "enrollment_total"]
+    list_filter = ["is_published"]
+    search_fields = ["title", "slug", "external_id"]
+    prepopulated_fields = {"slug": ["title"]}
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["title", "slug", "summary", "is_published"],
+                "description": "A course holds modules, and each module holds "
+                "lessons. Edit the modules below: the Order column sets the "
+                "order learners see. Open a module to edit its lessons.",
+            },
+        ),
+        (
+            "Schedule and source",
+            {
+                "fields": ["starts_on", "length_days", "external_id"],
+                "classes": ["collapse"],
+            },
+        ),
+        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Course]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                modules_total=Count("modules", distinct=True),
+                enrollments_total=Count("enrollments", distinct=True),
+            )
+        )
+
+    @admin.display(description="Modules", ordering="modules_total")
+    def module_total(self, course: Course) -> int:
+        return getattr(course, "modules_total", 0)
+
+    @admin.display(description="Enrollments", ordering="enrollments_total")
+    def enrollment_total(self, course: Course) -> int:
+        return getattr(course, "enrollments_total", 0)
+
+
+class LessonInline(admin.StackedInline):
+    model = Lesson
+    form = LessonAdminForm
+    fields = [("order", "title"), ("kind", "is_required", "weight"), "body", "url"]
+    extra = 0
+    show_change_link = True
+    ordering = ["order", "id"]
+
+
+@admin.register(Module)
+class ModuleAdmin(admin.ModelAdmin):
+    form = ModuleAdminForm
+    inlines = [LessonInline]
+    list_display = ["title", "course", "order"]
+    list_filter = ["course"]
+    list_select_related = ["course"]
+    search_fields = ["title", "course__title"]
+    ordering = ["course__title", "order", "id"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["course", "title", "order", ("starts_day", "ends_day")],
+                "description": "Lessons below are shown to learners by their "
+                "Order number. Untick Required for lessons a learner may skip.",
+            },
+        ),
+    ]
+
+
+@admin.register(Lesson)
+class LessonAdmin(admin.ModelAdmin):
+    form = LessonAdminForm
+    list_display = ["title", "module", "course_title", "kind", "order", "is_required"]
+    list_filter = ["kind", "is_required", "module__course"]
+    list_select_related = ["module__course"]
+    search_fields = ["title", "module__title", "module__course__title"]
+    ordering = ["module__course__title", "module__order", "module_id", "order", "id"]
+    fields = [
+        "module",
+        ("order", "title"),
+        ("kind", "is_required", "weight"),
+        "body",
+        "url",
+        "external_id",
+    ]
+
+    @admin.display(description="Course", ordering="module__course__title")
+    def course_title(self, lesson: Lesson) -> str:
+        return lesson.module.course.title
+
+
+class LessonProgressInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = LessonProgress
+    fields = ["lesson", "started_at", "completed_at", "views", "time_spent_seconds"]
+    readonly_fields = ["lesson", "started_at", "completed_at", "views"]
+    extra = 0
+    ordering = ["lesson__module__order", "lesson__module_id", "lesson__order"]
+    verbose_name_plural = "Lesson progress (recorded by the portal)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LessonProgress]:
+        return super().get_queryset(request).select_related("lesson")
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(admin.ModelAdmin):
+    form = EnrollmentAdminForm
+    inlines = [LessonProgressInline]
+    list_display = [
+        "contact",
+        "course",
+        "status",
+        "source",
+        "enrolled_at",
+        "completed_at",
+    ]
+    list_filter = ["status", "source", "course"]
+    list_select_related = ["contact", "course"]
+    search_fields = ["contact__email"]
+    search_help_text = "Search by the contact's email address."
+    date_hierarchy = "enrolled_at"
+    raw_id_fields = ["contact"]
+    readonly_fields = [
+        "started_at",
+        "completed_at",
+        "furthest_lesson",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["contact", "course", "source", "origin", "enrolled_at"],
+                "description": "Enrolling a contact twice in the same course is "
+                "not possible: the existing enrollment is kept.",
+            },
+        ),
+        ("Status", {"fields": ["status", "ended_at", "score"]}),
+        (
+            "Progress (recorded by the portal)",
+            {
+                "fields": ["started_at", "completed_at", "furthest_lesson"],
+                "description": "Filled in as the learner opens and completes "
+                "lessons; see the lesson rows below.",
+            },
+        ),
+        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial: dict[str, Any] = {
+            "source": EnrollmentSource.MANUAL,
+            "enrolled_at": timezone.now(),
+        }
+        initial.update(super().get_changeform_initial_data(request))
+        return initial
+
+    def save_model(
+        self, request: HttpRequest, obj: Enrollment, form: Any, change: bool
+    ) -> None:
+        if not change and not obj.origin:
+            obj.origin = f"admin:{request.user.get_username()}"
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(LessonProgress)
+class LessonProgressAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "enrollment",
+        "lesson",
+        "started_at",
+        "completed_at",
+        "views",
+    ]
+    list_filter = ["enrollment__course"]
+    list_select_related = ["enrollment__contact", "enrollment__course", "lesson"]
+    search_fields = ["enrollment__contact__email", "lesson__title"]
+    search_help_text = "Search by the contact's email address or the lesson title."
+    date_hierarchy = "started_at"
+
+
+@admin.register(SignInLink)
+class SignInLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # token_hash is left out of every page because no person needs it, and it
+    # is the only value that matches a row to a link in someone's inbox.
+    fields = ["contact", "next_path", "created_at", "expires_at", "used_at", "state"]
+    readonly_fields = ["state"]
+    list_display = ["contact", "state", "next_path", "created_at", "expires_at"]
+    list_select_related = ["contact"]
+    search_fields = ["contact__email"]
+    search_help_text = "Search by the contact's email address."
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+
+    @admin.display(description="State")
+    def state(self, link: SignInLink) -> str:
+        if link.used_at is not None:
+            return "Used"
+        if link.expires_at <= timezone.now():
+            return "Expired"
+        return "Unused"
