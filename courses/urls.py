@@ -7,6 +7,17 @@ app_name = "portal"
 urlpatterns = [
     path("", views.home, name="home"),
     path("sign-in/", views.sign_in, name="sign-in"),
+    # The fixed sign-in paths come before the token pattern; a token is 43
+    # characters long, so it never equals one of them.
+    path("sign-in/sent/", views.sign_in_sent, name="sign-in-sent"),
+    path("sign-in/staff/", views.StaffSignInView.as_view(), name="staff-sign-in"),
     path("sign-in/<str:token>/", views.magic_link, name="magic-link"),
+    path("sign-out/", views.sign_out, name="sign-out"),
     path("courses/<slug:slug>/", views.course, name="course"),
+    path("courses/<slug:slug>/lessons/<int:lesson_id>/", views.lesson, name="lesson"),
+    path(
+        "courses/<slug:slug>/lessons/<int:lesson_id>/complete/",
+        views.complete,
+        name="complete-lesson",
+    ),
 ]

@@ -1,19 +1,249 @@
-"""Portal views; placeholders until the portal is built."""
+"""The learner portal: sign-in, the learner's courses, lessons and progress.
 
+Every course and lesson is looked up through the signed-in contact's own
+enrollments, so another learner's course or an unpublished course is a 404.
+"""
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, Concatenate
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView, LogoutView
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from courses.forms import SignInLinkForm
+from courses.models import Enrollment, EnrollmentStatus, Lesson
+from courses.services import (
+    LessonEntry,
+    Progress,
+    complete_lesson,
+    course_outline,
+    enrollment_progress,
+    enrollments_for,
+    find_sign_in_link,
+    lesson_path,
+    record_lesson_view,
+    redeem_sign_in_link,
+    request_sign_in_link,
+)
+from customers.models import Contact
+
+logger = logging.getLogger(__name__)
+
+ContactView = Callable[Concatenate[HttpRequest, Contact, ...], HttpResponse]
 
 
-def home(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("Portal")
+def contact_required(view: ContactView) -> Callable[..., HttpResponse]:
+    """Require a signed-in user with a contact, and pass the contact to the view."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # login_required ran first, so the user is a saved row with a pk.
+        user_id = request.user.pk or 0
+        contact = Contact.objects.filter(user_id=user_id).first()
+        if contact is None:
+            return render(request, "portal/no_contact.html", status=403)
+        return view(request, contact, *args, **kwargs)
+
+    return wrapper
 
 
+# --- Sign-in -----------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
 def sign_in(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("Sign in")
+    if request.method == "POST":
+        form = SignInLinkForm(request.POST)
+        if form.is_valid():
+            request_sign_in_link(form.cleaned_data["email"], form.cleaned_data["next"])
+            # The same redirect whether or not a link went out, so the page
+            # does not reveal which addresses belong to a contact.
+            return redirect("portal:sign-in-sent")
+    else:
+        form = SignInLinkForm(initial={"next": request.GET.get("next", "")})
+    next_path = request.POST.get("next") or request.GET.get("next", "")
+    return render(request, "portal/sign_in.html", {"form": form, "next": next_path})
 
 
+def sign_in_sent(request: HttpRequest) -> HttpResponse:
+    context = {"max_age_hours": settings.MAGIC_LINK_MAX_AGE_HOURS}
+    return render(request, "portal/sign_in_sent.html", context)
+
+
+def _no_referrer(response: HttpResponse) -> HttpResponse:
+    # The token is in this page's address; keep it out of Referer headers.
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def magic_link(request: HttpRequest, token: str) -> HttpResponse:
-    return HttpResponse("Magic link")
+    """Confirm on GET and sign in on POST.
+
+    Mail scanners fetch links with GET, so only the POST from the
+    confirmation page uses up the single-use token.
+    """
+    if request.method != "POST":
+        if find_sign_in_link(token) is None:
+            return _no_referrer(_invalid_link(request))
+        return _no_referrer(render(request, "portal/magic_link_confirm.html"))
+
+    redeemed = redeem_sign_in_link(token)
+    if redeemed is None:
+        return _no_referrer(_invalid_link(request))
+    if not redeemed.user.is_active:
+        logger.warning("Sign-in link used for inactive user %s", redeemed.user.pk)
+        return _no_referrer(_invalid_link(request, inactive=True))
+
+    login(request, redeemed.user, backend="django.contrib.auth.backends.ModelBackend")
+    return redirect(redeemed.next_path)
 
 
-def course(request: HttpRequest, slug: str) -> HttpResponse:
-    return HttpResponse(slug)
+def _invalid_link(request: HttpRequest, *, inactive: bool = False) -> HttpResponse:
+    return render(
+        request,
+        "portal/magic_link_invalid.html",
+        {"form": SignInLinkForm(), "inactive": inactive},
+        status=403 if inactive else 410,
+    )
+
+
+class StaffSignInView(LoginView):
+    template_name = "portal/staff_sign_in.html"
+
+
+# Django's LogoutView accepts only POST, so a prefetched link cannot sign out.
+sign_out = LogoutView.as_view(next_page="portal:sign-in")
+
+
+# --- Learner pages -------------------------------------------------------------
+
+
+@contact_required
+def home(request: HttpRequest, contact: Contact) -> HttpResponse:
+    enrollments = list(enrollments_for(contact))
+    progress = enrollment_progress(enrollments)
+    rows = [
+        {
+            "enrollment": enrollment,
+            "progress": progress[enrollment.pk],
+            "resume_url": _resume_url(enrollment, progress[enrollment.pk]),
+        }
+        for enrollment in enrollments
+    ]
+    return render(request, "portal/home.html", {"contact": contact, "rows": rows})
+
+
+def _resume_url(enrollment: Enrollment, progress: Progress) -> str | None:
+    if progress.next_lesson_id is None:
+        return None
+    return reverse(
+        "portal:lesson",
+        kwargs={"slug": enrollment.course.slug, "lesson_id": progress.next_lesson_id},
+    )
+
+
+@contact_required
+def course(request: HttpRequest, contact: Contact, slug: str) -> HttpResponse:
+    enrollment = get_object_or_404(enrollments_for(contact), course__slug=slug)
+    progress = enrollment_progress([enrollment])[enrollment.pk]
+    context = {
+        "enrollment": enrollment,
+        "course": enrollment.course,
+        "progress": progress,
+        "outline": course_outline(enrollment),
+        "resume_url": _resume_url(enrollment, progress),
+    }
+    return render(request, "portal/course.html", context)
+
+
+def _enrolled_lesson(
+    contact: Contact, slug: str, lesson_id: int
+) -> tuple[Enrollment, Lesson]:
+    """Find a lesson through the contact's enrollment in its course, or raise 404."""
+    enrollment = get_object_or_404(enrollments_for(contact), course__slug=slug)
+    lesson = get_object_or_404(
+        Lesson.objects.select_related("module"),
+        pk=lesson_id,
+        module__course_id=enrollment.course_id,
+    )
+    return enrollment, lesson
+
+
+def _neighbours(
+    entries: list[LessonEntry], lesson: Lesson
+) -> tuple[Lesson | None, Lesson | None]:
+    """Return the lessons before and after this one in course order."""
+    lessons = [entry.lesson for entry in entries]
+    index = next(i for i, candidate in enumerate(lessons) if candidate.pk == lesson.pk)
+    previous = lessons[index - 1] if index > 0 else None
+    following = lessons[index + 1] if index + 1 < len(lessons) else None
+    return previous, following
+
+
+def _external_url(lesson: Lesson) -> str:
+    # Imported rows skip form validation, so only web links are shown.
+    url = lesson.url.strip()
+    return url if url.lower().startswith(("https://", "http://")) else ""
+
+
+@contact_required
+@require_http_methods(["GET", "HEAD"])
+def lesson(
+    request: HttpRequest, contact: Contact, slug: str, lesson_id: int
+) -> HttpResponse:
+    enrollment, current = _enrolled_lesson(contact, slug, lesson_id)
+    if request.method == "GET":
+        progress = record_lesson_view(enrollment, current)
+    else:
+        progress = None
+
+    entries = [
+        entry for module in course_outline(enrollment) for entry in module.lessons
+    ]
+    previous, following = _neighbours(entries, current)
+    context = {
+        "enrollment": enrollment,
+        "course": enrollment.course,
+        "lesson": current,
+        "lesson_progress": progress,
+        "external_url": _external_url(current),
+        "previous_url": lesson_path(enrollment.course, previous) if previous else None,
+        "next_url": lesson_path(enrollment.course, following) if following else None,
+    }
+    return render(request, "portal/lesson.html", context)
+
+
+@contact_required
+@require_POST
+def complete(
+    request: HttpRequest, contact: Contact, slug: str, lesson_id: int
+) -> HttpResponse:
+    enrollment, current = _enrolled_lesson(contact, slug, lesson_id)
+    was_completed = enrollment.status == EnrollmentStatus.COMPLETED
+    enrollment = complete_lesson(enrollment, current)
+
+    if enrollment.status == EnrollmentStatus.COMPLETED and not was_completed:
+        messages.success(request, f"You completed {enrollment.course.title}.")
+        return redirect("portal:course", slug=slug)
+    messages.success(request, f"Lesson “{current.title}” is marked complete.")
+
+    entries = [
+        entry for module in course_outline(enrollment) for entry in module.lessons
+    ]
+    _previous, following = _neighbours(entries, current)
+    if following is None:
+        return redirect("portal:course", slug=slug)
+    return redirect(lesson_path(enrollment.course, following))

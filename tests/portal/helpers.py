@@ -1,0 +1,61 @@
+"""Course data and signed-in clients for the portal tests."""
+
+import itertools
+from urllib.parse import urlsplit
+
+from django.test import Client
+
+from courses.models import Course, Enrollment, Lesson, Module
+from courses.services import enroll, portal_user_for
+from customers.models import Contact
+from tests.factories import NOW
+
+_sequence = itertools.count(1)
+
+
+def make_course(
+    *module_sizes: int, published: bool = True, optional: tuple[int, ...] = ()
+) -> tuple[Course, list[Lesson]]:
+    """Create a course with one module per size; return it and its lessons in order.
+
+    `optional` lists positions in the returned lesson list that are not required.
+    """
+    number = next(_sequence)
+    course = Course.objects.create(
+        slug=f"course-{number}", title=f"Course {number}", is_published=published
+    )
+    lessons: list[Lesson] = []
+    for module_order, size in enumerate(module_sizes, start=1):
+        module = Module.objects.create(
+            course=course, title=f"Module {number}.{module_order}", order=module_order
+        )
+        for lesson_order in range(1, size + 1):
+            position = len(lessons)
+            lessons.append(
+                Lesson.objects.create(
+                    module=module,
+                    title=f"Lesson {number}.{module_order}.{lesson_order}",
+                    body=f"Body of lesson {number}.{module_order}.{lesson_order}",
+                    order=lesson_order,
+                    is_required=position not in optional,
+                )
+            )
+    return course, lessons
+
+
+def enroll_contact(contact: Contact, course: Course) -> Enrollment:
+    enrollment, _created = enroll(contact, course, at=NOW)
+    return enrollment
+
+
+def sign_in(client: Client, contact: Contact) -> Client:
+    client.force_login(portal_user_for(contact))
+    return client
+
+
+def lesson_url(course: Course, lesson: Lesson) -> str:
+    return f"/learn/courses/{course.slug}/lessons/{lesson.pk}/"
+
+
+def path_of(url: str) -> str:
+    return urlsplit(url).path
