@@ -165,10 +165,10 @@ def _measure_inputs(name: str, inputs: AccountInputs) -> dict[str, Any]:
 def compute_health_scores(on: date) -> int:
     """Score every account that had signed up by on; return how many were scored.
 
-    Six aggregate queries read the window for all accounts at once. One
-    upsert stores the rows, unique per account and day, so recomputing a day
-    replaces it. One UPDATE then copies the score to Account.health_score
-    where on is the latest scored day.
+    Six aggregate queries read the window for all accounts at once. An
+    upsert in batches of 1,000 stores the rows, unique per account and day,
+    so recomputing a day replaces it. One UPDATE then copies the score to
+    Account.health_score where on is the latest scored day.
     """
     started = datetime.now(tz=UTC)
     inputs = gather_inputs(on)
