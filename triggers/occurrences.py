@@ -1,0 +1,118 @@
+"""Occurrence keys: which occurrence of a matching subject a firing belongs to.
+
+Each policy gives an expression that the evaluation query annotates on every
+matching subject, so the key costs no extra query per subject, and a Python
+function that turns the annotated value into the stored text key. The unique
+constraint on (trigger, subject, key) then decides whether the subject fires.
+"""
+
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db.models import F, IntegerField, OuterRef, Subquery, Value
+from django.db.models.expressions import Combinable
+from django.utils import timezone
+
+from conditions import EvaluationContext
+from customers.models import SurveyResponse, UsageEvent
+from triggers.models import Occurrence
+
+NO_RENEWAL_DATE = "none"
+NEVER_USED = "never"
+NO_SURVEY_RESPONSE = "none"
+
+
+def find_leaves(tree: Any, kind: str) -> Iterator[Mapping[str, Any]]:
+    """Yield the leaves of a condition tree that have the given kind, in order."""
+    if not isinstance(tree, Mapping):
+        return
+    if tree.get("kind") == kind:
+        yield tree
+    for key in ("all", "any"):
+        for child in tree.get(key, ()):
+            yield from find_leaves(child, kind)
+    if "not" in tree:
+        yield from find_leaves(tree["not"], kind)
+
+
+def key_expression(
+    occurrence: str, tree: Any, context: EvaluationContext
+) -> Combinable | Subquery:
+    """Return the expression whose value, per subject, identifies the occurrence."""
+    if occurrence == Occurrence.ONCE:
+        return Value("once")
+    if occurrence == Occurrence.DAILY:
+        return Value(timezone.localdate(context.as_of).isoformat())
+    if occurrence == Occurrence.RENEWAL_DATE:
+        field = (
+            "account__renewal_date" if context.subject == "contact" else "renewal_date"
+        )
+        return F(field)
+    if occurrence == Occurrence.INACTIVITY_SPELL:
+        return _last_usage_before(tree, context)
+    if occurrence == Occurrence.SURVEY_RESPONSE:
+        return _latest_survey_response(tree, context)
+    known = ", ".join(Occurrence.values)
+    raise ValueError(f"unknown occurrence policy {occurrence!r}; use one of {known}")
+
+
+def key_text(occurrence: str, value: Any) -> str:
+    """Turn an annotated key value into the text stored on the firing."""
+    if occurrence == Occurrence.RENEWAL_DATE:
+        return value.isoformat() if isinstance(value, date) else NO_RENEWAL_DATE
+    if occurrence == Occurrence.INACTIVITY_SPELL:
+        if isinstance(value, datetime):
+            return timezone.localdate(value).isoformat()
+        return NEVER_USED
+    if occurrence == Occurrence.SURVEY_RESPONSE:
+        return f"response:{value}" if value is not None else NO_SURVEY_RESPONSE
+    return str(value)
+
+
+def _last_usage_before(tree: Any, context: EvaluationContext) -> Subquery:
+    """Select the time of the subject's last usage event at or before as_of.
+
+    A spell of inactivity is identified by the usage event that preceded it,
+    so a subject fires again only after it used the product and went quiet
+    again. The event filters and scope of the tree's first inactivity leaf
+    apply, so "no exports in 10 days" restarts with the next export only.
+    """
+    leaf = next(find_leaves(tree, "inactivity"), {})
+    events = UsageEvent.objects.filter(occurred_at__lte=context.as_of)
+    if context.subject == "contact" and leaf.get("scope", "self") == "self":
+        events = events.filter(contact=OuterRef("pk"))
+    elif context.subject == "contact":
+        events = events.filter(account=OuterRef("account_id"))
+    else:
+        events = events.filter(account=OuterRef("pk"))
+    if leaf.get("event"):
+        events = events.filter(name=leaf["event"])
+    if leaf.get("features"):
+        events = events.filter(feature__in=leaf["features"])
+    latest = events.order_by("-occurred_at").values("occurred_at")[:1]
+    return Subquery(latest)
+
+
+def _latest_survey_response(tree: Any, context: EvaluationContext) -> Subquery:
+    """Select the id of the subject's latest survey response at or before as_of.
+
+    When the tree has a survey_score leaf, only responses that leaf accepts
+    count (survey, score range, window), so the key is the response that
+    made the condition true.
+    """
+    responses = SurveyResponse.objects.filter(submitted_at__lte=context.as_of)
+    if context.subject == "contact":
+        responses = responses.filter(contact=OuterRef("pk"))
+    else:
+        responses = responses.filter(account=OuterRef("pk"))
+    leaf = next(find_leaves(tree, "survey_score"), None)
+    if leaf is not None:
+        responses = responses.filter(
+            kind=leaf["survey"],
+            score__gte=leaf["min"],
+            score__lte=leaf["max"],
+            submitted_at__gt=context.as_of - timedelta(days=leaf["days"]),
+        )
+    latest = responses.order_by("-submitted_at", "-pk").values("pk")[:1]
+    return Subquery(latest, output_field=IntegerField())

@@ -1,0 +1,224 @@
+"""Sending the email outbox: claiming rows, delivering, retrying, releasing.
+
+Delivery is at least once. A worker claims a row with a conditional UPDATE
+(pending to sending), so two workers never send the same row at the same
+time. A row left in "sending" by a crashed worker is released back to
+pending after a timeout and sent again with the same Message-ID header, so
+a receiver can drop the duplicate. docs/decisions/0001-outbox-email.md
+gives the reasons.
+"""
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+from email.utils import parseaddr
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from triggers.models import OutboxEmail, OutboxStatus
+
+logger = logging.getLogger(__name__)
+
+# Attempts before a row is marked failed; a CSM can retry it from the admin.
+MAX_ATTEMPTS = 6
+# Delay before retry n is BACKOFF_BASE * 2 ** (n - 1), capped at BACKOFF_MAX:
+# 1, 2, 4, 8 and 16 minutes for the default six attempts.
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(hours=1)
+# Used when EMAIL_TIMEOUT is unset, so an SMTP call cannot hang longer than
+# a claim is trusted (see STUCK_AFTER).
+DEFAULT_SEND_TIMEOUT_SECONDS = 60
+# A row in "sending" for longer than this is assumed to belong to a worker
+# that died; it must stay well above the send timeout.
+STUCK_AFTER = timedelta(minutes=15)
+# Rows the periodic job queues per run; the rest wait for the next run.
+PENDING_BATCH_SIZE = 500
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Return the wait before the next attempt after `attempts` failed attempts."""
+    exponent = max(attempts - 1, 0)
+    return min(BACKOFF_BASE * 2**exponent, BACKOFF_MAX)
+
+
+def message_id_for(email: OutboxEmail) -> str:
+    """Return the Message-ID header value, the same on every attempt of the row.
+
+    The creation time is part of it, so two installations whose ids overlap
+    still produce different ids.
+    """
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
+    return f"<outbox-{email.pk}.{int(email.created_at.timestamp())}@{domain}>"
+
+
+def send_outbox_email(outbox_id: int) -> bool:
+    """Claim one outbox row and send it; return whether this call sent it.
+
+    Returns False without sending when the row does not exist, is not
+    pending, or waits for a retry. A mail server error (SMTPException is an
+    OSError) returns the row to pending with the error and a backoff, or
+    marks it failed after MAX_ATTEMPTS; it is not raised.
+    """
+    if not _claim(outbox_id):
+        logger.debug("Outbox email %s not claimed: already taken or not due", outbox_id)
+        return False
+
+    email = OutboxEmail.objects.get(pk=outbox_id)
+    started = time.monotonic()
+    try:
+        _deliver(email)
+    except OSError as exc:
+        _record_failure(email, exc)
+        return False
+
+    OutboxEmail.objects.filter(pk=email.pk, status=OutboxStatus.SENDING).update(
+        status=OutboxStatus.SENT, sent_at=timezone.now(), last_error=""
+    )
+    logger.info(
+        "Sent outbox email %s (firing %s, attempt %s) in %.0f ms",
+        email.pk,
+        email.firing_id,
+        email.attempts,
+        (time.monotonic() - started) * 1000,
+    )
+    return True
+
+
+def _claim(outbox_id: int) -> bool:
+    """Move a due pending row to sending; True only for the one caller that did."""
+    now = timezone.now()
+    claimed = OutboxEmail.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+        pk=outbox_id,
+        status=OutboxStatus.PENDING,
+    ).update(status=OutboxStatus.SENDING, attempts=F("attempts") + 1, claimed_at=now)
+    return claimed == 1
+
+
+def _deliver(email: OutboxEmail) -> None:
+    message_id = message_id_for(email)
+    if email.message_id != message_id:
+        email.message_id = message_id
+        email.save(update_fields=["message_id"])
+
+    timeout = getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_SEND_TIMEOUT_SECONDS
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=email.body_text,
+        to=[email.to_email],
+        headers={"Message-ID": message_id},
+        connection=get_connection(fail_silently=False, timeout=timeout),
+    )
+    message.send(fail_silently=False)
+
+
+def _record_failure(email: OutboxEmail, exc: OSError) -> None:
+    error = f"{type(exc).__name__}: {exc}"
+    if email.attempts >= MAX_ATTEMPTS:
+        OutboxEmail.objects.filter(pk=email.pk, status=OutboxStatus.SENDING).update(
+            status=OutboxStatus.FAILED, last_error=error, next_attempt_at=None
+        )
+        logger.error(
+            "Outbox email %s failed after %s attempts, giving up: %s",
+            email.pk,
+            email.attempts,
+            error,
+        )
+        return
+
+    delay = retry_delay(email.attempts)
+    OutboxEmail.objects.filter(pk=email.pk, status=OutboxStatus.SENDING).update(
+        status=OutboxStatus.PENDING,
+        last_error=error,
+        next_attempt_at=timezone.now() + delay,
+    )
+    logger.warning(
+        "Outbox email %s attempt %s failed, retrying in %s s: %s",
+        email.pk,
+        email.attempts,
+        int(delay.total_seconds()),
+        error,
+    )
+
+
+def release_stuck_email(older_than: timedelta) -> int:
+    """Release rows claimed longer ago than older_than; return how many were released.
+
+    Such rows belong to a worker that crashed or lost its connection, and
+    the email may or may not have gone out. Rows with attempts left go back
+    to pending to be sent again, with the same Message-ID; rows out of
+    attempts are marked failed. Both count as released.
+    """
+    cutoff = timezone.now() - older_than
+    stuck = OutboxEmail.objects.filter(
+        status=OutboxStatus.SENDING, claimed_at__lt=cutoff
+    )
+    error = (
+        f"Released after more than {older_than} in 'sending'; the worker likely died."
+    )
+    failed = stuck.filter(attempts__gte=MAX_ATTEMPTS).update(
+        status=OutboxStatus.FAILED, last_error=error, next_attempt_at=None
+    )
+    retried = stuck.filter(attempts__lt=MAX_ATTEMPTS).update(
+        status=OutboxStatus.PENDING, last_error=error, next_attempt_at=None
+    )
+    if failed or retried:
+        logger.warning(
+            "Released %s outbox emails stuck in sending: %s back to pending, %s failed",
+            failed + retried,
+            retried,
+            failed,
+        )
+    return failed + retried
+
+
+def due_outbox_ids(limit: int = PENDING_BATCH_SIZE) -> list[int]:
+    """Return up to `limit` ids of pending rows that are due, oldest first."""
+    now = timezone.now()
+    due = OutboxEmail.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+        status=OutboxStatus.PENDING,
+    )
+    return list(due.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+
+
+def retry_failed_email(outbox_ids: Iterable[int]) -> int:
+    """Return failed rows to pending with a fresh set of attempts; queue them.
+
+    Returns how many rows were failed and are now pending; rows in any other
+    status are left alone.
+    """
+    ids = list(outbox_ids)
+    with transaction.atomic():
+        retried = list(
+            OutboxEmail.objects.filter(pk__in=ids, status=OutboxStatus.FAILED)
+            .select_for_update()
+            .values_list("pk", flat=True)
+        )
+        OutboxEmail.objects.filter(pk__in=retried).update(
+            status=OutboxStatus.PENDING, attempts=0, next_attempt_at=None
+        )
+        queue_send_after_commit(retried)
+    if retried:
+        logger.info("Retrying %s failed outbox emails: %s", len(retried), retried)
+    return len(retried)
+
+
+def queue_send_after_commit(outbox_ids: list[int]) -> None:
+    """Queue a send task per row once the current transaction commits."""
+    if not outbox_ids:
+        return
+    # Imported here because the tasks module imports the services.
+    from triggers.tasks import send_email
+
+    def queue() -> None:
+        for outbox_id in outbox_ids:
+            send_email.delay(outbox_id)
+
+    # A worker must never see an outbox id whose row is not committed yet.
+    transaction.on_commit(queue)
