@@ -126,7 +126,7 @@ class ModuleAdmin(admin.ModelAdmin):
             {
                 "fields": ["course", "title", "order", ("starts_day", "ends_day")],
                 "description": "Lessons below are shown to learners by their "
-                "Order number. Untick Required for lessons a learner may skip.",
+                "Order number. Untick Is required for lessons a learner may skip.",
             },
         ),
     ]
