@@ -82,11 +82,11 @@ class ImportReport:
                 f"{count} {what}" for what, count in self.derived.items()
             )
             lines.append(f"  Also written: {written}")
-        lines.append(f"Errors ({len(self.errors)} rows skipped):")
+        lines.append(f"Errors ({rows(len(self.errors))} skipped):")
         lines.extend(f"  {issue}" for issue in self.in_file_order(self.errors))
         if self.warnings:
             lines.append(
-                f"Warnings ({len(self.warnings)} rows imported with a caveat):"
+                f"Warnings ({rows(len(self.warnings))} imported with a caveat):"
             )
             lines.extend(f"  {issue}" for issue in self.in_file_order(self.warnings))
         return "\n".join(lines)
@@ -98,3 +98,7 @@ class ImportReport:
             issues,
             key=lambda issue: (position.get(issue.file, len(position)), issue.line),
         )
+
+
+def rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
