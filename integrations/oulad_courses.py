@@ -7,6 +7,7 @@ module. Materials go into the module whose days contain their planned start
 week; each assessment is the last lesson of its module.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -275,13 +276,18 @@ def plan_modules(
 
 
 def place_assessments(course: CoursePlan, assessments: list[AssessmentPlan]) -> None:
-    numbers: dict[str, int] = {}
+    """Make each assessment the last lesson of its module, numbered per type."""
+    totals = Counter(assessment.kind for assessment in assessments)
+    numbers: Counter[str] = Counter()
     for position, assessment in enumerate(assessments):
-        numbers[assessment.kind] = numbers.get(assessment.kind, 0) + 1
+        numbers[assessment.kind] += 1
+        title = assessment.kind
+        if totals[assessment.kind] > 1:
+            title = f"{assessment.kind} {numbers[assessment.kind]}"
         module = course.modules[course.module_index(assessment.day)]
         assessment.lesson = LessonPlan(
             external_id=f"oulad-assessment-{assessment.id_assessment}",
-            title=f"{assessment.kind} {numbers[assessment.kind]}",
+            title=title,
             kind=ASSESSMENT_KINDS[assessment.kind],
             sort_key=(1, assessment.day, position),
             weight=whole_percent(assessment.weight),
