@@ -36,7 +36,7 @@ from integrations.oulad_progress import (
     CLICK_COLUMNS,
     CLICKS_PATTERN,
     RESULT_COLUMNS,
-    RESULTS,
+    RESULTS_FILES,
     write_clicks,
     write_results,
 )
@@ -44,7 +44,7 @@ from integrations.report import ImportDataError, ImportReport
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = {**COURSE_COLUMNS, **ENROLLMENT_COLUMNS, RESULTS: RESULT_COLUMNS}
+COLUMNS = {**COURSE_COLUMNS, **ENROLLMENT_COLUMNS}
 
 WHAT_TO_DO = (
     "Pass the folder that holds the *_2013.csv files of the Open University Learning "
@@ -56,7 +56,8 @@ WHAT_TO_DO = (
 def import_oulad(folder: Path, progress: bool = False) -> ImportReport:
     """Import courses, modules, lessons, enrollments and progress from OULAD files."""
     started = time.monotonic()
-    folder = require_folder(Path(folder), COLUMNS, WHAT_TO_DO)
+    folder = Path(folder)
+    file_columns = check_folder(folder)
     contacts = sorted(Contact.objects.values_list("external_id", "pk"))
     if not contacts:
         raise ImportDataError(
@@ -69,7 +70,7 @@ def import_oulad(folder: Path, progress: bool = False) -> ImportReport:
 
     tables = {
         name: read_csv(folder / name, columns, report)
-        for name, columns in COLUMNS.items()
+        for name, columns in file_columns.items()
     }
     click_tables = {
         path.name: read_csv(path, CLICK_COLUMNS, report)
@@ -86,7 +87,8 @@ def import_oulad(folder: Path, progress: bool = False) -> ImportReport:
     write_assessments(courses, assessments, report, progress)
     write_materials(courses, materials, report, progress)
     enrollments = write_enrollments(registrations, contact_of, report, progress)
-    write_results(tables[RESULTS], assessments, enrollments, report, progress)
+    results = RESULTS_FILES[0] if RESULTS_FILES[0] in tables else RESULTS_FILES[1]
+    write_results(results, tables[results], assessments, enrollments, report, progress)
     for file, rows in click_tables.items():
         write_clicks(file, rows, courses, enrollments, report, progress)
 
@@ -98,3 +100,15 @@ def import_oulad(folder: Path, progress: bool = False) -> ImportReport:
         len(report.errors),
     )
     return report
+
+
+def check_folder(folder: Path) -> dict[str, tuple[str, ...]]:
+    """Return the columns to read from each file; raise if a file is missing."""
+    require_folder(folder, COLUMNS, WHAT_TO_DO)
+    for name in RESULTS_FILES:
+        if (folder / name).is_file():
+            return {**COLUMNS, name: RESULT_COLUMNS}
+    raise ImportDataError(
+        f"Neither {folder / RESULTS_FILES[0]} nor {RESULTS_FILES[1]} found. "
+        f"{WHAT_TO_DO}"
+    )

@@ -19,7 +19,8 @@ from integrations.oulad_courses import (
 from integrations.oulad_enrollments import REGISTRATIONS, LearnerKey
 from integrations.report import ImportReport
 
-RESULTS = "studentAssessment_subset_2013.csv"
+# The full dataset's results filtered to 2013, or the subset the tests use.
+RESULTS_FILES = ("studentAssessment_2013.csv", "studentAssessment_subset_2013.csv")
 RESULT_COLUMNS = ("id_assessment", "id_student", "date_submitted", "is_banked", "score")
 
 # Click logs are optional and may be split into several files.
@@ -30,6 +31,7 @@ CLICK_COLUMNS = (
 
 
 def write_results(
+    file: str,
     rows: list[CsvRow],
     assessments: dict[str, AssessmentPlan],
     enrollments: dict[LearnerKey, int],
@@ -58,16 +60,16 @@ def write_results(
                 else fields.decimal("score", minimum=0)
             )
         except RowError as exc:
-            report.skip(RESULTS, row.line, str(exc))
+            report.skip(file, row.line, str(exc))
             continue
         if score is not None and score > 100:
-            report.skip(RESULTS, row.line, f"score {score} is above 100")
+            report.skip(file, row.line, f"score {score} is above 100")
             continue
         assert assessment.lesson is not None
         key = (enrollment, lesson_pks[assessment.lesson.external_id])
         if key in progress_rows:
             report.skip(
-                RESULTS,
+                file,
                 row.line,
                 f"duplicate result of learner {fields.values['id_student']} for "
                 f"assessment {assessment.id_assessment}; line {lines[key]} is "
@@ -83,7 +85,7 @@ def write_results(
             score=score,
         )
     values = list(progress_rows.values())
-    with transaction.atomic(), progress_bar(RESULTS, len(values), progress) as bar:
+    with transaction.atomic(), progress_bar(file, len(values), progress) as bar:
         upsert(
             LessonProgress,
             values,
@@ -91,7 +93,7 @@ def write_results(
             update_fields=["started_at", "completed_at", "score", "updated_at"],
             bar=bar,
         )
-    report.finish_file(RESULTS)
+    report.finish_file(file)
 
 
 def known_assessment(

@@ -42,7 +42,7 @@ def import_all(folder: Path, progress: bool = False) -> list[ImportReport]:
     # before RavenStack is imported.
     require_folder(folder, [], what_to_do)
     require_folder(folder / RAVENSTACK_FOLDER, ravenstack.COLUMNS, what_to_do)
-    require_folder(folder / OULAD_FOLDER, oulad.COLUMNS, what_to_do)
+    oulad.check_folder(folder / OULAD_FOLDER)
     return [
         import_ravenstack(folder / RAVENSTACK_FOLDER, progress),
         import_oulad(folder / OULAD_FOLDER, progress),

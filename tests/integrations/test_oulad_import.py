@@ -214,3 +214,22 @@ def test_crash_in_enrollments_writes_none(oulad_folder, contacts, monkeypatch):
 
     assert not Enrollment.objects.exists()
     assert Lesson.objects.count() == 4 + 2 + 4
+
+
+def test_full_results_file_name_accepted(oulad_folder, contacts):
+    subset = oulad_folder / "studentAssessment_subset_2013.csv"
+    subset.rename(oulad_folder / "studentAssessment_2013.csv")
+
+    report = import_oulad(oulad_folder)
+
+    assert report.files["studentAssessment_2013.csv"].imported == 2
+    assert LessonProgress.objects.filter(score=Decimal(78)).exists()
+
+
+def test_missing_results_file_names_both(oulad_folder, contacts):
+    (oulad_folder / "studentAssessment_subset_2013.csv").unlink()
+
+    with pytest.raises(ImportDataError, match=r"studentAssessment_2013\.csv nor"):
+        import_oulad(oulad_folder)
+
+    assert not Course.objects.exists()

@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from courses.models import Course, Enrollment
 from customers.models import Account, Contact
-from integrations.services import generate_sample, import_all
+from integrations.services import ImportDataError, generate_sample, import_all
 
 
 def test_sample_files_are_deterministic(tmp_path):
@@ -52,3 +52,14 @@ def test_import_data_command_on_sample(tmp_path):
     assert "RavenStack import from" in summary
     assert "OULAD import from" in summary
     assert "ravenstack_feature_usage.csv:403: usage_duration_secs is 0" in summary
+
+
+@pytest.mark.django_db
+def test_import_all_checks_both_folders_first(tmp_path):
+    folder = generate_sample(tmp_path)
+    (folder / "oulad_2013" / "vle_2013.csv").unlink()
+
+    with pytest.raises(ImportDataError, match=r"vle_2013\.csv not found"):
+        import_all(folder)
+
+    assert not Account.objects.exists()

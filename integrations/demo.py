@@ -1,0 +1,111 @@
+"""The demo set-up: import data, seed the program, replay history, create an admin.
+
+The replay walks the data's history one step at a time and, at each step,
+computes health scores, evaluates lifecycle stages and runs a trigger sweep,
+in that order, because stages and triggers read the health history.
+"""
+
+import logging
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db.models import Max, Min
+from tqdm import tqdm
+
+from courses.models import Enrollment
+from courses.services import create_sign_in_url
+from customers.health import compute_health_scores
+from customers.models import Account, UsageEvent
+from integrations.services import ImportReport, generate_sample, import_all
+from lifecycle.services import evaluate_stages
+from triggers.services import SweepReport, run_sweep, seed_demo_program
+
+logger = logging.getLogger(__name__)
+
+ADMIN_USERNAME = "admin"
+
+
+@dataclass
+class ReplayReport:
+    steps: int = 0
+    health_scores: int = 0
+    stage_changes: int = 0
+    sweeps: SweepReport = field(default_factory=SweepReport)
+
+
+def history_bounds() -> tuple[date, date] | None:
+    """The first signup and the last usage day in the data, or None when empty."""
+    signups = Account.objects.aggregate(first=Min("signup_date"))
+    usage = UsageEvent.objects.aggregate(last=Max("occurred_at"))
+    if signups["first"] is None or usage["last"] is None:
+        return None
+    return signups["first"], usage["last"].astimezone(UTC).date()
+
+
+def replay_history(
+    start: date, end: date, step_days: int = 1, progress: bool = False
+) -> ReplayReport:
+    """Replay health scores, stage evaluation and sweeps from start to end."""
+    if step_days < 1:
+        raise ValueError(f"step_days={step_days} must be at least 1")
+    days = list(_days(start, end, step_days))
+    report = ReplayReport()
+    for day in tqdm(days, desc="Replaying history", unit="day", disable=not progress):
+        # The end of the day, so events of that day count at this step.
+        as_of = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+        report.health_scores += compute_health_scores(day)
+        report.stage_changes += evaluate_stages(as_of).stage_changes
+        report.sweeps += run_sweep(as_of)
+        report.steps += 1
+    return report
+
+
+def _days(start: date, end: date, step_days: int) -> Iterator[date]:
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=step_days)
+
+
+def import_demo_data(data: Path | None, var_dir: Path) -> list[ImportReport]:
+    """Import the given dataset folder, or a generated sample when none is given."""
+    if data is None:
+        data = generate_sample(var_dir / "sample-data")
+        logger.info("Generated a sample dataset in %s", data)
+    return import_all(data, progress=True)
+
+
+def reset_admin_password() -> str:
+    """Create the demo superuser, or give it a new password; return the password."""
+    password = secrets.token_urlsafe(12)
+    user_model = get_user_model()
+    admin, _ = user_model.objects.get_or_create(
+        username=ADMIN_USERNAME,
+        defaults={"email": "admin@nudgepath.localhost"},
+    )
+    admin.is_staff = True
+    admin.is_superuser = True
+    admin.set_password(password)
+    admin.save()
+    return password
+
+
+def sample_learner_link() -> str | None:
+    """A sign-in link for a contact with an active enrollment, to try the portal."""
+    enrollment = (
+        Enrollment.objects.filter(status="active", course__is_published=True)
+        .select_related("contact")
+        .order_by("pk")
+        .first()
+    )
+    if enrollment is None:
+        return None
+    return create_sign_in_url(enrollment.contact)
+
+
+def seed_program() -> int:
+    return len(seed_demo_program())
