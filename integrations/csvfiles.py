@@ -29,7 +29,7 @@ class CsvRow:
 
 
 def require_folder(folder: Path, file_names: Iterable[str], what_to_do: str) -> Path:
-    """Return the folder if it holds every named file, else raise ImportDataError."""
+    """Return the folder if it contains every named file, else raise ImportDataError."""
     if not folder.is_dir():
         raise ImportDataError(f"Folder {folder} not found. {what_to_do}")
     for name in file_names:

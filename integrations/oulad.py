@@ -1,9 +1,9 @@
 """Import the OULAD 2013 presentations as courses, enrollments and lesson progress.
 
-OULAD learners have no names or employers, so each is linked to one of the
-contacts that the RavenStack import made: learners sorted by id_student,
-contacts sorted by external_id, learner k gets contact k modulo the number
-of contacts. The RavenStack import must therefore run first.
+OULAD learners have no names or employers, so each is linked to an existing
+contact: learners sorted by id_student, contacts sorted by external_id,
+learner k gets contact k modulo the number of contacts. The contacts come
+from the RavenStack import, which must therefore run first.
 """
 
 import logging

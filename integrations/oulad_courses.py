@@ -296,7 +296,7 @@ def place_assessments(course: CoursePlan, assessments: list[AssessmentPlan]) -> 
 
 
 def whole_percent(weight: Decimal) -> int:
-    # NOTE: Lesson.weight holds whole percent, so OULAD weights such as 12.5
+    # NOTE: Lesson.weight stores whole percent, so OULAD weights such as 12.5
     # are rounded half up and a course's weights may not add up to 100.
     return int(weight.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 

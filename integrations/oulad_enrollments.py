@@ -273,8 +273,8 @@ def build_enrollment(
 
     Passed learners complete on the course's last day and failed ones end
     then, unless they unregistered earlier. A withdrawn learner ends on the
-    unregistration day and reached the last lesson of the module holding
-    that day; everyone else reached the course's last lesson.
+    unregistration day and reached the last lesson of the module that
+    contains that day. Everyone else reached the course's last lesson.
     """
     course = registration.course
     status = FINAL_RESULTS[registration.final_result]

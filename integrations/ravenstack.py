@@ -329,7 +329,7 @@ def csat_id(ticket: SupportTicket) -> str:
 
 
 def csat_response(ticket: SupportTicket) -> SurveyResponse:
-    """Describe the CSAT answer of a scored ticket, submitted when it closed."""
+    """Describe the CSAT response of a scored ticket, submitted when it closed."""
     assert ticket.satisfaction_score is not None
     return SurveyResponse(
         account_id=ticket.account_id,

@@ -1,4 +1,4 @@
-"""What an import did: rows read, imported and skipped per file, and why."""
+"""Import reports: rows read, imported and skipped per file, and the reasons."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +44,7 @@ class ImportReport:
     errors: list[RowIssue] = field(default_factory=list)
     # Rows that were imported but lack something, such as a churn date.
     warnings: list[RowIssue] = field(default_factory=list)
-    # Rows written that no file holds directly, such as generated contacts.
+    # Rows written that no file contains directly, such as generated contacts.
     derived: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 

@@ -483,38 +483,11 @@ def write_learners(folder: Path, rng: random.Random) -> list[SampleLearner]:
         # Some learners of the first course take the second one too.
         start = index * (LEARNERS_PER_COURSE - 20)
         for id_student in ids[start : start + LEARNERS_PER_COURSE]:
-            result = rng.choice(FINAL_RESULTS)
-            unregistered = (
-                rng.randint(-30, length - 20) if result == "Withdrawn" else None
-            )
-            learners.append(
-                SampleLearner(presentation, id_student, result, unregistered)
-            )
-            info_rows.append(
-                [
-                    code,
-                    presentation,
-                    id_student,
-                    rng.choice("MF"),
-                    rng.choice(REGIONS),
-                    "A Level or Equivalent",
-                    "30-40%",
-                    rng.choice(("0-35", "35-55")),
-                    0,
-                    rng.choice((30, 60, 120)),
-                    "N",
-                    result,
-                ]
-            )
-            registration_rows.append(
-                [
-                    code,
-                    presentation,
-                    id_student,
-                    rng.randint(-120, -1),
-                    "" if unregistered is None else unregistered,
-                ]
-            )
+            learner = draw_learner(rng, presentation, length, id_student)
+            learners.append(learner)
+            info_rows.append(info_row(rng, code, learner))
+            registration_rows.append(registration_row(rng, code, learner))
+
     # Deliberately bad rows: a blank registration day and an unknown final result.
     registration_rows[5][3] = ""
     info_rows[7][-1] = "Incomplete"
@@ -531,6 +504,33 @@ def write_learners(folder: Path, rng: random.Random) -> list[SampleLearner]:
         quote_all=True,
     )
     return learners
+
+
+def draw_learner(
+    rng: random.Random, presentation: str, length: int, id_student: int
+) -> SampleLearner:
+    result = rng.choice(FINAL_RESULTS)
+    unregistered = rng.randint(-30, length - 20) if result == "Withdrawn" else None
+    return SampleLearner(presentation, id_student, result, unregistered)
+
+
+def info_row(rng: random.Random, code: str, learner: SampleLearner) -> list[object]:
+    return [
+        code, learner.presentation, learner.id_student, rng.choice("MF"),
+        rng.choice(REGIONS), "A Level or Equivalent", "30-40%",
+        rng.choice(("0-35", "35-55")), 0, rng.choice((30, 60, 120)), "N",
+        learner.final_result,
+    ]  # fmt: skip
+
+
+def registration_row(
+    rng: random.Random, code: str, learner: SampleLearner
+) -> list[object]:
+    unregistered = "" if learner.unregistered is None else learner.unregistered
+    return [
+        code, learner.presentation, learner.id_student, rng.randint(-120, -1),
+        unregistered,
+    ]  # fmt: skip
 
 
 def write_results(

@@ -1,4 +1,4 @@
-"""What commands, the demo set-up and tests call to load the public datasets.
+"""Public functions for importing the datasets and writing the sample dataset.
 
 import_all expects FOLDER/ravenstack and FOLDER/oulad_2013 and imports
 RavenStack first, because OULAD learners are enrolled as RavenStack's

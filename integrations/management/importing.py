@@ -12,7 +12,7 @@ from integrations.services import ImportDataError, ImportReport
 class ImportCommand(BaseCommand):
     """Run an importer on a folder and print its summary."""
 
-    folder_help = "Folder that holds the dataset files."
+    folder_help = "Folder that contains the dataset files."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("folder", type=Path, help=self.folder_help)

@@ -6,7 +6,7 @@ from integrations.services import ImportReport, import_all
 
 class Command(ImportCommand):
     help = "Import RavenStack and then OULAD from one folder."
-    folder_help = "Folder that holds ravenstack/ and oulad_2013/."
+    folder_help = "Folder that contains ravenstack/ and oulad_2013/."
 
     def run_import(self, folder: Path, progress: bool) -> list[ImportReport]:
         return import_all(folder, progress)

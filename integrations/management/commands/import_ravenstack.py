@@ -9,7 +9,7 @@ class Command(ImportCommand):
         "Import the RavenStack SaaS dataset (accounts, subscriptions, usage, "
         "tickets, churn events) and make one contact per seat."
     )
-    folder_help = "Folder that holds the ravenstack_*.csv files."
+    folder_help = "Folder that contains the ravenstack_*.csv files."
 
     def run_import(self, folder: Path, progress: bool) -> list[ImportReport]:
         return [import_ravenstack(folder, progress)]
