@@ -126,6 +126,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    "lifecycle-refresh": {
+        "task": "lifecycle.tasks.refresh_lifecycle",
+        "schedule": env_int("NUDGEPATH_LIFECYCLE_SECONDS", 6 * 60 * 60),
+    },
     "trigger-sweep": {
         "task": "triggers.tasks.run_sweep",
         "schedule": env_int("NUDGEPATH_SWEEP_SECONDS", 15 * 60),

@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from courses.models import Enrollment
 from courses.services import create_sign_in_url
-from customers.health import compute_health_scores
 from customers.models import Account, UsageEvent
+from customers.services import compute_health_scores
 from integrations.services import ImportReport, generate_sample, import_all
 from lifecycle.services import evaluate_stages
 from triggers.services import SweepReport, run_sweep, seed_demo_program
