@@ -228,15 +228,23 @@ def contacts_by_account() -> dict[int, list[int]]:
     """Return each account's generated contacts in number order, by primary key.
 
     Contacts from other sources are left out, so usage and tickets spread
-    over the same people on every import.
+    over the same people on every import. So are contacts numbered above
+    the account's current seats, which an earlier import with more seats
+    made and which stay in the database.
     """
-    account_ids = dict(Account.objects.values_list("pk", "external_id"))
+    accounts = {
+        pk: (external_id, seats)
+        for pk, external_id, seats in Account.objects.values_list(
+            "pk", "external_id", "seats"
+        )
+    }
     numbered: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for account_pk, external_id, contact_pk in Contact.objects.values_list(
         "account_id", "external_id", "pk"
     ):
-        number = contact_number(account_ids[account_pk], external_id)
-        if number is not None:
+        account_id, seats = accounts[account_pk]
+        number = contact_number(account_id, external_id)
+        if number is not None and number <= seats:
             numbered[account_pk].append((number, contact_pk))
     return {
         account: [pk for _, pk in sorted(pairs)] for account, pairs in numbered.items()

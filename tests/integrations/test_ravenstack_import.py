@@ -282,3 +282,18 @@ def test_missing_column_stops_before_writing(ravenstack_folder):
         call_command("import_ravenstack", str(ravenstack_folder))
 
     assert not Account.objects.exists()
+
+
+def test_fewer_seats_reassign_usage(ravenstack_folder):
+    import_ravenstack(ravenstack_folder)
+    path = ravenstack_folder / "ravenstack_accounts.csv"
+    path.write_text(path.read_text().replace("Pro,3,FALSE,TRUE", "Pro,1,FALSE,TRUE"))
+
+    import_ravenstack(ravenstack_folder)
+
+    acme_usage = UsageEvent.objects.filter(account__external_id="A-000001")
+    assert set(acme_usage.values_list("contact__external_id", flat=True)) == {
+        "A-000001-C001"
+    }
+    # Contacts of removed seats stay, because people are never deleted by an import.
+    assert Contact.objects.filter(account__external_id="A-000001").count() == 3
