@@ -13,17 +13,17 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from tqdm import tqdm
 
 from conditions import EvaluationContext, Subject, compile_condition
 from courses.models import EnrollmentSource
 from courses.services import course_path, create_sign_in_url, enroll
-from customers.models import Account, Contact
+from customers.models import Contact
+from customers.services import subjects_as_of
 from triggers.models import (
     Firing,
     OutboxEmail,
@@ -228,29 +228,23 @@ def _matching_subjects(
     """
     condition = compile_condition(trigger.condition, context)
     key = key_expression(trigger.occurrence, trigger.condition, context)
-    rows: QuerySet[Any, tuple[Any, ...]]
+    matching = (
+        subjects_as_of(context.subject, context.as_of)
+        .filter(condition)
+        .annotate(occurrence_value=key)
+        .order_by()
+    )
     if context.subject == SubjectType.CONTACT:
-        rows = (
-            Contact.objects.filter(added_at__lte=context.as_of)
-            .filter(condition)
-            .annotate(occurrence_value=key)
-            .order_by()
-            .values_list("pk", "account_id", "occurrence_value")
-        )
-        matches: set[tuple[int | None, int, str]] = {
+        contact_rows = matching.values_list("pk", "account_id", "occurrence_value")
+        matches = {
             (pk, account_id, key_text(trigger.occurrence, value))
-            for pk, account_id, value in rows
+            for pk, account_id, value in contact_rows
         }
     else:
-        rows = (
-            Account.objects.filter(signup_date__lte=timezone.localdate(context.as_of))
-            .filter(condition)
-            .annotate(occurrence_value=key)
-            .order_by()
-            .values_list("pk", "occurrence_value")
-        )
+        account_rows = matching.values_list("pk", "occurrence_value")
         matches = {
-            (None, pk, key_text(trigger.occurrence, value)) for pk, value in rows
+            (None, pk, key_text(trigger.occurrence, value))
+            for pk, value in account_rows
         }
     # A set, because a future kind that joins a to-many relation could
     # repeat a subject.

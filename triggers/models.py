@@ -322,7 +322,9 @@ class OutboxEmail(models.Model):
     next_attempt_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="Earliest time of the next attempt after a failure; blank for now.",
+        help_text=(
+            "Earliest time of the next attempt after a failure; blank means at once."
+        ),
     )
     claimed_at = models.DateTimeField(
         null=True, blank=True, help_text="When a worker last claimed this email."
