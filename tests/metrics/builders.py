@@ -7,6 +7,7 @@ are computed from that description, not read back from the database.
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 
 import numpy as np
 
@@ -15,6 +16,14 @@ from courses.services import LessonSpec, ModuleSpec, ensure_course
 from customers.models import Account, ChurnEvent, Contact, SupportTicket, UsageEvent
 
 _sequence = itertools.count(1)
+
+T = TypeVar("T")
+
+
+def present(value: T | None) -> T:
+    """Return value, failing the test when it is None."""
+    assert value is not None
+    return value
 
 
 def at_noon(day: date) -> datetime:

@@ -127,9 +127,11 @@ def test_mean_interval_matches_statsmodels():
 
     estimate = estimate_mean(Summary.from_values(values))
 
+    interval = estimate.interval
     assert estimate.value == pytest.approx(np.mean(values))
-    assert estimate.interval.low == pytest.approx(expected_low, rel=1e-10)
-    assert estimate.interval.high == pytest.approx(expected_high, rel=1e-10)
+    assert interval is not None
+    assert interval.low == pytest.approx(expected_low, rel=1e-10)
+    assert interval.high == pytest.approx(expected_high, rel=1e-10)
 
 
 def test_summary_matches_numpy():
@@ -182,10 +184,12 @@ def test_welch_matches_scipy_and_statsmodels():
 
     assert result.estimate == pytest.approx(values_a.mean() - values_b.mean())
     assert result.p_value == pytest.approx(scipy_result.pvalue, rel=1e-9)
-    assert result.interval.low == pytest.approx(scipy_interval.low, rel=1e-9)
-    assert result.interval.high == pytest.approx(scipy_interval.high, rel=1e-9)
-    assert result.interval.low == pytest.approx(statsmodels_low, rel=1e-9)
-    assert result.interval.high == pytest.approx(statsmodels_high, rel=1e-9)
+    interval = result.interval
+    assert interval is not None
+    assert interval.low == pytest.approx(scipy_interval.low, rel=1e-9)
+    assert interval.high == pytest.approx(scipy_interval.high, rel=1e-9)
+    assert interval.low == pytest.approx(statsmodels_low, rel=1e-9)
+    assert interval.high == pytest.approx(statsmodels_high, rel=1e-9)
 
 
 def test_welch_with_constant_groups_untestable():
