@@ -279,7 +279,9 @@ def run_in_threads(*targets):
     assert errors == []
 
 
-@pytest.mark.django_db(transaction=True)
+# The threads need committed rows, so these tests commit. serialized_rollback
+# restores the rows that data migrations seed once the test flushes the tables.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_completions_create_one_row():
     course, lessons = make_course(2)
     enrollment = enroll_contact(make_contact(), course)
@@ -289,7 +291,7 @@ def test_concurrent_completions_create_one_row():
     assert LessonProgress.objects.filter(lesson=lessons[0]).count() == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_last_lessons_complete_enrollment(monkeypatch):
     course, lessons = make_course(2)
     enrollment = enroll_contact(make_contact(), course)
