@@ -10,7 +10,7 @@ import time as clock
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import connections
@@ -35,7 +35,8 @@ from django.db.models.functions import Cast, Coalesce, Least, TruncDate
 from django.utils import timezone
 
 from courses.models import Course, Enrollment, EnrollmentStatus, Module
-from customers.models import Account, ChurnEvent, SupportTicket, UsageEvent
+from customers.models import ChurnEvent, SupportTicket, UsageEvent
+from customers.services import subjects_as_of, utc_date, utc_day_start
 from metrics.stats import (
     Difference,
     Interval,
@@ -157,11 +158,6 @@ class CourseEngagement:
     modules: list[ModuleFunnel]
 
 
-def _end_of_day(day: date) -> datetime:
-    """Return the first instant after ``day`` in the current time zone."""
-    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
-
-
 def _completions(cutoff: datetime, course: Course | None, as_of_given: bool) -> Q:
     completed_before = Q(completed_at__lt=cutoff)
     if not as_of_given:
@@ -179,10 +175,10 @@ def _accounts_with_outcomes(
 ) -> QuerySet[Any]:
     """Annotate each account that existed on ``as_of`` with its group and outcomes.
 
-    Every value is read as of the end of that day: later completions,
+    Every value is read as of the end of that UTC day: later completions,
     churn, usage and tickets are ignored.
     """
-    cutoff = _end_of_day(as_of)
+    cutoff = utc_day_start(as_of + timedelta(days=1))
     completed = Enrollment.objects.filter(
         _completions(cutoff, course, as_of_given), contact__account=OuterRef("pk")
     )
@@ -215,7 +211,7 @@ def _accounts_with_outcomes(
     churned_on_by_as_of = Case(When(churned_on__lte=as_of, then=F("churned_on")))
 
     return (
-        Account.objects.filter(signup_date__lte=as_of)
+        subjects_as_of("account", utc_day_start(as_of))
         .annotate(
             trained=Exists(completed),
             # A CASE, not a bare OR, so that a NULL churned_on reads as
@@ -389,15 +385,18 @@ def outcome_comparison(
     """Compare churn, renewal, time-to-value and tickets of trained and untrained.
 
     An account is trained when one of its contacts completed a course (or
-    ``course``) by the end of ``as_of`` (default: today). This is an
+    ``course``) by the end of the UTC day ``as_of`` (default: today in UTC). This is an
     observational comparison: it shows association, not the effect of
     training. Runs one query.
     """
     started = clock.monotonic()
     as_of_given = as_of is not None
-    as_of = as_of or timezone.localdate()
-    accounts = _accounts_with_outcomes(as_of, course, as_of_given)
-    totals = _group_totals(accounts, as_of)
+    as_of = as_of or utc_date(timezone.now())
+    # Days are UTC calendar days throughout the customer record, so the
+    # __date lookups and TruncDate compile in UTC whatever TIME_ZONE is.
+    with timezone.override(UTC):
+        accounts = _accounts_with_outcomes(as_of, course, as_of_given)
+        totals = _group_totals(accounts, as_of)
     trained, untrained = totals[True], totals[False]
     pair_of_accounts = (trained["accounts"], untrained["accounts"])
 

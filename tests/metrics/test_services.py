@@ -1,7 +1,7 @@
 """Outcome comparison and learning engagement against counts the tests compute."""
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -234,6 +234,30 @@ def test_undated_completion_counts_only_today():
 
     assert outcome_comparison().trained_accounts == 1
     assert outcome_comparison(as_of=AS_OF).trained_accounts == 0
+
+
+def test_days_are_utc_in_any_time_zone(settings):
+    # In Tokyo (UTC+9) every instant below falls on the next calendar day.
+    settings.TIME_ZONE = "Asia/Tokyo"
+    course = make_course((1,))
+    late_on_signup_day = make_contact(make_account(signup_date=date(2024, 6, 1)))
+    make_event(late_on_signup_day, datetime(2024, 6, 1, 23, 0, tzinfo=UTC))
+    make_enrollment(
+        late_on_signup_day,
+        course,
+        status=EnrollmentStatus.COMPLETED,
+        completed_at=datetime(2024, 6, 30, 23, 30, tzinfo=UTC),
+    )
+    before_signup = make_contact(make_account(signup_date=date(2024, 6, 1)))
+    make_event(before_signup, datetime(2024, 5, 31, 20, 0, tzinfo=UTC))
+
+    comparison = outcome_comparison(as_of=AS_OF)
+
+    time_to_value = next(m for m in comparison.metrics if m.key == "time_to_value")
+    assert comparison.trained_accounts == 1
+    assert time_to_value.trained.estimate == 0
+    assert time_to_value.untrained.n == 0
+    assert time_to_value.untrained.excluded == 1
 
 
 def test_empty_database_gives_small_sample():
