@@ -106,6 +106,7 @@ class CoursePlan:
     code_presentation: str
     length_days: int
     modules: list[ModulePlan] = field(default_factory=list)
+    last_lessons: dict[int, LessonPlan | None] = field(default_factory=dict)
 
     @property
     def external_id(self) -> str:
@@ -133,12 +134,20 @@ class CoursePlan:
         return len(self.modules) - 1
 
     def last_lesson(self, up_to_module: int) -> LessonPlan | None:
-        """Return the last lesson of a module, or of the nearest earlier one."""
-        for module in reversed(self.modules[: up_to_module + 1]):
-            lessons = module.ordered_lessons()
-            if lessons:
-                return lessons[-1]
-        return None
+        """Return the last lesson of a module, or of the nearest earlier one.
+
+        Call it only once every lesson is placed: the result is cached per
+        module, because every enrollment needs one.
+        """
+        if up_to_module not in self.last_lessons:
+            self.last_lessons[up_to_module] = None
+            for module in reversed(self.modules[: up_to_module + 1]):
+                if module.lessons:
+                    self.last_lessons[up_to_module] = max(
+                        module.lessons, key=lambda lesson: lesson.sort_key
+                    )
+                    break
+        return self.last_lessons[up_to_module]
 
 
 @dataclass

@@ -105,11 +105,12 @@ def test_real_datasets_import_counts(data_dir):
     }
     churned = Account.objects.filter(churned_on__isnull=False)
     assert {
-        account.external_id: account.churned_on.isoformat() for account in churned
+        external_id: str(churned_on)
+        for external_id, churned_on in churned.values_list("external_id", "churned_on")
     } == expected_churned
     assert len(reports[0].warnings) == len(flagged) - len(expected_churned)
     renewals = {
-        external_id: renewal.isoformat()
+        external_id: str(renewal)
         for external_id, renewal in Account.objects.values_list(
             "external_id", "renewal_date"
         )
