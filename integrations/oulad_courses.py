@@ -445,14 +445,14 @@ def module_pks(courses: dict[CourseKey, CoursePlan]) -> dict[tuple[str, int], in
 def lesson_rows(
     courses: dict[CourseKey, CoursePlan],
     modules: dict[tuple[str, int], int],
-    wanted: set[str],
+    external_ids: set[str],
 ) -> list[Lesson]:
-    """Describe the planned lessons whose external ids are in `wanted`."""
+    """Describe the planned lessons whose external ids are in `external_ids`."""
     rows = []
     for course in courses.values():
         for module in course.modules:
             for order, plan in enumerate(module.ordered_lessons(), start=1):
-                if plan.external_id not in wanted:
+                if plan.external_id not in external_ids:
                     continue
                 rows.append(
                     Lesson(
@@ -477,9 +477,11 @@ def write_assessments(
     progress: bool,
 ) -> None:
     """Write the modules and the assessment lessons that end them."""
-    wanted = {item.lesson.external_id for item in assessments.values() if item.lesson}
+    external_ids = {
+        item.lesson.external_id for item in assessments.values() if item.lesson
+    }
     with transaction.atomic():
-        rows = lesson_rows(courses, write_modules(courses), wanted)
+        rows = lesson_rows(courses, write_modules(courses), external_ids)
         with progress_bar(ASSESSMENTS, len(rows), progress) as bar:
             upsert(
                 Lesson,
@@ -497,8 +499,8 @@ def write_materials(
     report: ImportReport,
     progress: bool,
 ) -> None:
-    wanted = {lesson.external_id for _, lesson in materials.values()}
-    rows = lesson_rows(courses, module_pks(courses), wanted)
+    external_ids = {lesson.external_id for _, lesson in materials.values()}
+    rows = lesson_rows(courses, module_pks(courses), external_ids)
     with transaction.atomic(), progress_bar(MATERIALS, len(rows), progress) as bar:
         upsert(
             Lesson,

@@ -297,3 +297,13 @@ def test_fewer_seats_reassign_usage(ravenstack_folder):
     }
     # Contacts of removed seats stay, because people are never deleted by an import.
     assert Contact.objects.filter(account__external_id="A-000001").count() == 3
+
+
+def test_progress_bar_on_stderr(ravenstack_folder, monkeypatch, capsys):
+    monkeypatch.setattr(bulk, "LONG_FILE_ROWS", 1)
+
+    import_ravenstack(ravenstack_folder, progress=True)
+
+    captured = capsys.readouterr()
+    assert "ravenstack_feature_usage.csv" in captured.err
+    assert captured.out == ""
