@@ -70,8 +70,8 @@ class Summary:
         """Build a summary from the count, sum and sum of squares of the values.
 
         SQL can aggregate these three on every database, unlike a sample
-        standard deviation. Fine for values up to a few thousand days or
-        tickets, where the subtraction below loses no meaningful precision.
+        standard deviation. The subtraction below loses precision only when
+        the mean is many orders of magnitude larger than the spread.
         """
         if n == 0:
             return cls(n=0, mean=None, sd=None)
