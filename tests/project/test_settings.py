@@ -39,6 +39,9 @@ def test_database_url_forms():
     assert postgres["HOST"] == "db.internal"
     assert postgres["PORT"] == "6432"
     assert postgres["NAME"] == "np"
+    absolute = database_from_url("sqlite:////var/lib/np/db.sqlite3", Path("/srv"))
+
     assert sqlite["NAME"] == Path("/srv/db.sqlite3")
+    assert absolute["NAME"] == "/var/lib/np/db.sqlite3"
     with pytest.raises(ImproperlyConfigured, match="unsupported scheme 'mysql'"):
         database_from_url("mysql://root@127.0.0.1/np", Path("/srv"))
