@@ -64,7 +64,8 @@ def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
     """Translate sqlite:///path or postgres://user:password@host:port/name."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        # sqlite:///db.sqlite3 is relative to the project, sqlite:////srv/np.db absolute.
+        # sqlite:///db.sqlite3 is relative to the project; sqlite:////srv/np.db is
+        # absolute.
         path = unquote(parsed.path.removeprefix("/")) or "db.sqlite3"
         return {
             "ENGINE": "django.db.backends.sqlite3",
