@@ -35,8 +35,12 @@ class EmailTemplate(models.Model):
             "course) should go."
         )
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When this row was created."
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text="When this row was last changed."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -143,8 +147,12 @@ class Trigger(models.Model):
             "act on the contact itself."
         ),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When this row was created."
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text="When this row was last changed."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -211,8 +219,13 @@ class Firing(models.Model):
         # instead of deleting it.
         on_delete=models.PROTECT,
         related_name="firings",
+        help_text="The trigger that fired.",
     )
-    subject_type = models.CharField(max_length=10, choices=SubjectType.choices)
+    subject_type = models.CharField(
+        max_length=10,
+        choices=SubjectType.choices,
+        help_text="Whether the trigger fired for a contact or for an account.",
+    )
     account = models.ForeignKey(
         "customers.Account",
         on_delete=models.CASCADE,
@@ -244,7 +257,9 @@ class Firing(models.Model):
         related_name="firings",
         help_text="The sweep that inserted this firing.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When this row was written."
+    )
 
     class Meta:
         ordering = ["-fired_at", "-id"]
@@ -292,18 +307,29 @@ class OutboxStatus(models.TextChoices):
 class OutboxEmail(models.Model):
     """An email decided by a firing, written in the same transaction, sent later."""
 
-    firing = models.ForeignKey(Firing, on_delete=models.CASCADE, related_name="emails")
+    firing = models.ForeignKey(
+        Firing,
+        on_delete=models.CASCADE,
+        related_name="emails",
+        help_text="The firing whose actions wrote this email.",
+    )
     contact = models.ForeignKey(
-        "customers.Contact", on_delete=models.CASCADE, related_name="outbox_emails"
+        "customers.Contact",
+        on_delete=models.CASCADE,
+        related_name="outbox_emails",
+        help_text="The recipient.",
     )
     template = models.ForeignKey(
-        EmailTemplate, on_delete=models.PROTECT, related_name="outbox_emails"
+        EmailTemplate,
+        on_delete=models.PROTECT,
+        related_name="outbox_emails",
+        help_text="The template the subject and body were rendered from.",
     )
     to_email = models.EmailField(
         help_text="The address at the time the email was written."
     )
-    subject = models.CharField(max_length=300)
-    body_text = models.TextField()
+    subject = models.CharField(max_length=300, help_text="The rendered subject.")
+    body_text = models.TextField(help_text="The rendered plain-text body.")
     status = models.CharField(
         max_length=10,
         choices=OutboxStatus.choices,
@@ -329,13 +355,17 @@ class OutboxEmail(models.Model):
     claimed_at = models.DateTimeField(
         null=True, blank=True, help_text="When a worker last claimed this email."
     )
-    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the mail server accepted the email."
+    )
     message_id = models.CharField(
         max_length=255,
         blank=True,
         help_text="The Message-ID header, the same on every attempt of this email.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When the sweep wrote this email."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
