@@ -12,8 +12,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from scipy import stats as scipy_stats
+
+def _scipy_stats() -> Any:
+    """Import scipy.stats on first use.
+
+    The import takes seconds, and every process that resolves a URL imports
+    this module, so workers and portal requests should not pay for it.
+    """
+    from scipy import stats
+
+    return stats
+
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -140,7 +151,7 @@ class Difference:
 
 
 def _z(confidence: float) -> float:
-    return float(scipy_stats.norm.ppf(1 - (1 - confidence) / 2))
+    return float(_scipy_stats().norm.ppf(1 - (1 - confidence) / 2))
 
 
 def _check_counts(events: int, n: int) -> None:
@@ -244,9 +255,9 @@ def two_by_two_test(
         for column_total in column_totals
     )
     if smallest_expected < MIN_EXPECTED_COUNT:
-        result = scipy_stats.fisher_exact(table, alternative="two-sided")
+        result = _scipy_stats().fisher_exact(table, alternative="two-sided")
         return float(result.pvalue), FISHER_EXACT
-    chi_square = scipy_stats.chi2_contingency(table, correction=False)
+    chi_square = _scipy_stats().chi2_contingency(table, correction=False)
     return float(chi_square.pvalue), CHI_SQUARE
 
 
@@ -287,7 +298,7 @@ def estimate_mean(summary: Summary, confidence: float = CONFIDENCE) -> MeanEstim
         return MeanEstimate(n=summary.n, value=None, interval=None)
     if summary.n < 2 or summary.sd is None:
         return MeanEstimate(n=summary.n, value=summary.mean, interval=None)
-    critical = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, summary.n - 1))
+    critical = float(_scipy_stats().t.ppf(1 - (1 - confidence) / 2, summary.n - 1))
     half_width = critical * summary.sd / math.sqrt(summary.n)
     return MeanEstimate(
         n=summary.n,
@@ -333,8 +344,8 @@ def difference_of_means(
     degrees_of_freedom = (variance_a + variance_b) ** 2 / (
         variance_a**2 / (a.n - 1) + variance_b**2 / (b.n - 1)
     )
-    critical = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, degrees_of_freedom))
-    result = scipy_stats.ttest_ind_from_stats(
+    critical = float(_scipy_stats().t.ppf(1 - (1 - confidence) / 2, degrees_of_freedom))
+    result = _scipy_stats().ttest_ind_from_stats(
         a.mean, a.sd, a.n, b.mean, b.sd, b.n, equal_var=False
     )
     return Difference(
