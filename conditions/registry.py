@@ -251,6 +251,9 @@ def _walk(
     except ConditionError as exc:
         raise ConditionError(exc.message, path) from None
     if subject not in kind.subjects:
-        raise ConditionError(f"kind {kind.name!r} does not apply to a {subject}", path)
+        article = "an" if subject == "account" else "a"
+        raise ConditionError(
+            f"kind {kind.name!r} does not apply to {article} {subject}", path
+        )
     params = kind.clean(tree, path)
     return leaf(kind, params, path) or Q()

@@ -536,3 +536,23 @@ register(
         params={"days": DAYS},
     )
 )
+
+
+def compile_contact_added_within(context: EvaluationContext, params: Params) -> Q:
+    """Match a contact that joined its account in the last N days."""
+    return Q(
+        added_at__gt=context.as_of - timedelta(days=params["days"]),
+        added_at__lte=context.as_of,
+    )
+
+
+register(
+    Kind(
+        name="contact_added_within",
+        label="The contact joined the account in the last N days",
+        compile=compile_contact_added_within,
+        describe=lambda p: f"joined in the last {p['days']} days",
+        params={"days": DAYS},
+        subjects=("contact",),
+    )
+)

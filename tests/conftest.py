@@ -1,9 +1,11 @@
 """Fixtures shared by the whole suite."""
 
+import importlib
 import os
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 
 from config.celery import app as celery_app
 
@@ -35,3 +37,16 @@ def eager_celery():
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Put back rows seeded by data migrations when a reused database lost them.
+
+    A transactional test ends by flushing every table, seeded stages too, so
+    with --reuse-db the next run would start without them.
+    """
+    seed = importlib.import_module("lifecycle.migrations.0002_seed_stages")
+    with django_db_blocker.unblock():
+        if not apps.get_model("lifecycle", "Stage").objects.exists():
+            seed.seed_stages(apps, schema_editor=None)

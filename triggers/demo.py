@@ -154,20 +154,11 @@ TRIGGERS: tuple[dict[str, Any], ...] = (
         "slug": "welcome-onboarding",
         "name": "Welcome new contacts",
         "description": (
-            "Welcomes a contact who joined in the last day and enrolls them in "
-            "Getting started. A contact joined recently when someone was added to "
-            "the account in the last day and the contact has no usage yet."
+            "Welcomes a contact who joined their account in the last day and "
+            "enrolls them in Getting started."
         ),
         "subject_type": SubjectType.CONTACT,
-        # NOTE: no condition kind reads the contact's own added_at, so
-        # "joined in the last day" is approximated. A colleague without any
-        # usage is welcomed too when someone joins their account.
-        "condition": {
-            "all": [
-                {"kind": "team_growth", "days": 1, "value": 1},
-                {"kind": "inactivity", "days": 3650},
-            ]
-        },
+        "condition": {"kind": "contact_added_within", "days": 1},
         "occurrence": Occurrence.ONCE,
         "course": "getting-started",
         "template": "welcome",

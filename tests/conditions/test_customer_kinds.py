@@ -167,3 +167,19 @@ def test_invalid_tree_names_the_fault(tree, message):
         validate(tree, "contact")
 
     assert message in str(error.value)
+
+
+def test_contact_added_within_window():
+    account = make_account()
+    newcomer = make_contact(account, added_at=NOW - timedelta(hours=20))
+    make_contact(account, added_at=NOW - timedelta(days=1))
+    make_contact(account, added_at=NOW + timedelta(hours=1))
+
+    assert matching_contacts({"kind": "contact_added_within", "days": 1}) == {
+        newcomer.pk
+    }
+
+
+def test_contact_added_within_rejects_accounts():
+    with pytest.raises(ConditionError, match="does not apply to an account"):
+        validate({"kind": "contact_added_within", "days": 1}, "account")

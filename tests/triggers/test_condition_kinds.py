@@ -180,6 +180,13 @@ def case_upgraded_within():
     return "account", {"kind": "upgraded_within", "days": 30}, {recent.pk}
 
 
+def case_contact_added_within():
+    account = make_account()
+    newcomer = make_contact(account, added_at=NOW - timedelta(hours=6))
+    make_contact(account, added_at=NOW - timedelta(days=3))
+    return "contact", {"kind": "contact_added_within", "days": 1}, {newcomer.pk}
+
+
 CASES = {
     "inactivity": case_inactivity,
     "event_count": case_event_count,
@@ -196,6 +203,7 @@ CASES = {
     "new_role_added": case_new_role_added,
     "subscription_plan": case_subscription_plan,
     "upgraded_within": case_upgraded_within,
+    "contact_added_within": case_contact_added_within,
 }
 
 
