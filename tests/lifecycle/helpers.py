@@ -26,7 +26,7 @@ def onboarded_account(**fields) -> Account:
 def adopted_account(**fields) -> Account:
     """An account that meets the onboarding and adoption criteria at NOW."""
     account = onboarded_account(**fields)
-    contact = account.contacts.first()
+    contact = account.contacts.earliest("pk")
     for feature in ("reports", "alerts", "exports"):
         make_event(contact, NOW - timedelta(days=1), feature=feature)
     return account

@@ -89,6 +89,7 @@ def test_override_form_needs_reason(admin_client):
     change = StageChange.objects.get(source="manual")
     assert change.to_stage == renewal
     assert change.reason == "Early renewal"
+    assert change.changed_by is not None
     assert change.changed_by.username == "admin"
     assert AccountStage.objects.get(account=account).stage == renewal
 

@@ -86,7 +86,7 @@ def test_incomplete_stage_keeps_account():
     account = make_account(kickoff_date=date(2024, 6, 1))
     make_contact(account)
     make_contact(account)
-    make_event(account.contacts.first(), at(2024, 6, 3))
+    make_event(account.contacts.earliest("pk"), at(2024, 6, 3))
 
     evaluate_stages(NOW)
 
@@ -235,10 +235,10 @@ def test_daily_replay_gives_ordered_history():
     for day in range(1, 21):
         make_event(first, at(2024, 3, day, 8))
 
-    day = at(2024, 1, 1)
-    while day <= at(2024, 3, 31):
-        evaluate_stages(day)
-        day += timedelta(days=1)
+    instant = at(2024, 1, 1)
+    while instant <= at(2024, 3, 31):
+        evaluate_stages(instant)
+        instant += timedelta(days=1)
 
     assert history_of(account) == [
         (None, "onboarding", datetime(2024, 1, 1, tzinfo=UTC), "initial"),

@@ -48,6 +48,7 @@ def test_override_with_reason_recorded(csm):
 
     assert change is not None
     assert change.source == "manual"
+    assert change.from_stage is not None
     assert change.from_stage.slug == "onboarding"
     assert change.to_stage.slug == "renewal"
     assert change.changed_by == csm
@@ -62,6 +63,7 @@ def test_override_places_account_without_stage(csm):
 
     change = set_stage(account, stage("adoption"), by=csm, reason="Migrated", at=NOW)
 
+    assert change is not None
     assert change.from_stage is None
     assert AccountStage.objects.get(account=account).stage.slug == "adoption"
 
