@@ -37,8 +37,9 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy .
 
+# The benchmark builds and drops its own database, test_nudgepath_bench.
 bench: install
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+	DATABASE_URL=$(TEST_DATABASE_URL)_bench CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 		$(BIN)/python -m bench
 
 clean:
