@@ -81,9 +81,12 @@ def sign_in_sent(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/sign_in_sent.html", context)
 
 
-def _no_referrer(response: HttpResponse) -> HttpResponse:
-    # The token is in this page's address; keep it out of Referer headers.
-    response["Referrer-Policy"] = "no-referrer"
+def _referrer_origin_only(response: HttpResponse) -> HttpResponse:
+    # The token is in this page's address, and strict-origin puts only the
+    # site's origin in Referer headers. "no-referrer" would also hide the
+    # token, but browsers then send "Origin: null" with the page's own form
+    # posts, and Django's CSRF check rejects them with 403.
+    response["Referrer-Policy"] = "strict-origin"
     return response
 
 
@@ -97,15 +100,15 @@ def magic_link(request: HttpRequest, token: str) -> HttpResponse:
     """
     if request.method != "POST":
         if find_sign_in_link(token) is None:
-            return _no_referrer(_invalid_link(request))
-        return _no_referrer(render(request, "portal/magic_link_confirm.html"))
+            return _referrer_origin_only(_invalid_link(request))
+        return _referrer_origin_only(render(request, "portal/magic_link_confirm.html"))
 
     redeemed = redeem_sign_in_link(token)
     if redeemed is None:
-        return _no_referrer(_invalid_link(request))
+        return _referrer_origin_only(_invalid_link(request))
     if not redeemed.user.is_active:
         logger.warning("Sign-in link used for inactive user %s", redeemed.user.pk)
-        return _no_referrer(_invalid_link(request, inactive=True))
+        return _referrer_origin_only(_invalid_link(request, inactive=True))
 
     login(request, redeemed.user, backend="django.contrib.auth.backends.ModelBackend")
     return redirect(redeemed.next_path)
