@@ -23,6 +23,9 @@ from django.db.models import Q
 Subject = Literal["contact", "account"]
 SUBJECTS: tuple[Subject, ...] = ("contact", "account")
 GROUP_KEYS = ("all", "any", "not")
+# Deeper trees are rejected: no CSM writes them, and each level adds to the
+# SQL and to Python's recursion.
+MAX_DEPTH = 20
 
 COMPARISONS = {
     ">": "gt",
@@ -194,20 +197,35 @@ def compile_condition(tree: Any, context: EvaluationContext) -> Q:
     return compiled
 
 
-def describe(tree: Any) -> str:
-    """Render a tree as a sentence a CSM can read, for the admin and logs."""
+def describe(tree: Any, depth: int = 0) -> str:
+    """Render a tree as a sentence a CSM can read, for the admin and logs.
+
+    An invalid tree is described too, with the fault in place of the
+    broken part, because the admin shows stored conditions that may have
+    become invalid.
+    """
+    if depth > MAX_DEPTH:
+        return "(nested too deeply)"
     if not isinstance(tree, Mapping):
         return repr(tree)
-    if "all" in tree:
-        return "(" + " and ".join(describe(child) for child in tree["all"]) + ")"
-    if "any" in tree:
-        return "(" + " or ".join(describe(child) for child in tree["any"]) + ")"
+    for key, joiner in (("all", " and "), ("any", " or ")):
+        if key in tree:
+            children = tree[key] if isinstance(tree[key], list) else [tree[key]]
+            return (
+                "("
+                + joiner.join(describe(child, depth + 1) for child in children)
+                + ")"
+            )
     if "not" in tree:
-        return "not " + describe(tree["not"])
+        return "not " + describe(tree["not"], depth + 1)
     kind = _KINDS.get(str(tree.get("kind")))
     if kind is None:
         return f"unknown kind {tree.get('kind')!r}"
-    return kind.describe(tree)
+    try:
+        params = kind.clean(tree, "$")
+    except ConditionError as exc:
+        return f"{kind.name} (invalid: {exc.message})"
+    return kind.describe({"kind": kind.name, **params})
 
 
 def _walk(
@@ -215,7 +233,12 @@ def _walk(
     subject: Subject,
     path: str,
     leaf: Callable[[Kind, dict[str, Any], str], Q | None],
+    depth: int = 0,
 ) -> Q:
+    if depth > MAX_DEPTH:
+        raise ConditionError(
+            f"conditions nest at most {MAX_DEPTH} groups deep; flatten this one", path
+        )
     if not isinstance(tree, Mapping):
         raise ConditionError(f"expected an object, found {type(tree).__name__}", path)
 
@@ -226,7 +249,7 @@ def _walk(
         )
 
     if "not" in tree:
-        return ~_walk(tree["not"], subject, f"{path}.not", leaf)
+        return ~_walk(tree["not"], subject, f"{path}.not", leaf, depth + 1)
 
     if groups:
         key = groups[0]
@@ -234,7 +257,7 @@ def _walk(
         if not isinstance(children, list) or not children:
             raise ConditionError(f"{key!r} needs a non-empty list of conditions", path)
         compiled = [
-            _walk(child, subject, f"{path}.{key}[{index}]", leaf)
+            _walk(child, subject, f"{path}.{key}[{index}]", leaf, depth + 1)
             for index, child in enumerate(children)
         ]
         combined = compiled[0]

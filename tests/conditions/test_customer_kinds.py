@@ -5,7 +5,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conditions import ConditionError, EvaluationContext, compile_condition, validate
+from conditions import (
+    ConditionError,
+    EvaluationContext,
+    compile_condition,
+    describe,
+    validate,
+)
+from conditions.registry import MAX_DEPTH
 from customers.models import Account, Contact
 from tests.factories import (
     NOW,
@@ -183,3 +190,24 @@ def test_contact_added_within_window():
 def test_contact_added_within_rejects_accounts():
     with pytest.raises(ConditionError, match="does not apply to an account"):
         validate({"kind": "contact_added_within", "days": 1}, "account")
+
+
+def test_nesting_deeper_than_limit_rejected():
+    tree: dict = {"kind": "inactivity", "days": 10}
+    for _ in range(MAX_DEPTH + 1):
+        tree = {"not": tree}
+
+    with pytest.raises(ConditionError, match="nest at most 20 groups deep"):
+        validate(tree, "contact")
+
+
+def test_describe_invalid_leaf_names_fault():
+    assert describe({"kind": "inactivity"}) == (
+        "inactivity (invalid: parameter 'days' is missing)"
+    )
+    assert describe({"all": [{"kind": "plan", "plans": ["Gold"]}]}).startswith(
+        "(plan (invalid: plans='Gold' is not one of"
+    )
+    assert describe({"kind": "inactivity", "days": 10}) == (
+        "no usage events in the last 10 days"
+    )

@@ -87,3 +87,36 @@ def test_outbox_retry_action(
     email.refresh_from_db()
     assert email.status == "sent"
     assert len(mailoutbox) == 1
+
+
+def test_trigger_form_missing_parameter_redisplays(admin_client):
+    response = admin_client.post(
+        reverse("admin:triggers_trigger_add"),
+        {
+            "name": "Quiet contacts",
+            "slug": "quiet",
+            "subject_type": "contact",
+            "condition": '{"kind": "inactivity"}',
+            "occurrence": "once",
+            "recipients": "champions",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "parameter &#x27;days&#x27; is missing" in response.content.decode()
+    assert not Trigger.objects.exists()
+
+
+def test_stored_invalid_condition_still_listed(admin_client):
+    trigger = make_trigger({"kind": "inactivity", "days": 10})
+    # A condition stored before validation, or made invalid by a later change.
+    Trigger.objects.filter(pk=trigger.pk).update(condition={"kind": "inactivity"})
+
+    listing = admin_client.get(reverse("admin:triggers_trigger_changelist"))
+    change = admin_client.get(
+        reverse("admin:triggers_trigger_change", args=[trigger.pk])
+    )
+
+    assert listing.status_code == 200
+    assert change.status_code == 200
+    assert "inactivity (invalid: parameter" in listing.content.decode()
