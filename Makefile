@@ -22,6 +22,8 @@ $(BIN)/.installed: pyproject.toml uv.lock
 
 install: $(BIN)/.installed
 
+# Links in the demo's emails point at the port it serves on.
+demo: export NUDGEPATH_SITE_URL ?= http://127.0.0.1:$(PORT)
 demo: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py setup_demo $(if $(DATA),--data "$(DATA)")

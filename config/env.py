@@ -43,14 +43,29 @@ def env_bool(name: str, default: bool) -> bool:
     )
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, minimum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from exc
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} is below the minimum {minimum}.")
+    return value
+
+
+def env_url(name: str, default: str) -> str:
+    """Read an absolute http(s) URL without a trailing slash."""
+    raw = env_str(name, default)
+    parsed = urlparse(raw)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not an absolute URL; use a form like "
+            "https://learn.example.com"
+        )
+    return raw.rstrip("/")
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -74,7 +89,7 @@ def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
     if parsed.scheme in {"postgres", "postgresql"}:
         return {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parsed.path.lstrip("/")) or "nudgepath",
+            "NAME": _postgres_name(url, parsed.path),
             "USER": unquote(parsed.username or "postgres"),
             "PASSWORD": unquote(parsed.password or ""),
             "HOST": parsed.hostname or "127.0.0.1",
@@ -86,3 +101,13 @@ def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
         f"DATABASE_URL={url!r} has an unsupported scheme {parsed.scheme!r}; "
         "use sqlite:///db.sqlite3 or postgres://user@127.0.0.1:5432/nudgepath."
     )
+
+
+def _postgres_name(url: str, path: str) -> str:
+    name = unquote(path.removeprefix("/"))
+    if not name:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL={url!r} names no database; add it after the port, as in "
+            "postgres://postgres@127.0.0.1:5432/nudgepath."
+        )
+    return name

@@ -10,7 +10,14 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_int, env_list, env_str
+from config.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("NUDGEPATH_VAR_DIR", str(BASE_DIR / "var")))
@@ -18,9 +25,19 @@ VAR_DIR = Path(env_str("NUDGEPATH_VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DJANGO_DEBUG", default=True)
 
 
+# Django's own deployment check asks for at least 50 characters.
+MIN_SECRET_KEY_LENGTH = 50
+
+
 def _secret_key() -> str:
     """Return the configured key, or a per-checkout key kept in var/ for DEBUG runs."""
     configured = env_str("DJANGO_SECRET_KEY", "")
+    if configured and not DEBUG and len(configured) < MIN_SECRET_KEY_LENGTH:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY has {len(configured)} characters; production needs "
+            f"at least {MIN_SECRET_KEY_LENGTH}, for example from "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
     if configured:
         return configured
     if not DEBUG:
@@ -41,7 +58,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # The address that links in emails point to.
-SITE_URL = env_str("NUDGEPATH_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+SITE_URL = env_url("NUDGEPATH_SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -128,11 +145,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "lifecycle-refresh": {
         "task": "lifecycle.tasks.refresh_lifecycle",
-        "schedule": env_int("NUDGEPATH_LIFECYCLE_SECONDS", 6 * 60 * 60),
+        "schedule": env_int("NUDGEPATH_LIFECYCLE_SECONDS", 6 * 60 * 60, minimum=60),
     },
     "trigger-sweep": {
         "task": "triggers.tasks.run_sweep",
-        "schedule": env_int("NUDGEPATH_SWEEP_SECONDS", 15 * 60),
+        "schedule": env_int("NUDGEPATH_SWEEP_SECONDS", 15 * 60, minimum=10),
     },
     "send-pending-email": {
         "task": "triggers.tasks.send_pending_email",
@@ -153,13 +170,13 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 # Seconds an SMTP call may block; well below the 15 minutes after which a
 # row stuck in "sending" is released for another attempt.
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
 DEFAULT_FROM_EMAIL = env_str(
     "DEFAULT_FROM_EMAIL", "Nudgepath <learn@nudgepath.localhost>"
 )
 
 # Sign-in links sent by email expire after this many hours.
-MAGIC_LINK_MAX_AGE_HOURS = env_int("NUDGEPATH_MAGIC_LINK_HOURS", 72)
+MAGIC_LINK_MAX_AGE_HOURS = env_int("NUDGEPATH_MAGIC_LINK_HOURS", 72, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],

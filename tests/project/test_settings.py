@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_int, env_str
+from config.env import database_from_url, env_bool, env_int, env_str, env_url
 
 
 def test_env_bool_rejects_unknown_word(monkeypatch):
@@ -45,3 +45,28 @@ def test_database_url_forms():
     assert absolute["NAME"] == "/var/lib/np/db.sqlite3"
     with pytest.raises(ImproperlyConfigured, match="unsupported scheme 'mysql'"):
         database_from_url("mysql://root@127.0.0.1/np", Path("/srv"))
+
+
+def test_env_int_rejects_below_minimum(monkeypatch):
+    monkeypatch.setenv("NUDGEPATH_MAGIC_LINK_HOURS", "0")
+
+    with pytest.raises(ImproperlyConfigured, match="below the minimum 1"):
+        env_int("NUDGEPATH_MAGIC_LINK_HOURS", default=72, minimum=1)
+
+
+def test_env_url_requires_absolute_url(monkeypatch):
+    monkeypatch.setenv("NUDGEPATH_SITE_URL", "notaurl")
+
+    with pytest.raises(ImproperlyConfigured, match="NUDGEPATH_SITE_URL='notaurl'"):
+        env_url("NUDGEPATH_SITE_URL", "http://127.0.0.1:8000")
+
+
+def test_env_url_strips_trailing_slash(monkeypatch):
+    monkeypatch.setenv("NUDGEPATH_SITE_URL", "https://learn.example.com/")
+
+    assert env_url("NUDGEPATH_SITE_URL", "") == "https://learn.example.com"
+
+
+def test_postgres_url_without_database_rejected():
+    with pytest.raises(ImproperlyConfigured, match="names no database"):
+        database_from_url("postgres://postgres@127.0.0.1:5432", Path("/srv"))
