@@ -30,7 +30,7 @@ class CourseAdminForm(forms.ModelForm):
         help_texts = {
             "external_id": "The id in the source system, such as an OULAD "
             "module-presentation. Leave blank for a course written here.",
-            "slug": "The course's part of its portal address, /learn/courses/<slug>/. "
+            "slug": "The course's part of its portal address, /learn/courses/SLUG/. "
             "Lowercase letters, digits and hyphens. Changing it breaks links "
             "already sent by email.",
             "title": "Shown to learners on their home page and in emails.",

@@ -141,6 +141,7 @@ class LessonProgress(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name_plural = "lesson progress"
         constraints = [
             models.UniqueConstraint(
                 fields=["enrollment", "lesson"], name="one_progress_row_per_lesson"

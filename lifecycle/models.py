@@ -73,6 +73,8 @@ class CriterionMet(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "criterion met"
+        verbose_name_plural = "criteria met"
         ordering = ["account", "met_at"]
         constraints = [
             # A criterion is met once per account; re-evaluation inserts or ignores.
