@@ -47,6 +47,15 @@ def test_evaluate_triggers_rejects_bad_at():
     assert not Sweep.objects.exists()
 
 
+@pytest.mark.parametrize("value", ["2099-01-01T00:00:00Z", ""])
+def test_evaluate_triggers_rejects_future_or_blank_at(value):
+    with pytest.raises(CommandError) as error:
+        evaluate("--at", value)
+
+    assert repr(value) in str(error.value)
+    assert not Sweep.objects.exists()
+
+
 def test_evaluate_triggers_naive_at_is_utc():
     output = evaluate("--at", "2024-06-15T12:00")
 

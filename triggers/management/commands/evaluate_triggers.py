@@ -54,7 +54,7 @@ class Command(BaseCommand):
             )
 
     def _sweep(self, at: str | None) -> SweepReport:
-        as_of = self._parse_at(at) if at else timezone.now()
+        as_of = self._parse_at(at) if at is not None else timezone.now()
         self.stdout.write(f"Evaluating active triggers as of {as_of.isoformat()}")
         return run_sweep(as_of)
 
@@ -79,7 +79,7 @@ class Command(BaseCommand):
         end = datetime(last.year, last.month, last.day, tzinfo=UTC)
         self.stdout.write(
             f"Replaying sweeps from {start.isoformat()} to {end.isoformat()} "
-            f"every {options['step_days']} days"
+            f"every {options['step_days']} day(s)"
         )
         return replay(
             start,
@@ -100,6 +100,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"--at {value!r} has no time zone; taking it as UTC "
                 f"({parsed.isoformat()})."
+            )
+        # A sweep dated in the future would act now on what has not happened.
+        if parsed > timezone.now():
+            raise CommandError(
+                f"--at {value!r} is in the future; sweeps evaluate the past or now. "
+                "Leave --at out to evaluate as of now."
             )
         return parsed
 
