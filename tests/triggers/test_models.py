@@ -26,6 +26,22 @@ def test_template_syntax_error_names_line():
     assert not EmailTemplate.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "tag", ['{% include "x.txt" %}', "{% debug %}", "{% load static %}"]
+)
+def test_template_forbidden_tag_rejected(tag):
+    template = EmailTemplate(
+        slug="unsafe", name="Unsafe", subject="Hello", body=f"Hi,\n{tag}\n"
+    )
+
+    with pytest.raises(ValidationError) as error:
+        template.save()
+
+    message = error.value.message_dict["body"][0]
+    assert "on line 2 is not allowed in email templates" in message
+    assert not EmailTemplate.objects.exists()
+
+
 def test_template_subject_error_names_field():
     template = EmailTemplate(slug="bad", name="Bad", subject="Hi {{ }}", body="Body")
 
