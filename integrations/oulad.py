@@ -8,10 +8,11 @@ from the RavenStack import, which must therefore run first.
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from customers.models import Contact
-from integrations.csvfiles import read_csv, require_folder
+from integrations.csvfiles import CsvRow, DatasetFiles, read_csv, require_folder
 from integrations.oulad_courses import (
     ASSESSMENTS,
     COURSE_COLUMNS,
@@ -53,18 +54,22 @@ WHAT_TO_DO = (
 )
 
 
+@dataclass
+class OuladFiles(DatasetFiles):
+    # The studentVle*.csv click logs by file name, which are optional.
+    click_tables: dict[str, list[CsvRow]] = field(default_factory=dict)
+
+
 def import_oulad(folder: Path, progress: bool = False) -> ImportReport:
     """Import courses, modules, lessons, enrollments and progress from OULAD files."""
+    return write_oulad(read_oulad(folder), progress)
+
+
+def read_oulad(folder: Path) -> OuladFiles:
+    """Read every OULAD file; raise ImportDataError if one cannot be imported."""
     started = time.monotonic()
     folder = Path(folder)
     file_columns = check_folder(folder)
-    contacts = sorted(Contact.objects.values_list("external_id", "pk"))
-    if not contacts:
-        raise ImportDataError(
-            "There are no contacts to enroll OULAD learners as. Import RavenStack "
-            "first (python manage.py import_ravenstack FOLDER), or run both with "
-            "python manage.py import_data FOLDER."
-        )
     report = ImportReport(source="OULAD", folder=folder)
     logger.info("OULAD import from %s started", folder)
 
@@ -76,6 +81,27 @@ def import_oulad(folder: Path, progress: bool = False) -> ImportReport:
         path.name: read_csv(path, CLICK_COLUMNS, report)
         for path in sorted(folder.glob(CLICKS_PATTERN))
     }
+    report.seconds = time.monotonic() - started
+    return OuladFiles(report, tables, click_tables)
+
+
+def write_oulad(files: OuladFiles, progress: bool = False) -> ImportReport:
+    """Check the rows that read_oulad read and write the valid ones.
+
+    Raises ImportDataError before writing when there are no contacts to
+    enroll learners as.
+    """
+    started = time.monotonic()
+    report = files.report
+    tables = files.tables
+    contacts = sorted(Contact.objects.values_list("external_id", "pk"))
+    if not contacts:
+        raise ImportDataError(
+            "There are no contacts to enroll OULAD learners as. Import RavenStack "
+            "first (python manage.py import_ravenstack FOLDER), or run both with "
+            "python manage.py import_data FOLDER."
+        )
+
     courses = parse_courses(tables[COURSES], report)
     assessments = parse_assessments(tables[ASSESSMENTS], courses, report)
     plan_modules(courses, assessments)
@@ -89,13 +115,13 @@ def import_oulad(folder: Path, progress: bool = False) -> ImportReport:
     enrollments = write_enrollments(registrations, contact_of, report, progress)
     results = RESULTS_FILES[0] if RESULTS_FILES[0] in tables else RESULTS_FILES[1]
     write_results(results, tables[results], assessments, enrollments, report, progress)
-    for file, rows in click_tables.items():
+    for file, rows in files.click_tables.items():
         write_clicks(file, rows, courses, enrollments, report, progress)
 
-    report.seconds = time.monotonic() - started
+    report.seconds += time.monotonic() - started
     logger.info(
         "OULAD import from %s finished in %d ms with %d rows skipped",
-        folder,
+        report.folder,
         report.seconds * 1000,
         len(report.errors),
     )

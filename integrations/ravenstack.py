@@ -1,9 +1,10 @@
 """Import the RavenStack SaaS dataset into the customer record.
 
-All five files are read and checked first, so a missing file or column stops
-the import before anything is written. Each file is then written in its own
-transaction: a crash part-way through a file leaves none of its rows, while
-the files before it stay imported. Every row is keyed by its source id, so
+All five files are read and checked first, so a missing file or column, a
+file that is not UTF-8 or an unclosed quote stops the import before anything
+is written. Each file is then written in its own transaction: a crash
+part-way through a file leaves none of its rows, while the files before it
+stay imported. Every row is keyed by its source id, so
 importing again updates rows in place instead of adding copies.
 """
 
@@ -32,7 +33,7 @@ from integrations.contacts import (
     stable_index,
     unique_domains,
 )
-from integrations.csvfiles import read_csv, require_folder
+from integrations.csvfiles import DatasetFiles, read_csv, require_folder
 from integrations.ravenstack_rows import (
     ACCOUNTS,
     CHURN_EVENTS,
@@ -57,6 +58,11 @@ WHAT_TO_DO = (
 
 def import_ravenstack(folder: Path, progress: bool = False) -> ImportReport:
     """Import accounts, contacts, subscriptions, usage, tickets and churn events."""
+    return write_ravenstack(read_ravenstack(folder), progress)
+
+
+def read_ravenstack(folder: Path) -> DatasetFiles:
+    """Read every RavenStack file; raise ImportDataError if one cannot be imported."""
     started = time.monotonic()
     folder = require_folder(Path(folder), COLUMNS, WHAT_TO_DO)
     report = ImportReport(source="RavenStack", folder=folder)
@@ -66,7 +72,15 @@ def import_ravenstack(folder: Path, progress: bool = False) -> ImportReport:
         name: read_csv(folder / name, columns, report)
         for name, columns in COLUMNS.items()
     }
-    rows = parse_all(tables, report)
+    report.seconds = time.monotonic() - started
+    return DatasetFiles(report, tables)
+
+
+def write_ravenstack(files: DatasetFiles, progress: bool = False) -> ImportReport:
+    """Check the rows that read_ravenstack read and write the valid ones."""
+    started = time.monotonic()
+    report = files.report
+    rows = parse_all(files.tables, report)
     set_account_terms(rows, report)
 
     write_accounts(rows, report, progress)
@@ -75,10 +89,10 @@ def import_ravenstack(folder: Path, progress: bool = False) -> ImportReport:
     write_tickets(rows, report, progress)
     write_churn_events(rows, report, progress)
 
-    report.seconds = time.monotonic() - started
+    report.seconds += time.monotonic() - started
     logger.info(
         "RavenStack import from %s finished in %d ms with %d rows skipped",
-        folder,
+        report.folder,
         report.seconds * 1000,
         len(report.errors),
     )
