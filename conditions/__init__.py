@@ -1,7 +1,7 @@
 """The condition vocabulary shared by lifecycle success criteria and triggers.
 
-This package knows no app. Apps register the kinds of condition that read
-their own data (customers: usage, dates, surveys; courses: learning state),
+This package imports no app. Each app registers the kinds of condition that
+read its own data (customers: usage, dates, health, team, surveys, tickets),
 and lifecycle and triggers compile stored condition trees to one ORM filter.
 """
 

@@ -47,7 +47,7 @@ class ConditionError(ValueError):
 
 @dataclass(frozen=True)
 class EvaluationContext:
-    """What a condition is evaluated against: the subject type and the instant."""
+    """The subject type and the instant that a condition is evaluated against."""
 
     subject: Subject
     as_of: datetime

@@ -43,7 +43,7 @@ def _elapsed_ms(started: float) -> int:
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Return 200 when the database and broker answer, 503 otherwise."""
+    """Return 200 when the database and broker respond, 503 otherwise."""
     database = _check_database()
     broker = _check_broker()
     healthy = bool(database["ok"] and broker["ok"])

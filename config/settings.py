@@ -25,7 +25,7 @@ VAR_DIR = Path(env_str("NUDGEPATH_VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DJANGO_DEBUG", default=True)
 
 
-# Django's own deployment check asks for at least 50 characters.
+# Django's deployment check (security.W009) warns below 50 characters.
 MIN_SECRET_KEY_LENGTH = 50
 
 
