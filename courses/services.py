@@ -614,3 +614,103 @@ def _state_of(progress: LessonProgress | None) -> LessonState:
     if progress.completed_at is not None:
         return LessonState.COMPLETED
     return LessonState.IN_PROGRESS
+
+
+# --- Batch writes for trigger sweeps -------------------------------------------
+
+# Rows per INSERT statement; Django lowers it further where SQLite limits the
+# number of query parameters.
+BULK_INSERT_BATCH_SIZE = 1000
+
+
+def enroll_many(
+    pairs: Iterable[tuple[int, int]],
+    *,
+    source: str = EnrollmentSource.MANUAL,
+    origin: str = "",
+    at: datetime | None = None,
+) -> set[tuple[int, int]]:
+    """Enroll each (contact id, course id) pair once; return the pairs newly enrolled.
+
+    The number of queries does not grow with the pairs up to
+    BULK_INSERT_BATCH_SIZE (fewer on SQLite): one reads the pairs enrolled
+    already, one inserts the others with ON CONFLICT DO NOTHING, and one
+    reads back the rows this call wrote. As in enroll(), the unique
+    constraint on (contact, course) decides, so an enrollment that another
+    transaction inserted first is kept as it is and not returned.
+    """
+    requested = set(pairs)
+    if not requested:
+        return set()
+    enrolled_at = at or timezone.now()
+    in_scope = Enrollment.objects.filter(
+        contact_id__in={contact_id for contact_id, _ in requested},
+        course_id__in={course_id for _, course_id in requested},
+    )
+    existing = requested & set(in_scope.values_list("contact_id", "course_id"))
+    missing = sorted(requested - existing)
+    if not missing:
+        return set()
+
+    Enrollment.objects.bulk_create(
+        [
+            Enrollment(
+                contact_id=contact_id,
+                course_id=course_id,
+                source=source,
+                origin=origin,
+                enrolled_at=enrolled_at,
+            )
+            for contact_id, course_id in missing
+        ],
+        batch_size=BULK_INSERT_BATCH_SIZE,
+        ignore_conflicts=True,
+    )
+
+    # The insert reports no ids when conflicts are ignored, so the rows are
+    # read back by the values this call wrote.
+    # NOTE: a pair that another transaction enrolls between the first read
+    # and the insert, with the same source, origin and time, is returned too.
+    written = in_scope.filter(source=source, origin=origin, enrolled_at=enrolled_at)
+    created = set(written.values_list("contact_id", "course_id")) & set(missing)
+    if created:
+        logger.info(
+            "Enrolled %s contacts in %s courses (source=%s origin=%s)",
+            len({contact_id for contact_id, _ in created}),
+            len({course_id for _, course_id in created}),
+            source,
+            origin,
+        )
+    return created
+
+
+def create_sign_in_urls(
+    contacts: Iterable[Contact], next_path: str = ""
+) -> dict[int, str]:
+    """Store one single-use sign-in link per contact; return the URL by contact id.
+
+    One INSERT per BULK_INSERT_BATCH_SIZE contacts (fewer on SQLite). As in
+    create_sign_in_url(), only the tokens' SHA-256 hashes are stored.
+    """
+    tokens = {contact.pk: secrets.token_urlsafe(32) for contact in contacts}
+    if not tokens:
+        return {}
+    path = next_path or reverse("portal:home")
+    expires_at = timezone.now() + timedelta(hours=settings.MAGIC_LINK_MAX_AGE_HOURS)
+    SignInLink.objects.bulk_create(
+        [
+            SignInLink(
+                contact_id=contact_id,
+                token_hash=_hash_token(token),
+                next_path=path,
+                expires_at=expires_at,
+            )
+            for contact_id, token in tokens.items()
+        ],
+        batch_size=BULK_INSERT_BATCH_SIZE,
+    )
+    return {
+        contact_id: settings.SITE_URL
+        + reverse("portal:magic-link", kwargs={"token": token})
+        for contact_id, token in tokens.items()
+    }
