@@ -5,7 +5,9 @@ sweep's instant together with their occurrence key. The firings are
 inserted with ON CONFLICT DO NOTHING and tagged with the sweep id, so the
 rows that carry this sweep's id afterwards are exactly the new firings. The
 actions of those firings (enrollments and outbox emails) are written in the
-same transaction, and the emails are queued for sending after it commits.
+same transaction with a fixed number of queries, and the emails are queued
+for sending after it commits. Emails of firings older than an optional
+delivery horizon are written as skipped and never queued.
 """
 
 import logging
@@ -15,18 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
+from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from tqdm import tqdm
 
 from conditions import EvaluationContext, Subject, compile_condition
 from courses.models import EnrollmentSource
-from courses.services import course_path, create_sign_in_url, enroll
+from courses.services import course_path, create_sign_in_urls, enroll_many
 from customers.models import Contact
 from customers.services import subjects_as_of
 from triggers.models import (
+    EmailTemplate,
     Firing,
     OutboxEmail,
+    OutboxStatus,
     Recipients,
     SubjectType,
     Sweep,
@@ -53,6 +59,7 @@ class SweepReport:
     fired: int = 0
     enrollments: int = 0
     emails_queued: int = 0
+    emails_skipped: int = 0
     # (trigger slug, error message) for each trigger that failed.
     failures: tuple[tuple[str, str], ...] = ()
     sweep_ids: tuple[int, ...] = ()
@@ -65,6 +72,7 @@ class SweepReport:
             fired=self.fired + other.fired,
             enrollments=self.enrollments + other.enrollments,
             emails_queued=self.emails_queued + other.emails_queued,
+            emails_skipped=self.emails_skipped + other.emails_skipped,
             failures=self.failures + other.failures,
             sweep_ids=self.sweep_ids + other.sweep_ids,
         )
@@ -76,10 +84,28 @@ class TriggerOutcome:
     fired: int = 0
     enrollments: int = 0
     emails_queued: int = 0
+    emails_skipped: int = 0
+
+
+@dataclass(frozen=True)
+class EmailPolicy:
+    """What happens to the outbox emails that a sweep writes.
+
+    skip_reason, when not empty, marks every email skipped with that reason.
+    Otherwise emails are pending, and queue sets whether a send task is
+    queued for each after commit or the rows wait for the periodic job.
+    """
+
+    skip_reason: str = ""
+    queue: bool = True
 
 
 def run_sweep(
-    as_of: datetime | None = None, triggers: Iterable[Trigger] | None = None
+    as_of: datetime | None = None,
+    triggers: Iterable[Trigger] | None = None,
+    *,
+    deliver_after: datetime | None = None,
+    queue_email: bool = True,
 ) -> SweepReport:
     """Evaluate triggers as of an instant and act on the new firings.
 
@@ -89,20 +115,27 @@ def run_sweep(
     logged and reported in SweepReport.failures. Its transaction is rolled
     back, so it leaves no firing without its actions, and the other
     triggers still run.
+
+    deliver_after is the delivery horizon of a replay or backfill: when
+    as_of is before it, the emails are still written, but with status
+    skipped, and are never sent. queue_email=False writes the emails as
+    pending without queuing their send tasks, so the periodic
+    send_pending_email job or send_due_email() sends them later.
     """
     as_of = as_of or timezone.now()
-    if timezone.is_naive(as_of):
-        raise ValueError(
-            f"as_of {as_of.isoformat()} has no time zone; pass an aware datetime "
-            "such as datetime(2024, 6, 15, tzinfo=UTC)"
-        )
+    _require_aware(as_of, "as_of")
+    if deliver_after is not None:
+        _require_aware(deliver_after, "deliver_after")
     selected = _select_triggers(triggers)
     started = time.monotonic()
     sweep = Sweep.objects.create(as_of=as_of, started_at=timezone.now())
+    policy = EmailPolicy(
+        skip_reason=_skip_reason(as_of, deliver_after), queue=queue_email
+    )
 
     report = SweepReport(sweeps=1, sweep_ids=(sweep.pk,))
     for trigger in selected:
-        report += _evaluate_guarded(trigger, sweep)
+        report += _evaluate_guarded(trigger, sweep, policy)
 
     _record_counts(sweep, report)
     _log_sweep(sweep, report, elapsed_ms=(time.monotonic() - started) * 1000)
@@ -114,11 +147,14 @@ def replay(
     end: datetime,
     step: timedelta = timedelta(days=1),
     progress: bool = False,
+    *,
+    deliver_after: datetime | None = None,
 ) -> SweepReport:
     """Run a sweep at start, start + step, ... up to and including end.
 
     Replaying history in order makes each firing happen at the instant it
-    would have happened had the sweeps run back then.
+    would have happened had the sweeps run back then. Emails of sweeps
+    before deliver_after are written as skipped, never sent; None sends all.
     """
     if step <= timedelta(0):
         raise ValueError(f"step {step} must be positive, for example timedelta(days=1)")
@@ -132,16 +168,36 @@ def replay(
 
     report = SweepReport()
     for as_of in instants:
-        report += run_sweep(as_of)
+        report += run_sweep(as_of, deliver_after=deliver_after)
     logger.info(
-        "Replay from %s to %s: %s sweeps, %s firings, %s emails queued",
+        "Replay from %s to %s: %s sweeps, %s firings, %s emails queued, "
+        "%s emails skipped",
         start.isoformat(),
         end.isoformat(),
         report.sweeps,
         report.fired,
         report.emails_queued,
+        report.emails_skipped,
     )
     return report
+
+
+def _require_aware(instant: datetime, name: str) -> None:
+    if timezone.is_naive(instant):
+        raise ValueError(
+            f"{name} {instant.isoformat()} has no time zone; pass an aware datetime "
+            "such as datetime(2024, 6, 15, tzinfo=UTC)"
+        )
+
+
+def _skip_reason(as_of: datetime, deliver_after: datetime | None) -> str:
+    # A replay or backfill must not mail people about events long past.
+    if deliver_after is None or as_of >= deliver_after:
+        return ""
+    return (
+        f"Replayed history: the firing at {as_of.isoformat()} is older than the "
+        f"delivery horizon {deliver_after.isoformat()}."
+    )
 
 
 def _instants(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
@@ -160,11 +216,13 @@ def _select_triggers(triggers: Iterable[Trigger] | None) -> list[Trigger]:
     return list(active.select_related("enroll_course", "email_template"))
 
 
-def _evaluate_guarded(trigger: Trigger, sweep: Sweep) -> SweepReport:
+def _evaluate_guarded(
+    trigger: Trigger, sweep: Sweep, policy: EmailPolicy
+) -> SweepReport:
     """Evaluate one trigger in its own transaction; report an error, do not raise it."""
     try:
         with transaction.atomic():
-            outcome = evaluate_trigger(trigger, sweep)
+            outcome = evaluate_trigger(trigger, sweep, policy)
     except Exception as exc:
         # One broken trigger (a condition saved before validation, a template
         # that fails to render) must not stop the other triggers of the sweep.
@@ -176,50 +234,39 @@ def _evaluate_guarded(trigger: Trigger, sweep: Sweep) -> SweepReport:
         fired=outcome.fired,
         enrollments=outcome.enrollments,
         emails_queued=outcome.emails_queued,
+        emails_skipped=outcome.emails_skipped,
     )
 
 
-def evaluate_trigger(trigger: Trigger, sweep: Sweep) -> TriggerOutcome:
+def evaluate_trigger(
+    trigger: Trigger, sweep: Sweep, policy: EmailPolicy | None = None
+) -> TriggerOutcome:
     """Record the new firings of one trigger and write their actions.
 
     Must run inside a transaction, so the firings, enrollments and outbox
-    rows commit together or not at all.
+    rows commit together or not at all. policy defaults to queuing every
+    email.
     """
+    policy = policy or EmailPolicy()
     context = EvaluationContext(cast(Subject, trigger.subject_type), sweep.as_of)
     matches = _matching_subjects(trigger, context)
-
-    Firing.objects.bulk_create(
-        [
-            Firing(
-                trigger=trigger,
-                subject_type=trigger.subject_type,
-                account_id=account_id,
-                contact_id=contact_id,
-                occurrence_key=occurrence_key,
-                fired_at=sweep.as_of,
-                sweep=sweep,
-            )
-            for contact_id, account_id, occurrence_key in matches
-        ],
-        batch_size=INSERT_BATCH_SIZE,
-        ignore_conflicts=True,
-    )
-
-    # Rows inserted just now carry this sweep's id; conflicting rows kept
-    # the id of the sweep that inserted them.
-    new_firings = list(Firing.objects.filter(sweep=sweep, trigger=trigger))
-    enrollments, emails = _take_actions(trigger, new_firings, sweep.as_of)
+    unfired = _without_earlier_firings(trigger, matches)
+    new_firings = _insert_firings(trigger, sweep, unfired)
+    enrollments, emails = _take_actions(trigger, new_firings, sweep.as_of, policy)
+    skipped = emails if policy.skip_reason else 0
     return TriggerOutcome(
         matched=len(matches),
         fired=len(new_firings),
         enrollments=enrollments,
-        emails_queued=emails,
+        emails_queued=emails - skipped,
+        emails_skipped=skipped,
     )
 
 
-def _matching_subjects(
-    trigger: Trigger, context: EvaluationContext
-) -> list[tuple[int | None, int, str]]:
+Match = tuple[int | None, int, str]
+
+
+def _matching_subjects(trigger: Trigger, context: EvaluationContext) -> list[Match]:
     """Return (contact id or None, account id, occurrence key) for each match.
 
     One query whatever the number of subjects: the condition compiles to
@@ -251,43 +298,116 @@ def _matching_subjects(
     return sorted(matches, key=lambda match: (match[1], match[0] or 0))
 
 
+def _without_earlier_firings(trigger: Trigger, matches: list[Match]) -> list[Match]:
+    """Drop the matches whose subject fired this trigger for the same key before.
+
+    Most subjects that match a trigger day after day fired long ago, and
+    skipping them here is cheaper than inserting rows that would conflict.
+    It is only a shortcut: the unique constraints still decide, so a firing
+    that a concurrent sweep inserts first is dropped by ON CONFLICT DO NOTHING.
+    """
+    if not matches:
+        return []
+    is_contact = trigger.subject_type == SubjectType.CONTACT
+    subject_field = "contact_id" if is_contact else "account_id"
+    subject_index = 0 if is_contact else 1
+    # NOTE: SQLite accepts at most 32,766 query parameters (its default
+    # since 3.32), so a trigger matching more subjects fails there.
+    # PostgreSQL with Django's default client-side binding has no such limit.
+    earlier = Firing.objects.filter(
+        trigger=trigger,
+        subject_type=trigger.subject_type,
+        occurrence_key__in={match[2] for match in matches},
+        **{f"{subject_field}__in": {match[subject_index] for match in matches}},
+    )
+    fired = set(earlier.values_list(subject_field, "occurrence_key"))
+    return [match for match in matches if (match[subject_index], match[2]) not in fired]
+
+
+def _insert_firings(
+    trigger: Trigger, sweep: Sweep, matches: list[Match]
+) -> list[Firing]:
+    """Insert a firing per match unless it exists; return the firings inserted."""
+    if not matches:
+        return []
+    Firing.objects.bulk_create(
+        [
+            Firing(
+                trigger=trigger,
+                subject_type=trigger.subject_type,
+                account_id=account_id,
+                contact_id=contact_id,
+                occurrence_key=occurrence_key,
+                fired_at=sweep.as_of,
+                sweep=sweep,
+            )
+            for contact_id, account_id, occurrence_key in matches
+        ],
+        batch_size=INSERT_BATCH_SIZE,
+        ignore_conflicts=True,
+    )
+    # Rows inserted just now carry this sweep's id; conflicting rows kept
+    # the id of the sweep that inserted them.
+    return list(Firing.objects.filter(sweep=sweep, trigger=trigger))
+
+
 def _take_actions(
-    trigger: Trigger, firings: Sequence[Firing], as_of: datetime
+    trigger: Trigger, firings: Sequence[Firing], as_of: datetime, policy: EmailPolicy
 ) -> tuple[int, int]:
-    """Enroll and write outbox emails for new firings; return (enrollments, emails)."""
+    """Enroll and write outbox emails for new firings; return (enrollments, emails).
+
+    A fixed number of queries however many recipients: one for the
+    recipients, three for the enrollments, one for the sign-in links and
+    one for the outbox rows.
+    """
     if not firings or (
         trigger.enroll_course is None and trigger.email_template is None
     ):
         return 0, 0
 
     recipients = _recipients(trigger, firings, as_of)
-    course = trigger.enroll_course
-    template = trigger.email_template
-    subject_template = (
-        compile_template(template.subject, "subject") if template else None
-    )
-    body_template = compile_template(template.body, "body") if template else None
-
     enrollments = 0
-    emails: list[OutboxEmail] = []
+    if trigger.enroll_course is not None:
+        enrolled = enroll_many(
+            [(contact.pk, trigger.enroll_course.pk) for _, contact in recipients],
+            source=EnrollmentSource.AUTOMATIC,
+            origin=trigger.origin,
+            at=as_of,
+        )
+        enrollments = len(enrolled)
+    if trigger.email_template is None:
+        return enrollments, 0
+
+    emails = _render_emails(trigger, trigger.email_template, recipients, policy)
+    created = OutboxEmail.objects.bulk_create(emails, batch_size=INSERT_BATCH_SIZE)
+    if policy.queue and not policy.skip_reason:
+        queue_send_after_commit([email.pk for email in created])
+    return enrollments, len(created)
+
+
+def _render_emails(
+    trigger: Trigger,
+    template: EmailTemplate,
+    recipients: list[tuple[Firing, Contact]],
+    policy: EmailPolicy,
+) -> list[OutboxEmail]:
+    """Render the template for each recipient as unsaved outbox rows."""
+    course = trigger.enroll_course
+    subject_template = compile_template(template.subject, "subject")
+    body_template = compile_template(template.body, "body")
+    contacts = [contact for _, contact in recipients]
+    sign_in_urls = _sign_in_urls(
+        contacts, course_path(course) if course else "", policy
+    )
+
+    status = OutboxStatus.SKIPPED if policy.skip_reason else OutboxStatus.PENDING
+    emails = []
     for firing, contact in recipients:
-        if course is not None:
-            _, created = enroll(
-                contact,
-                course,
-                source=EnrollmentSource.AUTOMATIC,
-                origin=trigger.origin,
-                at=as_of,
-            )
-            enrollments += created
-        if template is None:
-            continue
-        next_path = course_path(course) if course is not None else ""
         context = {
             "contact": contact,
             "account": contact.account,
             "course": course,
-            "sign_in_url": create_sign_in_url(contact, next_path),
+            "sign_in_url": sign_in_urls[contact.pk],
         }
         emails.append(
             OutboxEmail(
@@ -295,16 +415,27 @@ def _take_actions(
                 contact=contact,
                 template=template,
                 to_email=contact.email,
-                subject=render_subject(subject_template, context),  # type: ignore[arg-type]
-                body_text=render_body(body_template, context),  # type: ignore[arg-type]
+                subject=render_subject(subject_template, context),
+                body_text=render_body(body_template, context),
+                status=status,
+                skip_reason=policy.skip_reason,
             )
         )
+    return emails
 
-    created_emails = OutboxEmail.objects.bulk_create(
-        emails, batch_size=INSERT_BATCH_SIZE
-    )
-    queue_send_after_commit([email.pk for email in created_emails])
-    return enrollments, len(created_emails)
+
+def _sign_in_urls(
+    contacts: list[Contact], next_path: str, policy: EmailPolicy
+) -> dict[int, str]:
+    """Create a single-use sign-in link per contact, or none for skipped emails.
+
+    A skipped email is never sent, so it links to the portal's sign-in page
+    instead of carrying a working single-use link.
+    """
+    if not policy.skip_reason:
+        return create_sign_in_urls(contacts, next_path)
+    sign_in_page = settings.SITE_URL + reverse("portal:sign-in")
+    return {contact.pk: sign_in_page for contact in contacts}
 
 
 def _recipients(
@@ -336,6 +467,7 @@ def _record_counts(sweep: Sweep, report: SweepReport) -> None:
     sweep.fired = report.fired
     sweep.enrollments = report.enrollments
     sweep.emails_queued = report.emails_queued
+    sweep.emails_skipped = report.emails_skipped
     sweep.errors = [
         {"trigger": slug, "error": error} for slug, error in report.failures
     ]
@@ -347,6 +479,7 @@ def _record_counts(sweep: Sweep, report: SweepReport) -> None:
             "fired",
             "enrollments",
             "emails_queued",
+            "emails_skipped",
             "errors",
         ]
     )
@@ -359,7 +492,7 @@ def _log_sweep(sweep: Sweep, report: SweepReport, elapsed_ms: float) -> None:
     logger.log(
         level,
         "Sweep %s as of %s: %s triggers, %s matched, %s fired, %s enrollments, "
-        "%s emails queued, %s failed in %.0f ms",
+        "%s emails queued, %s emails skipped, %s failed in %.0f ms",
         sweep.pk,
         sweep.as_of.isoformat(),
         report.triggers_evaluated,
@@ -367,6 +500,7 @@ def _log_sweep(sweep: Sweep, report: SweepReport, elapsed_ms: float) -> None:
         report.fired,
         report.enrollments,
         report.emails_queued,
+        report.emails_skipped,
         len(report.failures),
         elapsed_ms,
     )

@@ -195,7 +195,14 @@ class Sweep(models.Model):
     fired = models.PositiveIntegerField(default=0, help_text="New firings.")
     enrollments = models.PositiveIntegerField(default=0, help_text="New enrollments.")
     emails_queued = models.PositiveIntegerField(
-        default=0, help_text="Emails written to the outbox."
+        default=0, help_text="Emails written to the outbox to be sent."
+    )
+    emails_skipped = models.PositiveIntegerField(
+        default=0,
+        help_text=(
+            "Emails written to the outbox as skipped, never to be sent, because "
+            "their firing is older than the sweep's delivery horizon."
+        ),
     )
     errors = models.JSONField(
         default=list,
@@ -302,6 +309,7 @@ class OutboxStatus(models.TextChoices):
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
 
 
 class OutboxEmail(models.Model):
@@ -336,7 +344,15 @@ class OutboxEmail(models.Model):
         default=OutboxStatus.PENDING,
         help_text=(
             "Pending: waiting to be sent or retried. Sending: claimed by a worker. "
-            "Sent: accepted by the mail server. Failed: gave up after the last attempt."
+            "Sent: accepted by the mail server. Failed: gave up after the last "
+            "attempt. Skipped: written but never sent, see the skip reason."
+        ),
+    )
+    skip_reason = models.TextField(
+        blank=True,
+        help_text=(
+            "Why a skipped email is not sent, for example a replayed firing older "
+            "than the delivery horizon."
         ),
     )
     attempts = models.PositiveSmallIntegerField(

@@ -187,6 +187,25 @@ def due_outbox_ids(limit: int = PENDING_BATCH_SIZE) -> list[int]:
     return list(due.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
 
 
+def send_due_email() -> int:
+    """Send every due pending email in this process, oldest first; return how many.
+
+    The embedded demo has no workers or beat, so it calls this once after
+    replaying history. Each row goes through send_outbox_email and its
+    claim. A failed row gets a later next_attempt_at and so drops out of the
+    due rows, which makes the loop end.
+    """
+    sent = 0
+    while outbox_ids := due_outbox_ids():
+        sent_now = sum(send_outbox_email(outbox_id) for outbox_id in outbox_ids)
+        sent += sent_now
+        if not sent_now:
+            # Every due row failed or was claimed elsewhere; the periodic job
+            # picks up what remains.
+            break
+    return sent
+
+
 def retry_failed_email(outbox_ids: Iterable[int]) -> int:
     """Return failed rows to pending with a fresh set of attempts; queue them.
 

@@ -12,6 +12,7 @@ from triggers.outbox import (
     due_outbox_ids,
     release_stuck_email,
     retry_failed_email,
+    send_due_email,
     send_outbox_email,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "retry_failed_email",
     "run_sweep",
     "seed_demo_program",
+    "send_due_email",
     "send_outbox_email",
 ]

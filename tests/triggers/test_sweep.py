@@ -13,7 +13,14 @@ from customers.models import Account
 from tests.factories import NOW, make_account, make_contact, make_event, make_survey
 from tests.triggers.factories import make_course, make_template, make_trigger
 from triggers.models import Firing, OutboxEmail, Sweep, Trigger
-from triggers.services import replay, run_sweep
+from triggers.services import (
+    due_outbox_ids,
+    replay,
+    retry_failed_email,
+    run_sweep,
+    send_due_email,
+    send_outbox_email,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -287,7 +294,7 @@ def test_failed_actions_leave_no_firing(monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("sign-in links unavailable")
 
-    monkeypatch.setattr("triggers.evaluation.create_sign_in_url", fail)
+    monkeypatch.setattr("triggers.evaluation.create_sign_in_urls", fail)
     report = run_sweep(NOW, triggers=[broken, healthy])
 
     assert not Firing.objects.filter(trigger=broken).exists()
@@ -376,17 +383,166 @@ def test_replay_rejects_end_before_start():
         replay(datetime(2024, 6, 5, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC))
 
 
-def sweep_queries(contact_count):
+def sweep_queries(contact_count, **actions):
     account = make_account()
     for _ in range(contact_count):
         make_contact(account)
-    trigger = make_trigger(INACTIVE_10_DAYS, occurrence="inactivity_spell")
+    trigger = make_trigger(INACTIVE_10_DAYS, occurrence="inactivity_spell", **actions)
     with CaptureQueriesContext(connection) as queries:
         report = run_sweep(NOW, triggers=[trigger])
     assert report.fired == contact_count
+    if "enroll_course" in actions:
+        assert report.enrollments == contact_count
+    if "email_template" in actions:
+        assert report.emails_queued == contact_count
     account.delete()
     return len(queries)
 
 
 def test_sweep_queries_independent_of_contacts():
     assert sweep_queries(5) == sweep_queries(50)
+
+
+def test_action_queries_independent_of_firings():
+    def with_actions(contact_count):
+        return sweep_queries(
+            contact_count, enroll_course=make_course(), email_template=make_template()
+        )
+
+    assert with_actions(5) == with_actions(50)
+
+
+def test_skipped_action_queries_independent_of_firings():
+    def skipped(contact_count):
+        account = make_account()
+        for _ in range(contact_count):
+            make_contact(account)
+        trigger = make_trigger(INACTIVE_10_DAYS, email_template=make_template())
+        with CaptureQueriesContext(connection) as queries:
+            report = run_sweep(
+                NOW, triggers=[trigger], deliver_after=NOW + timedelta(days=1)
+            )
+        assert report.emails_skipped == contact_count
+        account.delete()
+        return len(queries)
+
+    assert skipped(5) == skipped(50)
+
+
+# -- delivery horizon and held emails -------------------------------------------
+
+HORIZON = NOW + timedelta(days=7)
+
+
+def test_emails_before_horizon_skipped(django_capture_on_commit_callbacks, mailoutbox):
+    contacts = [make_contact(), make_contact()]
+    course = make_course(slug="refresher")
+    trigger = make_trigger(
+        INACTIVE_10_DAYS, enroll_course=course, email_template=make_template()
+    )
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        report = run_sweep(NOW, triggers=[trigger], deliver_after=HORIZON)
+
+    assert callbacks == []
+    assert mailoutbox == []
+    assert (report.fired, report.enrollments) == (2, 2)
+    assert (report.emails_queued, report.emails_skipped) == (0, 2)
+    emails = OutboxEmail.objects.order_by("contact_id")
+    assert [email.contact_id for email in emails] == [c.pk for c in contacts]
+    for email in emails:
+        assert email.status == "skipped"
+        assert email.attempts == 0
+        assert email.sent_at is None
+        assert "older than the delivery horizon" in email.skip_reason
+        assert NOW.isoformat() in email.skip_reason
+        assert HORIZON.isoformat() in email.skip_reason
+        # No single-use link is made for an email that is never sent.
+        assert f"{settings.SITE_URL}/learn/sign-in/\n" in email.body_text
+    assert not SignInLink.objects.exists()
+    sweep = Sweep.objects.get(pk=report.sweep_ids[0])
+    assert (sweep.emails_queued, sweep.emails_skipped) == (0, 2)
+
+
+def test_skipped_email_never_sent(mailoutbox):
+    make_contact()
+    trigger = make_trigger(INACTIVE_10_DAYS, email_template=make_template())
+    run_sweep(NOW, triggers=[trigger], deliver_after=HORIZON)
+    email = OutboxEmail.objects.get()
+
+    assert send_outbox_email(email.pk) is False
+    assert due_outbox_ids() == []
+    assert retry_failed_email([email.pk]) == 0
+    assert send_due_email() == 0
+
+    email.refresh_from_db()
+    assert email.status == "skipped"
+    assert email.attempts == 0
+    assert mailoutbox == []
+
+
+def test_emails_at_horizon_delivered(django_capture_on_commit_callbacks, mailoutbox):
+    make_contact()
+    trigger = make_trigger(INACTIVE_10_DAYS, email_template=make_template())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = run_sweep(NOW, triggers=[trigger], deliver_after=NOW)
+
+    assert (report.emails_queued, report.emails_skipped) == (1, 0)
+    assert OutboxEmail.objects.get().status == "sent"
+    assert len(mailoutbox) == 1
+
+
+def test_held_emails_wait_for_send_due(django_capture_on_commit_callbacks, mailoutbox):
+    contacts = [make_contact(), make_contact(), make_contact()]
+    trigger = make_trigger(INACTIVE_10_DAYS, email_template=make_template())
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        report = run_sweep(NOW, triggers=[trigger], queue_email=False)
+
+    assert callbacks == []
+    assert mailoutbox == []
+    assert report.emails_queued == 3
+    assert set(OutboxEmail.objects.values_list("status", flat=True)) == {"pending"}
+    assert SignInLink.objects.count() == 3
+
+    assert send_due_email() == 3
+    assert sorted(message.to[0] for message in mailoutbox) == sorted(
+        contact.email for contact in contacts
+    )
+    assert set(OutboxEmail.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_replay_skips_emails_before_horizon(
+    django_capture_on_commit_callbacks, mailoutbox
+):
+    early = make_contact()
+    make_event(early, datetime(2024, 6, 1, 10, 0, tzinfo=UTC))
+    late = make_contact()
+    make_event(late, datetime(2024, 6, 1, 10, 0, tzinfo=UTC))
+    make_event(late, datetime(2024, 6, 8, 10, 0, tzinfo=UTC))
+    make_trigger(
+        INACTIVE_10_DAYS,
+        occurrence="inactivity_spell",
+        email_template=make_template(),
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = replay(
+            datetime(2024, 6, 5, tzinfo=UTC),
+            datetime(2024, 6, 25, tzinfo=UTC),
+            deliver_after=datetime(2024, 6, 15, tzinfo=UTC),
+        )
+
+    # The first sweep with no usage in the 10 days before it is 2024-06-12
+    # for the early contact, before the horizon, and 2024-06-19 for the late
+    # one, after it.
+    assert (report.emails_skipped, report.emails_queued) == (1, 1)
+    assert OutboxEmail.objects.get(contact=early).status == "skipped"
+    assert OutboxEmail.objects.get(contact=late).status == "sent"
+    assert [message.to for message in mailoutbox] == [[late.email]]
+
+
+def test_naive_deliver_after_rejected():
+    with pytest.raises(ValueError, match=r"deliver_after .* has no time zone"):
+        run_sweep(NOW, deliver_after=datetime(2024, 6, 15))  # noqa: DTZ001
