@@ -2,12 +2,11 @@
 
 Each compiler returns a Q over the subject's model. Account-level facts
 apply to a contact through its account. Windows are half-open, (as_of - N
-days, as_of], so an event exactly N days old is outside a window of N days,
-and nothing after as_of is ever read: evaluation as of a past instant sees
-what was known then for events, tickets, surveys, contacts and health
-history, and subscription_plan and upgraded_within read subscription
-history. The plan kind, renewal date, kickoff and signup dates are current
-values.
+days, as_of], so an event exactly N days old is outside a window of N days.
+No row dated after as_of is read, so evaluation as of a past instant uses
+only the events, tickets, surveys, contacts and health history known then.
+subscription_plan and upgraded_within read subscription history. The plan
+kind, renewal date, kickoff and signup dates are current values.
 """
 
 from collections.abc import Mapping
