@@ -59,7 +59,7 @@ Params = Mapping[str, Any]
 
 
 def account_ref(context: EvaluationContext) -> OuterRef:
-    """The outer account id: the subject itself, or a contact's account."""
+    """Return the outer account id: the subject itself, or a contact's account."""
     return OuterRef("account_id" if context.subject == "contact" else "pk")
 
 
@@ -76,7 +76,7 @@ def compare(expression: Any, op: str, value: Any) -> Q:
 
 
 def count_of(queryset: Any) -> Coalesce:
-    """A correlated COUNT(*) subquery that is 0, not NULL, when nothing matches."""
+    """Build a correlated COUNT(*) subquery that is 0, not NULL, on no match."""
     counted = (
         queryset.order_by()
         .values(group=Value(1))
@@ -91,7 +91,7 @@ def window(context: EvaluationContext, days: int) -> dict[str, Any]:
 
 
 def usage_events(context: EvaluationContext, params: Params) -> Any:
-    """The subject's usage events in the window, filtered by name and feature."""
+    """Select the subject's usage events in the window, by name and feature."""
     bounds = window(context, params["days"])
     events = UsageEvent.objects.filter(
         occurred_at__gt=bounds["gt"], occurred_at__lte=bounds["lte"]
@@ -199,7 +199,7 @@ def compile_renewal_within(context: EvaluationContext, params: Params) -> Q:
 
 
 def compile_health_score(context: EvaluationContext, params: Params) -> Q:
-    """The latest health score recorded on or before as_of; no history never matches."""
+    """Compare the latest health score on or before as_of; no history never matches."""
     latest = (
         HealthScore.objects.filter(
             account=account_ref(context), scored_on__lte=as_of_date(context)

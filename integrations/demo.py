@@ -46,7 +46,7 @@ class ReplayReport:
 
 
 def history_bounds() -> tuple[date, date] | None:
-    """The first signup and the last usage day in the data, or None when empty."""
+    """Return the first signup and the last usage day, or None when there is no data."""
     signups = Account.objects.aggregate(first=Min("signup_date"))
     usage = UsageEvent.objects.aggregate(last=Max("occurred_at"))
     if signups["first"] is None or usage["last"] is None:
@@ -161,7 +161,7 @@ def reset_admin_password() -> str:
 
 
 def sample_learner_link() -> str | None:
-    """A sign-in link for a contact with an active enrollment, to try the portal."""
+    """Create a sign-in link for a contact with an active enrollment."""
     enrollment = (
         Enrollment.objects.filter(status="active", course__is_published=True)
         .select_related("contact")

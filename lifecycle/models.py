@@ -1,4 +1,4 @@
-"""Lifecycle stages, their success criteria, and where each account stands."""
+"""Lifecycle stages, their success criteria, and the current stage of each account."""
 
 from django.conf import settings
 from django.db import models

@@ -105,7 +105,7 @@ class Command(BaseCommand):
     def _import(self, data: Path | None) -> None:
         if data is not None and not data.is_dir():
             raise CommandError(
-                f"DATA={data} is not a folder; pass the folder that holds "
+                f"--data {data} is not a folder; pass the folder that holds "
                 "ravenstack/ and oulad_2013/, or leave DATA unset for a sample."
             )
         try:
