@@ -6,6 +6,7 @@ and lifecycle and triggers compile stored condition trees to one ORM filter.
 """
 
 from conditions.registry import (
+    DATA_SOURCES,
     ConditionError,
     EvaluationContext,
     Kind,
@@ -15,11 +16,13 @@ from conditions.registry import (
     describe,
     get_kind,
     kinds,
+    reads,
     register,
     validate,
 )
 
 __all__ = [
+    "DATA_SOURCES",
     "ConditionError",
     "EvaluationContext",
     "Kind",
@@ -29,6 +32,7 @@ __all__ = [
     "describe",
     "get_kind",
     "kinds",
+    "reads",
     "register",
     "validate",
 ]

@@ -36,6 +36,22 @@ COMPARISONS = {
 }
 
 
+# The kinds of data a condition can read. A change to one of them (a usage
+# event arriving, a ticket opened, a CRM property synced) re-evaluates the
+# triggers whose conditions read it, for the subject it concerns.
+DATA_SOURCES = {
+    "usage": "product usage events",
+    "tickets": "support tickets",
+    "surveys": "survey responses",
+    "crm": "account and contact attributes and custom CRM properties",
+    "subscriptions": "subscription history",
+    "contacts": "the contacts of an account",
+    "health": "health score history",
+    "learning": "enrollments, progress and assessment scores",
+    "stage": "lifecycle stage history",
+}
+
+
 class ConditionError(ValueError):
     """A condition tree that cannot be evaluated, with the path to the fault."""
 
@@ -140,6 +156,17 @@ class Kind:
     describe: Describer
     params: Mapping[str, Param] = field(default_factory=dict)
     subjects: tuple[Subject, ...] = SUBJECTS
+    # The kinds of data the kind reads (see DATA_SOURCES), so that a new
+    # event, ticket or survey re-evaluates only the triggers that read it.
+    reads: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = self.reads - set(DATA_SOURCES)
+        if unknown:
+            raise ValueError(
+                f"kind {self.name!r} reads unknown data {sorted(unknown)}; "
+                f"known: {', '.join(DATA_SOURCES)}"
+            )
 
     def clean(self, node: Mapping[str, Any], path: str) -> dict[str, Any]:
         unknown = set(node) - set(self.params) - {"kind"}
@@ -179,6 +206,22 @@ def get_kind(name: str) -> Kind:
         raise ConditionError(
             f"unknown condition kind {name!r}; known kinds: {known}"
         ) from None
+
+
+def reads(tree: Any) -> frozenset[str]:
+    """Return the data sources that a valid tree's leaves read."""
+    found: set[str] = set()
+
+    def collect(kind: Kind, params: dict[str, Any], path: str) -> None:
+        found.update(kind.reads)
+
+    for subject in SUBJECTS:
+        try:
+            _walk(tree, subject, "$", leaf=collect)
+            break
+        except ConditionError:
+            continue
+    return frozenset(found)
 
 
 def validate(tree: Any, subject: Subject) -> None:

@@ -288,6 +288,7 @@ def _event_words(params: Params) -> str:
 register(
     Kind(
         name="inactivity",
+        reads=frozenset({"usage"}),
         label="No usage in the last N days",
         compile=compile_inactivity,
         describe=lambda p: f"no {_event_words(p)} in the last {p['days']} days",
@@ -297,6 +298,7 @@ register(
 register(
     Kind(
         name="event_count",
+        reads=frozenset({"usage"}),
         label="Number of usage events in the last N days",
         compile=compile_event_count,
         describe=lambda p: (
@@ -315,6 +317,7 @@ register(
 register(
     Kind(
         name="distinct_features",
+        reads=frozenset({"usage"}),
         label="Number of distinct features used in the last N days",
         compile=compile_distinct_features,
         describe=lambda p: (
@@ -333,6 +336,7 @@ register(
 register(
     Kind(
         name="first_usage_within",
+        reads=frozenset({"usage", "crm"}),
         label="First usage within N days of kickoff or signup",
         compile=compile_first_usage_within,
         describe=lambda p: f"usage within {p['days']} days of {p['after']}",
@@ -347,6 +351,7 @@ register(
 register(
     Kind(
         name="active_users_trend",
+        reads=frozenset({"usage"}),
         label="Active users stable or growing",
         compile=compile_active_users_trend,
         describe=lambda p: (
@@ -359,6 +364,7 @@ register(
 register(
     Kind(
         name="renewal_within",
+        reads=frozenset({"crm"}),
         label="Renewal within the next N days",
         compile=compile_renewal_within,
         describe=lambda p: f"renewal within {p['days']} days",
@@ -368,6 +374,7 @@ register(
 register(
     Kind(
         name="health_score",
+        reads=frozenset({"health"}),
         label="Health score compared with a value",
         compile=compile_health_score,
         describe=lambda p: f"health score {p['op']} {p['value']}",
@@ -377,6 +384,7 @@ register(
 register(
     Kind(
         name="plan",
+        reads=frozenset({"crm"}),
         label="Plan is one of",
         compile=compile_plan,
         describe=lambda p: "plan is " + " or ".join(p["plans"]),
@@ -386,6 +394,7 @@ register(
 register(
     Kind(
         name="team_growth",
+        reads=frozenset({"contacts"}),
         label="Contacts added to the account in the last N days",
         compile=compile_team_growth,
         describe=lambda p: (
@@ -400,6 +409,7 @@ register(
 register(
     Kind(
         name="contact_count",
+        reads=frozenset({"contacts"}),
         label="Number of contacts at the account",
         compile=compile_contact_count,
         describe=lambda p: f"contacts at the account {p['op']} {p['value']}",
@@ -409,6 +419,7 @@ register(
 register(
     Kind(
         name="survey_score",
+        reads=frozenset({"surveys"}),
         label="Survey answered with a score in a range in the last N days",
         compile=compile_survey_score,
         describe=lambda p: (
@@ -425,6 +436,7 @@ register(
 register(
     Kind(
         name="open_tickets",
+        reads=frozenset({"tickets"}),
         label="Number of open support tickets",
         compile=compile_open_tickets,
         describe=lambda p: (
@@ -509,6 +521,7 @@ def compile_upgraded_within(context: EvaluationContext, params: Params) -> Q:
 register(
     Kind(
         name="new_role_added",
+        reads=frozenset({"contacts"}),
         label="A contact with a role new to the account added in the last N days",
         compile=compile_new_role_added,
         describe=lambda p: (
@@ -520,6 +533,7 @@ register(
 register(
     Kind(
         name="subscription_plan",
+        reads=frozenset({"subscriptions"}),
         label="Paid subscription on one of the plans",
         compile=compile_subscription_plan,
         describe=lambda p: "subscribed to " + " or ".join(p["plans"]),
@@ -529,6 +543,7 @@ register(
 register(
     Kind(
         name="upgraded_within",
+        reads=frozenset({"subscriptions"}),
         label="Subscription upgraded in the last N days",
         compile=compile_upgraded_within,
         describe=lambda p: f"upgraded in the last {p['days']} days",
@@ -548,6 +563,7 @@ def compile_contact_added_within(context: EvaluationContext, params: Params) -> 
 register(
     Kind(
         name="contact_added_within",
+        reads=frozenset({"contacts"}),
         label="The contact joined the account in the last N days",
         compile=compile_contact_added_within,
         describe=lambda p: f"joined in the last {p['days']} days",

@@ -28,6 +28,19 @@ class Account(models.Model):
     churned_on = models.DateField(null=True, blank=True)
     # Latest value; the history lives in HealthScore.
     health_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text=(
+            "IANA time zone, for example Europe/Paris, used for the quiet hours "
+            "of contacts that have none of their own; blank for the site default."
+        ),
+    )
+    properties = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Custom CRM properties by name, as the CRM sync writes them.",
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -58,7 +71,38 @@ class Contact(models.Model):
     last_name = models.CharField(max_length=100, blank=True)
     role = models.CharField(max_length=100, blank=True)
     is_champion = models.BooleanField(default=False)
-    time_zone = models.CharField(max_length=64, default="UTC")
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text=(
+            "IANA time zone, for example America/New_York, used for quiet hours; "
+            "blank for the account's time zone."
+        ),
+    )
+    properties = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Custom CRM properties by name, as the CRM sync writes them.",
+    )
+    associated_accounts = models.ManyToManyField(
+        Account,
+        blank=True,
+        related_name="associated_contacts",
+        help_text=(
+            "Other accounts this person is a contact of, as the CRM associates "
+            "them; account triggers reach the person through each of them."
+        ),
+    )
+    unsubscribed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the contact opted out of lifecycle email; blank if never.",
+    )
+    bounced_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When mail to the address last bounced hard; blank if never.",
+    )
     # When the contact joined the account in the product, which team-growth
     # conditions count; created_at is only when this row was written.
     added_at = models.DateTimeField()

@@ -1,14 +1,21 @@
 """Triggers, their firings, email templates, the email outbox and sweeps."""
 
+from datetime import time
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 
 from conditions import ConditionError, validate
 from triggers.rendering import TEMPLATE_VARIABLES, compile_template
 
 VARIABLES_HELP = ", ".join(TEMPLATE_VARIABLES)
+
+
+def default_send_weekdays() -> list[int]:
+    """Monday to Friday."""
+    return [0, 1, 2, 3, 4]
 
 
 class EmailTemplate(models.Model):
@@ -120,6 +127,22 @@ class Trigger(models.Model):
     is_active = models.BooleanField(
         default=True,
         help_text="Only active triggers are evaluated by the scheduled sweep.",
+    )
+    disabled_reason = models.TextField(
+        blank=True,
+        help_text=(
+            "Why the engine switched this trigger off, for example a course its "
+            "condition names was deleted; cleared when a CSM turns it back on."
+        ),
+    )
+    holdout_percent = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(90)],
+        help_text=(
+            "Share of matching subjects held out as a control group: their "
+            "firing is recorded with no action, so metrics can compare them "
+            "with the treated. 0 for none; at most 90."
+        ),
     )
     enroll_course = models.ForeignKey(
         "courses.Course",
@@ -256,6 +279,12 @@ class Firing(models.Model):
         ),
     )
     fired_at = models.DateTimeField(help_text="The sweep's as-of instant.")
+    held_out = models.BooleanField(
+        default=False,
+        help_text=(
+            "In the trigger's control group: recorded, but no action was taken."
+        ),
+    )
     sweep = models.ForeignKey(
         Sweep,
         null=True,
@@ -401,3 +430,62 @@ class OutboxEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} to {self.to_email} ({self.status})"
+
+
+class DeliveryRules(models.Model):
+    """Site-wide limits on lifecycle email: a frequency cap and quiet hours.
+
+    One row, edited in the admin. They apply to every trigger's email, not to
+    sign-in links a contact asks for.
+    """
+
+    cap_emails = models.PositiveSmallIntegerField(
+        default=3,
+        help_text=(
+            "At most this many lifecycle emails per contact in the cap window, "
+            "across all triggers; 0 for no cap."
+        ),
+    )
+    cap_window_days = models.PositiveSmallIntegerField(
+        default=7, help_text="Length of the cap window in days."
+    )
+    max_deferral_days = models.PositiveSmallIntegerField(
+        default=7,
+        help_text=(
+            "An email the cap or quiet hours hold back longer than this is "
+            "dropped, with the reason recorded, instead of sent late."
+        ),
+    )
+    send_from = models.TimeField(
+        default=time(9, 0),
+        help_text="Start of the sending window in the recipient's local time.",
+    )
+    send_until = models.TimeField(
+        default=time(17, 0),
+        help_text="End of the sending window in the recipient's local time.",
+    )
+    send_weekdays = models.JSONField(
+        default=default_send_weekdays,
+        help_text="Days email may go out, 0 for Monday to 6 for Sunday.",
+    )
+    default_time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        help_text=(
+            "IANA time zone for recipients whose contact and account have none."
+        ),
+    )
+    quiet_hours_enabled = models.BooleanField(
+        default=True,
+        help_text="Hold email outside the sending window until it opens.",
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text="When these rules were last changed."
+    )
+
+    class Meta:
+        verbose_name = "delivery rules"
+        verbose_name_plural = "delivery rules"
+
+    def __str__(self) -> str:
+        return "Delivery rules"
