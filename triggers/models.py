@@ -128,6 +128,18 @@ class Trigger(models.Model):
         default=True,
         help_text="Only active triggers are evaluated by the scheduled sweep.",
     )
+    backfill = models.BooleanField(
+        default=True,
+        help_text=(
+            "On activation, act on the subjects that already match. Off: record "
+            "them as a baseline and act only on those who start matching later."
+        ),
+    )
+    activated_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the trigger was last switched on.",
+    )
     disabled_reason = models.TextField(
         blank=True,
         help_text=(
@@ -240,6 +252,12 @@ class Sweep(models.Model):
         return f"Sweep {self.pk} as of {self.as_of:%Y-%m-%d %H:%M}"
 
 
+class FiringOutcome(models.TextChoices):
+    ACTED = "acted", "Acted"
+    HELD_OUT = "held_out", "Held out"
+    BASELINE = "baseline", "Baseline"
+
+
 class Firing(models.Model):
     """A trigger fired for one subject and one occurrence."""
 
@@ -279,10 +297,20 @@ class Firing(models.Model):
         ),
     )
     fired_at = models.DateTimeField(help_text="The sweep's as-of instant.")
-    held_out = models.BooleanField(
-        default=False,
+    outcome = models.CharField(
+        max_length=10,
+        choices=FiringOutcome.choices,
+        default=FiringOutcome.ACTED,
         help_text=(
-            "In the trigger's control group: recorded, but no action was taken."
+            "Acted: the trigger's actions ran. Held out: in the control group, "
+            "recorded with no action. Baseline: already matched when the "
+            "trigger was activated without backfill, so no action."
+        ),
+    )
+    note = models.TextField(
+        blank=True,
+        help_text=(
+            "Why an action was held back, for example the contact unsubscribed."
         ),
     )
     sweep = models.ForeignKey(
