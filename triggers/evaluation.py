@@ -106,6 +106,7 @@ def run_sweep(
     *,
     deliver_after: datetime | None = None,
     queue_email: bool = True,
+    account_ids: Sequence[int] | None = None,
 ) -> SweepReport:
     """Evaluate triggers as of an instant and act on the new firings.
 
@@ -121,6 +122,10 @@ def run_sweep(
     skipped, and are never sent. queue_email=False writes the emails as
     pending without queuing their send tasks, so the periodic
     send_pending_email job or send_due_email() sends them later.
+
+    account_ids restricts the evaluation to those accounts and their
+    contacts, which is how a new event re-evaluates only the subjects it
+    concerns.
     """
     as_of = as_of or timezone.now()
     _require_aware(as_of, "as_of")
@@ -132,10 +137,11 @@ def run_sweep(
     policy = EmailPolicy(
         skip_reason=_skip_reason(as_of, deliver_after), queue=queue_email
     )
+    scope = None if account_ids is None else tuple(account_ids)
 
     report = SweepReport(sweeps=1, sweep_ids=(sweep.pk,))
     for trigger in selected:
-        report += _evaluate_guarded(trigger, sweep, policy)
+        report += _evaluate_guarded(trigger, sweep, policy, scope)
 
     _record_counts(sweep, report)
     _log_sweep(sweep, report, elapsed_ms=(time.monotonic() - started) * 1000)
@@ -217,12 +223,15 @@ def _select_triggers(triggers: Iterable[Trigger] | None) -> list[Trigger]:
 
 
 def _evaluate_guarded(
-    trigger: Trigger, sweep: Sweep, policy: EmailPolicy
+    trigger: Trigger,
+    sweep: Sweep,
+    policy: EmailPolicy,
+    account_ids: Sequence[int] | None = None,
 ) -> SweepReport:
     """Evaluate one trigger in its own transaction; report an error, do not raise it."""
     try:
         with transaction.atomic():
-            outcome = evaluate_trigger(trigger, sweep, policy)
+            outcome = evaluate_trigger(trigger, sweep, policy, account_ids)
     except Exception as exc:
         # One broken trigger (a condition saved before validation, a template
         # that fails to render) must not stop the other triggers of the sweep.
@@ -239,17 +248,21 @@ def _evaluate_guarded(
 
 
 def evaluate_trigger(
-    trigger: Trigger, sweep: Sweep, policy: EmailPolicy | None = None
+    trigger: Trigger,
+    sweep: Sweep,
+    policy: EmailPolicy | None = None,
+    account_ids: Sequence[int] | None = None,
 ) -> TriggerOutcome:
     """Record the new firings of one trigger and write their actions.
 
     Must run inside a transaction, so the firings, enrollments and outbox
     rows commit together or not at all. policy defaults to queuing every
-    email.
+    email. account_ids, when given, limits the subjects to those accounts
+    and their contacts.
     """
     policy = policy or EmailPolicy()
     context = EvaluationContext(cast(Subject, trigger.subject_type), sweep.as_of)
-    matches = _matching_subjects(trigger, context)
+    matches = _matching_subjects(trigger, context, account_ids)
     unfired = _without_earlier_firings(trigger, matches)
     new_firings = _insert_firings(trigger, sweep, unfired)
     enrollments, emails = _take_actions(trigger, new_firings, sweep.as_of, policy)
@@ -266,7 +279,11 @@ def evaluate_trigger(
 Match = tuple[int | None, int, str]
 
 
-def _matching_subjects(trigger: Trigger, context: EvaluationContext) -> list[Match]:
+def _matching_subjects(
+    trigger: Trigger,
+    context: EvaluationContext,
+    account_ids: Sequence[int] | None = None,
+) -> list[Match]:
     """Return (contact id or None, account id, occurrence key) for each match.
 
     One query whatever the number of subjects: the condition compiles to
@@ -275,12 +292,11 @@ def _matching_subjects(trigger: Trigger, context: EvaluationContext) -> list[Mat
     """
     condition = compile_condition(trigger.condition, context)
     key = key_expression(trigger.occurrence, trigger.condition, context)
-    matching = (
-        subjects_as_of(context.subject, context.as_of)
-        .filter(condition)
-        .annotate(occurrence_value=key)
-        .order_by()
-    )
+    subjects = subjects_as_of(context.subject, context.as_of)
+    if account_ids is not None:
+        account_column = "account_id" if context.subject == "contact" else "pk"
+        subjects = subjects.filter(**{f"{account_column}__in": account_ids})
+    matching = subjects.filter(condition).annotate(occurrence_value=key).order_by()
     if context.subject == SubjectType.CONTACT:
         contact_rows = matching.values_list("pk", "account_id", "occurrence_value")
         matches = {

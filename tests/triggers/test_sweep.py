@@ -546,3 +546,26 @@ def test_replay_skips_emails_before_horizon(
 def test_naive_deliver_after_rejected():
     with pytest.raises(ValueError, match=r"deliver_after .* has no time zone"):
         run_sweep(NOW, deliver_after=datetime(2024, 6, 15))  # noqa: DTZ001
+
+
+def test_account_scope_limits_subjects():
+    # Both accounts have a silent contact; a sweep scoped to one account
+    # fires for that account's contact alone, for contact and account triggers.
+    scoped = make_contact()
+    other = make_contact()
+    contact_trigger = make_trigger(INACTIVE_10_DAYS)
+    account_trigger = make_trigger(INACTIVE_10_DAYS, subject_type="account")
+
+    run_sweep(
+        NOW,
+        triggers=[contact_trigger, account_trigger],
+        account_ids=[scoped.account_id],
+    )
+
+    contact_firings = Firing.objects.filter(trigger=contact_trigger)
+    account_firings = Firing.objects.filter(trigger=account_trigger)
+    assert set(contact_firings.values_list("contact_id", flat=True)) == {scoped.pk}
+    assert set(account_firings.values_list("account_id", flat=True)) == {
+        scoped.account_id
+    }
+    assert other.account_id != scoped.account_id
