@@ -262,7 +262,7 @@ def evaluate_trigger(
     """
     policy = policy or EmailPolicy()
     context = EvaluationContext(cast(Subject, trigger.subject_type), sweep.as_of)
-    matches = _matching_subjects(trigger, context, account_ids)
+    matches = matching_subjects(trigger, context, account_ids)
     unfired = _without_earlier_firings(trigger, matches)
     new_firings = _insert_firings(trigger, sweep, unfired)
     enrollments, emails = _take_actions(trigger, new_firings, sweep.as_of, policy)
@@ -279,7 +279,7 @@ def evaluate_trigger(
 Match = tuple[int | None, int, str]
 
 
-def _matching_subjects(
+def matching_subjects(
     trigger: Trigger,
     context: EvaluationContext,
     account_ids: Sequence[int] | None = None,
