@@ -144,6 +144,9 @@ TYPE_WORDS = {
 
 Compiler = Callable[[EvaluationContext, Mapping[str, Any]], Q]
 Describer = Callable[[Mapping[str, Any]], str]
+# Returns an ORM expression (an F, a subquery, a Coalesce...) over the
+# subject's model.
+ValueExpression = Callable[[EvaluationContext, Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,10 @@ class Kind:
     # The kinds of data the kind reads (see DATA_SOURCES), so that a new
     # event, ticket or survey re-evaluates only the triggers that read it.
     reads: frozenset[str] = frozenset()
+    # The quantity the leaf tests, per subject (a count, a score, a date),
+    # which a trigger preview shows beside each match. None when the kind
+    # has no single value to show.
+    value: ValueExpression | None = None
 
     def __post_init__(self) -> None:
         unknown = self.reads - set(DATA_SOURCES)
