@@ -294,7 +294,7 @@ def test_failed_actions_leave_no_firing(monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("sign-in links unavailable")
 
-    monkeypatch.setattr("triggers.evaluation.create_sign_in_urls", fail)
+    monkeypatch.setattr("triggers.actions.create_sign_in_urls", fail)
     report = run_sweep(NOW, triggers=[broken, healthy])
 
     assert not Firing.objects.filter(trigger=broken).exists()
