@@ -18,6 +18,7 @@ from django.db.models import (
     DateField,
     Exists,
     ExpressionWrapper,
+    F,
     IntegerField,
     OuterRef,
     Q,
@@ -93,9 +94,12 @@ def window(context: EvaluationContext, days: int) -> dict[str, Any]:
 def usage_events(context: EvaluationContext, params: Params) -> Any:
     """Select the subject's usage events in the window, by name and feature."""
     bounds = window(context, params["days"])
-    events = UsageEvent.objects.filter(
-        occurred_at__gt=bounds["gt"], occurred_at__lte=bounds["lte"]
-    )
+    return usage_events_so_far(context, params).filter(occurred_at__gt=bounds["gt"])
+
+
+def usage_events_so_far(context: EvaluationContext, params: Params) -> Any:
+    """Select the subject's usage events at or before as_of, by name and feature."""
+    events = UsageEvent.objects.filter(occurred_at__lte=context.as_of)
     if context.subject == "contact" and params.get("scope", "self") == "self":
         events = events.filter(contact=OuterRef("pk"))
     else:
@@ -114,13 +118,25 @@ def compile_inactivity(context: EvaluationContext, params: Params) -> Q:
     return ~Q(Exists(usage_events(context, params)))
 
 
-def compile_event_count(context: EvaluationContext, params: Params) -> Q:
-    return compare(
-        count_of(usage_events(context, params)), params["op"], params["value"]
+def value_last_usage(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the time of the last matching usage event at or before as_of."""
+    latest = (
+        usage_events_so_far(context, params)
+        .order_by("-occurred_at")
+        .values("occurred_at")[:1]
     )
+    return Subquery(latest)
 
 
-def compile_distinct_features(context: EvaluationContext, params: Params) -> Q:
+def value_event_count(context: EvaluationContext, params: Params) -> Coalesce:
+    return count_of(usage_events(context, params))
+
+
+def compile_event_count(context: EvaluationContext, params: Params) -> Q:
+    return compare(value_event_count(context, params), params["op"], params["value"])
+
+
+def value_distinct_features(context: EvaluationContext, params: Params) -> Coalesce:
     features = (
         usage_events(context, params)
         .exclude(feature="")
@@ -129,21 +145,34 @@ def compile_distinct_features(context: EvaluationContext, params: Params) -> Q:
         .annotate(total=Count("feature", distinct=True))
         .values("total")
     )
-    counted = Coalesce(Subquery(features, output_field=IntegerField()), 0)
+    return Coalesce(Subquery(features, output_field=IntegerField()), 0)
+
+
+def compile_distinct_features(context: EvaluationContext, params: Params) -> Q:
+    counted = value_distinct_features(context, params)
     return compare(counted, params["op"], params["value"])
 
 
 def compile_first_usage_within(context: EvaluationContext, params: Params) -> Q:
     """Any usage event from the anchor date through anchor + N days, seen by as_of."""
+    return Q(Exists(_early_usage(context, params)))
+
+
+def value_first_usage(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the time of the first usage event in the anchor window."""
+    first = _early_usage(context, params).order_by("occurred_at")
+    return Subquery(first.values("occurred_at")[:1])
+
+
+def _early_usage(context: EvaluationContext, params: Params) -> Any:
     anchor = OuterRef(account_field(context, f"{params['after']}_date"))
     deadline = ExpressionWrapper(anchor + timedelta(days=params["days"]), DateField())
-    events = UsageEvent.objects.filter(
+    return UsageEvent.objects.filter(
         account=account_ref(context),
         occurred_at__lte=context.as_of,
         occurred_at__date__gte=anchor,
         occurred_at__date__lte=deadline,
     )
-    return Q(Exists(events))
 
 
 def compile_active_users_trend(context: EvaluationContext, params: Params) -> Q:
@@ -162,6 +191,16 @@ def compile_active_users_trend(context: EvaluationContext, params: Params) -> Q:
     return Q(GreaterThanOrEqual(current_count, previous_count)) & Q(
         GreaterThan(current_count, 0)
     )
+
+
+def value_active_users(context: EvaluationContext, params: Params) -> Coalesce:
+    """Count the distinct active contacts of the last N days."""
+    current = UsageEvent.objects.filter(
+        account=account_ref(context),
+        contact__isnull=False,
+        **_range(context, 0, params["days"]),
+    )
+    return _distinct_contacts(current)
 
 
 def _range(
@@ -198,8 +237,18 @@ def compile_renewal_within(context: EvaluationContext, params: Params) -> Q:
     )
 
 
+def value_renewal_date(context: EvaluationContext, params: Params) -> F:
+    return F(account_field(context, "renewal_date"))
+
+
 def compile_health_score(context: EvaluationContext, params: Params) -> Q:
     """Compare the latest health score on or before as_of; no history never matches."""
+    score = value_health_score(context, params)
+    return compare(score, params["op"], params["value"])
+
+
+def value_health_score(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the latest health score on or before as_of, NULL without history."""
     latest = (
         HealthScore.objects.filter(
             account=account_ref(context), scored_on__lte=as_of_date(context)
@@ -207,37 +256,60 @@ def compile_health_score(context: EvaluationContext, params: Params) -> Q:
         .order_by("-scored_on")
         .values("score")[:1]
     )
-    score = Subquery(latest, output_field=IntegerField())
-    return compare(score, params["op"], params["value"])
+    return Subquery(latest, output_field=IntegerField())
 
 
 def compile_plan(context: EvaluationContext, params: Params) -> Q:
     return Q(**{f"{account_field(context, 'plan')}__in": params["plans"]})
 
 
+def value_plan(context: EvaluationContext, params: Params) -> F:
+    return F(account_field(context, "plan"))
+
+
 # -- team ------------------------------------------------------------------
 
 
 def compile_team_growth(context: EvaluationContext, params: Params) -> Q:
+    return compare(value_team_growth(context, params), ">=", params["value"])
+
+
+def value_team_growth(context: EvaluationContext, params: Params) -> Coalesce:
+    """Count the contacts added to the account in the window."""
     added = Contact.objects.filter(
         account=account_ref(context),
         added_at__gt=context.as_of - timedelta(days=params["days"]),
         added_at__lte=context.as_of,
     )
-    return compare(count_of(added), ">=", params["value"])
+    return count_of(added)
 
 
 def compile_contact_count(context: EvaluationContext, params: Params) -> Q:
+    counted = value_contact_count(context, params)
+    return compare(counted, params["op"], params["value"])
+
+
+def value_contact_count(context: EvaluationContext, params: Params) -> Coalesce:
     contacts = Contact.objects.filter(
         account=account_ref(context), added_at__lte=context.as_of
     )
-    return compare(count_of(contacts), params["op"], params["value"])
+    return count_of(contacts)
 
 
 # -- surveys and tickets ---------------------------------------------------
 
 
 def compile_survey_score(context: EvaluationContext, params: Params) -> Q:
+    return Q(Exists(_accepted_responses(context, params)))
+
+
+def value_survey_score(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the score of the latest response that the leaf accepts."""
+    latest = _accepted_responses(context, params).order_by("-submitted_at", "-pk")
+    return Subquery(latest.values("score")[:1], output_field=IntegerField())
+
+
+def _accepted_responses(context: EvaluationContext, params: Params) -> Any:
     responses = SurveyResponse.objects.filter(
         kind=params["survey"],
         score__gte=params["min"],
@@ -249,17 +321,22 @@ def compile_survey_score(context: EvaluationContext, params: Params) -> Q:
         responses = responses.filter(contact=OuterRef("pk"))
     else:
         responses = responses.filter(account=OuterRef("pk"))
-    return Q(Exists(responses))
+    return responses
 
 
 def compile_open_tickets(context: EvaluationContext, params: Params) -> Q:
-    """Tickets opened by as_of and not closed by then, optionally by priority."""
+    counted = value_open_tickets(context, params)
+    return compare(counted, params["op"], params["value"])
+
+
+def value_open_tickets(context: EvaluationContext, params: Params) -> Coalesce:
+    """Count tickets opened by as_of and not closed by then, optionally by priority."""
     tickets = SupportTicket.objects.filter(
         account=account_ref(context), opened_at__lte=context.as_of
     ).filter(Q(closed_at__isnull=True) | Q(closed_at__gt=context.as_of))
     if params["priorities"]:
         tickets = tickets.filter(priority__in=params["priorities"])
-    return compare(count_of(tickets), params["op"], params["value"])
+    return count_of(tickets)
 
 
 # -- registration ------------------------------------------------------------
@@ -291,6 +368,7 @@ register(
         reads=frozenset({"usage"}),
         label="No usage in the last N days",
         compile=compile_inactivity,
+        value=value_last_usage,
         describe=lambda p: f"no {_event_words(p)} in the last {p['days']} days",
         params={"days": DAYS, "event": EVENT, "features": FEATURES, "scope": SCOPE},
     )
@@ -301,6 +379,7 @@ register(
         reads=frozenset({"usage"}),
         label="Number of usage events in the last N days",
         compile=compile_event_count,
+        value=value_event_count,
         describe=lambda p: (
             f"{_event_words(p)} in the last {p['days']} days {p['op']} {p['value']}"
         ),
@@ -320,6 +399,7 @@ register(
         reads=frozenset({"usage"}),
         label="Number of distinct features used in the last N days",
         compile=compile_distinct_features,
+        value=value_distinct_features,
         describe=lambda p: (
             f"distinct features used in the last {p['days']} days "
             f"{p['op']} {p['value']}"
@@ -339,6 +419,7 @@ register(
         reads=frozenset({"usage", "crm"}),
         label="First usage within N days of kickoff or signup",
         compile=compile_first_usage_within,
+        value=value_first_usage,
         describe=lambda p: f"usage within {p['days']} days of {p['after']}",
         params={
             "days": Param(int, minimum=0, maximum=3650),
@@ -354,6 +435,7 @@ register(
         reads=frozenset({"usage"}),
         label="Active users stable or growing",
         compile=compile_active_users_trend,
+        value=value_active_users,
         describe=lambda p: (
             f"active users in the last {p['days']} days at least "
             f"those of the {p['days']} before"
@@ -367,6 +449,7 @@ register(
         reads=frozenset({"crm"}),
         label="Renewal within the next N days",
         compile=compile_renewal_within,
+        value=value_renewal_date,
         describe=lambda p: f"renewal within {p['days']} days",
         params={"days": Param(int, minimum=0, maximum=3650)},
     )
@@ -377,6 +460,7 @@ register(
         reads=frozenset({"health"}),
         label="Health score compared with a value",
         compile=compile_health_score,
+        value=value_health_score,
         describe=lambda p: f"health score {p['op']} {p['value']}",
         params={"op": OP, "value": Param(int, minimum=0, maximum=100)},
     )
@@ -387,6 +471,7 @@ register(
         reads=frozenset({"crm"}),
         label="Plan is one of",
         compile=compile_plan,
+        value=value_plan,
         describe=lambda p: "plan is " + " or ".join(p["plans"]),
         params={"plans": Param(list, choices=tuple(Plan.values))},
     )
@@ -397,6 +482,7 @@ register(
         reads=frozenset({"contacts"}),
         label="Contacts added to the account in the last N days",
         compile=compile_team_growth,
+        value=value_team_growth,
         describe=lambda p: (
             f"at least {p['value']} contacts added in the last {p['days']} days"
         ),
@@ -412,6 +498,7 @@ register(
         reads=frozenset({"contacts"}),
         label="Number of contacts at the account",
         compile=compile_contact_count,
+        value=value_contact_count,
         describe=lambda p: f"contacts at the account {p['op']} {p['value']}",
         params={"op": OP, "value": COUNT},
     )
@@ -422,6 +509,7 @@ register(
         reads=frozenset({"surveys"}),
         label="Survey answered with a score in a range in the last N days",
         compile=compile_survey_score,
+        value=value_survey_score,
         describe=lambda p: (
             f"{p['survey'].upper()} {p['min']}-{p['max']} in the last {p['days']} days"
         ),
@@ -439,6 +527,7 @@ register(
         reads=frozenset({"tickets"}),
         label="Number of open support tickets",
         compile=compile_open_tickets,
+        value=value_open_tickets,
         describe=lambda p: (
             f"open {'/'.join(p['priorities']) or 'any-priority'} tickets "
             f"{p['op']} {p['value']}"
@@ -508,14 +597,23 @@ def compile_subscription_plan(context: EvaluationContext, params: Params) -> Q:
 
 def compile_upgraded_within(context: EvaluationContext, params: Params) -> Q:
     """Match a subscription marked as an upgrade that started in the last N days."""
+    return Q(Exists(_recent_upgrades(context, params)))
+
+
+def value_upgraded_on(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the start date of the latest upgrade in the window."""
+    latest = _recent_upgrades(context, params).order_by("-started_on")
+    return Subquery(latest.values("started_on")[:1])
+
+
+def _recent_upgrades(context: EvaluationContext, params: Params) -> Any:
     today = as_of_date(context)
-    upgrades = Subscription.objects.filter(
+    return Subscription.objects.filter(
         account=account_ref(context),
         is_upgrade=True,
         started_on__gt=today - timedelta(days=params["days"]),
         started_on__lte=today,
     )
-    return Q(Exists(upgrades))
 
 
 register(
@@ -546,6 +644,7 @@ register(
         reads=frozenset({"subscriptions"}),
         label="Subscription upgraded in the last N days",
         compile=compile_upgraded_within,
+        value=value_upgraded_on,
         describe=lambda p: f"upgraded in the last {p['days']} days",
         params={"days": DAYS},
     )
@@ -560,12 +659,17 @@ def compile_contact_added_within(context: EvaluationContext, params: Params) -> 
     )
 
 
+def value_added_at(context: EvaluationContext, params: Params) -> F:
+    return F("added_at")
+
+
 register(
     Kind(
         name="contact_added_within",
         reads=frozenset({"contacts"}),
         label="The contact joined the account in the last N days",
         compile=compile_contact_added_within,
+        value=value_added_at,
         describe=lambda p: f"joined in the last {p['days']} days",
         params={"days": DAYS},
         subjects=("contact",),
