@@ -83,6 +83,9 @@ class EnrollmentStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     WITHDRAWN = "withdrawn", "Withdrawn"
+    # Ended by the trigger that enrolled the contact, once its condition
+    # stopped matching; not the learner's choice, unlike withdrawn.
+    UNENROLLED = "unenrolled", "Unenrolled by its trigger"
 
 
 class Enrollment(models.Model):
@@ -102,7 +105,11 @@ class Enrollment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the learner withdrew or failed."
+        null=True,
+        blank=True,
+        help_text=(
+            "When the learner withdrew or failed, or the trigger unenrolled them."
+        ),
     )
     # The furthest lesson reached, from which drop-off per module is counted.
     furthest_lesson = models.ForeignKey(
