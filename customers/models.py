@@ -1,7 +1,10 @@
 """The customer record: what sync and ingestion write and every other app reads."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from customers.time_zones import validate_time_zone_name
 
 
 class Plan(models.TextChoices):
@@ -57,6 +60,9 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        _check_time_zone(self.time_zone)
 
 
 class Contact(models.Model):
@@ -127,9 +133,21 @@ class Contact(models.Model):
     def __str__(self) -> str:
         return f"{self.full_name} <{self.email}>"
 
+    def clean(self) -> None:
+        _check_time_zone(self.time_zone)
+
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+def _check_time_zone(name: str) -> None:
+    # A bad name would only show when quiet hours are computed, long after
+    # the form was saved, so forms and the admin reject it here.
+    try:
+        validate_time_zone_name(name)
+    except ValidationError as exc:
+        raise ValidationError({"time_zone": exc.messages}) from exc
 
 
 class Subscription(models.Model):

@@ -24,7 +24,8 @@ from tqdm import tqdm
 from conditions import EvaluationContext, Subject, compile_condition
 from customers.services import subjects_as_of
 from triggers.actions import INSERT_BATCH_SIZE, EmailPolicy, take_actions
-from triggers.models import Firing, SubjectType, Sweep, Trigger
+from triggers.holdouts import holdout_bucket
+from triggers.models import Firing, FiringOutcome, SubjectType, Sweep, Trigger
 from triggers.occurrences import key_expression, key_text
 
 logger = logging.getLogger(__name__)
@@ -233,14 +234,13 @@ def evaluate_trigger(
     matches = matching_subjects(trigger, context, account_ids)
     unfired = _without_earlier_firings(trigger, matches)
     new_firings = _insert_firings(trigger, sweep, unfired)
-    enrollments, emails = take_actions(trigger, new_firings, sweep.as_of, policy)
-    skipped = emails if policy.skip_reason else 0
+    actions = take_actions(trigger, new_firings, sweep.as_of, policy)
     return TriggerOutcome(
         matched=len(matches),
         fired=len(new_firings),
-        enrollments=enrollments,
-        emails_queued=emails - skipped,
-        emails_skipped=skipped,
+        enrollments=actions.enrollments,
+        emails_queued=actions.emails_pending,
+        emails_skipped=actions.emails_skipped,
     )
 
 
@@ -324,6 +324,7 @@ def _insert_firings(
                 occurrence_key=occurrence_key,
                 fired_at=sweep.as_of,
                 sweep=sweep,
+                **_outcome_fields(trigger, contact_id, account_id),
             )
             for contact_id, account_id, occurrence_key in matches
         ],
@@ -333,6 +334,28 @@ def _insert_firings(
     # Rows inserted just now carry this sweep's id; conflicting rows kept
     # the id of the sweep that inserted them.
     return list(Firing.objects.filter(sweep=sweep, trigger=trigger))
+
+
+def _outcome_fields(
+    trigger: Trigger, contact_id: int | None, account_id: int
+) -> dict[str, str]:
+    """Return the outcome and note of a new firing: held out, or acted on.
+
+    The holdout bucket depends only on the trigger and the subject, so a
+    subject stays in the same group at every occurrence and every sweep.
+    """
+    is_contact = trigger.subject_type == SubjectType.CONTACT
+    subject_id = contact_id if is_contact and contact_id is not None else account_id
+    bucket = holdout_bucket(trigger.pk, trigger.subject_type, subject_id)
+    if bucket < trigger.holdout_percent:
+        return {
+            "outcome": FiringOutcome.HELD_OUT,
+            "note": (
+                f"Held out as control: holdout bucket {bucket} is below the "
+                f"trigger's holdout of {trigger.holdout_percent}%."
+            ),
+        }
+    return {"outcome": FiringOutcome.ACTED, "note": ""}
 
 
 def _record_counts(sweep: Sweep, report: SweepReport) -> None:

@@ -1,25 +1,29 @@
 """Sending the email outbox: claiming rows, delivering, retrying, releasing.
 
-Delivery is at least once. A worker claims a row with a conditional UPDATE
-(pending to sending), so two workers never send the same row at the same
-time. A row left in "sending" by a crashed worker is released back to
-pending after a timeout and sent again with the same Message-ID header, so
-a receiver can drop the duplicate. docs/decisions/0001-outbox-email.md
-gives the reasons.
+Delivery is at least once. A worker claims a row inside a transaction that
+locks it with SELECT ... FOR UPDATE SKIP LOCKED and moves it from pending to
+sending, so two workers never send the same row at the same time. In the
+same transaction the delivery rules (triggers.delivery) lock the contact and
+decide whether the email goes now, waits for the cap or quiet hours, or is
+skipped. A row left in "sending" by a crashed worker is released back to
+pending after a timeout and sent again with the same Message-ID and
+Idempotency-Key headers, so a receiver can drop the duplicate.
+docs/decisions/0001-outbox-email.md gives the reasons.
 """
 
 import logging
 import time
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
+from triggers.delivery import Action, SendDecision, check_before_send
 from triggers.models import OutboxEmail, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -56,19 +60,28 @@ def message_id_for(email: OutboxEmail) -> str:
     return f"<outbox-{email.pk}.{int(email.created_at.timestamp())}@{domain}>"
 
 
+def idempotency_key_for(email: OutboxEmail) -> str:
+    """Return the Idempotency-Key header value: the Message-ID without brackets.
+
+    Sending APIs that accept an idempotency key drop a second request with
+    the same key, which turns a resend after a crash into a no-op there.
+    """
+    return message_id_for(email).strip("<>")
+
+
 def send_outbox_email(outbox_id: int) -> bool:
     """Claim one outbox row and send it; return whether this call sent it.
 
     Returns False without sending when the row does not exist, is not
-    pending, or waits for a retry. A mail server error (SMTPException is an
-    OSError) returns the row to pending with the error and a backoff, or
-    marks it failed after MAX_ATTEMPTS; it is not raised.
+    pending, waits for a retry or a deferral, is locked by another worker,
+    or the delivery rules defer or skip it. A mail server error
+    (SMTPException is an OSError) returns the row to pending with the error
+    and a backoff, or marks it failed after MAX_ATTEMPTS; it is not raised.
     """
-    if not _claim(outbox_id):
-        logger.debug("Outbox email %s not claimed: already taken or not due", outbox_id)
+    email = _claim(outbox_id)
+    if email is None:
         return False
 
-    email = OutboxEmail.objects.get(pk=outbox_id)
     started = time.monotonic()
     try:
         _deliver(email)
@@ -89,29 +102,81 @@ def send_outbox_email(outbox_id: int) -> bool:
     return True
 
 
-def _claim(outbox_id: int) -> bool:
-    """Move a due pending row to sending; True only for the one caller that did."""
+def _due(now: datetime) -> Q:
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+
+
+def _claim(outbox_id: int) -> OutboxEmail | None:
+    """Move a due pending row to sending; return it only to the one caller that did.
+
+    The row lock is taken with SKIP LOCKED, so a second worker asking for the
+    same row at the same moment gets nothing instead of waiting, and once the
+    first commits the row is no longer pending. No lock is held while the
+    mail server is called: the transaction ends before _deliver.
+    """
     now = timezone.now()
-    claimed = OutboxEmail.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        pk=outbox_id,
-        status=OutboxStatus.PENDING,
-    ).update(status=OutboxStatus.SENDING, attempts=F("attempts") + 1, claimed_at=now)
-    return claimed == 1
+    with transaction.atomic():
+        email = (
+            OutboxEmail.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("firing__trigger")
+            .filter(_due(now), pk=outbox_id, status=OutboxStatus.PENDING)
+            .first()
+        )
+        if email is None:
+            logger.debug(
+                "Outbox email %s not claimed: taken, locked or not due", outbox_id
+            )
+            return None
+
+        decision = check_before_send(email, now)
+        if decision.action != Action.SEND:
+            _hold_back(email, decision)
+            return None
+
+        email.status = OutboxStatus.SENDING
+        email.attempts += 1
+        email.claimed_at = now
+        email.message_id = message_id_for(email)
+        email.save(update_fields=["status", "attempts", "claimed_at", "message_id"])
+    return email
+
+
+def _hold_back(email: OutboxEmail, decision: SendDecision) -> None:
+    """Record a deferral or a skip decided by the delivery rules."""
+    if decision.action == Action.DEFER:
+        email.next_attempt_at = decision.at
+        email.save(update_fields=["next_attempt_at"])
+        logger.info(
+            "Deferred outbox email %s to contact %s until %s: %s",
+            email.pk,
+            email.contact_id,
+            decision.at.isoformat() if decision.at else None,
+            decision.reason,
+        )
+        return
+
+    email.status = OutboxStatus.SKIPPED
+    email.skip_reason = decision.reason
+    email.next_attempt_at = None
+    email.save(update_fields=["status", "skip_reason", "next_attempt_at"])
+    logger.info(
+        "Skipped outbox email %s to contact %s: %s",
+        email.pk,
+        email.contact_id,
+        decision.reason,
+    )
 
 
 def _deliver(email: OutboxEmail) -> None:
-    message_id = message_id_for(email)
-    if email.message_id != message_id:
-        email.message_id = message_id
-        email.save(update_fields=["message_id"])
-
     timeout = getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_SEND_TIMEOUT_SECONDS
     message = EmailMultiAlternatives(
         subject=email.subject,
         body=email.body_text,
         to=[email.to_email],
-        headers={"Message-ID": message_id},
+        headers={
+            "Message-ID": message_id_for(email),
+            "Idempotency-Key": idempotency_key_for(email),
+        },
         connection=get_connection(fail_silently=False, timeout=timeout),
     )
     message.send(fail_silently=False)
@@ -179,11 +244,7 @@ def release_stuck_email(older_than: timedelta) -> int:
 
 def due_outbox_ids(limit: int = PENDING_BATCH_SIZE) -> list[int]:
     """Return up to `limit` ids of pending rows that are due, oldest first."""
-    now = timezone.now()
-    due = OutboxEmail.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        status=OutboxStatus.PENDING,
-    )
+    due = OutboxEmail.objects.filter(_due(timezone.now()), status=OutboxStatus.PENDING)
     return list(due.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
 
 
