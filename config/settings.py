@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    # Stores the periodic schedule in the database, editable in the admin.
+    "django_celery_beat",
     "customers",
     "lifecycle",
     "courses",
@@ -137,25 +139,58 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://localhost/"
+# A task is acknowledged after it finishes, so a worker that dies mid-task
+# leaves its message to be delivered again; every task is idempotent.
 CELERY_TASK_ACKS_LATE = True
+# A pool child killed mid-task (SIGKILL, the OOM killer) requeues its message
+# instead of acknowledging it as failed. A task that always kills its child
+# would loop; none of ours allocates without bound.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE = {
+# Redis hands a message that was delivered but not acknowledged for this many
+# seconds to another worker, which is how the task of a killed worker comes
+# back. It must exceed the longest task and the longest countdown (a retry
+# waits at most 5 minutes), or a slow task runs twice. Running twice is safe
+# but wasteful.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int(
+        "NUDGEPATH_BROKER_VISIBILITY_SECONDS", 60 * 60, minimum=1
+    ),
+}
+# No result backend is configured, so beat needs no job that deletes results.
+CELERY_RESULT_EXPIRES = None
+
+# Beat reads the schedule from the database (django-celery-beat), so a CSM or
+# operator edits it in the admin under Periodic tasks. Migration
+# triggers/0004_periodic_schedule creates the entries below with these
+# intervals when they do not exist yet; later changes to the variables do not
+# change a stored entry.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+NUDGEPATH_PERIODIC_TASKS = {
     "lifecycle-refresh": {
         "task": "lifecycle.tasks.refresh_lifecycle",
-        "schedule": env_int("NUDGEPATH_LIFECYCLE_SECONDS", 6 * 60 * 60, minimum=60),
+        "seconds": env_int("NUDGEPATH_LIFECYCLE_SECONDS", 6 * 60 * 60, minimum=60),
     },
     "trigger-sweep": {
         "task": "triggers.tasks.run_sweep",
-        "schedule": env_int("NUDGEPATH_SWEEP_SECONDS", 15 * 60, minimum=10),
+        "seconds": env_int("NUDGEPATH_SWEEP_SECONDS", 15 * 60, minimum=10),
     },
     "send-pending-email": {
         "task": "triggers.tasks.send_pending_email",
-        "schedule": 60,
+        "seconds": 60,
     },
 }
+
+# A change to the customer record (a usage event, ticket, survey response or
+# CRM update) evaluates the triggers that read that data for its account at
+# once; further changes to the same account within this many seconds are
+# evaluated together in one later run. 0 evaluates after every change.
+NUDGEPATH_EVENT_COALESCE_SECONDS = env_int(
+    "NUDGEPATH_EVENT_COALESCE_SECONDS", 5, minimum=0
+)
 
 # Email. The demo writes each message to a file under var/mail; production
 # sets EMAIL_BACKEND to Django's SMTP backend and the EMAIL_* variables.

@@ -1,0 +1,224 @@
+"""The event path: evaluating triggers for one account when its data changes.
+
+customers sends data_changed inside the transaction that records a usage
+event, ticket, survey answer or CRM change. The receiver here collects the
+account and the kind of data (its source) and, after the commit, hands
+them on:
+
+- With Redis as the broker, a ChangeCoalescer adds the sources to a set
+  per account and queues one process_account_changes task unless one is
+  already scheduled. That task evaluates, as of now and for that account
+  alone, the active triggers whose conditions read one of the sources.
+  Changes that arrive while it runs are evaluated by a second run one
+  coalescing window after the first, so a burst of changes for one account
+  costs about one evaluation per window instead of one per change.
+- Without Redis (eager tasks in the embedded demo, or another broker), the
+  evaluation task is queued at once.
+
+The scheduled sweep remains the safety net: anything the event path misses
+(Redis down, a crash between commit and queuing) matches at the next sweep.
+"""
+
+import logging
+import threading
+from collections.abc import Collection, Iterable
+from functools import lru_cache, partial
+from typing import Any
+
+import redis
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from conditions import reads
+from triggers.models import Trigger
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "nudgepath:changes"
+# How long the "a run is scheduled" key lives without a run renewing it. It
+# only matters when a run is lost (a broker outage), so changes of that
+# account wait at most this long before a new run is queued.
+SCHEDULED_TTL_SECONDS = 300
+# Sources of an account that no run has taken yet are dropped after a day;
+# by then the scheduled sweep has evaluated them.
+PENDING_TTL_SECONDS = 24 * 60 * 60
+
+
+class ChangeCoalescer:
+    """Per-account sets of changed sources in Redis, and who runs next.
+
+    Three keys per account: the sources not taken yet (pending), the sources
+    a run took and has not finished (processing), and a flag that a run is
+    queued or running (scheduled). A writer adds its sources to pending
+    before it tries to set the flag, and a run that ends clears the flag
+    before it looks at pending again, so a change is never left without a
+    run to take it.
+    """
+
+    def __init__(
+        self, client: redis.Redis, window_seconds: float, prefix: str = KEY_PREFIX
+    ) -> None:
+        self.client = client
+        self.window_seconds = window_seconds
+        self.prefix = prefix
+
+    def add(self, account_id: int, sources: Iterable[str]) -> bool:
+        """Record changed sources; return True when the caller must queue a run."""
+        pending, _, scheduled = self._keys(account_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.sadd(pending, *sorted(sources))
+        pipe.expire(pending, PENDING_TTL_SECONDS)
+        pipe.set(scheduled, 1, nx=True, ex=SCHEDULED_TTL_SECONDS)
+        return bool(pipe.execute()[2])
+
+    def take(self, account_id: int) -> frozenset[str]:
+        """Move the pending sources to processing and return everything in processing.
+
+        Sources of a run that died before done() are still in processing, so
+        the run that follows evaluates them too.
+        """
+        pending, processing, _ = self._keys(account_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.sunionstore(processing, [processing, pending])
+        pipe.delete(pending)
+        pipe.expire(processing, PENDING_TTL_SECONDS)
+        pipe.smembers(processing)
+        members = pipe.execute()[3]
+        return frozenset(_text(member) for member in members)
+
+    def done(self, account_id: int) -> None:
+        """Forget the sources that the current run evaluated."""
+        self.client.delete(self._keys(account_id)[1])
+
+    def finish(self, account_id: int, evaluated: bool) -> float | None:
+        """End a run; return the countdown in seconds of the next run, or None.
+
+        After a run that evaluated something, the next one comes a window
+        later and takes whatever changed meanwhile. After a run that found
+        nothing, the flag is cleared, and a run is due at once only if a
+        change slipped in before the flag was gone.
+        """
+        pending, _, scheduled = self._keys(account_id)
+        if evaluated:
+            self.client.set(scheduled, 1, ex=SCHEDULED_TTL_SECONDS)
+            return self.window_seconds
+        self.client.delete(scheduled)
+        if self.client.scard(pending) and self.client.set(
+            scheduled, 1, nx=True, ex=SCHEDULED_TTL_SECONDS
+        ):
+            return 0.0
+        return None
+
+    def _keys(self, account_id: int) -> tuple[str, str, str]:
+        base = f"{self.prefix}:{account_id}"
+        return f"{base}:pending", f"{base}:processing", f"{base}:scheduled"
+
+
+def on_data_changed(sender: Any, account_id: int, source: str, **kwargs: Any) -> None:
+    """Receive customers.signals.data_changed: hand the change on after commit.
+
+    Changes in one transaction are collected per account, so a transaction
+    that records 1,000 events hands on one set of sources.
+    """
+    _buffer().setdefault(account_id, set()).add(source)
+    # robust: the change is committed already, so a broker or Redis error
+    # must not fail the request that recorded it; Django logs the error and
+    # the next sweep evaluates the change.
+    transaction.on_commit(partial(_hand_on, account_id), robust=True)
+
+
+def triggers_reading(sources: Collection[str]) -> list[int]:
+    """Return the ids of the active triggers whose condition reads one of sources.
+
+    A trigger whose stored condition is invalid reads nothing, so only the
+    scheduled sweep evaluates it (and reports its error).
+    """
+    wanted = frozenset(sources)
+    active = Trigger.objects.filter(is_active=True).order_by("pk")
+    return [
+        pk
+        for pk, condition in active.values_list("pk", "condition")
+        if reads(condition) & wanted
+    ]
+
+
+def coalescer() -> ChangeCoalescer | None:
+    """Return the coalescer on the broker's Redis, or None without one.
+
+    Eager tasks run where they are queued, so they have nothing to
+    coalesce; a broker other than Redis gets no coalescing.
+    """
+    if current_app.conf.task_always_eager:
+        return None
+    broker_url = current_app.conf.broker_url or ""
+    if not broker_url.startswith(("redis://", "rediss://")):
+        return None
+    return ChangeCoalescer(
+        _redis_client(broker_url), settings.NUDGEPATH_EVENT_COALESCE_SECONDS
+    )
+
+
+def queue_account_evaluation(account_id: int, sources: Collection[str]) -> int:
+    """Queue one evaluation, as of now, of the triggers that read sources.
+
+    Returns how many triggers were queued; none read the sources, nothing
+    is queued.
+    """
+    from triggers.tasks import evaluate_triggers
+
+    trigger_ids = triggers_reading(sources)
+    if trigger_ids:
+        as_of = timezone.now().isoformat()
+        evaluate_triggers.delay(trigger_ids, as_of, account_id)
+    return len(trigger_ids)
+
+
+_local = threading.local()
+
+
+def _buffer() -> dict[int, set[str]]:
+    # Per thread, because each thread of a web server has its own
+    # transaction. Entries of a transaction that rolled back stay until the
+    # next commit in the thread hands them on; evaluating an account once
+    # more is harmless.
+    if not hasattr(_local, "changes"):
+        _local.changes = {}
+    changes: dict[int, set[str]] = _local.changes
+    return changes
+
+
+def _hand_on(account_id: int) -> None:
+    sources = _buffer().pop(account_id, None)
+    if not sources:
+        # An earlier callback of the same transaction took them.
+        return
+    target = coalescer()
+    if target is None:
+        queue_account_evaluation(account_id, sources)
+        return
+
+    from triggers.tasks import process_account_changes
+
+    try:
+        must_queue = target.add(account_id, sources)
+    except redis.RedisError:
+        logger.warning(
+            "Redis unavailable; account %s (%s) waits for the next sweep",
+            account_id,
+            ", ".join(sorted(sources)),
+            exc_info=True,
+        )
+        return
+    if must_queue:
+        process_account_changes.delay(account_id)
+
+
+@lru_cache(maxsize=4)
+def _redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
