@@ -9,3 +9,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("nudgepath")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Journey and webhook tasks live beside the sweep tasks, in triggers.journey_tasks.
+app.autodiscover_tasks(related_name="journey_tasks")

@@ -351,10 +351,12 @@ def enrollments_for(contact: Contact) -> QuerySet[Enrollment]:
     """Return the contact's enrollments in published courses, newest first.
 
     Every portal page reaches a course or lesson through this queryset, so
-    a learner can only open courses they are enrolled in.
+    a learner can only open courses they are enrolled in. Enrollments that
+    a trigger ended are left out.
     """
     return (
         Enrollment.objects.filter(contact=contact, course__is_published=True)
+        .exclude(status=EnrollmentStatus.UNENROLLED)
         .select_related("course")
         .order_by("-enrolled_at", "-id")
     )
@@ -714,3 +716,81 @@ def create_sign_in_urls(
         + reverse("portal:magic-link", kwargs={"token": token})
         for contact_id, token in tokens.items()
     }
+
+
+def end_trigger_enrollments(
+    origin: str,
+    *,
+    keep_contact_ids: Iterable[int] = (),
+    keep_account_ids: Iterable[int] = (),
+    account_ids: Iterable[int] | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Unenroll the active automatic enrollments of an origin; return how many.
+
+    Only enrollments with source automatic and exactly this origin (such as
+    "trigger:inactive-10-days") that are active and not completed change:
+    manual and imported enrollments, those of another origin, and completed,
+    failed or withdrawn ones are never touched. Contacts in keep_contact_ids,
+    and the contacts of accounts in keep_account_ids, keep theirs.
+    account_ids, when given, limits the change to contacts of those accounts.
+    One UPDATE statement.
+    """
+    ended_at = at or timezone.now()
+    ending = Enrollment.objects.filter(
+        source=EnrollmentSource.AUTOMATIC,
+        origin=origin,
+        status=EnrollmentStatus.ACTIVE,
+        completed_at__isnull=True,
+    )
+    if account_ids is not None:
+        ending = ending.filter(contact__account_id__in=list(account_ids))
+    ending = ending.exclude(contact_id__in=list(keep_contact_ids)).exclude(
+        contact__account_id__in=list(keep_account_ids)
+    )
+    ended = ending.update(
+        status=EnrollmentStatus.UNENROLLED, ended_at=ended_at, updated_at=timezone.now()
+    )
+    if ended:
+        logger.info("Unenrolled %s contacts enrolled by %s", ended, origin)
+    return ended
+
+
+def restore_trigger_enrollments(
+    origin: str, pairs: Iterable[tuple[int, int]], at: datetime | None = None
+) -> int:
+    """Make unenrolled enrollments of an origin active again; return how many.
+
+    A trigger that unenrolled a contact and fires for them again restores
+    the same enrollment, with its progress, because the unique (contact,
+    course) constraint leaves no room for a second one. enrolled_at moves to
+    the new enrollment time.
+    """
+    requested = set(pairs)
+    if not requested:
+        return 0
+    restored = 0
+    candidates = Enrollment.objects.filter(
+        origin=origin,
+        status=EnrollmentStatus.UNENROLLED,
+        contact_id__in={contact_id for contact_id, _ in requested},
+        course_id__in={course_id for _, course_id in requested},
+    )
+    ids = [
+        pk
+        for pk, contact_id, course_id in candidates.values_list(
+            "pk", "contact_id", "course_id"
+        )
+        if (contact_id, course_id) in requested
+    ]
+    if ids:
+        restored = Enrollment.objects.filter(
+            pk__in=ids, status=EnrollmentStatus.UNENROLLED
+        ).update(
+            status=EnrollmentStatus.ACTIVE,
+            ended_at=None,
+            enrolled_at=at or timezone.now(),
+            updated_at=timezone.now(),
+        )
+        logger.info("Enrolled %s contacts again for %s", restored, origin)
+    return restored

@@ -25,8 +25,11 @@ from conditions import EvaluationContext, Subject, compile_condition
 from customers.services import subjects_as_of
 from triggers.actions import INSERT_BATCH_SIZE, EmailPolicy, take_actions
 from triggers.holdouts import holdout_bucket
+from triggers.journeys import start_journeys
 from triggers.models import Firing, FiringOutcome, SubjectType, Sweep, Trigger
 from triggers.occurrences import key_expression, key_text
+from triggers.reentry import record_matches
+from triggers.unenrollment import end_unmatched_enrollments, restore_enrollments
 
 logger = logging.getLogger(__name__)
 
@@ -232,9 +235,13 @@ def evaluate_trigger(
     policy = policy or EmailPolicy()
     context = EvaluationContext(cast(Subject, trigger.subject_type), sweep.as_of)
     matches = matching_subjects(trigger, context, account_ids)
+    matches = record_matches(trigger, matches, sweep.as_of, account_ids)
+    end_unmatched_enrollments(trigger, matches, sweep.as_of, account_ids)
     unfired = _without_earlier_firings(trigger, matches)
     new_firings = _insert_firings(trigger, sweep, unfired)
+    restore_enrollments(trigger, new_firings, sweep.as_of)
     actions = take_actions(trigger, new_firings, sweep.as_of, policy)
+    start_journeys(trigger, new_firings, sweep.as_of, policy.skip_reason)
     return TriggerOutcome(
         matched=len(matches),
         fired=len(new_firings),
@@ -259,7 +266,7 @@ def matching_subjects(
     on the same rows. Subjects count only if they existed as of the instant.
     """
     condition = compile_condition(trigger.condition, context)
-    key = key_expression(trigger.occurrence, trigger.condition, context)
+    key = key_expression(trigger.occurrence, trigger.condition, context, trigger)
     subjects = subjects_as_of(context.subject, context.as_of)
     if account_ids is not None:
         account_column = "account_id" if context.subject == "contact" else "pk"

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from conditions import EvaluationContext
 from customers.models import SurveyResponse, UsageEvent
-from triggers.models import Occurrence
+from triggers import reentry
+from triggers.models import Occurrence, Trigger
 
 NO_RENEWAL_DATE = "none"
 NEVER_USED = "never"
@@ -37,9 +38,16 @@ def find_leaves(tree: Any, kind: str) -> Iterator[Mapping[str, Any]]:
 
 
 def key_expression(
-    occurrence: str, tree: Any, context: EvaluationContext
+    occurrence: str,
+    tree: Any,
+    context: EvaluationContext,
+    trigger: Trigger | None = None,
 ) -> Combinable | Subquery:
-    """Return the expression whose value, per subject, identifies the occurrence."""
+    """Return the expression whose value, per subject, identifies the occurrence.
+
+    The policies that read the trigger's own history (every N days, each new
+    match) need the saved trigger and raise ValueError without it.
+    """
     if occurrence == Occurrence.ONCE:
         return Value("once")
     if occurrence == Occurrence.DAILY:
@@ -53,6 +61,10 @@ def key_expression(
         return _last_usage_before(tree, context)
     if occurrence == Occurrence.SURVEY_RESPONSE:
         return _latest_survey_response(tree, context)
+    if occurrence in (Occurrence.EVERY_N_DAYS, Occurrence.EACH_NEW_MATCH):
+        if trigger is None or trigger.pk is None:
+            raise ValueError(f"occurrence policy {occurrence!r} needs a saved trigger")
+        return reentry.key_expression(occurrence, trigger, context)
     known = ", ".join(Occurrence.values)
     raise ValueError(f"unknown occurrence policy {occurrence!r}; use one of {known}")
 
@@ -67,6 +79,8 @@ def key_text(occurrence: str, value: Any) -> str:
         return NEVER_USED
     if occurrence == Occurrence.SURVEY_RESPONSE:
         return f"response:{value}" if value is not None else NO_SURVEY_RESPONSE
+    if occurrence in (Occurrence.EVERY_N_DAYS, Occurrence.EACH_NEW_MATCH):
+        return reentry.key_text(occurrence, value)
     return str(value)
 
 
