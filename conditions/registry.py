@@ -18,7 +18,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from django.db.models import Q
+from django.core.exceptions import FieldError
+from django.db.models import BooleanField, Q, Value
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    In,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+)
+
+from conditions.syntax import TextForm
 
 Subject = Literal["contact", "account"]
 SUBJECTS: tuple[Subject, ...] = ("contact", "account")
@@ -33,6 +46,19 @@ COMPARISONS = {
     "<": "lt",
     "<=": "lte",
     "==": "exact",
+}
+# The operators of a compared kind's "op" parameter. Counts and scores take
+# ORDERING; attributes also take != and in.
+ORDERING = (">", ">=", "<", "<=", "==")
+EQUALITY = ("==", "!=", "in")
+LOOKUP_CLASSES = {
+    ">": GreaterThan,
+    ">=": GreaterThanOrEqual,
+    "<": LessThan,
+    "<=": LessThanOrEqual,
+    "==": Exact,
+    "!=": Exact,
+    "in": In,
 }
 
 
@@ -61,6 +87,23 @@ class ConditionError(ValueError):
         self.message = message
 
 
+class MissingReferenceError(ConditionError):
+    """A well-formed condition that names a course, stage or other row that is gone.
+
+    Raised only by validate(), which looks the references up. A sweep
+    switches off a trigger whose stored condition raises it, instead of
+    failing on it at every run.
+    """
+
+
+class NestedCondition:
+    """Marks a Param whose value is a condition tree over Param.subject."""
+
+
+class Scalar:
+    """Marks a Param that takes text, a number, true or false, or a list of them."""
+
+
 @dataclass(frozen=True)
 class EvaluationContext:
     """The subject type and the instant that a condition is evaluated against."""
@@ -84,6 +127,8 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     help: str = ""
+    # For a NestedCondition parameter: the subject type of the nested tree.
+    subject: Subject | None = None
 
     def clean(self, name: str, raw: Any, path: str) -> Any:
         if raw is None:
@@ -113,6 +158,12 @@ class Param:
             raise ConditionError(f"{name}={value!r} is not one of {allowed}", path)
 
     def _coerce(self, name: str, raw: Any, path: str) -> Any:
+        if self.type is NestedCondition:
+            if not isinstance(raw, Mapping):
+                raise ConditionError(f"{name} must be a condition", path)
+            return raw
+        if self.type is Scalar:
+            return _scalar(name, raw, path)
         if self.type is list:
             if not isinstance(raw, list) or not all(
                 isinstance(item, str) for item in raw
@@ -140,10 +191,29 @@ TYPE_WORDS = {
     float: "a number",
     str: "text",
     bool: "true or false",
+    list: "a list of texts",
+    NestedCondition: "a condition",
+    Scalar: "text, a number, true or false, or a list of them",
 }
+
+
+def _scalar(name: str, raw: Any, path: str) -> Any:
+    items = raw if isinstance(raw, list) else [raw]
+    for item in items:
+        if not isinstance(item, str | int | float | bool):
+            raise ConditionError(
+                f"{name}={raw!r} must be text, a number, true or false, or a list",
+                path,
+            )
+    return raw
+
 
 Compiler = Callable[[EvaluationContext, Mapping[str, Any]], Q]
 Describer = Callable[[Mapping[str, Any]], str]
+# Checks the cleaned parameters against the subject type; raises ConditionError.
+Checker = Callable[[Mapping[str, Any], Subject], None]
+# Looks up the rows a leaf names; raises MissingReferenceError.
+ReferenceChecker = Callable[[Mapping[str, Any]], None]
 # Returns an ORM expression (an F, a subquery, a Coalesce...) over the
 # subject's model.
 ValueExpression = Callable[[EvaluationContext, Mapping[str, Any]], Any]
@@ -162,6 +232,16 @@ class Kind:
     # The kinds of data the kind reads (see DATA_SOURCES), so that a new
     # event, ticket or survey re-evaluates only the triggers that read it.
     reads: frozenset[str] = frozenset()
+    # How the kind is written in the text language (conditions.language).
+    text: TextForm | None = None
+    check: Checker | None = None
+    check_references: ReferenceChecker | None = None
+
+    @property
+    def compared(self) -> bool:
+        """Whether the kind is a value compared with op and value, not a predicate."""
+        return "op" in self.params and "value" in self.params
+
     # The quantity the leaf tests, per subject (a count, a score, a date),
     # which a trigger preview shows beside each match. None when the kind
     # has no single value to show.
@@ -197,6 +277,18 @@ def register(kind: Kind) -> Kind:
     existing = _KINDS.get(kind.name)
     if existing is not None and existing.compile is not kind.compile:
         raise ValueError(f"condition kind {kind.name!r} is registered twice")
+    if kind.text is not None:
+        for other in _KINDS.values():
+            if (
+                other.name != kind.name
+                and other.text is not None
+                and other.text.name == kind.text.name
+            ):
+                raise ValueError(
+                    f"kinds {other.name!r} and {kind.name!r} are both written "
+                    f"{kind.text.name!r}; give one another text name"
+                )
+        kind.text.check_params(kind.name, set(kind.params))
     _KINDS[kind.name] = kind
     return kind
 
@@ -219,7 +311,9 @@ def reads(tree: Any) -> frozenset[str]:
     """Return the data sources that a valid tree's leaves read."""
     found: set[str] = set()
 
-    def collect(kind: Kind, params: dict[str, Any], path: str) -> None:
+    def collect(
+        kind: Kind, params: dict[str, Any], path: str, subject: Subject
+    ) -> None:
         found.update(kind.reads)
 
     for subject in SUBJECTS:
@@ -232,19 +326,71 @@ def reads(tree: Any) -> frozenset[str]:
 
 
 def validate(tree: Any, subject: Subject) -> None:
-    """Raise ConditionError unless the tree is well formed for this subject type."""
-    _walk(tree, subject, "$", leaf=lambda kind, params, path: None)
+    """Raise ConditionError unless the tree is well formed for this subject type.
+
+    It also looks up the rows that leaves name (courses, stages) and raises
+    MissingReferenceError for one that does not exist, so it may query the
+    database. compile_condition() does not look them up: a missing course
+    there only matches nobody.
+    """
+
+    def check(kind: Kind, params: dict[str, Any], path: str, subject: Subject) -> None:
+        if kind.check_references is None:
+            return
+        try:
+            kind.check_references(params)
+        except MissingReferenceError as exc:
+            raise MissingReferenceError(exc.message, path) from None
+
+    _walk(tree, subject, "$", leaf=check)
 
 
 def compile_condition(tree: Any, context: EvaluationContext) -> Q:
-    """Compile a tree into one Q over the subject's model, as of context.as_of."""
+    """Compile a tree into one Q over the subject's model, as of context.as_of.
+
+    A nested condition parameter reaches its kind's compiler already
+    compiled, as a Q over the nested subject's model.
+    """
     compiled = _walk(
         tree,
         context.subject,
         "$",
-        leaf=lambda kind, params, path: kind.compile(context, params),
+        leaf=lambda kind, params, path, subject: kind.compile(
+            EvaluationContext(subject, context.as_of), params
+        ),
     )
     return compiled
+
+
+def compare(lhs: Any, op: str, value: Any) -> Q:
+    """Compare an expression with a value; false, never NULL, when it is missing.
+
+    SQL gives NULL for a comparison with NULL, and NOT NULL is NULL too, so
+    "not (health score > 70)" would drop accounts without a score. Here a
+    missing value makes the comparison false and its negation true.
+    """
+    lookup_class = _lookup_class(lhs, op)
+    if op == "!=":
+        return Q(IsNull(lhs, False)) & ~Q(lookup_class(lhs, value))
+    return Q(
+        Coalesce(lookup_class(lhs, value), Value(False), output_field=BooleanField())
+    )
+
+
+def _lookup_class(lhs: Any, op: str) -> Any:
+    # Expressions such as a JSON key transform bring their own lookups
+    # (KeyTransformExact compares JSON values); plain F() columns and
+    # subqueries use the generic ones.
+    generic = LOOKUP_CLASSES[op]
+    get_lookup = getattr(lhs, "get_lookup", None)
+    if get_lookup is None:
+        return generic
+    try:
+        specific = get_lookup(generic.lookup_name)
+    except FieldError:
+        # An expression whose type is only known once it is resolved.
+        return generic
+    return specific or generic
 
 
 def describe(tree: Any, depth: int = 0) -> str:
@@ -278,11 +424,14 @@ def describe(tree: Any, depth: int = 0) -> str:
     return kind.describe({"kind": kind.name, **params})
 
 
+Leaf = Callable[[Kind, dict[str, Any], str, Subject], Q | None]
+
+
 def _walk(
     tree: Any,
     subject: Subject,
     path: str,
-    leaf: Callable[[Kind, dict[str, Any], str], Q | None],
+    leaf: Leaf,
     depth: int = 0,
 ) -> Q:
     if depth > MAX_DEPTH:
@@ -329,4 +478,15 @@ def _walk(
             f"kind {kind.name!r} does not apply to {article} {subject}", path
         )
     params = kind.clean(tree, path)
-    return leaf(kind, params, path) or Q()
+    if kind.check is not None:
+        try:
+            kind.check(params, subject)
+        except ConditionError as exc:
+            raise ConditionError(exc.message, path) from None
+    for name, param in kind.params.items():
+        if param.type is NestedCondition and params[name] is not None:
+            nested_subject = param.subject or subject
+            params[name] = _walk(
+                params[name], nested_subject, f"{path}.{name}", leaf, depth + 1
+            )
+    return leaf(kind, params, path, subject) or Q()

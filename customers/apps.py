@@ -6,5 +6,10 @@ class CustomersConfig(AppConfig):
     verbose_name = "Customers"
 
     def ready(self) -> None:
-        # Registers this app's condition kinds with the shared vocabulary.
-        from customers import conditions  # noqa: F401
+        # Registers this app's condition kinds and fields with the shared
+        # vocabulary.
+        from customers import (  # noqa: F401
+            condition_fields,
+            condition_kinds,
+            conditions,
+        )

@@ -35,7 +35,18 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
-from conditions import EvaluationContext, Kind, Param, register
+from conditions import (
+    EvaluationContext,
+    EventSlot,
+    Kind,
+    Param,
+    SpanSlot,
+    TextForm,
+    ValueSlot,
+    WindowSlot,
+    register,
+)
+from conditions import compare as compare_values
 from customers.models import (
     Contact,
     HealthScore,
@@ -73,7 +84,9 @@ def as_of_date(context: EvaluationContext) -> Any:
 
 
 def compare(expression: Any, op: str, value: Any) -> Q:
-    return Q(LOOKUPS[op](expression, value))
+    # A missing value (no health score yet) makes the comparison false and
+    # its negation true; see conditions.compare.
+    return compare_values(expression, op, value)
 
 
 def count_of(queryset: Any) -> Coalesce:
@@ -167,12 +180,15 @@ def value_first_usage(context: EvaluationContext, params: Params) -> Subquery:
 def _early_usage(context: EvaluationContext, params: Params) -> Any:
     anchor = OuterRef(account_field(context, f"{params['after']}_date"))
     deadline = ExpressionWrapper(anchor + timedelta(days=params["days"]), DateField())
-    return UsageEvent.objects.filter(
+    events = UsageEvent.objects.filter(
         account=account_ref(context),
         occurred_at__lte=context.as_of,
         occurred_at__date__gte=anchor,
         occurred_at__date__lte=deadline,
     )
+    if params.get("event"):
+        events = events.filter(name=params["event"])
+    return events
 
 
 def compile_active_users_trend(context: EvaluationContext, params: Params) -> Q:
@@ -371,6 +387,7 @@ register(
         value=value_last_usage,
         describe=lambda p: f"no {_event_words(p)} in the last {p['days']} days",
         params={"days": DAYS, "event": EVENT, "features": FEATURES, "scope": SCOPE},
+        text=TextForm("inactive", (EventSlot("event"), WindowSlot("days"))),
     )
 )
 register(
@@ -391,6 +408,7 @@ register(
             "features": FEATURES,
             "scope": SCOPE,
         },
+        text=TextForm("count", (EventSlot("event", show_any=True), WindowSlot("days"))),
     )
 )
 register(
@@ -408,9 +426,13 @@ register(
             "days": DAYS,
             "op": OP,
             "value": COUNT,
+            "event": EVENT,
             "features": FEATURES,
             "scope": SCOPE,
         },
+        text=TextForm(
+            "distinct", (EventSlot("event", feature=True), WindowSlot("days"))
+        ),
     )
 )
 register(
@@ -420,13 +442,19 @@ register(
         label="First usage within N days of kickoff or signup",
         compile=compile_first_usage_within,
         value=value_first_usage,
-        describe=lambda p: f"usage within {p['days']} days of {p['after']}",
+        describe=lambda p: (
+            f"{p.get('event') or 'usage'} within {p['days']} days of {p['after']}"
+        ),
         params={
             "days": Param(int, minimum=0, maximum=3650),
             "after": Param(
                 str, required=False, default="kickoff", choices=("kickoff", "signup")
             ),
+            "event": EVENT,
         },
+        text=TextForm(
+            "first_usage", (EventSlot("event"), SpanSlot("days", anchor="after"))
+        ),
     )
 )
 register(
@@ -441,6 +469,7 @@ register(
             f"those of the {p['days']} before"
         ),
         params={"days": Param(int, required=False, default=30, minimum=1, maximum=365)},
+        text=TextForm("active_users_stable", (WindowSlot("days"),)),
     )
 )
 register(
@@ -452,6 +481,7 @@ register(
         value=value_renewal_date,
         describe=lambda p: f"renewal within {p['days']} days",
         params={"days": Param(int, minimum=0, maximum=3650)},
+        text=TextForm("renewal_within", (WindowSlot("days", direction="next"),)),
     )
 )
 register(
@@ -463,6 +493,7 @@ register(
         value=value_health_score,
         describe=lambda p: f"health score {p['op']} {p['value']}",
         params={"op": OP, "value": Param(int, minimum=0, maximum=100)},
+        text=TextForm("account.health_score"),
     )
 )
 register(
@@ -474,6 +505,7 @@ register(
         value=value_plan,
         describe=lambda p: "plan is " + " or ".join(p["plans"]),
         params={"plans": Param(list, choices=tuple(Plan.values))},
+        text=TextForm("plan_in", (ValueSlot("plans"),)),
     )
 )
 register(
@@ -490,6 +522,7 @@ register(
             "days": DAYS,
             "value": Param(int, required=False, default=1, minimum=1),
         },
+        text=TextForm("team_growth", (WindowSlot("days"),)),
     )
 )
 register(
@@ -501,6 +534,7 @@ register(
         value=value_contact_count,
         describe=lambda p: f"contacts at the account {p['op']} {p['value']}",
         params={"op": OP, "value": COUNT},
+        text=TextForm("contact_count"),
     )
 )
 register(
@@ -519,6 +553,9 @@ register(
             "max": Param(int, minimum=0, maximum=10),
             "days": DAYS,
         },
+        text=TextForm(
+            "survey_answered", (ValueSlot("survey", bare=True), WindowSlot("days"))
+        ),
     )
 )
 register(
@@ -539,6 +576,7 @@ register(
                 list, required=False, default=[], choices=tuple(TicketPriority.values)
             ),
         },
+        text=TextForm("open_tickets"),
     )
 )
 
@@ -626,6 +664,7 @@ register(
             f"a contact with a new role added in the last {p['days']} days"
         ),
         params={"days": DAYS},
+        text=TextForm("new_role_added", (WindowSlot("days"),)),
     )
 )
 register(
@@ -636,6 +675,7 @@ register(
         compile=compile_subscription_plan,
         describe=lambda p: "subscribed to " + " or ".join(p["plans"]),
         params={"plans": Param(list, choices=tuple(Plan.values))},
+        text=TextForm("subscribed_to", (ValueSlot("plans"),)),
     )
 )
 register(
@@ -647,6 +687,7 @@ register(
         value=value_upgraded_on,
         describe=lambda p: f"upgraded in the last {p['days']} days",
         params={"days": DAYS},
+        text=TextForm("upgraded", (WindowSlot("days"),)),
     )
 )
 
@@ -673,5 +714,6 @@ register(
         describe=lambda p: f"joined in the last {p['days']} days",
         params={"days": DAYS},
         subjects=("contact",),
+        text=TextForm("joined", (WindowSlot("days"),)),
     )
 )
