@@ -39,10 +39,12 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy .
 
-# The benchmark builds and drops its own database, test_nudgepath_bench.
+# The benchmarks build and drop their own database, test_nudgepath_bench.
+# BENCH names a subset, for example make bench BENCH=sweep.
+BENCH ?=
 bench: install
 	DATABASE_URL=$(TEST_DATABASE_URL)_bench CELERY_BROKER_URL=$(TEST_BROKER_URL) \
-		$(BIN)/python -m bench
+		$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) var db.sqlite3
