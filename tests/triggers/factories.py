@@ -4,7 +4,7 @@ import itertools
 from typing import Any
 
 from courses.models import Course
-from triggers.models import EmailTemplate, Trigger
+from triggers.models import EmailTemplate, JourneyStep, Trigger
 
 _sequence = itertools.count(1)
 
@@ -46,3 +46,10 @@ def make_trigger(condition: dict[str, Any], **fields: Any) -> Trigger:
     trigger.full_clean()
     trigger.save()
     return trigger
+
+
+def make_step(trigger: Trigger, order: int, action: str, **fields: Any) -> JourneyStep:
+    step = JourneyStep(trigger=trigger, order=order, action=action, **fields)
+    step.full_clean()
+    step.save()
+    return step
