@@ -5,11 +5,15 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
 
 from conditions import describe, kinds
-from triggers import services
+from triggers import admin_views, services
+from triggers.delivery import validate_rules
+from triggers.journey_admin import JourneyStepInline
 from triggers.models import (
+    DeliveryRules,
     EmailTemplate,
     Firing,
     OutboxEmail,
@@ -68,9 +72,12 @@ class TriggerForm(forms.ModelForm):
             "subject_type",
             "condition",
             "occurrence",
+            "reentry_days",
             "enroll_course",
             "email_template",
             "recipients",
+            "unenroll_when_unmatched",
+            "holdout_percent",
         ]
         widgets = {"condition": forms.Textarea(attrs={"rows": 8, "cols": 80})}
 
@@ -78,6 +85,7 @@ class TriggerForm(forms.ModelForm):
 @admin.register(Trigger)
 class TriggerAdmin(admin.ModelAdmin):
     form = TriggerForm
+    inlines = [JourneyStepInline]
     change_form_template = "admin/triggers/trigger/change_form.html"
     list_display = [
         "name",
@@ -104,16 +112,50 @@ class TriggerAdmin(admin.ModelAdmin):
                     "condition",
                     "condition_description",
                     "occurrence",
+                    "reentry_days",
                 ]
             },
         ),
-        ("Actions", {"fields": ["enroll_course", "email_template", "recipients"]}),
+        (
+            "Actions",
+            {
+                "fields": [
+                    "enroll_course",
+                    "email_template",
+                    "recipients",
+                    "holdout_percent",
+                    "unenroll_when_unmatched",
+                ]
+            },
+        ),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 
     @admin.display(description="condition in words")
     def condition_description(self, trigger: Trigger) -> str:
         return describe(trigger.condition) if trigger.condition else "-"
+
+    def get_urls(self) -> list[URLPattern]:
+        # Preview, backtest and activation pages of one trigger.
+        return admin_views.trigger_urls(self) + super().get_urls()
+
+    def save_model(
+        self, request: HttpRequest, obj: Trigger, form: Any, change: bool
+    ) -> None:
+        # Switching on from the form is held until the activation page,
+        # where the CSM chooses about backfill.
+        admin_views.hold_activation(obj, form, change)
+        super().save_model(request, obj, form, change)
+
+    def response_add(
+        self, request: HttpRequest, obj: Trigger, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        held = admin_views.activation_redirect(request, obj)
+        return held or super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: Trigger) -> HttpResponse:
+        held = admin_views.activation_redirect(request, obj)
+        return held or super().response_change(request, obj)
 
     def changeform_view(
         self,
@@ -143,10 +185,11 @@ class TriggerAdmin(admin.ModelAdmin):
                 request, f"Trigger {slug} failed: {error}", messages.ERROR
             )
 
-    @admin.action(description="Activate selected triggers")
-    def activate(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
-        updated = queryset.update(is_active=True)
-        self.message_user(request, f"Activated {updated} triggers.")
+    @admin.action(description="Activate selected trigger…", permissions=["change"])
+    def activate(
+        self, request: HttpRequest, queryset: QuerySet[Trigger]
+    ) -> HttpResponse | None:
+        return admin_views.activate_selected(self, request, queryset)
 
     @admin.action(description="Deactivate selected triggers")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
@@ -171,9 +214,10 @@ class FiringAdmin(ReadOnlyAdmin):
         "account",
         "contact",
         "occurrence_key",
+        "outcome",
         "sweep",
     ]
-    list_filter = ["trigger", "subject_type"]
+    list_filter = ["outcome", "trigger", "subject_type"]
     search_fields = [
         "trigger__slug",
         "trigger__name",
@@ -196,9 +240,10 @@ class OutboxEmailAdmin(ReadOnlyAdmin):
         "attempts",
         "next_attempt_at",
         "sent_at",
+        "skip_reason",
     ]
     list_filter = ["status", "template"]
-    search_fields = ["to_email", "subject", "message_id", "last_error"]
+    search_fields = ["to_email", "subject", "message_id", "last_error", "skip_reason"]
     date_hierarchy = "created_at"
     list_select_related = ["template"]
     raw_id_fields = ["firing", "contact"]
@@ -238,3 +283,52 @@ class SweepAdmin(ReadOnlyAdmin):
     ]
     date_hierarchy = "as_of"
     search_fields = ["pk"]
+
+
+class DeliveryRulesForm(forms.ModelForm):
+    class Meta:
+        model = DeliveryRules
+        fields = [
+            "cap_emails",
+            "cap_window_days",
+            "max_deferral_days",
+            "quiet_hours_enabled",
+            "send_from",
+            "send_until",
+            "send_weekdays",
+            "default_time_zone",
+        ]
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        # Checked only when every field parsed, so the errors name values,
+        # not a missing field. The form copies its values to the instance
+        # only after clean(), so the check runs on an unsaved copy.
+        if not self.errors and cleaned is not None:
+            validate_rules(DeliveryRules(**cleaned))
+        return cleaned
+
+
+@admin.register(DeliveryRules)
+class DeliveryRulesAdmin(admin.ModelAdmin):
+    """The single row of delivery rules; without it no cap or quiet hours apply."""
+
+    form = DeliveryRulesForm
+    list_display = [
+        "__str__",
+        "cap_emails",
+        "cap_window_days",
+        "max_deferral_days",
+        "quiet_hours_enabled",
+        "send_from",
+        "send_until",
+        "default_time_zone",
+        "updated_at",
+    ]
+    readonly_fields = ["updated_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # One row applies to the whole site; a second would be ignored.
+        return (
+            super().has_add_permission(request) and not DeliveryRules.objects.exists()
+        )
