@@ -1,0 +1,198 @@
+"""Admin pages for journeys: steps inline on a trigger, CSM tasks, webhooks, rows.
+
+triggers.admin imports this module, so the classes here register with the
+admin site and the trigger page shows the steps inline.
+"""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from triggers.csm_tasks import complete_tasks
+from triggers.models import (
+    CrmWriteBack,
+    CsmTask,
+    CsmTaskStatus,
+    JourneyStep,
+    PendingStep,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookStatus,
+)
+from triggers.webhooks import retry_failed_webhooks
+
+
+class JourneyStepForm(forms.ModelForm):
+    class Meta:
+        model = JourneyStep
+        fields = [
+            "order",
+            "action",
+            "delay",
+            "goal",
+            "wait_days",
+            "course",
+            "email_template",
+            "task_title",
+            "task_due_days",
+            "webhook",
+            "property_object",
+            "property_name",
+            "property_value",
+        ]
+        widgets = {
+            "goal": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+            "property_value": forms.Textarea(attrs={"rows": 1, "cols": 40}),
+        }
+
+
+class JourneyStepInline(admin.StackedInline):
+    """The journey of a trigger, edited on the trigger's page."""
+
+    model = JourneyStep
+    form = JourneyStepForm
+    extra = 0
+    ordering = ["order"]
+    fieldsets = [
+        (None, {"fields": [("order", "action", "delay")]}),
+        ("Wait for a goal", {"fields": ["goal", "wait_days"]}),
+        (
+            "Action settings",
+            {
+                "fields": [
+                    "course",
+                    "email_template",
+                    ("task_title", "task_due_days"),
+                    "webhook",
+                    ("property_object", "property_name", "property_value"),
+                ]
+            },
+        ),
+    ]
+
+
+class ReadOnlyRowsAdmin(admin.ModelAdmin):
+    """Rows written by sweeps, runners and workers; readable, never edited."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TaskListFilter(admin.SimpleListFilter):
+    title = "tasks"
+    parameter_name = "tasks"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [("mine", "My open tasks"), ("overdue", "Overdue")]
+
+    def queryset(self, request: Any, queryset: QuerySet[CsmTask]) -> QuerySet[CsmTask]:
+        if self.value() == "mine":
+            return queryset.filter(owner=request.user, status=CsmTaskStatus.OPEN)
+        if self.value() == "overdue":
+            return queryset.filter(
+                status=CsmTaskStatus.OPEN, due_on__lt=timezone.localdate()
+            )
+        return queryset
+
+
+@admin.register(CsmTask)
+class CsmTaskAdmin(admin.ModelAdmin):
+    list_display = ["title", "account", "owner", "due_on", "status", "is_overdue"]
+    list_filter = [TaskListFilter, "status", "owner"]
+    search_fields = ["title", "details", "account__name"]
+    date_hierarchy = "due_on"
+    list_select_related = ["account", "owner"]
+    raw_id_fields = ["account"]
+    readonly_fields = ["firing", "step", "completed_at", "created_at", "updated_at"]
+    actions = ["mark_done"]
+
+    @admin.display(boolean=True, description="overdue")
+    def is_overdue(self, task: CsmTask) -> bool:
+        return task.status == CsmTaskStatus.OPEN and task.due_on < timezone.localdate()
+
+    @admin.action(description="Mark selected tasks done")
+    def mark_done(self, request: HttpRequest, queryset: QuerySet[CsmTask]) -> None:
+        done = complete_tasks(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Marked {done} tasks done.")
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["name", "url", "is_active", "updated_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "url"]
+    readonly_fields = ["created_at", "updated_at"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyRowsAdmin):
+    list_display = [
+        "created_at",
+        "endpoint",
+        "firing",
+        "status",
+        "attempts",
+        "response_status",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    list_filter = ["status", "endpoint"]
+    search_fields = ["idempotency_key", "last_error"]
+    date_hierarchy = "created_at"
+    list_select_related = ["endpoint", "firing__trigger"]
+    raw_id_fields = ["firing", "step"]
+    actions = ["retry"]
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # Retrying changes rows that the admin otherwise shows read-only.
+        return request.user.has_perm("triggers.change_webhookdelivery")
+
+    @admin.action(
+        description="Retry selected failed webhook calls", permissions=["retry"]
+    )
+    def retry(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        retried = retry_failed_webhooks(ids)
+        self.message_user(request, f"Queued {retried} failed webhook calls again.")
+        if len(ids) > retried:
+            self.message_user(
+                request,
+                f"Skipped {len(ids) - retried} calls that were not in status "
+                f"{WebhookStatus.FAILED.label!r}.",
+                messages.WARNING,
+            )
+
+
+@admin.register(PendingStep)
+class PendingStepAdmin(ReadOnlyRowsAdmin):
+    list_display = ["due_at", "step", "firing", "status", "finished_at", "note"]
+    list_filter = ["status", "step__trigger", "step__action"]
+    search_fields = ["note", "firing__contact__email", "firing__account__name"]
+    date_hierarchy = "due_at"
+    list_select_related = ["step__trigger", "firing__trigger"]
+
+
+@admin.register(CrmWriteBack)
+class CrmWriteBackAdmin(ReadOnlyRowsAdmin):
+    list_display = [
+        "created_at",
+        "object_type",
+        "account",
+        "contact",
+        "property_name",
+        "value",
+        "status",
+    ]
+    list_filter = ["status", "object_type", "property_name"]
+    search_fields = ["property_name", "account__name", "contact__email"]
+    list_select_related = ["account", "contact"]
