@@ -7,7 +7,7 @@ Staff only. Every view reads its filters from the query string (``course``,
 import csv
 import logging
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from functools import wraps
 from typing import Any
 
@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from courses.models import Course
+from metrics.holdouts import FOLLOW_UP_DAYS, HoldoutComparison, holdout_comparison
 from metrics.services import (
     TICKET_RATE_DAYS,
     Comparison,
@@ -284,3 +285,91 @@ def engagement_csv(request: HttpRequest) -> HttpResponse:
         return _invalid_filter_response(request, error, as_csv=True)
     report = learning_engagement(course)
     return _csv_response("engagement.csv", ENGAGEMENT_HEADER, _engagement_rows(report))
+
+
+def _as_of_instant(request: HttpRequest) -> datetime | None:
+    """Read as_of as the end of that UTC day, the instant the comparison uses."""
+    day = _as_of_filter(request)
+    if day is None:
+        return None
+    return datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=UTC)
+
+
+@require_GET
+@staff_required
+def holdouts(request: HttpRequest) -> HttpResponse:
+    try:
+        as_of = _as_of_instant(request)
+    except InvalidFilter as error:
+        return _invalid_filter_response(request, error, as_csv=False)
+    context = {
+        "comparisons": holdout_comparison(as_of=as_of),
+        "follow_up_days": FOLLOW_UP_DAYS,
+        "as_of_param": request.GET.get("as_of", ""),
+        "query_string": request.GET.urlencode(),
+    }
+    return render(request, "metrics/holdouts.html", context)
+
+
+HOLDOUT_HEADER = [
+    "trigger_id",
+    "trigger",
+    "subject_type",
+    "holdout_percent",
+    "awaiting_follow_up",
+    "metric",
+    "treated_n",
+    "treated_events",
+    "treated_share",
+    "treated_ci_low",
+    "treated_ci_high",
+    "control_n",
+    "control_events",
+    "control_share",
+    "control_ci_low",
+    "control_ci_high",
+    "difference",
+    "difference_ci_low",
+    "difference_ci_high",
+    "test",
+    "p_value",
+    "verdict",
+]
+
+
+def _holdout_rows(report: list[HoldoutComparison]) -> Iterable[list]:
+    for comparison in report:
+        for metric in comparison.metrics:
+            difference = metric.difference
+            yield [
+                comparison.trigger_id,
+                _spreadsheet_safe(comparison.slug),
+                comparison.subject_type,
+                comparison.holdout_percent,
+                comparison.awaiting_follow_up,
+                metric.key,
+                metric.treated.n,
+                metric.treated.events,
+                _blank_if_none(metric.treated.value),
+                *_bounds(metric.treated.interval),
+                metric.control.n,
+                metric.control.events,
+                _blank_if_none(metric.control.value),
+                *_bounds(metric.control.interval),
+                _blank_if_none(difference.estimate),
+                *_bounds(difference.interval),
+                difference.test,
+                _blank_if_none(difference.p_value),
+                metric.verdict.value,
+            ]
+
+
+@require_GET
+@staff_required
+def holdouts_csv(request: HttpRequest) -> HttpResponse:
+    try:
+        as_of = _as_of_instant(request)
+    except InvalidFilter as error:
+        return _invalid_filter_response(request, error, as_csv=True)
+    report = holdout_comparison(as_of=as_of)
+    return _csv_response("holdouts.csv", HOLDOUT_HEADER, _holdout_rows(report))
