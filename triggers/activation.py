@@ -21,6 +21,7 @@ from django.utils import timezone
 from conditions import EvaluationContext, Subject, validate
 from triggers.evaluation import Match, matching_subjects
 from triggers.models import Firing, FiringOutcome, SubjectType, Trigger
+from triggers.reentry import record_matches
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,10 @@ def activate_trigger(
         recorded = 0
         if not backfill:
             context = EvaluationContext(cast(Subject, locked.subject_type), at)
-            matches = matching_subjects(locked, context)
+            # Under "each new match" the key is the start of the subject's
+            # match episode, so the episodes must open now, as a sweep
+            # would open them, for the next sweep to see the same keys.
+            matches = record_matches(locked, matching_subjects(locked, context), at)
             matched = len(matches)
             recorded = _record_baseline(locked, matches, at)
 

@@ -3,11 +3,17 @@
 A backtest writes nothing. It evaluates the trigger's condition as of 00:00,
 in the project's time zone, of each day of the period (or of every seventh
 day), with the same query a sweep runs. It then applies the occurrence
-policy in memory: a subject fires for an occurrence key the first time it
-matches with that key. Firings recorded before the period count as already
-fired, whatever their outcome, and firings recorded during or after the
-period are ignored, so the result is what the trigger would have done had
-it been active over the whole period.
+policy in memory. Under most policies a subject fires for an occurrence key
+the first time it matches with that key. The two policies whose keys come
+from the trigger's own history are replayed from what the backtest decided:
+"every N days" fires when the subject's latest firing is N days old or
+more, and "each new match" fires when the subject did not match at the
+previous evaluated instant.
+
+Firings recorded before the period count as already fired, whatever their
+outcome, and firings recorded during or after the period are ignored, so
+the result is what the trigger would have done had it been active over the
+whole period.
 """
 
 import csv
@@ -19,11 +25,13 @@ from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import cast
 
+from django.db.models import Q
 from django.utils import timezone
 
 from conditions import EvaluationContext, Subject, validate
 from triggers.evaluation import matching_subjects
-from triggers.models import Firing, SubjectType, Trigger
+from triggers.models import Firing, Occurrence, SubjectType, Trigger, TriggerMatch
+from triggers.reentry import episode_key
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +118,9 @@ def backtest_trigger(
     """Count, per ISO week from start to end, what the trigger would have fired.
 
     Both dates are included. step is "day" or "week". One query reads the
-    firings recorded before the period, then one query per evaluated day
-    selects the matches, so a daily backtest of a year runs 366 queries.
+    firings recorded before the period (two under "each new match"), then
+    one query per evaluated day selects the matches, so a daily backtest of
+    a year runs 366 queries.
     Raises BacktestPeriodError for a bad period and ConditionError for an
     invalid stored condition.
     """
@@ -125,8 +134,7 @@ def backtest_trigger(
     started = time.monotonic()
 
     instants = _instants(start, end, STEPS[step])
-    fired_pairs = _pairs_fired_before(trigger, instants[0])
-    fired_subjects = {subject_id for subject_id, _ in fired_pairs}
+    history = _History.before(trigger, instants[0])
     subject_index = 0 if subject == SubjectType.CONTACT else 1
 
     weeks: dict[date, _WeekTally] = {}
@@ -134,16 +142,18 @@ def backtest_trigger(
         day = timezone.localdate(instant)
         tally = weeks.setdefault(day - timedelta(days=day.weekday()), _WeekTally())
         tally.days_evaluated += 1
+        matching_now = set()
         for match in matching_subjects(trigger, EvaluationContext(subject, instant)):
             subject_id = cast(int, match[subject_index])
-            tally.matched.add(subject_id)
-            if (subject_id, match[2]) in fired_pairs:
+            matching_now.add(subject_id)
+            if not history.fires(subject_id, match[2], instant):
                 continue
-            fired_pairs.add((subject_id, match[2]))
             tally.would_fire += 1
-            if subject_id not in fired_subjects:
-                fired_subjects.add(subject_id)
+            if subject_id not in history.fired_subjects:
+                history.fired_subjects.add(subject_id)
                 tally.new_subjects += 1
+        tally.matched |= matching_now
+        history.matching_before = matching_now
 
     result = Backtest(
         start=start,
@@ -215,13 +225,83 @@ def _instants(start: date, end: date, step_days: int) -> list[datetime]:
     return instants
 
 
-def _pairs_fired_before(trigger: Trigger, instant: datetime) -> set[tuple[int, str]]:
-    """Return the (subject id, occurrence key) pairs that fired before the instant."""
-    subject_field = (
-        "contact_id" if trigger.subject_type == SubjectType.CONTACT else "account_id"
+@dataclass
+class _History:
+    """The firings a backtest has seen so far, real ones before the period first."""
+
+    occurrence: str
+    reentry_days: int
+    fired_pairs: set[tuple[int, str]]
+    fired_subjects: set[int]
+    last_fired: dict[int, datetime]
+    # Subjects that matched at the previous evaluated instant.
+    matching_before: set[int]
+
+    @classmethod
+    def before(cls, trigger: Trigger, instant: datetime) -> "_History":
+        """Load the trigger's firings recorded before the instant, in one query.
+
+        Under "each new match", a second query finds the subjects whose
+        episode was open at the instant and had fired, so they do not fire
+        again at the first evaluated instant.
+        """
+        field = _subject_field(trigger)
+        earlier = Firing.objects.filter(trigger=trigger, fired_at__lt=instant)
+        rows = list(earlier.values_list(field, "occurrence_key", "fired_at"))
+        fired_pairs = {(subject_id, key) for subject_id, key, _ in rows}
+        last_fired: dict[int, datetime] = {}
+        for subject_id, _, fired_at in rows:
+            last_fired[subject_id] = max(fired_at, last_fired.get(subject_id, fired_at))
+
+        matching_before: set[int] = set()
+        if trigger.occurrence == Occurrence.EACH_NEW_MATCH:
+            matching_before = _fired_open_episodes(trigger, instant, fired_pairs)
+        return cls(
+            occurrence=trigger.occurrence,
+            reentry_days=trigger.reentry_days or 0,
+            fired_pairs=fired_pairs,
+            fired_subjects={subject_id for subject_id, _ in fired_pairs},
+            last_fired=last_fired,
+            matching_before=matching_before,
+        )
+
+    def fires(self, subject_id: int, key: str, instant: datetime) -> bool:
+        """Decide whether a matching subject fires at the instant, and record it."""
+        if self.occurrence == Occurrence.EVERY_N_DAYS:
+            latest = self.last_fired.get(subject_id)
+            if latest is not None and instant - latest < timedelta(
+                days=self.reentry_days
+            ):
+                return False
+            self.last_fired[subject_id] = instant
+            return True
+        if self.occurrence == Occurrence.EACH_NEW_MATCH:
+            return subject_id not in self.matching_before
+        if (subject_id, key) in self.fired_pairs:
+            return False
+        self.fired_pairs.add((subject_id, key))
+        return True
+
+
+def _fired_open_episodes(
+    trigger: Trigger, instant: datetime, fired_pairs: set[tuple[int, str]]
+) -> set[int]:
+    """Return the subjects in a match episode open at the instant that fired for it."""
+    field = _subject_field(trigger)
+    episodes = TriggerMatch.objects.filter(trigger=trigger, since__lt=instant).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gt=instant)
     )
-    earlier = Firing.objects.filter(trigger=trigger, fired_at__lt=instant)
-    return set(earlier.values_list(subject_field, "occurrence_key"))
+    return {
+        subject_id
+        for subject_id, since in episodes.values_list(field, "since")
+        if (subject_id, episode_key(since)) in fired_pairs
+    }
+
+
+def _subject_field(trigger: Trigger) -> str:
+    if trigger.subject_type == SubjectType.CONTACT:
+        return "contact_id"
+    return "account_id"
 
 
 def _add_years(day: date, years: int) -> date:

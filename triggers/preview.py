@@ -154,7 +154,7 @@ def sample_matching(
     condition = compile_condition(trigger.condition, context)
     annotations = _leaf_annotations(leaves, context)
     annotations["occurrence_value"] = key_expression(
-        trigger.occurrence, trigger.condition, context
+        trigger.occurrence, trigger.condition, context, trigger
     )
     subjects = (
         subjects_as_of(context.subject, context.as_of)

@@ -230,3 +230,36 @@ def test_activation_choice_counts():
     assert Firing.objects.get(trigger=trigger).contact_id == fired.pk
     assert choice.matched == 2
     assert choice.backfill_targets == 1
+
+
+def test_baseline_opens_match_episodes():
+    # Under "each new match" the baseline covers the episode open at
+    # activation. The contact fires once it stops matching and matches again.
+    contact = make_contact()
+    trigger = draft(occurrence="each_new_match")
+    activate_trigger(trigger, backfill=False, at=NOW)
+
+    next_day = run_sweep(NOW + timedelta(days=1))
+    make_event(contact, NOW + timedelta(days=1, hours=1))
+    busy = run_sweep(NOW + timedelta(days=2))
+    quiet_again = run_sweep(NOW + timedelta(days=12))
+
+    assert next_day.fired == 0
+    assert busy.fired == 0
+    assert quiet_again.fired == 1
+    outcomes = sorted(
+        Firing.objects.filter(trigger=trigger).values_list("outcome", flat=True)
+    )
+    assert outcomes == ["acted", "baseline"]
+
+
+def test_baseline_counts_for_every_n_days():
+    make_contact()
+    trigger = draft(occurrence="every_n_days", reentry_days=7)
+    activate_trigger(trigger, backfill=False, at=NOW)
+
+    within = run_sweep(NOW + timedelta(days=6))
+    after = run_sweep(NOW + timedelta(days=7))
+
+    assert within.fired == 0
+    assert after.fired == 1

@@ -245,3 +245,81 @@ def test_default_period_is_twelve_weeks():
     assert start == date(2024, 3, 25)
     assert start.weekday() == 0
     assert (end - start).days // 7 + 1 == 12
+
+
+def matching_by_day(contacts, events, start, end):
+    """Return, per day, the contacts that match "no usage in 7 days" at 00:00 UTC."""
+    days = {}
+    day = start
+    while day <= end:
+        instant = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        days[day] = {
+            contact_id
+            for contact_id, added_at in contacts.items()
+            if added_at <= instant
+            and not any(
+                instant - timedelta(QUIET_DAYS) < when <= instant
+                for when in events[contact_id]
+            )
+        }
+        day += timedelta(days=1)
+    return days
+
+
+def weekly_firings(firing_days):
+    """Count firings per ISO week from a list of (day, contact id)."""
+    counts: dict[date, int] = defaultdict(int)
+    for day, _ in firing_days:
+        counts[day - timedelta(days=day.weekday())] += 1
+    return dict(counts)
+
+
+def test_backtest_every_n_days_policy():
+    contacts, events = build_history(seed=5)
+    trigger = make_trigger(
+        {"kind": "inactivity", "days": QUIET_DAYS},
+        occurrence="every_n_days",
+        reentry_days=10,
+    )
+    first_contact = min(contacts)
+    record_firing(trigger, first_contact, "first", datetime(2024, 3, 1, tzinfo=UTC))
+
+    result = backtest_trigger(trigger, START, END, today=TODAY)
+
+    last_fired = {first_contact: datetime(2024, 3, 1, tzinfo=UTC)}
+    firing_days = []
+    for day, matching in matching_by_day(contacts, events, START, END).items():
+        instant = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        for contact_id in sorted(matching):
+            latest = last_fired.get(contact_id)
+            if latest is None or (instant - latest).days >= 10:
+                last_fired[contact_id] = instant
+                firing_days.append((day, contact_id))
+    expected = weekly_firings(firing_days)
+    assert {
+        week.week_start: week.would_fire for week in result.weeks if week.would_fire
+    } == expected
+    assert result.would_fire == len(firing_days)
+    assert result.new_subjects == len(
+        {contact_id for _, contact_id in firing_days} - {first_contact}
+    )
+
+
+def test_backtest_each_new_match_policy():
+    contacts, events = build_history(seed=9)
+    trigger = make_trigger(
+        {"kind": "inactivity", "days": QUIET_DAYS}, occurrence="each_new_match"
+    )
+
+    result = backtest_trigger(trigger, START, END, today=TODAY)
+
+    before: set[int] = set()
+    firing_days = []
+    for day, matching in matching_by_day(contacts, events, START, END).items():
+        firing_days += [(day, contact_id) for contact_id in matching - before]
+        before = matching
+    expected = weekly_firings(firing_days)
+    assert {
+        week.week_start: week.would_fire for week in result.weeks if week.would_fire
+    } == expected
+    assert result.would_fire > len(contacts)

@@ -238,3 +238,20 @@ def test_preview_matching_queries_bounded():
 )
 def test_format_value(value, expected):
     assert format_value(value, NOW) == expected
+
+
+def test_preview_of_history_policies():
+    contact = make_contact()
+    every_week = make_trigger(
+        {"kind": "inactivity", "days": 10}, occurrence="every_n_days", reentry_days=7
+    )
+    each_match = make_trigger(
+        {"kind": "inactivity", "days": 10}, occurrence="each_new_match"
+    )
+
+    weekly = preview_trigger(every_week, NOW)
+    episodes = preview_trigger(each_match, NOW)
+
+    assert weekly.sample[0].contact_id == contact.pk
+    assert weekly.sample[0].occurrence_key == "first"
+    assert episodes.sample[0].occurrence_key == "since:2024-06-15T12:00:00+00:00"
