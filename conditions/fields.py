@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import F, Q
+from django.db.models import F, JSONField, Q, Value
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -209,9 +209,18 @@ def compile_attribute(context: EvaluationContext, params: Mapping[str, Any]) -> 
     if field.type in DATE_TYPES:
         lhs = date_expression(params["field"], context.subject)
         return compare(lhs, params["op"], _parse_date(params["field"], value))
-    return compare(
-        field_expression(params["field"], context.subject), params["op"], value
-    )
+    lhs = field_expression(params["field"], context.subject)
+    if field.type == "properties":
+        # A property is compared as JSON, so "fintech" must reach the database
+        # as the JSON string '"fintech"' and 250 as the JSON number 250.
+        value = (
+            [_json(item) for item in value] if isinstance(value, list) else _json(value)
+        )
+    return compare(lhs, params["op"], value)
+
+
+def _json(value: Any) -> Value:
+    return Value(value, output_field=JSONField())
 
 
 # -- relative dates -----------------------------------------------------------

@@ -128,7 +128,10 @@ def _format_slot(
     if isinstance(slot, DurationSlot):
         return _days(value)
     if isinstance(slot, SpanSlot):
-        return f"within {_days(value)} of {format_path(str(tree.get(slot.anchor)))}"
+        anchor = tree.get(slot.anchor)
+        if anchor is None:
+            return f"within {_days(value)}"
+        return f"within {_days(value)} of {format_path(str(anchor))}"
     if isinstance(slot, FieldSlot):
         return format_path(value)
     if isinstance(slot, ValueSlot):

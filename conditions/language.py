@@ -47,9 +47,8 @@ from conditions.syntax import (
 
 GRAMMAR = (Path(__file__).with_name("grammar.lark")).read_text()
 PARSER = Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=True)
-# Longer text is rejected before parsing, because no CSM writes conditions that
-# long, and the
-# tree depth is capped by validation anyway.
+# Longer text is rejected before parsing, because no CSM writes conditions
+# that long, and validation caps the tree's depth anyway.
 MAX_LENGTH = 10_000
 
 # What each terminal of the grammar is called in an error message.
@@ -406,8 +405,10 @@ class _Builder:
             slot = self._slot(kind, SpanSlot, argument)
             assert isinstance(slot, SpanSlot)
             self._set(params, slot.param, self._days(argument.children[1]), argument)
-            anchor = ".".join(self._segments(argument.children[4]))
-            self._set(params, slot.anchor, anchor, argument)
+            # "within 7 days" without "of ..." leaves the anchor to its default.
+            if argument.children[4] is not None:
+                anchor = ".".join(self._segments(argument.children[4]))
+                self._set(params, slot.anchor, anchor, argument)
         elif data == "keyword":
             self._keyword(kind, argument, params)
         elif data == "literal":

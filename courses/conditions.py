@@ -1,18 +1,40 @@
-"""Condition kinds over learning: whether a subject started or completed a course.
+"""Condition kinds over learning: enrollment, start, completion and scores.
 
-A contact matches through its own enrollments; an account matches when any
-of its contacts does. Only times at or before as_of count, so evaluation as
-of a past instant sees the progress known then. Journeys use these kinds as
-goals, for example "stop the reminders once the course is started".
+A contact matches through its own enrollments; for started, completed and
+enrolled an account matches when any of its contacts does. Only times at
+or before as_of count, so evaluation as of a past instant sees the progress
+known then. Journeys use these kinds as goals, for example "stop the
+reminders once the course is started". A course is named by its slug, and
+saving a condition that names a missing course or lesson is rejected.
 """
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import (
+    Avg,
+    DecimalField,
+    Exists,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
 
-from conditions import EvaluationContext, Kind, Param, register
-from courses.models import Enrollment
+from conditions import (
+    DurationSlot,
+    EvaluationContext,
+    Kind,
+    MissingReferenceError,
+    Param,
+    TextForm,
+    ValueSlot,
+    WindowSlot,
+    compare,
+    register,
+)
+from courses.models import Course, Enrollment, Lesson, LessonProgress
 
 Params = Mapping[str, Any]
 
@@ -48,6 +70,33 @@ def _course_words(params: Params) -> str:
     return f"course {params['course']}" if params.get("course") else "any course"
 
 
+def check_course(params: Params) -> None:
+    """Raise MissingReferenceError when the named course does not exist."""
+    slug = params.get("course")
+    if not slug or Course.objects.filter(slug=slug).exists():
+        return
+    known = list(Course.objects.order_by("slug").values_list("slug", flat=True)[:30])
+    raise MissingReferenceError(
+        f"course {slug!r} does not exist; known courses: {', '.join(known) or 'none'}"
+    )
+
+
+def check_lesson(params: Params) -> None:
+    """Raise MissingReferenceError when the course or its named lesson is missing."""
+    check_course(params)
+    title = params.get("lesson")
+    if not title:
+        return
+    lessons = Lesson.objects.filter(module__course__slug=params["course"])
+    if lessons.filter(title=title).exists():
+        return
+    known = list(lessons.order_by("title").values_list("title", flat=True)[:30])
+    raise MissingReferenceError(
+        f"course {params['course']!r} has no lesson {title!r}; "
+        f"its lessons: {', '.join(known) or 'none'}"
+    )
+
+
 register(
     Kind(
         name="course_started",
@@ -56,6 +105,8 @@ register(
         compile=compile_course_started,
         describe=lambda p: f"started {_course_words(p)}",
         params={"course": COURSE},
+        text=TextForm("started", (ValueSlot("course"),)),
+        check_references=check_course,
     )
 )
 register(
@@ -66,5 +117,173 @@ register(
         compile=compile_course_completed,
         describe=lambda p: f"completed {_course_words(p)}",
         params={"course": COURSE},
+        text=TextForm("completed", (ValueSlot("course"),)),
+        check_references=check_course,
+    )
+)
+
+
+# -- enrollment state and scores ------------------------------------------------
+
+
+def compile_enrolled(context: EvaluationContext, params: Params) -> Q:
+    """Enrolled by as_of (in the window, when given) and not withdrawn or failed."""
+    enrollments = (
+        _enrollments(context, params)
+        .filter(enrolled_at__lte=context.as_of)
+        .exclude(ended_at__lte=context.as_of)
+    )
+    if params.get("days"):
+        enrollments = enrollments.filter(
+            enrolled_at__gt=context.as_of - timedelta(days=params["days"])
+        )
+    return Q(Exists(enrollments))
+
+
+def compile_not_started(context: EvaluationContext, params: Params) -> Q:
+    """Enrolled at least N days before as_of and not started, ended or done by then."""
+    waiting = (
+        _enrollments(context, params)
+        .filter(enrolled_at__lte=context.as_of - timedelta(days=params["days"]))
+        .exclude(started_at__lte=context.as_of)
+        .exclude(completed_at__lte=context.as_of)
+        .exclude(ended_at__lte=context.as_of)
+    )
+    return Q(Exists(waiting))
+
+
+def value_course_score(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the contact's final score in the course, once it completed or ended.
+
+    The score is read only from an enrollment completed or ended by as_of,
+    because that is when the final score is set.
+    """
+    finished = (
+        _enrollments(context, params)
+        .filter(Q(completed_at__lte=context.as_of) | Q(ended_at__lte=context.as_of))
+        .exclude(score__isnull=True)
+    )
+    return Subquery(finished.values("score")[:1], output_field=SCORE_FIELD)
+
+
+def compile_course_score(context: EvaluationContext, params: Params) -> Q:
+    return compare(value_course_score(context, params), params["op"], params["value"])
+
+
+def value_quiz_score(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the score of one lesson, or the mean of the course's scored lessons.
+
+    Only progress completed by as_of counts.
+    """
+    progress = LessonProgress.objects.filter(
+        enrollment__contact_id=OuterRef("pk"),
+        enrollment__course__slug=params["course"],
+        completed_at__lte=context.as_of,
+        score__isnull=False,
+    )
+    if params.get("lesson"):
+        progress = progress.filter(lesson__title=params["lesson"])
+    averaged = (
+        progress.order_by()
+        .values(group=Value(1))
+        .annotate(average=Avg("score", output_field=SCORE_FIELD))
+        .values("average")
+    )
+    return Subquery(averaged, output_field=SCORE_FIELD)
+
+
+def compile_quiz_score(context: EvaluationContext, params: Params) -> Q:
+    return compare(value_quiz_score(context, params), params["op"], params["value"])
+
+
+SCORE_FIELD: Any = DecimalField(max_digits=7, decimal_places=2)
+REQUIRED_COURSE = Param(str, help="Slug of the course.")
+SCORE_OPERATORS = (">", ">=", "<", "<=", "==")
+SCORE = Param(float, minimum=0, maximum=100, help="Score, 0 to 100.")
+
+register(
+    Kind(
+        name="course_enrolled",
+        reads=frozenset({"learning"}),
+        label="Enrolled in a course",
+        compile=compile_enrolled,
+        describe=lambda p: (
+            f"enrolled in {_course_words(p)}"
+            + (f" in the last {p['days']} days" if p.get("days") else "")
+        ),
+        params={
+            "course": COURSE,
+            "days": Param(
+                int,
+                required=False,
+                minimum=1,
+                maximum=3650,
+                help="Enrolled in the last N days; absent for any time.",
+            ),
+        },
+        text=TextForm("enrolled", (ValueSlot("course"), WindowSlot("days"))),
+        check_references=check_course,
+    )
+)
+register(
+    Kind(
+        name="course_not_started",
+        reads=frozenset({"learning"}),
+        label="Enrolled N days ago or more and not started",
+        compile=compile_not_started,
+        describe=lambda p: (
+            f"not started {_course_words(p)} {p['days']} days after enrolling"
+        ),
+        params={
+            "course": COURSE,
+            "days": Param(int, minimum=0, maximum=3650, help="Days since enrolling."),
+        },
+        subjects=("contact",),
+        text=TextForm("not_started", (ValueSlot("course"), DurationSlot("days"))),
+        check_references=check_course,
+    )
+)
+register(
+    Kind(
+        name="course_score",
+        reads=frozenset({"learning"}),
+        label="Final score in a course",
+        compile=compile_course_score,
+        value=value_course_score,
+        describe=lambda p: f"score in {p['course']} {p['op']} {p['value']}",
+        params={
+            "course": REQUIRED_COURSE,
+            "op": Param(str, choices=SCORE_OPERATORS, help="Comparison."),
+            "value": SCORE,
+        },
+        subjects=("contact",),
+        text=TextForm("course_score", (ValueSlot("course"),)),
+        check_references=check_course,
+    )
+)
+register(
+    Kind(
+        name="quiz_score",
+        reads=frozenset({"learning"}),
+        label="Score of a quiz or assessment lesson, or their mean",
+        compile=compile_quiz_score,
+        value=value_quiz_score,
+        describe=lambda p: (
+            f"score of {p.get('lesson') or 'the assessments'} in {p['course']} "
+            f"{p['op']} {p['value']}"
+        ),
+        params={
+            "course": REQUIRED_COURSE,
+            "lesson": Param(
+                str,
+                required=False,
+                help="Title of the lesson; absent for the mean of scored lessons.",
+            ),
+            "op": Param(str, choices=SCORE_OPERATORS, help="Comparison."),
+            "value": SCORE,
+        },
+        subjects=("contact",),
+        text=TextForm("quiz_score", (ValueSlot("course"),)),
+        check_references=check_lesson,
     )
 )

@@ -1,0 +1,142 @@
+"""Condition kinds over the lifecycle: an account's stage and its time in it.
+
+Both read the stage history (StageChange), so evaluation as of a past
+instant sees the stage the account was in then. A contact is in the stage
+of its account. Saving a condition that names a missing stage is rejected.
+"""
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import OuterRef, Q, Subquery
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from conditions import (
+    ConditionError,
+    EvaluationContext,
+    Kind,
+    MissingReferenceError,
+    Param,
+    Scalar,
+    Subject,
+    TextForm,
+    ValueSlot,
+    compare,
+    register,
+)
+from lifecycle.models import Stage, StageChange
+
+Params = Mapping[str, Any]
+REVERSED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
+
+
+def _latest_change(context: EvaluationContext) -> Any:
+    """Select the account's latest stage change at or before as_of."""
+    account = OuterRef("account_id" if context.subject == "contact" else "pk")
+    return StageChange.objects.filter(
+        account=account, changed_at__lte=context.as_of
+    ).order_by("-changed_at", "-pk")
+
+
+def value_stage(context: EvaluationContext, params: Params) -> Subquery:
+    return Subquery(_latest_change(context).values("to_stage__slug")[:1])
+
+
+def compile_stage(context: EvaluationContext, params: Params) -> Q:
+    return compare(value_stage(context, params), params["op"], params["value"])
+
+
+def value_stage_entered(context: EvaluationContext, params: Params) -> Subquery:
+    return Subquery(_latest_change(context).values("changed_at")[:1])
+
+
+def compile_days_in_stage(context: EvaluationContext, params: Params) -> Q:
+    """Compare whole calendar days since the account entered its stage.
+
+    Days are counted between dates in the site time zone, so an account that
+    entered yesterday evening has been in its stage 1 day this morning.
+    """
+    # today - entered OP n  <=>  entered REVERSED(OP) today - n.
+    today = timezone.localdate(context.as_of)
+    entered = TruncDate(
+        value_stage_entered(context, params), tzinfo=timezone.get_current_timezone()
+    )
+    days = compare(entered, REVERSED[params["op"]], today - timedelta(params["value"]))
+    if params.get("stage"):
+        return days & compare(value_stage(context, params), "==", params["stage"])
+    return days
+
+
+def check_stage_value(params: Params, subject: Subject) -> None:
+    value = params["value"]
+    if params["op"] == "in" and not isinstance(value, list):
+        raise ConditionError(
+            '\'in\' needs a list, for example ["adoption", "expansion"]'
+        )
+    if params["op"] != "in" and not isinstance(value, str):
+        raise ConditionError(f'write the stage as text, for example "{value}"')
+
+
+def check_stage_values(params: Params) -> None:
+    value = params["value"]
+    _check_stage_slugs(value if isinstance(value, list) else [value])
+
+
+def check_stage_param(params: Params) -> None:
+    _check_stage_slugs([params["stage"]] if params.get("stage") else [])
+
+
+def _check_stage_slugs(slugs: list[str]) -> None:
+    """Raise MissingReferenceError for a stage slug that does not exist."""
+    known = set(Stage.objects.values_list("slug", flat=True))
+    missing = [slug for slug in slugs if slug not in known]
+    if missing:
+        raise MissingReferenceError(
+            f"stage {missing[0]!r} does not exist; stages: " + ", ".join(sorted(known))
+        )
+
+
+register(
+    Kind(
+        name="lifecycle_stage",
+        reads=frozenset({"stage"}),
+        label="The account's lifecycle stage",
+        compile=compile_stage,
+        value=value_stage,
+        describe=lambda p: f"lifecycle stage {p['op']} {p['value']}",
+        params={
+            "op": Param(str, choices=("==", "!=", "in"), help="Comparison."),
+            "value": Param(Scalar, help="Stage slug, or a list of them for 'in'."),
+        },
+        text=TextForm("account.stage"),
+        check=check_stage_value,
+        check_references=check_stage_values,
+    )
+)
+register(
+    Kind(
+        name="days_in_stage",
+        reads=frozenset({"stage"}),
+        label="Days the account has been in its current stage",
+        compile=compile_days_in_stage,
+        value=value_stage_entered,
+        describe=lambda p: (
+            f"days in {p.get('stage') or 'the current'} stage {p['op']} {p['value']}"
+        ),
+        params={
+            "stage": Param(
+                str,
+                required=False,
+                help="Count only while in this stage; absent for any stage.",
+            ),
+            "op": Param(
+                str, choices=(">", ">=", "<", "<=", "==", "!="), help="Comparison."
+            ),
+            "value": Param(int, minimum=0, maximum=36500, help="Days."),
+        },
+        text=TextForm("days_in_stage", (ValueSlot("stage"),)),
+        check_references=check_stage_param,
+    )
+)
