@@ -9,9 +9,9 @@ row of the next step, all in one transaction. A step's action therefore
 runs once per firing even with several runners, and a restart loses
 nothing because the schedule is in the database, not in Celery.
 
-A wait-for-goal step evaluates its goal condition for the subjects of all
-its waiting rows in one query at every run: a subject that meets the goal
-stops its journey there, and one that has not met it when the wait is
+At every run, a wait-for-goal step evaluates its goal condition for the
+subjects of all its waiting rows in one query. A subject that meets the
+goal stops its journey there. One that has not met it when the wait is
 over moves on to the next step.
 
 The trigger's own course and email run at the firing as before; the steps

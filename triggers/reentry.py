@@ -122,8 +122,8 @@ def record_matches(
     those that still match and opens one for each new match, then keys
     every match by its episode's start. Other policies are returned as
     they are. Must run in the sweep's transaction, before the firings are
-    inserted. account_ids limits the episodes closed to those accounts, as
-    a scoped sweep sees no other subject.
+    inserted. account_ids limits the episodes closed to those accounts,
+    because a scoped sweep evaluates no other subject.
     """
     if trigger.occurrence != Occurrence.EACH_NEW_MATCH:
         return matches

@@ -13,9 +13,9 @@ sending) and POSTs the body. Each attempt carries:
 A 2xx response marks the row delivered. Any other response, a timeout or a
 connection error returns it to pending with a backoff of 1, 2, 4 ... minutes
 capped at one hour, and the eighth failed attempt marks it failed, where a
-CSM can retry it from the admin. Delivery is at least once: a worker that
-dies after the endpoint answered leaves the row in sending, and the periodic
-job sends it again with the same idempotency key.
+CSM can retry it from the admin. Delivery is at least once. A worker that
+dies after the endpoint responded leaves the row in sending, so the
+periodic job sends it again with the same idempotency key.
 """
 
 import hashlib
@@ -199,7 +199,7 @@ def _claim(delivery_id: int, now: datetime) -> bool:
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect would resend the signed body to a URL nobody configured,
+    # A redirect would resend the signed body to a URL that no one configured,
     # so a 3xx answer counts as a failed attempt.
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None

@@ -24,8 +24,8 @@ SECRET = "test-signing-secret"
 class Receiver(ThreadingHTTPServer):
     """A webhook receiver that verifies each call's signature on its own.
 
-    statuses are answered in turn to calls with a valid signature, the last
-    one repeating; a call with an invalid signature gets 401.
+    Calls with a valid signature get the statuses in turn, and the last one
+    repeats. A call with an invalid signature gets 401.
     """
 
     def __init__(self, statuses):
@@ -53,9 +53,12 @@ class ReceiverHandler(BaseHTTPRequestHandler):
             {"headers": dict(self.headers), "body": body, "valid": valid}
         )
         statuses = self.server.statuses
-        status = (
-            (statuses.pop(0) if len(statuses) > 1 else statuses[0]) if valid else 401
-        )
+        if not valid:
+            status = 401
+        elif len(statuses) > 1:
+            status = statuses.pop(0)
+        else:
+            status = statuses[0]
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
