@@ -21,7 +21,14 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from conditions import EvaluationContext, Subject, compile_condition
+from conditions import (
+    ConditionError,
+    EvaluationContext,
+    MissingReferenceError,
+    Subject,
+    compile_condition,
+    validate,
+)
 from customers.services import subjects_as_of
 from triggers.actions import INSERT_BATCH_SIZE, EmailPolicy, take_actions
 from triggers.holdouts import holdout_bucket
@@ -201,6 +208,8 @@ def _evaluate_guarded(
     account_ids: Sequence[int] | None = None,
 ) -> SweepReport:
     """Evaluate one trigger in its own transaction; report an error, do not raise it."""
+    if _disable_if_unresolved(trigger):
+        return SweepReport()
     try:
         with transaction.atomic():
             outcome = evaluate_trigger(trigger, sweep, policy, account_ids)
@@ -217,6 +226,31 @@ def _evaluate_guarded(
         emails_queued=outcome.emails_queued,
         emails_skipped=outcome.emails_skipped,
     )
+
+
+def _disable_if_unresolved(trigger: Trigger) -> bool:
+    """Switch off a trigger whose condition names a row that no longer exists.
+
+    A condition such as completed("course-x") becomes unresolvable when the
+    course is deleted. Evaluating it would silently match nobody, so the
+    trigger is deactivated with the reason, for a CSM to fix, and the sweep
+    goes on with the others. Other invalid conditions fail as before.
+    """
+    try:
+        validate(trigger.condition, cast(Subject, trigger.subject_type))
+    except MissingReferenceError as exc:
+        reason = f"Its condition names something that no longer exists: {exc}"
+    except ConditionError:
+        return False
+    else:
+        return False
+    Trigger.objects.filter(pk=trigger.pk).update(
+        is_active=False, disabled_reason=reason
+    )
+    trigger.is_active = False
+    trigger.disabled_reason = reason
+    logger.warning("Disabled trigger %s: %s", trigger.slug, reason)
+    return True
 
 
 def evaluate_trigger(
