@@ -46,7 +46,7 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class SendDecision:
-    """What to do with an email now: send it, defer it until ``at``, or skip it."""
+    """A decision about an email: send it now, defer it until ``at``, or skip it."""
 
     action: Action
     at: datetime | None = None
