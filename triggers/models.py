@@ -529,7 +529,7 @@ class DeliveryRules(models.Model):
         default=7, help_text="Length of the cap window in days."
     )
     max_deferral_days = models.PositiveSmallIntegerField(
-        default=7,
+        default=14,
         help_text=(
             "An email the cap or quiet hours hold back longer than this is "
             "dropped, with the reason recorded, instead of sent late."

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('cap_emails', models.PositiveSmallIntegerField(default=3, help_text='At most this many lifecycle emails per contact in the cap window, across all triggers; 0 for no cap.')),
                 ('cap_window_days', models.PositiveSmallIntegerField(default=7, help_text='Length of the cap window in days.')),
-                ('max_deferral_days', models.PositiveSmallIntegerField(default=7, help_text='An email the cap or quiet hours hold back longer than this is dropped, with the reason recorded, instead of sent late.')),
+                ('max_deferral_days', models.PositiveSmallIntegerField(default=14, help_text='An email the cap or quiet hours hold back longer than this is dropped, with the reason recorded, instead of sent late.')),
                 ('send_from', models.TimeField(default=datetime.time(9, 0), help_text="Start of the sending window in the recipient's local time.")),
                 ('send_until', models.TimeField(default=datetime.time(17, 0), help_text="End of the sending window in the recipient's local time.")),
                 ('send_weekdays', models.JSONField(default=triggers.models.default_send_weekdays, help_text='Days email may go out, 0 for Monday to 6 for Sunday.')),
