@@ -5,10 +5,10 @@ in the project's time zone, of each day of the period (or of every seventh
 day), with the same query a sweep runs. It then applies the occurrence
 policy in memory. Under most policies a subject fires for an occurrence key
 the first time it matches with that key. The two policies whose keys come
-from the trigger's own history are replayed from what the backtest decided:
-"every N days" fires when the subject's latest firing is N days old or
-more, and "each new match" fires when the subject did not match at the
-previous evaluated instant.
+from the trigger's own history are replayed from the backtest's own
+decisions. Under "every N days" a subject fires when its latest firing is
+N days old or more. Under "each new match" it fires when it did not match
+at the previous evaluated instant.
 
 Firings recorded before the period count as already fired, whatever their
 outcome, and firings recorded during or after the period are ignored, so
