@@ -80,12 +80,14 @@ def build_population(seed: int = 7, contacts: int = 240):
 def expected_frame(trigger) -> pd.DataFrame:
     """Compute each firing's outcomes in pandas from the raw rows."""
     firings = pd.DataFrame(
-        Firing.objects.filter(trigger=trigger).values(
-            "contact_id", "account_id", "outcome", "fired_at"
+        list(
+            Firing.objects.filter(trigger=trigger).values(
+                "contact_id", "account_id", "outcome", "fired_at"
+            )
         )
     )
     end = firings["fired_at"] + pd.Timedelta(days=FOLLOW_UP_DAYS)
-    usage = pd.DataFrame(UsageEvent.objects.values("contact_id", "occurred_at"))
+    usage = pd.DataFrame(list(UsageEvent.objects.values("contact_id", "occurred_at")))
     merged = firings.assign(end=end).merge(usage, on="contact_id", how="left")
     merged["hit"] = (merged["occurred_at"] > merged["fired_at"]) & (
         merged["occurred_at"] <= merged["end"]
@@ -95,8 +97,10 @@ def expected_frame(trigger) -> pd.DataFrame:
     )
 
     completions = pd.DataFrame(
-        Enrollment.objects.filter(status="completed").values(
-            "contact_id", "completed_at"
+        list(
+            Enrollment.objects.filter(status="completed").values(
+                "contact_id", "completed_at"
+            )
         )
     )
     merged = firings.assign(end=end).merge(completions, on="contact_id", how="left")
@@ -107,7 +111,7 @@ def expected_frame(trigger) -> pd.DataFrame:
         merged.groupby("contact_id")["hit"].any()
     )
 
-    churns = pd.DataFrame(ChurnEvent.objects.values("account_id", "churned_on"))
+    churns = pd.DataFrame(list(ChurnEvent.objects.values("account_id", "churned_on")))
     churns["churned_on"] = pd.to_datetime(churns["churned_on"]).dt.date
     merged = firings.assign(
         first_day=firings["fired_at"].dt.date, last_day=end.dt.date

@@ -102,7 +102,7 @@ def test_held_out_firings_get_no_action():
     assert set(OutboxEmail.objects.values_list("contact_id", flat=True)) == acted
     low, high = stats.binom.interval(0.999, 300, 0.3)
     assert low <= len(held) <= high
-    note = Firing.objects.filter(outcome="held_out").first().note
+    note = Firing.objects.filter(outcome="held_out").first().note  # type: ignore[union-attr]
     assert note.startswith("Held out as control")
 
 

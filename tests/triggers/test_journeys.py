@@ -16,6 +16,7 @@ from triggers.journeys import run_due_steps
 from triggers.models import (
     CrmWriteBack,
     CsmTask,
+    EmailTemplate,
     Firing,
     JourneyStep,
     OutboxEmail,
@@ -278,9 +279,8 @@ def test_failing_step_is_marked_failed():
     step = make_step(trigger, 1, "send_email", email_template=make_template())
     after = make_step(trigger, 2, "create_task", task_title="Call")
     # A template broken after it was saved, as an old row could be.
-    type(step.email_template).objects.filter(pk=step.email_template_id).update(
-        body="{% if %}"
-    )
+    assert step.email_template_id is not None
+    EmailTemplate.objects.filter(pk=step.email_template_id).update(body="{% if %}")
 
     run_sweep(NOW, triggers=[trigger])
 

@@ -39,6 +39,8 @@ class Receiver(ThreadingHTTPServer):
 
 
 class ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         timestamp = self.headers["X-Nudgepath-Timestamp"]
