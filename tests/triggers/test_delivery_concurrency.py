@@ -13,7 +13,9 @@ from tests.triggers.factories import make_template, make_trigger
 from triggers.models import DeliveryRules, OutboxEmail
 from triggers.services import run_sweep, send_outbox_email
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The threads need committed rows, so these tests commit. serialized_rollback
+# restores the rows that data migrations seed, which the closing flush removes.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 SLOW_BACKEND = "tests.triggers.test_delivery_concurrency.SlowBackend"
 
