@@ -89,7 +89,7 @@ def take_actions(
     if not acted or (trigger.enroll_course is None and trigger.email_template is None):
         return ActionCounts()
 
-    recipients = _recipients(trigger, acted, as_of)
+    recipients = recipients_of(trigger, acted, as_of)
     enrollments = 0
     if trigger.enroll_course is not None:
         enrolled = enroll_many(
@@ -259,7 +259,7 @@ def _sign_in_page() -> str:
     return settings.SITE_URL + reverse("portal:sign-in")
 
 
-def _recipients(
+def recipients_of(
     trigger: Trigger, firings: Sequence[Firing], as_of: datetime
 ) -> list[Recipient]:
     """Pair each firing with the contacts that receive its actions.

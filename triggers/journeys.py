@@ -37,6 +37,7 @@ from courses.services import (
     restore_trigger_enrollments,
 )
 from customers.models import Account, Contact
+from triggers.actions import recipients_of
 from triggers.crm_properties import set_properties
 from triggers.csm_tasks import create_tasks
 from triggers.models import (
@@ -47,7 +48,6 @@ from triggers.models import (
     PendingStep,
     PendingStepStatus,
     PropertyObject,
-    Recipients,
     StepAction,
     SubjectType,
     Trigger,
@@ -311,28 +311,15 @@ def perform(step: JourneyStep, firings: Sequence[Firing], now: datetime) -> None
 def journey_recipients(
     trigger: Trigger, firings: Sequence[Firing], as_of: datetime
 ) -> list[tuple[Firing, Contact]]:
-    """Pair each firing with the contacts its steps act on, in one query.
+    """Pair each firing with the contacts its steps act on.
 
-    The contact of a contact trigger; for an account trigger, the account's
-    champions or all its contacts added by as_of, per the trigger's
-    recipients setting.
+    The same contacts as the trigger's own actions reach (see
+    triggers.actions.recipients_of), associated contacts included, so a
+    journey follows everyone the firing enrolled or emailed.
     """
-    if trigger.subject_type == SubjectType.CONTACT:
-        by_contact = {firing.contact_id: firing for firing in firings}
-        contacts = Contact.objects.filter(pk__in=list(by_contact))
-        return [
-            (by_contact[contact.pk], contact)
-            for contact in contacts.select_related("account").order_by("pk")
-        ]
-    by_account = {firing.account_id: firing for firing in firings}
-    contacts = Contact.objects.filter(
-        account_id__in=list(by_account), added_at__lte=as_of
-    )
-    if trigger.recipients == Recipients.CHAMPIONS:
-        contacts = contacts.filter(is_champion=True)
     return [
-        (by_account[contact.account_id], contact)
-        for contact in contacts.select_related("account").order_by("pk")
+        (recipient.firing, recipient.contact)
+        for recipient in recipients_of(trigger, firings, as_of)
     ]
 
 

@@ -273,6 +273,29 @@ def test_set_contact_property_on_champions():
     ]
 
 
+def test_account_journey_reaches_associated_contacts():
+    # A person associated with the firing account, whose own account is
+    # another, gets the journey's steps like the trigger's own actions.
+    account = make_account()
+    own = make_contact(account)
+    associated = make_contact()
+    associated.associated_accounts.add(account)
+    trigger = make_trigger(INACTIVE, subject_type="account", recipients="all_contacts")
+    make_step(
+        trigger,
+        1,
+        "set_property",
+        property_object="contact",
+        property_name="needs_training",
+        property_value=True,
+    )
+
+    run_sweep(NOW, triggers=[trigger], account_ids=[account.pk])
+
+    written = set(CrmWriteBack.objects.values_list("contact_id", flat=True))
+    assert written == {own.pk, associated.pk}
+
+
 def test_failing_step_is_marked_failed():
     make_contact()
     trigger = make_trigger(INACTIVE)
