@@ -1,7 +1,8 @@
 """Admin pages for stages, success criteria and each account's current stage.
 
-Conditions are checked with the shared vocabulary when a criterion is
-saved, and the error names the path to the fault in the tree. Changing an
+A criterion's condition is edited as text in the condition language and
+stored as the tree; an invalid text is rejected with the line and column
+of the fault. Changing an
 account's stage here goes through set_stage(), which requires a reason and
 records the move in the stage history.
 """
@@ -13,7 +14,8 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from conditions import ConditionError, describe, validate
+from conditions import describe
+from conditions.forms import ConditionTextField
 from lifecycle.models import (
     AccountStage,
     CriterionMet,
@@ -25,21 +27,13 @@ from lifecycle.services import set_stage
 
 
 class SuccessCriterionForm(forms.ModelForm):
+    # Written as text over the account, such as contact_count >= 3; cleaned
+    # to the stored tree, or rejected with the line and column of the fault.
+    condition = ConditionTextField(subject="account", label="Condition")
+
     class Meta:
         model = SuccessCriterion
         fields = ("order", "name", "description", "condition", "target_days")
-
-    def clean_condition(self) -> Any:
-        tree = self.cleaned_data.get("condition")
-        try:
-            validate(tree, "account")
-        except ConditionError as exc:
-            raise forms.ValidationError(
-                "Invalid condition at %(path)s: %(message)s",
-                code="invalid_condition",
-                params={"path": exc.path, "message": exc.message},
-            ) from exc
-        return tree
 
 
 class ConditionInWords:

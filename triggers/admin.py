@@ -8,9 +8,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 
-from conditions import describe, kinds
+from conditions import describe, fields, kinds
+from conditions.formatting import signature
 from triggers import admin_views, services
 from triggers.delivery import validate_rules
+from triggers.forms import TriggerForm
 from triggers.journey_admin import JourneyStepInline
 from triggers.models import (
     DeliveryRules,
@@ -40,12 +42,21 @@ def condition_reference() -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
+                "text": signature(kind),
                 "label": kind.label,
                 "subjects": ", ".join(kind.subjects),
                 "params": "; ".join(params) or "none",
             }
         )
     return rows
+
+
+def field_reference() -> list[dict[str, Any]]:
+    """List the fields a condition may compare, for the trigger form's reference."""
+    return [
+        {"path": path, "type": field.type, "label": field.label}
+        for path, field in sorted(fields().items())
+    ]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -59,27 +70,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-class TriggerForm(forms.ModelForm):
-    class Meta:
-        model = Trigger
-        fields = [
-            "name",
-            "slug",
-            "description",
-            "is_active",
-            "subject_type",
-            "condition",
-            "occurrence",
-            "reentry_days",
-            "enroll_course",
-            "email_template",
-            "recipients",
-            "unenroll_when_unmatched",
-            "holdout_percent",
-        ]
-        widgets = {"condition": forms.Textarea(attrs={"rows": 8, "cols": 80})}
 
 
 @admin.register(Trigger)
@@ -99,11 +89,19 @@ class TriggerAdmin(admin.ModelAdmin):
     ]
     list_filter = ["is_active", "subject_type", "occurrence", "enroll_course"]
     search_fields = ["name", "slug", "description"]
-    readonly_fields = ["condition_description", "created_at", "updated_at"]
+    readonly_fields = [
+        "condition_description",
+        "disabled_reason",
+        "created_at",
+        "updated_at",
+    ]
     prepopulated_fields = {"slug": ["name"]}
     actions = ["evaluate_now", "activate", "deactivate"]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "description", "is_active"]}),
+        (
+            None,
+            {"fields": ["name", "slug", "description", "is_active", "disabled_reason"]},
+        ),
         (
             "Condition",
             {
@@ -167,6 +165,7 @@ class TriggerAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "condition_kinds": condition_reference(),
+            "condition_fields": field_reference(),
         }
         return super().changeform_view(request, object_id, form_url, extra_context)
 
