@@ -413,7 +413,10 @@ class _Builder:
             self._keyword(kind, argument, params)
         elif data == "literal":
             slot = self._free_value_slot(kind, params, argument)
-            self._set(params, slot.param, _decode(argument.children[0]), argument)
+            value = _decode(argument.children[0])
+            if kind.params[slot.param].type is list and not isinstance(value, list):
+                value = [value]
+            self._set(params, slot.param, value, argument)
         else:
             self._condition_argument(kind, argument, params)
 
