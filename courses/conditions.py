@@ -155,8 +155,9 @@ def compile_not_started(context: EvaluationContext, params: Params) -> Q:
 def value_course_score(context: EvaluationContext, params: Params) -> Subquery:
     """Select the contact's final score in the course, once it completed or ended.
 
-    The score is read only from an enrollment completed or ended by as_of,
-    because that is when the final score is set.
+    NOTE: Enrollment.score keeps no history, so it is read only from an
+    enrollment completed or ended by as_of, taking it as the final score
+    set then. A score changed later is seen with its current value.
     """
     finished = (
         _enrollments(context, params)

@@ -32,6 +32,7 @@ from conditions import (
     TextForm,
     ValueSlot,
     WindowSlot,
+    describe,
     register,
 )
 from customers.conditions import (
@@ -260,7 +261,7 @@ register(
         reads=frozenset({"contacts"}),
         label="Any contact of the account matches a condition",
         compile=compile_any_contact,
-        describe=lambda p: "any contact of the account matches a condition",
+        describe=lambda p: f"any contact of the account with {describe(p['where'])}",
         params={"where": WHERE},
         text=TextForm("any_contact", (ConditionSlot("where"),)),
     )
@@ -272,7 +273,9 @@ register(
         label="Number of the account's contacts that match a condition",
         compile=compile_contacts_matching,
         value=value_contacts_matching,
-        describe=lambda p: f"contacts matching a condition {p['op']} {p['value']}",
+        describe=lambda p: (
+            f"contacts with {describe(p['where'])} {p['op']} {p['value']}"
+        ),
         params={"where": WHERE, "op": OP, "value": COUNT},
         text=TextForm("contacts", (ConditionSlot("where"),)),
     )
