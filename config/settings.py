@@ -155,11 +155,16 @@ CELERY_TIMEZONE = "UTC"
 # back. It must exceed the longest task and the longest countdown (a retry
 # waits at most 5 minutes), or a slow task runs twice. Running twice is safe
 # but wasteful.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int] = {
     "visibility_timeout": env_int(
         "NUDGEPATH_BROKER_VISIBILITY_SECONDS", 60 * 60, minimum=1
     ),
 }
+# How often a running worker looks for such messages. Unset, kombu's default
+# applies (a scan about every 100 seconds, and one when a worker starts).
+if restore_seconds := env_int("NUDGEPATH_BROKER_RESTORE_SECONDS", 0, minimum=0):
+    CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = restore_seconds
+    CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
 # No result backend is configured, so beat needs no job that deletes results.
 CELERY_RESULT_EXPIRES = None
 

@@ -1,8 +1,13 @@
-"""Functions other apps use from customers: subjects as of an instant, health scores.
+"""Functions other apps use from customers.
+
+They return the subjects that existed at an instant, compute health scores,
+and record usage events, tickets, survey answers and CRM changes.
 
 Write health scores only through compute_health_scores() and
 record_health_score(), which keep Account.health_score equal to the score
-of the latest scored day.
+of the latest scored day. The record_* and update_* functions send
+customers.signals.data_changed, which re-evaluates the triggers that read
+the changed data for that account after the write commits.
 """
 
 from datetime import UTC, date, datetime
@@ -16,14 +21,28 @@ from customers.health import (
     compute_health_scores,
     record_health_score,
 )
+from customers.ingestion import (
+    record_survey_response,
+    record_ticket,
+    record_usage_event,
+    update_account_attributes,
+    update_contact_attributes,
+)
 from customers.models import Account, Contact
+from customers.signals import send_data_changed
 
 __all__ = [
     "HEALTH_WEIGHTS",
     "WINDOW_DAYS",
     "compute_health_scores",
     "record_health_score",
+    "record_survey_response",
+    "record_ticket",
+    "record_usage_event",
+    "send_data_changed",
     "subjects_as_of",
+    "update_account_attributes",
+    "update_contact_attributes",
     "utc_date",
     "utc_day_start",
 ]
