@@ -17,6 +17,7 @@ import django
 BENCHMARKS = {
     "sweep": "bench.sweep",
     "scale": "bench.scale",
+    "events": "bench.events",
 }
 
 
