@@ -2,10 +2,28 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from conditions.builder_views import builder_urls
 from config.health import healthz
+
+# Staff who may see or edit triggers or success criteria may use the rule
+# builder's endpoints. Listed here, because the conditions package imports
+# no app and the trigger and lifecycle admins must not import each other.
+CONDITION_BUILDER_PERMISSIONS = (
+    "triggers.add_trigger",
+    "triggers.change_trigger",
+    "triggers.view_trigger",
+    "lifecycle.add_successcriterion",
+    "lifecycle.change_successcriterion",
+    "lifecycle.view_successcriterion",
+)
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="portal:home"), name="root"),
+    # Before the admin's own URLs, whose last pattern catches every path.
+    path(
+        "admin/conditions/",
+        include(builder_urls(admin.site, CONDITION_BUILDER_PERMISSIONS)),
+    ),
     path("admin/", admin.site.urls),
     path("learn/", include("courses.urls")),
     path("dashboard/", include("metrics.urls")),

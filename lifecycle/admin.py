@@ -16,6 +16,7 @@ from django.http import HttpRequest
 
 from conditions import describe
 from conditions.forms import ConditionTextField
+from conditions.widgets import ConditionBuilderWidget
 from lifecycle.models import (
     AccountStage,
     CriterionMet,
@@ -29,7 +30,11 @@ from lifecycle.services import set_stage
 class SuccessCriterionForm(forms.ModelForm):
     # Written as text over the account, such as contact_count >= 3; cleaned
     # to the stored tree, or rejected with the line and column of the fault.
-    condition = ConditionTextField(subject="account", label="Condition")
+    condition = ConditionTextField(
+        subject="account",
+        label="Condition",
+        widget=ConditionBuilderWidget(subject="account"),
+    )
 
     class Meta:
         model = SuccessCriterion

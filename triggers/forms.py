@@ -6,11 +6,16 @@ from django import forms
 
 from conditions import Subject
 from conditions.forms import ConditionTextField
+from conditions.widgets import ConditionBuilderWidget
 from triggers.models import Trigger
 
 
 class TriggerForm(forms.ModelForm):
-    condition = ConditionTextField(label="Condition")
+    # The rule builder follows the subject type chosen in the same form.
+    condition = ConditionTextField(
+        label="Condition",
+        widget=ConditionBuilderWidget(subject_field="subject_type"),
+    )
 
     class Meta:
         model = Trigger
