@@ -1,4 +1,4 @@
-"""The signal that tells other apps the customer record of an account changed.
+"""The signal that announces a change to an account's customer record.
 
 customers imports no app above it, so it cannot call triggers when a usage
 event or a survey response arrives. It sends data_changed instead, and

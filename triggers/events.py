@@ -38,8 +38,8 @@ logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "nudgepath:changes"
 # How long the "a run is scheduled" key lives without a run renewing it. It
-# only matters when a run is lost (a broker outage), so changes of that
-# account wait at most this long before a new run is queued.
+# only matters when a run is lost (a broker outage): after this long, the
+# account's next change queues a new run.
 SCHEDULED_TTL_SECONDS = 300
 # Sources of an account that no run has taken yet are dropped after a day;
 # by then the scheduled sweep has evaluated them.
@@ -124,7 +124,7 @@ def on_data_changed(sender: Any, account_id: int, source: str, **kwargs: Any) ->
     """
     _buffer().setdefault(account_id, set()).add(source)
     # robust: the change is committed already, so a broker or Redis error
-    # must not fail the request that recorded it; Django logs the error and
+    # must not fail the request that recorded it. Django logs the error, and
     # the next sweep evaluates the change.
     transaction.on_commit(partial(_hand_on, account_id), robust=True)
 
@@ -135,12 +135,12 @@ def triggers_reading(sources: Collection[str]) -> list[int]:
     A trigger whose stored condition is invalid reads nothing, so only the
     scheduled sweep evaluates it (and reports its error).
     """
-    wanted = frozenset(sources)
+    changed = frozenset(sources)
     active = Trigger.objects.filter(is_active=True).order_by("pk")
     return [
         pk
         for pk, condition in active.values_list("pk", "condition")
-        if reads(condition) & wanted
+        if reads(condition) & changed
     ]
 
 
@@ -148,7 +148,7 @@ def coalescer() -> ChangeCoalescer | None:
     """Return the coalescer on the broker's Redis, or None without one.
 
     Eager tasks run where they are queued, so they have nothing to
-    coalesce; a broker other than Redis gets no coalescing.
+    coalesce. A broker other than Redis gets no coalescing either.
     """
     if current_app.conf.task_always_eager:
         return None
@@ -163,8 +163,8 @@ def coalescer() -> ChangeCoalescer | None:
 def queue_account_evaluation(account_id: int, sources: Collection[str]) -> int:
     """Queue one evaluation, as of now, of the triggers that read sources.
 
-    Returns how many triggers were queued; none read the sources, nothing
-    is queued.
+    Returns how many triggers were queued. When none reads the sources,
+    nothing is queued.
     """
     from triggers.tasks import evaluate_triggers
 

@@ -57,7 +57,7 @@ def evaluate_triggers(
     """Evaluate triggers as of an instant, for one account or for all subjects.
 
     Triggers that fail are retried alone, as of the same instant, with a
-    growing delay; the others keep their results. After the last retry the
+    growing delay, and the others keep their results. After the last retry the
     failure is logged, and each attempt's sweep row shows the error.
     """
     instant = scheduling.parse_instant(as_of)
@@ -109,10 +109,12 @@ def process_account_changes(account_id: int) -> int:
     """
     coalescer = events.coalescer()
     if coalescer is None:
-        # Only queued with Redis as the broker; a worker configured
-        # otherwise cannot see the changes.
+        # Only queued with Redis as the broker, so a worker configured
+        # otherwise cannot read the changes.
         logger.warning(
-            "Account %s changes dropped: the broker is not Redis", account_id
+            "Changes of account %s not evaluated: the worker's broker is not "
+            "Redis; the next sweep evaluates them",
+            account_id,
         )
         return 0
 
