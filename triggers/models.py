@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, URLValidator
 from django.db import models
+from django.utils import timezone
 
 from conditions import ConditionError, validate
 from triggers.rendering import TEMPLATE_VARIABLES, compile_template
@@ -216,6 +217,15 @@ class Trigger(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A trigger created or switched on outside the activation page (the
+        # demo set-up, a script) still records when it became active.
+        if self.is_active and self.activated_at is None:
+            self.activated_at = timezone.now()
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "activated_at"}
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         try:

@@ -3,6 +3,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from tests.factories import NOW, make_account, make_contact
 from tests.triggers.factories import make_template, make_trigger
@@ -149,3 +150,14 @@ def test_second_email_per_firing_contact_rejected():
 
     with pytest.raises(IntegrityError), transaction.atomic():
         OutboxEmail.objects.create(**fields)
+
+
+def test_trigger_created_active_records_activation():
+    before = timezone.now()
+
+    active = make_trigger({"kind": "inactivity", "days": 10})
+    inactive = make_trigger({"kind": "inactivity", "days": 10}, is_active=False)
+
+    assert active.activated_at is not None
+    assert active.activated_at >= before
+    assert inactive.activated_at is None
