@@ -5,6 +5,7 @@ textarea, saves, and finds the builder rebuilt from the stored condition.
 The tests commit their rows so that the live server's thread can read them.
 """
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +13,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
 from conditions import format_condition
+from lifecycle.models import Stage
 from tests.triggers.factories import make_trigger
 from triggers.models import Trigger
 
@@ -181,4 +183,36 @@ def test_builder_reports_unfinished_rule(new_page: OpenPage, site_url: str) -> N
     expect(status).to_contain_text("no-such-course")
     expect(page.get_by_role("group", name="Rule 2")).to_have_attribute(
         "aria-invalid", "true"
+    )
+
+
+def test_stage_page_builds_each_criterion(new_page: OpenPage, site_url: str) -> None:
+    stage = Stage.objects.get(slug="adoption")
+    criteria = list(stage.criteria.order_by("order"))
+    page = new_page()
+    sign_in_to_admin(page, site_url)
+    page.goto(f"{site_url}/admin/lifecycle/stage/{stage.pk}/change/")
+
+    builders = page.get_by_role("group", name="Rule builder")
+    expect(builders).to_have_count(len(criteria))
+    for index in range(len(criteria)):
+        # Each stored criterion is rebuilt as rules, with no error shown.
+        builder = builders.nth(index)
+        expect(builder.get_by_role("group", name="Rule 1")).to_be_visible()
+        expect(builder.locator(".cb-status")).to_be_empty()
+
+    # A criterion added on the page gets its own builder.
+    page.get_by_role(
+        "button", name=re.compile("Add another success criteri", re.I)
+    ).click()
+    expect(builders).to_have_count(len(criteria) + 1)
+    added = builders.nth(len(criteria))
+    added.get_by_role("button", name="Add a rule to the top group").click()
+    added.get_by_label("Field or function of rule 1").select_option(
+        "kind:contact_count"
+    )
+    added.get_by_label("Comparison of rule 1").select_option(">=")
+    added.get_by_label("Value of rule 1").fill("3")
+    expect(page.locator(f"#id_criteria-{len(criteria)}-condition")).to_have_value(
+        format_condition({"kind": "contact_count", "op": ">=", "value": 3})
     )
