@@ -2,9 +2,9 @@
 //
 // conditions/widgets.py renders a textarea, the container around it and the
 // vocabulary as JSON. This module adds nested groups of rules under the
-// textarea and keeps the two in step through the server: an edit in the
-// builder is sent to the format endpoint and the canonical text replaces the
-// textarea's value, and an edit of the text is sent to the parse endpoint and
+// textarea and keeps the two in step through the server. An edit in the
+// builder is sent to the format endpoint, and the canonical text replaces the
+// textarea's value. An edit of the text is sent to the parse endpoint, and
 // the builder is rebuilt from the tree it returns. The textarea remains the
 // field that the form submits, so the builder never holds the only copy.
 //
@@ -394,7 +394,9 @@ class Builder {
 
     let input;
     if (control === "select" || control === "date-field" || control === "boolean") {
-      const choices = control === "date-field" ? dateFields(vocabulary) : control === "boolean" ? ["true", "false"] : param.choices;
+      let choices = param.choices;
+      if (control === "date-field") choices = dateFields(vocabulary);
+      if (control === "boolean") choices = ["true", "false"];
       const blank = param.required ? "Choose…" : `Default${param.default !== null && param.default !== "" ? `: ${param.default}` : ""}`;
       input = element("select", { "aria-label": aria, "data-key": key }, [
         option("", blank, !current),
@@ -484,8 +486,13 @@ class Builder {
       ]);
       input.addEventListener("change", () => store(input.value));
     } else {
-      const inputType = isList ? "text" : type === "number" ? "number" : field.date ? "date" : "text";
-      const placeholder = isList ? "values separated by commas" : field.date ? "YYYY-MM-DD" : "";
+      let inputType = "text";
+      let placeholder = "values separated by commas";
+      if (!isList) {
+        inputType = type === "number" ? "number" : "text";
+        if (field.date) inputType = "date";
+        placeholder = field.date ? "YYYY-MM-DD" : "";
+      }
       input = element("input", { type: inputType, step: inputType === "number" ? "any" : undefined, "aria-label": aria, "data-key": key, value: inputs.value || "", placeholder });
       input.addEventListener("input", () => store(input.value));
     }

@@ -111,7 +111,7 @@ export function capitalise(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-/** How a parameter is edited: which control, and how its text becomes a value. */
+/** Return the control that edits a parameter, which also decides how its text becomes a value. */
 export function controlOf(param) {
   if (param.type === "NestedCondition") return "nested";
   if (param.written_as === "FieldSlot") return "date-field";
