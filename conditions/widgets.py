@@ -68,6 +68,8 @@ class ConditionBuilderWidget(forms.Textarea):
             _url("condition_builder_parse"),
             _url("condition_builder_format"),
             textarea,
+            # NOTE: each condition field embeds its own copy (about 60 KB), so
+            # a stage with many success criteria repeats it per inline form.
             json_script(builder_vocabulary()),
         )
 
