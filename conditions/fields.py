@@ -203,13 +203,20 @@ def _parse_date(path: str, value: Any) -> date:
         ) from None
 
 
+def value_attribute(context: EvaluationContext, params: Mapping[str, Any]) -> Any:
+    """Select the field's value, as a date for date and datetime fields."""
+    field, _ = resolve_field(params["field"])
+    if field.type in DATE_TYPES:
+        return date_expression(params["field"], context.subject)
+    return field_expression(params["field"], context.subject)
+
+
 def compile_attribute(context: EvaluationContext, params: Mapping[str, Any]) -> Q:
     field, _ = resolve_field(params["field"])
     value = params["value"]
+    lhs = value_attribute(context, params)
     if field.type in DATE_TYPES:
-        lhs = date_expression(params["field"], context.subject)
         return compare(lhs, params["op"], _parse_date(params["field"], value))
-    lhs = field_expression(params["field"], context.subject)
     if field.type == "properties":
         # A property is compared as JSON, so "fintech" must reach the database
         # as the JSON string '"fintech"' and 250 as the JSON number 250.
@@ -238,13 +245,23 @@ def check_date_field(params: Mapping[str, Any], subject: Subject) -> None:
         )
 
 
+def value_date(context: EvaluationContext, params: Mapping[str, Any]) -> Any:
+    """Select the date that days_until, days_since and date_within compare.
+
+    The compilers compare this date with a date computed from today rather
+    than a day count with a number, which keeps the column bare. A preview
+    shows the date with its distance from today in days, which is the count
+    that days_until and days_since test.
+    """
+    return date_expression(params["field"], context.subject)
+
+
 def compile_days_until(context: EvaluationContext, params: Mapping[str, Any]) -> Q:
     """Days from today to the date; a date in the past gives a negative number."""
     # date - today OP n  <=>  date OP today + n, which keeps the column bare.
     today = timezone.localdate(context.as_of)
     target = today + timedelta(days=params["value"])
-    lhs = date_expression(params["field"], context.subject)
-    return compare(lhs, params["op"], target)
+    return compare(value_date(context, params), params["op"], target)
 
 
 def compile_days_since(context: EvaluationContext, params: Mapping[str, Any]) -> Q:
@@ -252,15 +269,14 @@ def compile_days_since(context: EvaluationContext, params: Mapping[str, Any]) ->
     # today - date OP n  <=>  date REVERSED(OP) today - n.
     today = timezone.localdate(context.as_of)
     target = today - timedelta(days=params["value"])
-    lhs = date_expression(params["field"], context.subject)
-    return compare(lhs, REVERSED[params["op"]], target)
+    return compare(value_date(context, params), REVERSED[params["op"]], target)
 
 
 def compile_date_within(context: EvaluationContext, params: Mapping[str, Any]) -> Q:
     """Last N days: (today - N, today]. Next N days: [today, today + N]."""
     today = timezone.localdate(context.as_of)
     days = timedelta(days=params["days"])
-    lhs = date_expression(params["field"], context.subject)
+    lhs = value_date(context, params)
     if params["direction"] == "next":
         return compare(lhs, ">=", today) & compare(lhs, "<=", today + days)
     return compare(lhs, ">", today - days) & compare(lhs, "<=", today)
@@ -275,6 +291,7 @@ register(
         reads=frozenset({"crm"}),
         label="An account or contact field compared with a value",
         compile=compile_attribute,
+        value=value_attribute,
         describe=lambda p: f"{p['field']} {p['op']} {p['value']!r}",
         params={
             "field": Param(
@@ -294,6 +311,7 @@ register(
         reads=frozenset({"crm"}),
         label="Days from today until a date",
         compile=compile_days_until,
+        value=value_date,
         describe=lambda p: f"days until {p['field']} {p['op']} {p['value']}",
         params={
             "field": FIELD,
@@ -310,6 +328,7 @@ register(
         reads=frozenset({"crm"}),
         label="Days since a date",
         compile=compile_days_since,
+        value=value_date,
         describe=lambda p: f"days since {p['field']} {p['op']} {p['value']}",
         params={
             "field": FIELD,
@@ -326,6 +345,7 @@ register(
         reads=frozenset({"crm"}),
         label="A date falls in the last or next N days",
         compile=compile_date_within,
+        value=value_date,
         describe=lambda p: f"{p['field']} in the {p['direction']} {p['days']} days",
         params={
             "field": FIELD,

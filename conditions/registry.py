@@ -362,6 +362,29 @@ def compile_condition(tree: Any, context: EvaluationContext) -> Q:
     return compiled
 
 
+def leaf_value(leaf: Any, context: EvaluationContext) -> Any | None:
+    """Compile the value a single leaf tests (Kind.value), as of context.as_of.
+
+    Returns None when the leaf's kind has no value. A nested condition
+    parameter reaches the value function compiled, as it reaches the
+    compiler, so contacts(...) counts the contacts its condition matches.
+    """
+    values = []
+
+    def compile_leaf(
+        kind: Kind, params: dict[str, Any], path: str, subject: Subject
+    ) -> Q | None:
+        leaf_context = EvaluationContext(subject, context.as_of)
+        if path != "$":
+            return kind.compile(leaf_context, params)
+        if kind.value is not None:
+            values.append(kind.value(leaf_context, params))
+        return None
+
+    _walk(leaf, context.subject, "$", leaf=compile_leaf)
+    return values[0] if values else None
+
+
 def compare(lhs: Any, op: str, value: Any) -> Q:
     """Compare an expression with a value; false, never NULL, when it is missing.
 

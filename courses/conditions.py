@@ -56,14 +56,37 @@ def _enrollments(context: EvaluationContext, params: Params) -> Any:
     return enrollments
 
 
+# The predicates below test that a set of enrollments exists, which
+# PostgreSQL runs as a semi-join. Each value reads one time from the same
+# set, so it is present exactly when the leaf holds.
+
+
+def _started(context: EvaluationContext, params: Params) -> Any:
+    return _enrollments(context, params).filter(started_at__lte=context.as_of)
+
+
 def compile_course_started(context: EvaluationContext, params: Params) -> Q:
-    started = _enrollments(context, params).filter(started_at__lte=context.as_of)
-    return Q(Exists(started))
+    return Q(Exists(_started(context, params)))
+
+
+def value_course_started(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the latest time a matching enrollment was started, up to as_of."""
+    latest = _started(context, params).order_by("-started_at")
+    return Subquery(latest.values("started_at")[:1])
+
+
+def _completed(context: EvaluationContext, params: Params) -> Any:
+    return _enrollments(context, params).filter(completed_at__lte=context.as_of)
 
 
 def compile_course_completed(context: EvaluationContext, params: Params) -> Q:
-    completed = _enrollments(context, params).filter(completed_at__lte=context.as_of)
-    return Q(Exists(completed))
+    return Q(Exists(_completed(context, params)))
+
+
+def value_course_completed(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the latest time a matching enrollment was completed, up to as_of."""
+    latest = _completed(context, params).order_by("-completed_at")
+    return Subquery(latest.values("completed_at")[:1])
 
 
 def _course_words(params: Params) -> str:
@@ -103,6 +126,7 @@ register(
         reads=frozenset({"learning"}),
         label="Started a course",
         compile=compile_course_started,
+        value=value_course_started,
         describe=lambda p: f"started {_course_words(p)}",
         params={"course": COURSE},
         text=TextForm("started", (ValueSlot("course"),)),
@@ -115,6 +139,7 @@ register(
         reads=frozenset({"learning"}),
         label="Completed a course",
         compile=compile_course_completed,
+        value=value_course_completed,
         describe=lambda p: f"completed {_course_words(p)}",
         params={"course": COURSE},
         text=TextForm("completed", (ValueSlot("course"),)),
@@ -126,8 +151,8 @@ register(
 # -- enrollment state and scores ------------------------------------------------
 
 
-def compile_enrolled(context: EvaluationContext, params: Params) -> Q:
-    """Enrolled by as_of (in the window, when given) and not withdrawn or failed."""
+def _enrolled(context: EvaluationContext, params: Params) -> Any:
+    """Select enrollments made by as_of (in the window, when given) and not ended."""
     enrollments = (
         _enrollments(context, params)
         .filter(enrolled_at__lte=context.as_of)
@@ -137,19 +162,40 @@ def compile_enrolled(context: EvaluationContext, params: Params) -> Q:
         enrollments = enrollments.filter(
             enrolled_at__gt=context.as_of - timedelta(days=params["days"])
         )
-    return Q(Exists(enrollments))
+    return enrollments
 
 
-def compile_not_started(context: EvaluationContext, params: Params) -> Q:
-    """Enrolled at least N days before as_of and not started, ended or done by then."""
-    waiting = (
+def compile_enrolled(context: EvaluationContext, params: Params) -> Q:
+    """Enrolled by as_of (in the window, when given) and not withdrawn or failed."""
+    return Q(Exists(_enrolled(context, params)))
+
+
+def value_enrolled(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the time of the latest enrollment that the leaf accepts."""
+    latest = _enrolled(context, params).order_by("-enrolled_at")
+    return Subquery(latest.values("enrolled_at")[:1])
+
+
+def _waiting(context: EvaluationContext, params: Params) -> Any:
+    """Select enrollments N days old or more, not started, ended or done by as_of."""
+    return (
         _enrollments(context, params)
         .filter(enrolled_at__lte=context.as_of - timedelta(days=params["days"]))
         .exclude(started_at__lte=context.as_of)
         .exclude(completed_at__lte=context.as_of)
         .exclude(ended_at__lte=context.as_of)
     )
-    return Q(Exists(waiting))
+
+
+def compile_not_started(context: EvaluationContext, params: Params) -> Q:
+    """Enrolled at least N days before as_of and not started, ended or done by then."""
+    return Q(Exists(_waiting(context, params)))
+
+
+def value_not_started(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the enrollment time of the longest-waiting enrollment."""
+    earliest = _waiting(context, params).order_by("enrolled_at")
+    return Subquery(earliest.values("enrolled_at")[:1])
 
 
 def value_course_score(context: EvaluationContext, params: Params) -> Subquery:
@@ -208,6 +254,7 @@ register(
         reads=frozenset({"learning"}),
         label="Enrolled in a course",
         compile=compile_enrolled,
+        value=value_enrolled,
         describe=lambda p: (
             f"enrolled in {_course_words(p)}"
             + (f" in the last {p['days']} days" if p.get("days") else "")
@@ -232,6 +279,7 @@ register(
         reads=frozenset({"learning"}),
         label="Enrolled N days ago or more and not started",
         compile=compile_not_started,
+        value=value_not_started,
         describe=lambda p: (
             f"not started {_course_words(p)} {p['days']} days after enrolling"
         ),

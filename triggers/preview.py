@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
 from django.db.models import BooleanField, ExpressionWrapper
@@ -22,6 +23,7 @@ from conditions import (
     Subject,
     compile_condition,
     get_kind,
+    leaf_value,
     validate,
 )
 from customers.services import subjects_as_of
@@ -171,9 +173,17 @@ def sample_matching(
 
 
 def format_value(value: Any, as_of: datetime) -> str:
-    """Render a leaf's value as text, with the distance in days for dates."""
+    """Render a leaf's value as text, with the distance in days for dates.
+
+    Booleans are written true and false, as in the condition language, and
+    fractional numbers (an average score) with at most two decimals.
+    """
     if value is None:
         return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float | Decimal):
+        return _number_words(value)
     if isinstance(value, datetime):
         days = (as_of - value).days
         local = timezone.localtime(value)
@@ -182,6 +192,12 @@ def format_value(value: Any, as_of: datetime) -> str:
         days = (timezone.localdate(as_of) - value).days
         return f"{value.isoformat()} ({_days_words(days)})"
     return str(value)
+
+
+def _number_words(value: float | Decimal) -> str:
+    rounded = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    text = f"{rounded:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _days_words(days_before: int) -> str:
@@ -203,9 +219,8 @@ def _leaf_annotations(
         annotations[f"leaf_{index}_holds"] = ExpressionWrapper(
             alone, output_field=BooleanField()
         )
-        kind = get_kind(leaf.kind)
-        if kind.value is not None:
-            annotations[f"leaf_{index}_value"] = kind.value(context, leaf.params)
+        if leaf.has_value:
+            annotations[f"leaf_{index}_value"] = leaf_value(leaf.node, context)
     return annotations
 
 
