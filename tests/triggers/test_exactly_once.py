@@ -28,7 +28,10 @@ from triggers.models import Firing, OutboxEmail, Sweep
 from triggers.services import run_sweep
 
 CELERY = Path(sys.executable).with_name("celery")
-WAIT_SECONDS = 30
+WAIT_SECONDS = 60
+# Loading Django in a new process takes seconds, and far longer when the
+# suite shares the machine with other jobs; readiness is not under test.
+READY_SECONDS = 180
 # For the tests that kill a worker: Redis hands the killed worker's message
 # to the other worker 3 seconds after delivery instead of an hour later, and
 # workers look for such messages every second instead of every 100.
@@ -87,7 +90,12 @@ class Worker:
         return task_id in self.log()
 
     def wait_ready(self) -> None:
-        wait_for(lambda: " ready." in self.log(), f"worker {self.name} ready", [self])
+        wait_for(
+            lambda: " ready." in self.log(),
+            f"worker {self.name} ready",
+            [self],
+            timeout=READY_SECONDS,
+        )
 
     def kill(self) -> None:
         """SIGKILL: no warm shutdown, no acknowledgement, no cleanup."""
