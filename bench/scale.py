@@ -1,15 +1,22 @@
-"""Time condition kinds and a 20-trigger sweep over 100,000 contacts.
+"""Time every condition kind and a 20-trigger sweep over 100,000 contacts.
 
 The population is built in SQL (generate_series with a fixed seed), because
 10 million usage events through the ORM would take far longer than the
-measurements. For each condition kind the compiled query's count over all
-contacts is timed beside a hand-written SQL query for the same predicate,
-in the same run, and the two counts must agree, which checks that the
-hand-written query really is the same predicate. Then 20 triggers are swept
-twice: the first sweep writes the firings, the second is the steady state
-that a scheduled sweep sees, and that one is held to the limit.
+measurements. For each case of bench.scale_cases, a condition written in
+the text language, the compiled query's count over all contacts is timed
+beside a hand-written SQL query for the same predicate, in the same run,
+and the two counts must agree, which checks that the hand-written query
+really is the same predicate. Every registered condition kind must have a
+case. Then 20 triggers are swept twice: the first sweep writes the
+firings, the second is the steady state that a scheduled sweep sees, and
+that one is held to the limit.
+
+NUDGEPATH_BENCH_SCALE (default 1.0) multiplies the number of accounts, and
+with it of contacts, and of events, tickets and survey responses, so that
+a run at 0.02 checks the cases in a minute. The limits are meant for 1.0.
 """
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -19,17 +26,42 @@ from typing import Any
 
 from django.db import connection
 
-from conditions import EvaluationContext, compile_condition
-from courses.models import Course
+from bench.scale_cases import (
+    ADVANCED,
+    FINAL_QUIZ,
+    KIND_CASES,
+    ONBOARDING,
+    SWEEP_TRIGGERS,
+)
+from conditions import EvaluationContext, compile_condition, kinds, parse_condition
+from courses.models import Course, LessonKind
+from courses.services import LessonSpec, ModuleSpec, ensure_course
 from customers.services import subjects_as_of
-from triggers.models import Occurrence, SubjectType, Trigger
+from triggers.models import SubjectType, Trigger
 from triggers.services import run_sweep
 
-ACCOUNTS = 5_000
-CONTACTS_PER_ACCOUNT = 20
-EVENTS = 10_000_000
-TICKETS = 200_000
-SURVEYS = 100_000
+
+def _scale_from_environment() -> float:
+    raw = os.environ.get("NUDGEPATH_BENCH_SCALE", "1.0")
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = 0.0
+    if not scale > 0:
+        raise SystemExit(
+            f"NUDGEPATH_BENCH_SCALE={raw!r} is invalid; set a positive number "
+            "such as 0.02 for a quick check or 1.0 for the recorded size"
+        )
+    return scale
+
+
+SCALE = _scale_from_environment()
+# Accounts have 10 to 30 contacts (20 on average), so that the number of
+# contacts differs between accounts.
+ACCOUNTS = max(21, round(5_000 * SCALE))
+EVENTS = round(10_000_000 * SCALE)
+TICKETS = round(200_000 * SCALE)
+SURVEYS = round(100_000 * SCALE)
 HEALTH_DAYS = 60
 AS_OF = datetime(2024, 6, 15, 12, 0, tzinfo=UTC)
 REPEATS = 5
@@ -38,24 +70,39 @@ REPEATS = 5
 KIND_RATIO_LIMIT = 1.5
 # A steady-state sweep of the 20 triggers on a 2-core machine.
 SWEEP_LIMIT_SECONDS = 3.0
+# The course that the sweep's triggers enroll in, apart from those the
+# conditions read, so that the first sweep does not change what they match.
+SWEEP_COURSE = "scale-sweep"
+
+# Row numbers of the contacts, which the events and survey responses are
+# drawn from.
+NUMBERED_CONTACTS = """
+    WITH numbered AS (
+        SELECT id, account_id, row_number() OVER (ORDER BY id) AS position
+        FROM customers_contact),
+    total AS (SELECT count(*) AS contacts FROM customers_contact)
+"""
 
 POPULATION_SQL = [
     "SELECT setseed(0.42)",
     # Accounts: signed up over 2022-2023, renewing within the year after
-    # AS_OF, a kick-off a few days after signup.
+    # AS_OF, a kick-off a few days after signup, custom CRM properties.
     f"""
     INSERT INTO customers_account (
         external_id, name, industry, country, plan, seats, mrr, arr, is_trial,
         signup_date, kickoff_date, renewal_date, health_score, time_zone,
         properties, created_at, updated_at)
-    SELECT 'S-' || n, 'Scale account ' || n, '', '',
-        (ARRAY['Basic', 'Pro', 'Enterprise'])[1 + n % 3], {CONTACTS_PER_ACCOUNT},
-        0, 0, false,
-        DATE '2022-01-01' + (n % 700), DATE '2022-01-01' + (n % 700) + n % 9,
-        DATE '2024-06-15' + (n % 365), NULL, '', '{{}}', now(), now()
-    FROM generate_series(1, {ACCOUNTS}) AS n
+    SELECT 'S-' || n, 'Scale account ' || n, industry, '',
+        (ARRAY['Basic', 'Pro', 'Enterprise'])[1 + n % 3], 20, 0, 0, false,
+        DATE '2022-01-01' + (n * 7) % 700, DATE '2022-01-01' + (n * 7) % 700 + n % 9,
+        DATE '2024-06-15' + (n % 365), NULL, '',
+        jsonb_build_object('industry', industry, 'employees', (n * 37) % 1000),
+        now(), now()
+    FROM generate_series(1, {ACCOUNTS}) AS n,
+        LATERAL (SELECT (ARRAY['fintech', 'health', 'retail', 'software'])
+                 [1 + n % 4] AS industry) AS chosen
     """,
-    f"""
+    """
     INSERT INTO customers_contact (
         account_id, external_id, email, first_name, last_name, role,
         is_champion, time_zone, properties, added_at, created_at, updated_at)
@@ -63,31 +110,33 @@ POPULATION_SQL = [
         lower(a.external_id) || '.example', 'Scale', '',
         (ARRAY['admin', 'analyst', 'engineer', 'manager', 'finance',
                'support', 'sales', ''])[1 + (m * 7 + a.id) % 8],
-        m = 1, '', '{{}}',
+        m = 1, '',
+        jsonb_build_object('seniority',
+            (ARRAY['junior', 'senior', 'lead'])[1 + (m + a.id) % 3]),
         TIMESTAMPTZ '2023-01-01 00:00+00' + random() * INTERVAL '530 days',
         now(), now()
-    FROM customers_account a, generate_series(1, {CONTACTS_PER_ACCOUNT}) AS m
+    FROM customers_account a, generate_series(1, 10 + a.id % 21) AS m
     """,
     # Events: contacts drawn with a skew (random() squared), so some are
-    # busy and many are quiet, as in real products.
-    f"""
+    # busy and many are quiet, as in real products. One event in a thousand
+    # is the rare "Integration Connected", which many contacts never send.
+    NUMBERED_CONTACTS
+    + f"""
     INSERT INTO customers_usageevent (
         account_id, contact_id, name, feature, occurred_at, quantity,
         duration_seconds, error_count, properties, created_at)
     SELECT c.account_id, c.id,
-        (ARRAY['Signed In', 'Feature Used', 'Report Exported'])[1 + k % 3],
+        CASE WHEN k % 1000 = 0 THEN 'Integration Connected'
+             ELSE (ARRAY['Signed In', 'Feature Used', 'Report Exported'])[1 + k % 3]
+        END,
         'feature_' || (k % 40),
         TIMESTAMPTZ '2024-06-15 12:00+00' - random() * INTERVAL '540 days',
         1, 0, 0, '{{}}', now()
     FROM (
-        SELECT k, 1 + floor(power(random(), 2) * {ACCOUNTS * CONTACTS_PER_ACCOUNT})::int
-            AS position
-        FROM generate_series(1, {EVENTS}) AS k
+        SELECT k, 1 + floor(power(random(), 2) * total.contacts)::int AS position
+        FROM generate_series(1, {EVENTS}) AS k, total
     ) AS drawn
-    JOIN (
-        SELECT id, account_id, row_number() OVER (ORDER BY id) AS position
-        FROM customers_contact
-    ) AS c USING (position)
+    JOIN numbered AS c USING (position)
     """,
     f"""
     INSERT INTO customers_supportticket (
@@ -104,15 +153,26 @@ POPULATION_SQL = [
         FROM generate_series(1, {TICKETS}) AS k
     ) AS opened_tickets
     """,
-    f"""
+    # NPS responses from 0 to 10, and half as many CSAT responses from 1 to 5.
+    NUMBERED_CONTACTS
+    + f"""
     INSERT INTO customers_surveyresponse (
         account_id, contact_id, kind, score, comment, submitted_at, created_at)
     SELECT c.account_id, c.id, 'nps', (k * 7) % 11, '',
         TIMESTAMPTZ '2024-06-15 12:00+00' - random() * INTERVAL '540 days', now()
-    FROM generate_series(1, {SURVEYS}) AS k
-    JOIN customers_contact c
-      ON c.id = (SELECT min(id) FROM customers_contact)
-               + (k * 37) % {ACCOUNTS * CONTACTS_PER_ACCOUNT}
+    FROM generate_series(1, {SURVEYS}) AS k, total
+    JOIN numbered AS c ON true
+    WHERE c.position = 1 + (k * 37) % total.contacts
+    """,
+    NUMBERED_CONTACTS
+    + f"""
+    INSERT INTO customers_surveyresponse (
+        account_id, contact_id, kind, score, comment, submitted_at, created_at)
+    SELECT c.account_id, c.id, 'csat', 1 + (k * 3) % 5, '',
+        TIMESTAMPTZ '2024-06-15 12:00+00' - random() * INTERVAL '540 days', now()
+    FROM generate_series(1, {SURVEYS // 2}) AS k, total
+    JOIN numbered AS c ON true
+    WHERE c.position = 1 + (k * 53) % total.contacts
     """,
     f"""
     INSERT INTO customers_healthscore (account_id, scored_on, score, measures,
@@ -132,186 +192,155 @@ POPULATION_SQL = [
         false, s = 2 AND a.plan <> 'Basic', false, false, 'monthly', true, now()
     FROM customers_account a, generate_series(1, 2) AS s
     """,
+    # Three contacts in five enroll in the onboarding course within 90 days
+    # of joining. Of those, 70% start within 10 days, 40% complete with a
+    # score, 10% withdraw after starting and 5% end without starting.
+    f"""
+    INSERT INTO courses_enrollment (
+        contact_id, course_id, source, origin, status, enrolled_at, started_at,
+        completed_at, ended_at, furthest_lesson_id, score, created_at, updated_at)
+    SELECT drawn.id, course.id, 'manual', '',
+        CASE WHEN r < 0.4 THEN 'completed'
+             WHEN r >= 0.6 AND r < 0.7 OR r >= 0.95 THEN 'withdrawn'
+             ELSE 'active' END,
+        enrolled,
+        CASE WHEN r < 0.7 THEN enrolled + spread * INTERVAL '10 days' END,
+        CASE WHEN r < 0.4
+             THEN enrolled + spread * INTERVAL '10 days' + INTERVAL '20 days' END,
+        CASE WHEN r >= 0.6 AND r < 0.7 OR r >= 0.95
+             THEN enrolled + INTERVAL '25 days' END,
+        NULL,
+        CASE WHEN r < 0.4 THEN round((50 + spread * 50)::numeric, 2) END,
+        now(), now()
+    FROM (
+        SELECT id, added_at + random() * INTERVAL '90 days' AS enrolled,
+            random() AS r, random() AS spread
+        FROM customers_contact WHERE id % 5 < 3
+    ) AS drawn, courses_course AS course
+    WHERE course.slug = '{ONBOARDING}'
+    """,
+    # One contact in seven enrolls in the advanced course in the 200 days
+    # before AS_OF; half start it and one in ten withdraws.
+    f"""
+    INSERT INTO courses_enrollment (
+        contact_id, course_id, source, origin, status, enrolled_at, started_at,
+        completed_at, ended_at, furthest_lesson_id, score, created_at, updated_at)
+    SELECT drawn.id, course.id, 'automatic', 'trigger:scale',
+        CASE WHEN r >= 0.9 THEN 'withdrawn' ELSE 'active' END,
+        enrolled, CASE WHEN r < 0.5 THEN enrolled + INTERVAL '2 days' END, NULL,
+        CASE WHEN r >= 0.9 THEN enrolled + INTERVAL '5 days' END, NULL, NULL,
+        now(), now()
+    FROM (
+        SELECT id, TIMESTAMPTZ '2024-06-15 12:00+00'
+                   - random() * INTERVAL '200 days' AS enrolled,
+            random() AS r
+        FROM customers_contact WHERE id % 7 = 0
+    ) AS drawn, courses_course AS course
+    WHERE course.slug = '{ADVANCED}'
+    """,
+    # A lesson a day from the start. Learners who completed the course
+    # completed every lesson, the others two lessons in three. Quizzes and
+    # exams have a score from 40 to 100.
+    """
+    INSERT INTO courses_lessonprogress (
+        enrollment_id, lesson_id, started_at, completed_at, views,
+        time_spent_seconds, score, updated_at)
+    SELECT en.id, l.id, en.started_at + l."order" * INTERVAL '1 day',
+        CASE WHEN en.completed_at IS NOT NULL OR (en.id + l."order") % 3 <> 0
+             THEN en.started_at + l."order" * INTERVAL '1 day' + INTERVAL '1 hour'
+        END,
+        1, 300,
+        CASE WHEN l.kind IN ('quiz', 'exam')
+             THEN round((40 + random() * 60)::numeric, 2) END,
+        now()
+    FROM courses_enrollment en
+    JOIN courses_module m ON m.course_id = en.course_id
+    JOIN courses_lesson l ON l.module_id = m.id
+    WHERE en.started_at IS NOT NULL
+    """,
+    # Stage history: each account moves through the first one to five
+    # stages, one every 60 to 150 days from signup, so some moves come
+    # after AS_OF.
+    """
+    WITH ranked AS (
+        SELECT id, row_number() OVER (ORDER BY "order") AS position
+        FROM lifecycle_stage)
+    INSERT INTO lifecycle_stagechange (
+        account_id, from_stage_id, to_stage_id, changed_at, source, reason,
+        changed_by_id, created_at)
+    SELECT a.id, previous.id, stage.id,
+        a.signup_date + ((stage.position - 1) * (60 + a.id % 90))::int
+            + INTERVAL '9 hours',
+        CASE WHEN stage.position = 1 THEN 'initial' ELSE 'criteria' END,
+        '', NULL, now()
+    FROM customers_account a
+    JOIN ranked AS stage ON stage.position <= 1 + a.id % 5
+    LEFT JOIN ranked AS previous ON previous.position = stage.position - 1
+    """,
 ]
 
-# For each kind: a condition over contacts and the same predicate written by
-# hand. %(as_of)s is the instant and %(today)s its UTC date.
-CONTACTS_AT = "SELECT count(*) FROM customers_contact c WHERE c.added_at <= %(as_of)s"
-IN_WINDOW = (
-    "e.occurred_at > %(as_of)s - INTERVAL '{days} days' AND e.occurred_at <= %(as_of)s"
+SCALE_COURSES = (
+    (
+        ONBOARDING,
+        "Scale onboarding",
+        (
+            ModuleSpec(
+                "Basics",
+                (LessonSpec("Welcome"), LessonSpec("First project")),
+            ),
+            ModuleSpec(
+                "Check your knowledge",
+                (
+                    LessonSpec("Checkpoint quiz", kind=LessonKind.QUIZ),
+                    LessonSpec(FINAL_QUIZ, kind=LessonKind.EXAM),
+                ),
+            ),
+        ),
+    ),
+    (
+        ADVANCED,
+        "Scale advanced",
+        (
+            ModuleSpec(
+                "Automation",
+                (
+                    LessonSpec("Scheduled reports"),
+                    LessonSpec("Automation quiz", kind=LessonKind.QUIZ),
+                ),
+            ),
+        ),
+    ),
 )
-
-KIND_CASES: list[tuple[dict[str, Any], str]] = [
-    (
-        {"kind": "inactivity", "days": 10},
-        CONTACTS_AT + " AND NOT EXISTS (SELECT 1 FROM customers_usageevent e"
-        " WHERE e.contact_id = c.id AND " + IN_WINDOW.format(days=10) + ")",
-    ),
-    (
-        {
-            "kind": "event_count",
-            "days": 30,
-            "event": "Signed In",
-            "op": ">=",
-            "value": 5,
-        },
-        CONTACTS_AT + " AND (SELECT count(*) FROM customers_usageevent e"
-        " WHERE e.contact_id = c.id AND e.name = 'Signed In' AND "
-        + IN_WINDOW.format(days=30)
-        + ") >= 5",
-    ),
-    (
-        {"kind": "distinct_features", "days": 7, "op": ">=", "value": 3},
-        CONTACTS_AT + " AND (SELECT count(DISTINCT e.feature) FROM"
-        " customers_usageevent e WHERE e.contact_id = c.id AND e.feature <> ''"
-        " AND " + IN_WINDOW.format(days=7) + ") >= 3",
-    ),
-    (
-        {"kind": "first_usage_within", "days": 7, "after": "kickoff"},
-        CONTACTS_AT + " AND EXISTS (SELECT 1 FROM customers_usageevent e"
-        " JOIN customers_account a ON a.id = c.account_id"
-        " WHERE e.account_id = c.account_id AND e.occurred_at <= %(as_of)s"
-        " AND e.occurred_at >= a.kickoff_date::timestamptz"
-        " AND e.occurred_at < (a.kickoff_date + 8)::timestamptz)",
-    ),
-    (
-        {"kind": "active_users_trend", "days": 30},
-        CONTACTS_AT + " AND (SELECT count(DISTINCT e.contact_id) FROM"
-        " customers_usageevent e WHERE e.account_id = c.account_id AND "
-        + IN_WINDOW.format(days=30)
-        + ") >= GREATEST(1, (SELECT count(DISTINCT e.contact_id) FROM"
-        " customers_usageevent e WHERE e.account_id = c.account_id"
-        " AND e.occurred_at > %(as_of)s - INTERVAL '60 days'"
-        " AND e.occurred_at <= %(as_of)s - INTERVAL '30 days'))",
-    ),
-    (
-        {"kind": "renewal_within", "days": 60},
-        CONTACTS_AT + " AND EXISTS (SELECT 1 FROM customers_account a"
-        " WHERE a.id = c.account_id AND a.renewal_date >= %(today)s"
-        " AND a.renewal_date <= %(today)s + 60)",
-    ),
-    (
-        {"kind": "health_score", "op": ">", "value": 70},
-        CONTACTS_AT + " AND (SELECT h.score FROM customers_healthscore h"
-        " WHERE h.account_id = c.account_id AND h.scored_on <= %(today)s"
-        " ORDER BY h.scored_on DESC LIMIT 1) > 70",
-    ),
-    (
-        {"kind": "plan", "plans": ["Pro", "Enterprise"]},
-        CONTACTS_AT + " AND EXISTS (SELECT 1 FROM customers_account a"
-        " WHERE a.id = c.account_id AND a.plan IN ('Pro', 'Enterprise'))",
-    ),
-    (
-        {"kind": "team_growth", "days": 30, "value": 3},
-        CONTACTS_AT + " AND (SELECT count(*) FROM customers_contact n"
-        " WHERE n.account_id = c.account_id"
-        " AND n.added_at > %(as_of)s - INTERVAL '30 days'"
-        " AND n.added_at <= %(as_of)s) >= 3",
-    ),
-    (
-        {"kind": "contact_count", "op": ">=", "value": 15},
-        CONTACTS_AT + " AND (SELECT count(*) FROM customers_contact n"
-        " WHERE n.account_id = c.account_id AND n.added_at <= %(as_of)s) >= 15",
-    ),
-    (
-        {"kind": "survey_score", "survey": "nps", "min": 9, "max": 10, "days": 30},
-        CONTACTS_AT + " AND EXISTS (SELECT 1 FROM customers_surveyresponse s"
-        " WHERE s.contact_id = c.id AND s.kind = 'nps' AND s.score BETWEEN 9 AND 10"
-        " AND s.submitted_at > %(as_of)s - INTERVAL '30 days'"
-        " AND s.submitted_at <= %(as_of)s)",
-    ),
-    (
-        {
-            "kind": "open_tickets",
-            "op": ">=",
-            "value": 2,
-            "priorities": ["high", "urgent"],
-        },
-        CONTACTS_AT + " AND (SELECT count(*) FROM customers_supportticket t"
-        " WHERE t.account_id = c.account_id AND t.opened_at <= %(as_of)s"
-        " AND (t.closed_at IS NULL OR t.closed_at > %(as_of)s)"
-        " AND t.priority IN ('high', 'urgent')) >= 2",
-    ),
-    (
-        {"kind": "new_role_added", "days": 30},
-        CONTACTS_AT + " AND EXISTS (SELECT 1 FROM customers_contact n"
-        " WHERE n.account_id = c.account_id AND n.role <> ''"
-        " AND n.added_at > %(as_of)s - INTERVAL '30 days'"
-        " AND n.added_at <= %(as_of)s"
-        " AND EXISTS (SELECT 1 FROM customers_contact b"
-        "   WHERE b.account_id = n.account_id AND b.added_at < n.added_at)"
-        " AND NOT EXISTS (SELECT 1 FROM customers_contact b"
-        "   WHERE b.account_id = n.account_id AND upper(b.role) = upper(n.role)"
-        "   AND b.added_at < n.added_at))",
-    ),
-    (
-        {"kind": "subscription_plan", "plans": ["Pro"]},
-        CONTACTS_AT + " AND (EXISTS (SELECT 1 FROM customers_subscription s"
-        " WHERE s.account_id = c.account_id AND s.started_on <= %(today)s"
-        " AND NOT s.is_trial AND s.plan = 'Pro'"
-        " AND (s.ended_on IS NULL OR s.ended_on > %(today)s))"
-        " OR (NOT EXISTS (SELECT 1 FROM customers_subscription s"
-        "   WHERE s.account_id = c.account_id)"
-        "   AND EXISTS (SELECT 1 FROM customers_account a"
-        "   WHERE a.id = c.account_id AND a.plan = 'Pro')))",
-    ),
-    (
-        {"kind": "upgraded_within", "days": 90},
-        CONTACTS_AT + " AND EXISTS (SELECT 1 FROM customers_subscription s"
-        " WHERE s.account_id = c.account_id AND s.is_upgrade"
-        " AND s.started_on > %(today)s - 90 AND s.started_on <= %(today)s)",
-    ),
-    (
-        {"kind": "contact_added_within", "days": 7},
-        CONTACTS_AT + " AND c.added_at > %(as_of)s - INTERVAL '7 days'",
-    ),
-]
-
-# The 20 triggers of the sweep: the kinds above, alone and combined, with
-# and without actions.
-SWEEP_CONDITIONS: list[dict[str, Any]] = [case[0] for case in KIND_CASES] + [
-    {
-        "all": [
-            {"kind": "renewal_within", "days": 90},
-            {"kind": "health_score", "op": ">", "value": 70},
-        ]
-    },
-    {
-        "all": [
-            {"kind": "inactivity", "days": 10},
-            {"kind": "event_count", "days": 90, "op": ">=", "value": 1},
-        ]
-    },
-    {
-        "any": [
-            {"kind": "open_tickets", "op": ">=", "value": 3, "priorities": []},
-            {"not": {"kind": "health_score", "op": ">=", "value": 40}},
-        ]
-    },
-    {
-        "all": [
-            {"kind": "plan", "plans": ["Enterprise"]},
-            {"kind": "distinct_features", "days": 30, "op": "<", "value": 5},
-        ]
-    },
-]
 
 
 def run() -> int:
     started = time.perf_counter()
     _build_population()
     print(
-        f"Population: {ACCOUNTS:,} accounts, {ACCOUNTS * CONTACTS_PER_ACCOUNT:,} "
-        f"contacts, {EVENTS:,} usage events, {TICKETS:,} tickets, "
-        f"{SURVEYS:,} survey responses (built in {time.perf_counter() - started:.0f} s)"
+        f"Scale {SCALE:g} (NUDGEPATH_BENCH_SCALE): {ACCOUNTS:,} accounts, "
+        f"{_count('customers_contact'):,} contacts, {EVENTS:,} usage events, "
+        f"{TICKETS:,} tickets, {_count('customers_surveyresponse'):,} survey "
+        f"responses, {_count('courses_enrollment'):,} enrollments, "
+        f"{_count('courses_lessonprogress'):,} lesson progress rows, "
+        f"{_count('lifecycle_stagechange'):,} stage changes "
+        f"(built in {time.perf_counter() - started:.0f} s)"
     )
 
     worst = _compare_kinds()
     worst = max(worst, _time_sweeps())
+    missing = _kinds_without_case()
+    if missing:
+        print(
+            "No benchmark case for the condition kinds "
+            f"{', '.join(missing)}; add one to bench/scale_cases.py"
+        )
+        return 1
     return 0 if worst <= 1.0 else 1
 
 
 def _build_population() -> None:
+    for slug, title, modules in SCALE_COURSES:
+        ensure_course(slug, title, "", modules)
     with connection.cursor() as cursor:
         # Loading 10 million rows into a table without its secondary indexes
         # and building them afterwards is several times faster than
@@ -341,32 +370,49 @@ def _secondary_indexes(cursor: Any, table: str) -> dict[str, str]:
     return dict(cursor.fetchall())
 
 
+def _count(table: str) -> int:
+    return _scalar(f"SELECT count(*) FROM {table}", {})
+
+
+def _kinds_without_case() -> list[str]:
+    covered = {case.kind for case in KIND_CASES}
+    return sorted(set(kinds()) - covered)
+
+
 def _compare_kinds() -> float:
     print(
         f"{'condition kind':<22} {'matches':>8} {'ORM p95 s':>10} "
-        f"{'SQL p95 s':>10} {'ratio':>6} {'/limit':>7}"
+        f"{'SQL p95 s':>10} {'ratio':>6} {'/limit':>7}  condition"
     )
     parameters = {"as_of": AS_OF, "today": AS_OF.date()}
     context = EvaluationContext("contact", AS_OF)
     worst = 0.0
-    for condition, sql in KIND_CASES:
+    for case in KIND_CASES:
+        tree = parse_condition(case.text, "contact")
+        if tree.get("kind") != case.kind:
+            raise AssertionError(
+                f"the case for {case.kind} parses to {tree}; "
+                f"write a condition whose outer function is {case.kind}"
+            )
         compiled = subjects_as_of("contact", AS_OF).filter(
-            compile_condition(condition, context)
+            compile_condition(tree, context)
         )
         orm_count, orm_seconds, sql_count, sql_seconds = _p95_pair(
-            compiled.count, partial(_scalar, sql, parameters)
+            compiled.count, partial(_scalar, case.sql, parameters)
         )
         if orm_count != sql_count:
             raise AssertionError(
-                f"{condition['kind']}: the compiled query counts {orm_count} "
+                f"{case.kind} ({case.text}): the compiled query counts {orm_count} "
                 f"contacts, the hand-written SQL {sql_count}; fix the SQL or the kind"
             )
         # A floor of 10 ms keeps noise on near-instant queries out of the ratio.
         ratio = max(orm_seconds, 0.01) / max(sql_seconds, 0.01)
         worst = max(worst, ratio / KIND_RATIO_LIMIT)
         print(
-            f"{condition['kind']:<22} {orm_count:>8} {orm_seconds:>10.3f} "
-            f"{sql_seconds:>10.3f} {ratio:>6.2f} {ratio / KIND_RATIO_LIMIT:>7.2f}"
+            f"{case.kind:<22} {orm_count:>8} {orm_seconds:>10.3f} "
+            f"{sql_seconds:>10.3f} {ratio:>6.2f} {ratio / KIND_RATIO_LIMIT:>7.2f}  "
+            f"{case.text}",
+            flush=True,
         )
     return worst
 
@@ -381,27 +427,41 @@ def _time_sweeps() -> float:
             raise AssertionError(f"sweep failures: {report.failures}")
         print(
             f"{label:<32} {seconds:>7.2f} s, {report.matched:,} matched, "
-            f"{report.fired:,} fired, {report.enrollments:,} enrollments"
+            f"{report.fired:,} fired, {report.enrollments:,} enrollments",
+            flush=True,
         )
     ratio = seconds / SWEEP_LIMIT_SECONDS
     print(
         f"steady-state sweep of {len(triggers)} triggers: {seconds:.2f} s against "
         f"{SWEEP_LIMIT_SECONDS:.1f} s, ratio {ratio:.2f}"
     )
+    _print_trigger_times(triggers)
     return ratio
 
 
+def _print_trigger_times(triggers: list[Trigger]) -> None:
+    """Print each trigger's time in a steady-state sweep of its own."""
+    for trigger in triggers:
+        started = time.perf_counter()
+        report = run_sweep(AS_OF, triggers=[trigger], queue_email=False)
+        seconds = time.perf_counter() - started
+        print(
+            f"  {seconds:>6.2f} s {report.matched:>7,} matched  {trigger.name}",
+            flush=True,
+        )
+
+
 def _make_triggers() -> list[Trigger]:
-    course = Course.objects.create(slug="scale-course", title="Scale course")
+    course = Course.objects.create(slug=SWEEP_COURSE, title="Scale sweep course")
     triggers = []
-    for number, condition in enumerate(SWEEP_CONDITIONS):
+    for number, spec in enumerate(SWEEP_TRIGGERS):
         triggers.append(
             Trigger.objects.create(
                 slug=f"scale-{number}",
-                name=f"Scale trigger {number}",
+                name=spec.text,
                 subject_type=SubjectType.CONTACT,
-                condition=condition,
-                occurrence=Occurrence.ONCE,
+                condition=parse_condition(spec.text, "contact"),
+                occurrence=spec.occurrence,
                 # Every other trigger enrolls, so the first sweep writes actions.
                 enroll_course=course if number % 2 == 0 else None,
             )
