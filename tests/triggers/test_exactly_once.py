@@ -114,7 +114,7 @@ class Worker:
             self.process.wait()
 
 
-def wait_for(condition, what, workers, timeout=WAIT_SECONDS):
+def wait_for(condition, description, workers, timeout=WAIT_SECONDS):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -124,7 +124,7 @@ def wait_for(condition, what, workers, timeout=WAIT_SECONDS):
                 assert worker.process.poll() is None, worker.log()
         time.sleep(0.1)
     logs = "\n".join(worker.log() for worker in workers)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}\n{logs}")
+    pytest.fail(f"timed out after {timeout} s waiting for {description}\n{logs}")
 
 
 class Locker:
