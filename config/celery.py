@@ -11,3 +11,5 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Journey and webhook tasks live beside the sweep tasks, in triggers.journey_tasks.
 app.autodiscover_tasks(related_name="journey_tasks")
+# The task that computes backtests requested in the admin.
+app.autodiscover_tasks(related_name="backtest_tasks")

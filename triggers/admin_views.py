@@ -2,17 +2,21 @@
 
 The Trigger admin mounts these pages with trigger_urls() and sends every
 switch-on through the activation page, so a CSM always chooses whether the
-trigger acts on the subjects that already match. Viewing a preview or a
-backtest needs the view permission on triggers, activating needs the change
-permission. Each view parses its input, calls one service and renders.
+trigger acts on the subjects that already match. Viewing a preview,
+requesting a backtest and viewing its runs need the view permission on
+triggers, because a backtest changes nothing but its own run row.
+Activating needs the change permission. Each view parses its input, calls
+one service and renders.
 """
 
 import logging
+from datetime import date
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -27,11 +31,18 @@ from triggers.backtest import (
     Backtest,
     BacktestPeriodError,
     backtest_csv,
-    backtest_trigger,
     check_period,
     default_period,
 )
-from triggers.models import Trigger
+from triggers.backtest_runs import (
+    SYNC_MAX_EVALUATIONS,
+    compute_run,
+    create_run,
+    evaluations,
+    run_result,
+)
+from triggers.backtest_tasks import queue_backtest
+from triggers.models import BacktestRun, BacktestStatus, Trigger
 from triggers.preview import preview_trigger
 
 logger = logging.getLogger(__name__)
@@ -39,14 +50,20 @@ logger = logging.getLogger(__name__)
 # Pixel size of the backtest chart's plot area.
 CHART_WIDTH = 640
 CHART_HEIGHT = 160
+# Seconds between reloads of a backtest run's page until it is done or failed.
+REFRESH_SECONDS = 3
+# Runs listed under the backtest form, newest first.
+RECENT_RUNS = 10
 
 
 def trigger_urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
     """Return the URL patterns of the pages, each wrapped in the admin's login check."""
 
     def wrap(view: Any) -> Any:
-        def wrapper(request: HttpRequest, object_id: str) -> HttpResponse:
-            return view(model_admin, request, object_id)
+        def wrapper(
+            request: HttpRequest, object_id: str, **kwargs: Any
+        ) -> HttpResponse:
+            return view(model_admin, request, object_id, **kwargs)
 
         return model_admin.admin_site.admin_view(wrapper)
 
@@ -60,6 +77,11 @@ def trigger_urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
             "<path:object_id>/backtest/",
             wrap(backtest_view),
             name="triggers_trigger_backtest",
+        ),
+        path(
+            "<path:object_id>/backtest/<int:run_id>/",
+            wrap(backtest_run_view),
+            name="triggers_trigger_backtest_run",
         ),
         path(
             "<path:object_id>/activate/",
@@ -122,33 +144,69 @@ class BacktestForm(forms.Form):
 def backtest_view(
     model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str
 ) -> HttpResponse:
+    """Offer the backtest form and the latest runs; a valid POST starts a run."""
     trigger = _get_trigger(model_admin, request, object_id, "view")
     context = _page_context(model_admin, request, trigger, "Backtest")
 
-    if "start" in request.GET:
-        form = BacktestForm(request.GET)
+    if request.method == "POST":
+        form = BacktestForm(request.POST)
     else:
         start, end = default_period()
         form = BacktestForm(initial={"start": start, "end": end, "step": "day"})
     context["form"] = form
     if not form.is_bound or not form.is_valid():
-        return _backtest_page(request, context)
+        return _backtest_page(request, trigger, context)
 
     data = form.cleaned_data
     try:
-        result = backtest_trigger(trigger, data["start"], data["end"], data["step"])
+        run = _start_run(request, trigger, data["start"], data["end"], data["step"])
     except ConditionError as exc:
         context["condition_error"] = _condition_error(exc)
-        return _backtest_page(request, context)
+        return _backtest_page(request, trigger, context)
+    except BacktestPeriodError as exc:
+        form.add_error(None, str(exc))
+        return _backtest_page(request, trigger, context)
+    return HttpResponseRedirect(_run_url(run))
 
-    if request.GET.get("format") == "csv":
-        return _csv_response(trigger, result)
-    context["result"] = result
-    context["chart"] = backtest_chart(result)
-    query = request.GET.copy()
-    query["format"] = "csv"
-    context["csv_query"] = query.urlencode()
-    return _backtest_page(request, context)
+
+def backtest_run_view(
+    model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str, run_id: int
+) -> HttpResponse:
+    """Show one run: its status while queued or running, then its weeks or CSV."""
+    trigger = _get_trigger(model_admin, request, object_id, "view")
+    run = BacktestRun.objects.filter(trigger=trigger, pk=run_id).first()
+    if run is None:
+        raise Http404(f"Trigger {trigger.slug!r} has no backtest run {run_id}.")
+
+    context = _page_context(model_admin, request, trigger, "Backtest")
+    context["run"] = run
+    context["form"] = BacktestForm(
+        initial={"start": run.start, "end": run.end, "step": run.step}
+    )
+    if not run.is_finished:
+        context["refresh_seconds"] = REFRESH_SECONDS
+    if run.status == BacktestStatus.DONE:
+        result = run_result(run)
+        if request.GET.get("format") == "csv":
+            return _csv_response(trigger, result)
+        context["result"] = result
+        context["chart"] = backtest_chart(result)
+        context["csv_query"] = "format=csv"
+    return _backtest_page(request, trigger, context)
+
+
+def _start_run(
+    request: HttpRequest, trigger: Trigger, start: date, end: date, step: str
+) -> BacktestRun:
+    """Store a run, then compute it now when short or queue it on commit."""
+    with transaction.atomic():
+        run = create_run(trigger, request.user, start, end, step)
+        queued = evaluations(start, end, step) > SYNC_MAX_EVALUATIONS
+        if queued:
+            queue_backtest(run)
+    if not queued:
+        run = compute_run(run.pk)
+    return run
 
 
 def backtest_chart(result: Backtest) -> dict[str, Any]:
@@ -170,9 +228,16 @@ def backtest_chart(result: Backtest) -> dict[str, Any]:
     return {"width": CHART_WIDTH, "height": CHART_HEIGHT, "peak": peak, "bars": bars}
 
 
-def _backtest_page(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
+def _backtest_page(
+    request: HttpRequest, trigger: Trigger, context: dict[str, Any]
+) -> HttpResponse:
     context["steps"] = STEPS
+    context["runs"] = trigger.backtest_runs.select_related("requested_by")[:RECENT_RUNS]
     return TemplateResponse(request, "admin/triggers/trigger/backtest.html", context)
+
+
+def _run_url(run: BacktestRun) -> str:
+    return reverse("admin:triggers_trigger_backtest_run", args=[run.trigger_id, run.pk])
 
 
 def _csv_response(trigger: Trigger, result: Backtest) -> HttpResponse:

@@ -294,6 +294,96 @@ class Sweep(models.Model):
         return f"Sweep {self.pk} as of {self.as_of:%Y-%m-%d %H:%M}"
 
 
+class BacktestStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class BacktestStep(models.TextChoices):
+    DAY = "day", "Every day"
+    WEEK = "week", "Every seventh day"
+
+
+class BacktestRun(models.Model):
+    """One requested backtest of a trigger over a past period, and its weekly rows.
+
+    A CSM requests it from the admin, and a worker computes it with
+    triggers.backtest.backtest_trigger. The rows keep the result as it was
+    when computed, because later data or an edited condition may change it.
+    """
+
+    trigger = models.ForeignKey(
+        Trigger,
+        on_delete=models.CASCADE,
+        related_name="backtest_runs",
+        help_text="The trigger whose condition is replayed.",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The staff user who requested the backtest.",
+    )
+    start = models.DateField(help_text="First day of the period, included.")
+    end = models.DateField(help_text="Last day of the period, included.")
+    step = models.CharField(
+        max_length=10,
+        choices=BacktestStep.choices,
+        default=BacktestStep.DAY,
+        help_text="How often the condition is evaluated, at 00:00 of the day.",
+    )
+    status = models.CharField(
+        max_length=10,
+        choices=BacktestStatus.choices,
+        default=BacktestStatus.QUEUED,
+        help_text=(
+            "Queued: waiting for a worker. Running: a worker is computing it. "
+            "Done: the rows are stored. Failed: see the error."
+        ),
+    )
+    rows = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "One object per ISO week: week_start, days_evaluated, matched, "
+            "would_fire and new_subjects; empty until done."
+        ),
+    )
+    error = models.TextField(
+        blank=True, help_text="Why the backtest failed; blank unless failed."
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When the backtest was requested."
+    )
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker last started computing it."
+    )
+    finished_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it finished, done or failed."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The backtest page lists a trigger's latest runs.
+            models.Index(fields=["trigger", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"Backtest {self.pk} of {self.trigger_id} from {self.start} to "
+            f"{self.end} ({self.status})"
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (BacktestStatus.DONE, BacktestStatus.FAILED)
+
+
 class FiringOutcome(models.TextChoices):
     ACTED = "acted", "Acted"
     HELD_OUT = "held_out", "Held out"
