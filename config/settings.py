@@ -197,6 +197,13 @@ NUDGEPATH_EVENT_COALESCE_SECONDS = env_int(
     "NUDGEPATH_EVENT_COALESCE_SECONDS", 5, minimum=0
 )
 
+# Each scheduled trigger task and each event evaluation writes a Sweep row.
+# The scheduled sweep deletes the rows older than this many days that fired
+# nothing and failed nothing; rows with firings stay, as the firings' source.
+NUDGEPATH_SWEEP_RETENTION_DAYS = env_int(
+    "NUDGEPATH_SWEEP_RETENTION_DAYS", 30, minimum=1
+)
+
 # Email. The demo writes each message to a file under var/mail; production
 # sets EMAIL_BACKEND to Django's SMTP backend and the EMAIL_* variables.
 EMAIL_BACKEND = env_str(

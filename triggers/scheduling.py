@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from triggers.evaluation import SweepReport, run_sweep
-from triggers.models import Trigger
+from triggers.models import Sweep, Trigger
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,19 @@ class TriggerRun:
     report: SweepReport
     # Ids of the triggers that failed, to be evaluated again.
     failed_ids: tuple[int, ...] = ()
+
+
+def prune_quiet_sweeps(before: datetime) -> int:
+    """Delete the sweeps started before an instant that fired and failed nothing.
+
+    Returns how many rows were deleted. Sweeps with firings are kept, because
+    their firings point to them.
+    """
+    quiet = Sweep.objects.filter(started_at__lt=before, fired=0, errors=[])
+    deleted, _ = quiet.delete()
+    if deleted:
+        logger.info("Deleted %s quiet sweeps started before %s", deleted, before)
+    return deleted
 
 
 def active_trigger_ids() -> list[int]:

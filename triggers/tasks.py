@@ -6,9 +6,11 @@ the worker running it dies (CELERY_TASK_ACKS_LATE).
 """
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
@@ -31,6 +33,8 @@ def run_sweep(as_of: str | None = None) -> int:
     tasks were queued.
     """
     instant = scheduling.parse_instant(as_of) if as_of else timezone.now()
+    retention = timedelta(days=settings.NUDGEPATH_SWEEP_RETENTION_DAYS)
+    scheduling.prune_quiet_sweeps(before=timezone.now() - retention)
     trigger_ids = scheduling.active_trigger_ids()
     for trigger_id in trigger_ids:
         evaluate_triggers.delay([trigger_id], instant.isoformat())

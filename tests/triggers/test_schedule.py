@@ -1,11 +1,13 @@
 """The periodic schedule in the database, and the sweep's fan-out per trigger."""
 
 import importlib
+from datetime import timedelta
 
 import pytest
 from celery.exceptions import Retry
 from django.apps import apps
 from django.conf import settings
+from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from tests.factories import NOW, make_contact
@@ -213,3 +215,25 @@ def test_retry_countdown_doubles_to_five_minutes():
 def test_parse_instant_rejects_naive():
     with pytest.raises(ValueError, match="has no time zone"):
         scheduling.parse_instant("2024-06-15T12:00:00")
+
+
+@pytest.mark.django_db
+def test_scheduled_sweep_prunes_old_quiet_sweeps(settings):
+    settings.NUDGEPATH_SWEEP_RETENTION_DAYS = 30
+    now = timezone.now()
+    old_quiet = Sweep.objects.create(as_of=now, started_at=now - timedelta(days=31))
+    old_fired = Sweep.objects.create(
+        as_of=now, started_at=now - timedelta(days=31), fired=1
+    )
+    old_failed = Sweep.objects.create(
+        as_of=now,
+        started_at=now - timedelta(days=31),
+        errors=[{"trigger": "broken", "error": "boom"}],
+    )
+    recent_quiet = Sweep.objects.create(as_of=now, started_at=now - timedelta(days=29))
+
+    tasks.run_sweep.delay().get()
+
+    remaining = set(Sweep.objects.values_list("pk", flat=True))
+    assert old_quiet.pk not in remaining
+    assert {old_fired.pk, old_failed.pk, recent_quiet.pk} <= remaining
