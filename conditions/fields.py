@@ -31,6 +31,7 @@ from conditions.registry import (
     Scalar,
     Subject,
     compare,
+    compare_local_date,
     register,
 )
 from conditions.syntax import FieldSlot, TextForm, WindowSlot
@@ -214,9 +215,10 @@ def value_attribute(context: EvaluationContext, params: Mapping[str, Any]) -> An
 def compile_attribute(context: EvaluationContext, params: Mapping[str, Any]) -> Q:
     field, _ = resolve_field(params["field"])
     value = params["value"]
-    lhs = value_attribute(context, params)
     if field.type in DATE_TYPES:
-        return compare(lhs, params["op"], _parse_date(params["field"], value))
+        day = _parse_date(params["field"], value)
+        return compare_date(context, params, params["op"], day)
+    lhs = value_attribute(context, params)
     if field.type == "properties":
         # A property is compared as JSON, so "fintech" must reach the database
         # as the JSON string '"fintech"' and 250 as the JSON number 250.
@@ -256,12 +258,27 @@ def value_date(context: EvaluationContext, params: Mapping[str, Any]) -> Any:
     return date_expression(params["field"], context.subject)
 
 
+def compare_date(
+    context: EvaluationContext, params: Mapping[str, Any], op: str, day: date
+) -> Q:
+    """Compare the date of params["field"] with a day.
+
+    A datetime field is compared as its date in the site time zone, by
+    bounds on the timestamp, so that no row is cast to a date.
+    """
+    field, _ = resolve_field(params["field"])
+    column = field_expression(params["field"], context.subject)
+    if field.type == "datetime":
+        return compare_local_date(column, op, day)
+    return compare(column, op, day)
+
+
 def compile_days_until(context: EvaluationContext, params: Mapping[str, Any]) -> Q:
     """Days from today to the date; a date in the past gives a negative number."""
     # date - today OP n  <=>  date OP today + n, which keeps the column bare.
     today = timezone.localdate(context.as_of)
     target = today + timedelta(days=params["value"])
-    return compare(value_date(context, params), params["op"], target)
+    return compare_date(context, params, params["op"], target)
 
 
 def compile_days_since(context: EvaluationContext, params: Mapping[str, Any]) -> Q:
@@ -269,17 +286,18 @@ def compile_days_since(context: EvaluationContext, params: Mapping[str, Any]) ->
     # today - date OP n  <=>  date REVERSED(OP) today - n.
     today = timezone.localdate(context.as_of)
     target = today - timedelta(days=params["value"])
-    return compare(value_date(context, params), REVERSED[params["op"]], target)
+    return compare_date(context, params, REVERSED[params["op"]], target)
 
 
 def compile_date_within(context: EvaluationContext, params: Mapping[str, Any]) -> Q:
     """Last N days: (today - N, today]. Next N days: [today, today + N]."""
     today = timezone.localdate(context.as_of)
     days = timedelta(days=params["days"])
-    lhs = value_date(context, params)
     if params["direction"] == "next":
-        return compare(lhs, ">=", today) & compare(lhs, "<=", today + days)
-    return compare(lhs, ">", today - days) & compare(lhs, "<=", today)
+        start, end = (">=", today), ("<=", today + days)
+    else:
+        start, end = (">", today - days), ("<=", today)
+    return compare_date(context, params, *start) & compare_date(context, params, *end)
 
 
 FIELD = Param(str, help="A registered field, such as account.renewal_date.")

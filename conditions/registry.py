@@ -15,11 +15,12 @@ whatever its size.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from django.core.exceptions import FieldError
-from django.db.models import BooleanField, Q, Value
+from django.db.models import BooleanField, F, Q, Value
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import (
     Exact,
@@ -30,6 +31,7 @@ from django.db.models.lookups import (
     LessThan,
     LessThanOrEqual,
 )
+from django.utils import timezone
 
 from conditions.syntax import TextForm
 
@@ -395,9 +397,43 @@ def compare(lhs: Any, op: str, value: Any) -> Q:
     lookup_class = _lookup_class(lhs, op)
     if op == "!=":
         return Q(IsNull(lhs, False)) & ~Q(lookup_class(lhs, value))
+    if isinstance(lhs, F | KeyTransform):
+        # "column OP value AND column IS NOT NULL" is two-valued too, and
+        # unlike COALESCE it leaves the column bare, so PostgreSQL estimates
+        # how many rows match from its statistics and can use an index.
+        return Q(lookup_class(lhs, value)) & Q(IsNull(lhs, False))
+    # A subquery would run twice in that form, so it keeps COALESCE.
     return Q(
         Coalesce(lookup_class(lhs, value), Value(False), output_field=BooleanField())
     )
+
+
+def compare_local_date(instant: Any, op: str, day: date) -> Q:
+    """Compare the date of a timestamp in the site time zone with a day.
+
+    The test is on the timestamp itself, against the start of the day and
+    of the next day, so no row's timestamp is cast to a date. The result
+    is the same as compare(TruncDate(instant), op, day).
+    """
+    start = _day_start(day)
+    next_start = _day_start(day + timedelta(days=1))
+    if op == "<":
+        return compare(instant, "<", start)
+    if op == "<=":
+        return compare(instant, "<", next_start)
+    if op == ">":
+        return compare(instant, ">=", next_start)
+    if op == ">=":
+        return compare(instant, ">=", start)
+    if op == "==":
+        return compare(instant, ">=", start) & compare(instant, "<", next_start)
+    if op == "!=":
+        return compare(instant, "<", start) | compare(instant, ">=", next_start)
+    raise ConditionError(f"cannot compare a date with {op!r}")
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def _lookup_class(lhs: Any, op: str) -> Any:
