@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -22,6 +23,7 @@ from courses.models import (
     Module,
     SignInLink,
 )
+from courses.services import announce_learning_change
 
 
 class ReadOnlyAdminMixin:
@@ -226,6 +228,24 @@ class EnrollmentAdmin(admin.ModelAdmin):
         if not change and not obj.origin:
             obj.origin = f"admin:{request.user.get_username()}"
         super().save_model(request, obj, form, change)
+        # The admin saves inside a transaction, so the triggers that read
+        # learning see this enrollment, its status or its score after commit.
+        announce_learning_change(obj.contact.account_id)
+
+    def delete_model(self, request: HttpRequest, obj: Enrollment) -> None:
+        account_id = obj.contact.account_id
+        super().delete_model(request, obj)
+        announce_learning_change(account_id)
+
+    def delete_queryset(
+        self, request: HttpRequest, queryset: QuerySet[Enrollment]
+    ) -> None:
+        # The delete action runs outside the admin's transactions.
+        with transaction.atomic():
+            account_ids = set(queryset.values_list("contact__account_id", flat=True))
+            super().delete_queryset(request, queryset)
+            for account_id in sorted(account_ids):
+                announce_learning_change(account_id)
 
 
 @admin.register(LessonProgress)

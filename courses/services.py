@@ -11,6 +11,7 @@ import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -35,8 +36,21 @@ from courses.models import (
     SignInLink,
 )
 from customers.models import Contact
+from customers.services import send_data_changed
 
 logger = logging.getLogger(__name__)
+
+# Highest score of a quiz, exam or course, in percent.
+MAX_SCORE = Decimal(100)
+
+
+def announce_learning_change(account_id: int) -> None:
+    """Send data_changed ("learning") for an account, inside the write's transaction.
+
+    The triggers that read enrollments, progress or scores are then evaluated
+    for that account after the commit.
+    """
+    send_data_changed(Enrollment, account_id, "learning")
 
 
 def enroll(
@@ -50,7 +64,8 @@ def enroll(
     """Enroll a contact in a course once; return the enrollment and whether it is new.
 
     The unique constraint on (contact, course) decides, so two workers
-    enrolling the same contact at once still create one row.
+    enrolling the same contact at once still create one row. A new
+    enrollment sends data_changed ("learning") for the contact's account.
     """
     enrolled_at = at or timezone.now()
     try:
@@ -62,6 +77,7 @@ def enroll(
                 origin=origin,
                 enrolled_at=enrolled_at,
             )
+            announce_learning_change(contact.account_id)
     except IntegrityError:
         existing = Enrollment.objects.get(contact=contact, course=course)
         return existing, False
@@ -462,8 +478,11 @@ def _lesson_position(lesson: Lesson) -> tuple[int, int, int, int]:
     return (lesson.module.order, lesson.module_id, lesson.order, lesson.pk)
 
 
-def _advance(locked: Enrollment, lesson: Lesson, at: datetime) -> None:
-    """Set started_at on first activity and move furthest_lesson forward, never back."""
+def _advance(locked: Enrollment, lesson: Lesson, at: datetime) -> bool:
+    """Set started_at on first activity and move furthest_lesson forward, never back.
+
+    Returns whether the enrollment changed.
+    """
     changed = []
     if locked.started_at is None:
         locked.started_at = at
@@ -474,6 +493,7 @@ def _advance(locked: Enrollment, lesson: Lesson, at: datetime) -> None:
         changed.append("furthest_lesson")
     if changed:
         locked.save(update_fields=[*changed, "updated_at"])
+    return bool(changed)
 
 
 def _lock_enrollment(enrollment: Enrollment) -> Enrollment:
@@ -481,7 +501,7 @@ def _lock_enrollment(enrollment: Enrollment) -> Enrollment:
     # lock, so the completion check below reads the other writers' committed rows.
     return (
         Enrollment.objects.select_for_update(of=("self",))
-        .select_related("furthest_lesson__module")
+        .select_related("furthest_lesson__module", "contact")
         .get(pk=enrollment.pk)
     )
 
@@ -490,11 +510,21 @@ def _lock_enrollment(enrollment: Enrollment) -> Enrollment:
 def record_lesson_view(
     enrollment: Enrollment, lesson: Lesson, at: datetime | None = None
 ) -> LessonProgress:
-    """Record that the learner opened a lesson: one more view, started on first view."""
+    """Record that the learner opened a lesson: one more view, started on first view.
+
+    The first view of a lesson sends data_changed ("learning") for the
+    contact's account. Later views only count views, which no condition
+    reads, so they send nothing.
+    """
     viewed_at = at or timezone.now()
     lesson = _lesson_of_course(enrollment, lesson)
     locked = _lock_enrollment(enrollment)
 
+    # The enrollment lock serializes progress writes, so this read is still
+    # true at the insert below.
+    first_view = not LessonProgress.objects.filter(
+        enrollment=locked, lesson=lesson
+    ).exists()
     LessonProgress.objects.bulk_create(
         [LessonProgress(enrollment=locked, lesson=lesson, started_at=viewed_at)],
         ignore_conflicts=True,
@@ -502,7 +532,9 @@ def record_lesson_view(
     LessonProgress.objects.filter(enrollment=locked, lesson=lesson).update(
         views=F("views") + 1, updated_at=timezone.now()
     )
-    _advance(locked, lesson, viewed_at)
+    advanced = _advance(locked, lesson, viewed_at)
+    if first_view or advanced:
+        announce_learning_change(locked.contact.account_id)
 
     enrollment.started_at = locked.started_at
     enrollment.furthest_lesson_id = locked.furthest_lesson_id
@@ -517,14 +549,85 @@ def complete_lesson(
 
     Idempotent: a lesson keeps the time it was first completed, and the
     enrollment's completed_at is set once. Only an active enrollment becomes
-    completed; progress on a failed or withdrawn one is still recorded.
+    completed; progress on a failed or withdrawn one is still recorded. A
+    call that changes anything sends data_changed ("learning") for the
+    contact's account.
     """
     completed_at = at or timezone.now()
     lesson = _lesson_of_course(enrollment, lesson)
     locked = _lock_enrollment(enrollment)
 
+    if _complete(locked, lesson, completed_at):
+        announce_learning_change(locked.contact.account_id)
+
+    enrollment.refresh_from_db()
+    return enrollment
+
+
+@transaction.atomic
+def record_lesson_score(
+    enrollment: Enrollment,
+    lesson: Lesson,
+    score: Decimal | int | float | str,
+    at: datetime | None = None,
+) -> LessonProgress:
+    """Store the score of a submitted quiz or exam and complete the lesson.
+
+    The score is a percentage from 0 to 100, rounded to two decimals. A
+    later attempt replaces the stored score, because progress keeps one
+    score per lesson, and the lesson keeps the time it was first completed.
+    Sends data_changed ("learning") for the contact's account when the
+    score or the completion changed.
+    """
+    value = _percentage(score, f"score of lesson {lesson.pk}")
+    submitted_at = at or timezone.now()
+    lesson = _lesson_of_course(enrollment, lesson)
+    if lesson.kind not in (LessonKind.QUIZ, LessonKind.EXAM):
+        raise ValueError(
+            f"lesson {lesson.pk} is a {lesson.kind} lesson, not a quiz or exam; "
+            "only quizzes and exams have scores"
+        )
+    locked = _lock_enrollment(enrollment)
+
+    completed = _complete(locked, lesson, submitted_at)
+    rescored = (
+        LessonProgress.objects.filter(enrollment=locked, lesson=lesson)
+        .exclude(score=value)
+        .update(score=value, updated_at=timezone.now())
+    )
+    if completed or rescored:
+        announce_learning_change(locked.contact.account_id)
+
+    enrollment.refresh_from_db()
+    return LessonProgress.objects.get(enrollment=locked, lesson=lesson)
+
+
+def _percentage(score: Decimal | int | float | str, label: str) -> Decimal:
+    """Return score as a Decimal with two places, raising ValueError outside 0-100."""
+    try:
+        value = Decimal(str(score)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        raise ValueError(
+            f"{label} {score!r} is not a number; pass a percentage from 0 to 100"
+        ) from None
+    if isinstance(score, bool) or not 0 <= value <= MAX_SCORE:
+        raise ValueError(
+            f"{label} {score!r} is invalid; use a percentage from 0 to 100"
+        )
+    return value
+
+
+def _complete(locked: Enrollment, lesson: Lesson, completed_at: datetime) -> bool:
+    """Complete a lesson, and the enrollment when it was the last required one.
+
+    Returns whether anything changed. The caller holds the enrollment lock.
+    """
     # The unique (enrollment, lesson) constraint turns a second insert into a
     # no-op, and the conditional UPDATE only fills a missing completed_at.
+    # Under the enrollment lock, the read before them stays true.
+    done_before = LessonProgress.objects.filter(
+        enrollment=locked, lesson=lesson, completed_at__isnull=False
+    ).exists()
     LessonProgress.objects.bulk_create(
         [
             LessonProgress(
@@ -539,16 +642,16 @@ def complete_lesson(
     LessonProgress.objects.filter(
         enrollment=locked, lesson=lesson, completed_at__isnull=True
     ).update(completed_at=completed_at, updated_at=timezone.now())
-    _advance(locked, lesson, completed_at)
+    advanced = _advance(locked, lesson, completed_at)
 
+    finished = False
     if locked.status == EnrollmentStatus.ACTIVE and not _required_lessons_left(locked):
         locked.status = EnrollmentStatus.COMPLETED
         locked.completed_at = completed_at
         locked.save(update_fields=["status", "completed_at", "updated_at"])
         logger.info("Enrollment %s completed course %s", locked.pk, locked.course_id)
-
-    enrollment.refresh_from_db()
-    return enrollment
+        finished = True
+    return not done_before or advanced or finished
 
 
 def _required_lessons_left(enrollment: Enrollment) -> bool:
@@ -640,6 +743,11 @@ def enroll_many(
     reads back the rows this call wrote. As in enroll(), the unique
     constraint on (contact, course) decides, so an enrollment that another
     transaction inserted first is kept as it is and not returned.
+
+    It sends no data_changed, on purpose. Its callers are sweeps and journey
+    steps, which are evaluations already, and one signal per enrolled
+    account would queue an evaluation per account. A trigger that reads an
+    enrollment another trigger made fires at the next scheduled sweep.
     """
     requested = set(pairs)
     if not requested:

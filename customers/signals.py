@@ -2,7 +2,8 @@
 
 customers imports no app above it, so it cannot call triggers when a usage
 event or a survey response arrives. It sends data_changed instead, and
-triggers connects a receiver in its AppConfig.ready().
+triggers connects a receiver in its AppConfig.ready(). courses and
+lifecycle send it too, for learning and stage changes.
 """
 
 from django.dispatch import Signal

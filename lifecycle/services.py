@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from conditions import ConditionError, EvaluationContext, compile_condition
 from customers.models import Account
-from customers.services import subjects_as_of, utc_day_start
+from customers.services import send_data_changed, subjects_as_of, utc_day_start
 from lifecycle.models import (
     AccountStage,
     CriterionMet,
@@ -104,6 +104,13 @@ def evaluate_stages(as_of: datetime | None = None) -> StageReport:
     also hold at as_of. The last stage keeps its accounts.
 
     Running it again with the same as_of changes nothing.
+
+    It sends no data_changed, on purpose. The scheduled sweep evaluates
+    every trigger that reads stages within one sweep interval (15 minutes
+    by default), in one query per trigger, while one signal per moved
+    account would queue one evaluation per account. Evaluations as of a
+    past instant (the demo's replay, backfills) would also queue
+    evaluations as of now for accounts whose history is being rebuilt.
     """
     as_of = _aware(as_of or timezone.now())
     started = time.monotonic()
@@ -341,9 +348,10 @@ def set_stage(
     """Move an account to a stage by hand and record who did it and why.
 
     Return the new StageChange, or None when the account is already in the
-    stage. Moving an account back to an earlier stage clears the criteria
-    it met in that stage and the later ones, so they must be met again
-    before evaluation moves it on.
+    stage. A move sends data_changed ("stage") for the account. Moving an
+    account back to an earlier stage clears the criteria it met in that
+    stage and the later ones, so they must be met again before evaluation
+    moves it on.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -384,6 +392,9 @@ def set_stage(
         AccountStage.objects.update_or_create(
             account=account, defaults={"stage": stage, "entered_at": at}
         )
+        # The triggers that read stages are evaluated for this account once
+        # the move commits.
+        send_data_changed(StageChange, account.pk, "stage")
 
     logger.info(
         "User %s moved account %s to stage %s by hand",

@@ -1,9 +1,10 @@
 """The event path: evaluating triggers for one account when its data changes.
 
 customers sends data_changed inside the transaction that records a usage
-event, ticket, survey answer or CRM change. The receiver here collects the
-account and the kind of data (its source) and, after the commit, hands
-them on:
+event, ticket, survey answer or CRM change, courses when it records an
+enrollment, progress or a score, and lifecycle when a CSM moves an account
+to another stage. The receiver here collects the account and the kind of
+data (its source) and, after the commit, hands them on:
 
 - With Redis as the broker, a ChangeCoalescer adds the sources to a set
   per account and queues one process_account_changes task unless one is
