@@ -119,11 +119,17 @@ def sweep_every_second() -> None:
         every=1, period=IntervalSchedule.SECONDS
     )
     PeriodicTask.objects.exclude(name=SWEEP_TASK).update(enabled=False)
-    sweep = PeriodicTask.objects.get(name=SWEEP_TASK)
-    sweep.interval = every_second
-    sweep.enabled = True
-    sweep.last_run_at = None
-    sweep.save()
+    # The migration creates the entry, but a reused test database may have
+    # lost it to an earlier test's flush.
+    PeriodicTask.objects.update_or_create(
+        name=SWEEP_TASK,
+        defaults={
+            "task": settings.NUDGEPATH_PERIODIC_TASKS[SWEEP_TASK]["task"],
+            "interval": every_second,
+            "enabled": True,
+            "last_run_at": None,
+        },
+    )
 
 
 def sweeps_run(processes) -> int:
