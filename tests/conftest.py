@@ -43,10 +43,17 @@ def eager_celery():
 def django_db_setup(django_db_setup, django_db_blocker):
     """Put back rows seeded by data migrations when a reused database lost them.
 
-    A transactional test ends by flushing every table, seeded stages too, so
-    with --reuse-db the next run would start without them.
+    A transactional test ends by flushing every table, seeded stages and
+    periodic tasks too, so with --reuse-db the next run would start without
+    them. The schedule functions create only the entries that are missing.
     """
     seed = importlib.import_module("lifecycle.migrations.0002_seed_stages")
+    schedules = [
+        importlib.import_module(f"triggers.migrations.{name}")
+        for name in ("0004_periodic_schedule", "0005_journeys_and_actions")
+    ]
     with django_db_blocker.unblock():
         if not apps.get_model("lifecycle", "Stage").objects.exists():
             seed.seed_stages(apps, schema_editor=None)
+        for schedule in schedules:
+            schedule.create_schedule(apps, schema_editor=None)
