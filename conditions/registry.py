@@ -19,9 +19,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from django.core.exceptions import FieldError
-from django.db.models import BooleanField, F, Q, Value
+from django.db.models import BooleanField, F, Func, Q
 from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Coalesce
 from django.db.models.lookups import (
     Exact,
     GreaterThan,
@@ -402,10 +401,17 @@ def compare(lhs: Any, op: str, value: Any) -> Q:
         # unlike COALESCE it leaves the column bare, so PostgreSQL estimates
         # how many rows match from its statistics and can use an index.
         return Q(lookup_class(lhs, value)) & Q(IsNull(lhs, False))
-    # A subquery would run twice in that form, so it keeps COALESCE.
-    return Q(
-        Coalesce(lookup_class(lhs, value), Value(False), output_field=BooleanField())
-    )
+    # A subquery would run twice in that form. "(comparison) IS TRUE" runs it
+    # once, and PostgreSQL estimates it as it does the bare comparison,
+    # where it takes COALESCE(..., false) to match half the rows.
+    return Q(IsTrue(lookup_class(lhs, value)))
+
+
+class IsTrue(Func):
+    """A condition that is false, not NULL, when the condition is NULL."""
+
+    template = "(%(expressions)s) IS TRUE"
+    output_field = BooleanField()
 
 
 def compare_local_date(instant: Any, op: str, day: date) -> Q:
