@@ -45,7 +45,9 @@ from customers.conditions import (
     account_ref,
     as_of_date,
     compare,
+    compare_count,
     count_of,
+    per_account,
     usage_events,
     usage_events_so_far,
 )
@@ -100,20 +102,23 @@ def value_contacts_matching(context: EvaluationContext, params: Params) -> Any:
 
 
 def compile_contacts_matching(context: EvaluationContext, params: Params) -> Q:
-    counted = value_contacts_matching(context, params)
-    return compare(counted, params["op"], params["value"])
+    matching = contacts_of_account(context).filter(params["where"])
+    return compare_count(matching, params["op"], params["value"])
 
 
 def value_contacts_added(context: EvaluationContext, params: Params) -> Any:
-    added = contacts_of_account(context).filter(
-        added_at__gt=context.as_of - timedelta(days=params["days"])
-    )
-    return count_of(added)
+    return count_of(_contacts_added(context, params))
 
 
 def compile_contacts_added(context: EvaluationContext, params: Params) -> Q:
-    counted = value_contacts_added(context, params)
-    return compare(counted, params["op"], params["value"])
+    added = _contacts_added(context, params)
+    return compare_count(added, params["op"], params["value"])
+
+
+def _contacts_added(context: EvaluationContext, params: Params) -> Any:
+    return contacts_of_account(context).filter(
+        added_at__gt=context.as_of - timedelta(days=params["days"])
+    )
 
 
 # -- health --------------------------------------------------------------------
@@ -176,7 +181,7 @@ def value_tickets(context: EvaluationContext, params: Params) -> Any:
 
 
 def compile_tickets(context: EvaluationContext, params: Params) -> Q:
-    return compare(value_tickets(context, params), params["op"], params["value"])
+    return compare_count(tickets(context, params), params["op"], params["value"])
 
 
 # -- surveys -------------------------------------------------------------------
@@ -260,7 +265,7 @@ register(
         name="any_contact",
         reads=frozenset({"contacts"}),
         label="Any contact of the account matches a condition",
-        compile=compile_any_contact,
+        compile=per_account(compile_any_contact),
         describe=lambda p: f"any contact of the account with {describe(p['where'])}",
         params={"where": WHERE},
         text=TextForm("any_contact", (ConditionSlot("where"),)),
@@ -271,7 +276,7 @@ register(
         name="contacts_matching",
         reads=frozenset({"contacts"}),
         label="Number of the account's contacts that match a condition",
-        compile=compile_contacts_matching,
+        compile=per_account(compile_contacts_matching),
         value=value_contacts_matching,
         describe=lambda p: (
             f"contacts with {describe(p['where'])} {p['op']} {p['value']}"
@@ -285,7 +290,7 @@ register(
         name="contacts_added",
         reads=frozenset({"contacts"}),
         label="Number of contacts added to the account in the last N days",
-        compile=compile_contacts_added,
+        compile=per_account(compile_contacts_added),
         value=value_contacts_added,
         describe=lambda p: (
             f"contacts added in the last {p['days']} days {p['op']} {p['value']}"
@@ -299,7 +304,7 @@ register(
         name="health_change",
         reads=frozenset({"health"}),
         label="Change of the health score over the last N days",
-        compile=compile_health_change,
+        compile=per_account(compile_health_change),
         value=value_health_change,
         describe=lambda p: (
             f"health score change over {p['days']} days {p['op']} {p['value']}"
@@ -317,7 +322,7 @@ register(
         name="tickets",
         reads=frozenset({"tickets"}),
         label="Number of support tickets by priority, topic and status",
-        compile=compile_tickets,
+        compile=per_account(compile_tickets),
         value=value_tickets,
         describe=lambda p: (
             f"{p.get('status') or ''} tickets{_window_words(p)} {p['op']} {p['value']}"

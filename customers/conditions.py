@@ -9,23 +9,24 @@ subscription_plan and upgraded_within read subscription history. The plan
 kind, renewal date, kickoff and signup dates are current values.
 """
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from django.db.models import (
     Count,
-    DateField,
+    DateTimeField,
     Exists,
-    ExpressionWrapper,
     F,
+    Func,
     IntegerField,
     OuterRef,
     Q,
     Subquery,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.db.models.lookups import (
     Exact,
     GreaterThan,
@@ -48,6 +49,7 @@ from conditions import (
 )
 from conditions import compare as compare_values
 from customers.models import (
+    Account,
     Contact,
     HealthScore,
     Plan,
@@ -89,15 +91,73 @@ def compare(expression: Any, op: str, value: Any) -> Q:
     return compare_values(expression, op, value)
 
 
-def count_of(queryset: Any) -> Coalesce:
-    """Build a correlated COUNT(*) subquery that is 0, not NULL, on no match."""
-    counted = (
-        queryset.order_by()
-        .values(group=Value(1))
-        .annotate(total=Count("pk"))
-        .values("total")
-    )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+class RowCount(Subquery):
+    """The number of rows of a queryset, as a correlated scalar subquery.
+
+    COUNT(*) over the rows, with no GROUP BY, is 0 on no rows and never NULL,
+    and it reads no column, so PostgreSQL can count from an index alone.
+    """
+
+    template = "(SELECT count(*) FROM (%(subquery)s) AS counted)"
+    output_field = IntegerField()
+
+
+def count_of(queryset: Any) -> RowCount:
+    """Build a correlated subquery that counts the queryset's rows."""
+    return RowCount(queryset.order_by().values("pk"))
+
+
+def compare_count(queryset: Any, op: str, value: int) -> Q:
+    """Compare the number of rows with a value.
+
+    "None" and "at least one" become NOT EXISTS and EXISTS, which stop at the
+    first row instead of counting every row in the window.
+    """
+    if (op, value) in (("==", 0), ("<", 1), ("<=", 0)):
+        return ~Q(Exists(queryset))
+    if (op, value) in ((">=", 1), (">", 0)):
+        return Q(Exists(queryset))
+    return compare(count_of(queryset), op, value)
+
+
+Compiler = Callable[[EvaluationContext, Mapping[str, Any]], Q]
+
+
+def per_account(compile_leaf: Compiler) -> Compiler:
+    """Evaluate a kind over accounts once per account, also for a contact subject.
+
+    For contacts the kind compiles as account_id IN (the accounts that
+    match), so its correlated subqueries run once per account instead of
+    once for each of the account's contacts. A compiler wrapped here must
+    read only the account, never the contact itself.
+    """
+
+    @functools.wraps(compile_leaf)
+    def compile_for_contacts(context: EvaluationContext, params: Params) -> Q:
+        if context.subject != "contact":
+            return compile_leaf(context, params)
+        accounts = Account.objects.filter(
+            compile_leaf(EvaluationContext("account", context.as_of), params)
+        )
+        return Q(account_id__in=accounts.order_by().values("pk"))
+
+    return compile_for_contacts
+
+
+class LocalDayStart(Func):
+    """The start of a date (or a date plus an interval) in a time zone, as a timestamp.
+
+    Comparing a timestamp column with these bounds, instead of casting the
+    column to a date, lets PostgreSQL use the column's index.
+    """
+
+    # Renders ((day)::timestamp AT TIME ZONE (zone)).
+    template = "((%(expressions)s))"
+    arg_joiner = ")::timestamp AT TIME ZONE ("
+    output_field = DateTimeField()
+
+    def __init__(self, day: Any, zone: str) -> None:
+        super().__init__(day, Value(zone))
 
 
 def window(context: EvaluationContext, days: int) -> dict[str, Any]:
@@ -141,12 +201,13 @@ def value_last_usage(context: EvaluationContext, params: Params) -> Subquery:
     return Subquery(latest)
 
 
-def value_event_count(context: EvaluationContext, params: Params) -> Coalesce:
+def value_event_count(context: EvaluationContext, params: Params) -> RowCount:
     return count_of(usage_events(context, params))
 
 
 def compile_event_count(context: EvaluationContext, params: Params) -> Q:
-    return compare(value_event_count(context, params), params["op"], params["value"])
+    events = usage_events(context, params)
+    return compare_count(events, params["op"], params["value"])
 
 
 def value_distinct_features(context: EvaluationContext, params: Params) -> Coalesce:
@@ -178,13 +239,15 @@ def value_first_usage(context: EvaluationContext, params: Params) -> Subquery:
 
 
 def _early_usage(context: EvaluationContext, params: Params) -> Any:
+    """Select the account's events dated anchor to anchor + N in the site time zone."""
     anchor = OuterRef(account_field(context, f"{params['after']}_date"))
-    deadline = ExpressionWrapper(anchor + timedelta(days=params["days"]), DateField())
+    zone = timezone.get_current_timezone_name()
+    after_deadline = anchor + timedelta(days=params["days"] + 1)
     events = UsageEvent.objects.filter(
         account=account_ref(context),
         occurred_at__lte=context.as_of,
-        occurred_at__date__gte=anchor,
-        occurred_at__date__lte=deadline,
+        occurred_at__gte=LocalDayStart(anchor, zone),
+        occurred_at__lt=LocalDayStart(after_deadline, zone),
     )
     if params.get("event"):
         events = events.filter(name=params["event"])
@@ -204,9 +267,9 @@ def compile_active_users_trend(context: EvaluationContext, params: Params) -> Q:
     )
     current_count = _distinct_contacts(current)
     previous_count = _distinct_contacts(previous)
-    return Q(GreaterThanOrEqual(current_count, previous_count)) & Q(
-        GreaterThan(current_count, 0)
-    )
+    # current >= previous and current > 0, with the current count computed
+    # once: counts are whole numbers, so current > 0 is current >= 1.
+    return Q(GreaterThanOrEqual(current_count, Greatest(previous_count, 1)))
 
 
 def value_active_users(context: EvaluationContext, params: Params) -> Coalesce:
@@ -287,29 +350,35 @@ def value_plan(context: EvaluationContext, params: Params) -> F:
 
 
 def compile_team_growth(context: EvaluationContext, params: Params) -> Q:
-    return compare(value_team_growth(context, params), ">=", params["value"])
+    return compare_count(_added_contacts(context, params), ">=", params["value"])
 
 
-def value_team_growth(context: EvaluationContext, params: Params) -> Coalesce:
+def value_team_growth(context: EvaluationContext, params: Params) -> RowCount:
     """Count the contacts added to the account in the window."""
-    added = Contact.objects.filter(
+    return count_of(_added_contacts(context, params))
+
+
+def _added_contacts(context: EvaluationContext, params: Params) -> Any:
+    return Contact.objects.filter(
         account=account_ref(context),
         added_at__gt=context.as_of - timedelta(days=params["days"]),
         added_at__lte=context.as_of,
     )
-    return count_of(added)
 
 
 def compile_contact_count(context: EvaluationContext, params: Params) -> Q:
-    counted = value_contact_count(context, params)
-    return compare(counted, params["op"], params["value"])
+    contacts = _contacts_so_far(context)
+    return compare_count(contacts, params["op"], params["value"])
 
 
-def value_contact_count(context: EvaluationContext, params: Params) -> Coalesce:
-    contacts = Contact.objects.filter(
+def value_contact_count(context: EvaluationContext, params: Params) -> RowCount:
+    return count_of(_contacts_so_far(context))
+
+
+def _contacts_so_far(context: EvaluationContext) -> Any:
+    return Contact.objects.filter(
         account=account_ref(context), added_at__lte=context.as_of
     )
-    return count_of(contacts)
 
 
 # -- surveys and tickets ---------------------------------------------------
@@ -341,18 +410,22 @@ def _accepted_responses(context: EvaluationContext, params: Params) -> Any:
 
 
 def compile_open_tickets(context: EvaluationContext, params: Params) -> Q:
-    counted = value_open_tickets(context, params)
-    return compare(counted, params["op"], params["value"])
+    tickets = _open_tickets(context, params)
+    return compare_count(tickets, params["op"], params["value"])
 
 
-def value_open_tickets(context: EvaluationContext, params: Params) -> Coalesce:
-    """Count tickets opened by as_of and not closed by then, optionally by priority."""
+def value_open_tickets(context: EvaluationContext, params: Params) -> RowCount:
+    return count_of(_open_tickets(context, params))
+
+
+def _open_tickets(context: EvaluationContext, params: Params) -> Any:
+    """Select tickets opened by as_of and not closed by then, optionally by priority."""
     tickets = SupportTicket.objects.filter(
         account=account_ref(context), opened_at__lte=context.as_of
     ).filter(Q(closed_at__isnull=True) | Q(closed_at__gt=context.as_of))
     if params["priorities"]:
         tickets = tickets.filter(priority__in=params["priorities"])
-    return count_of(tickets)
+    return tickets
 
 
 # -- registration ------------------------------------------------------------
@@ -440,7 +513,7 @@ register(
         name="first_usage_within",
         reads=frozenset({"usage", "crm"}),
         label="First usage within N days of kickoff or signup",
-        compile=compile_first_usage_within,
+        compile=per_account(compile_first_usage_within),
         value=value_first_usage,
         describe=lambda p: (
             f"{p.get('event') or 'usage'} within {p['days']} days of {p['after']}"
@@ -462,7 +535,7 @@ register(
         name="active_users_trend",
         reads=frozenset({"usage"}),
         label="Active users stable or growing",
-        compile=compile_active_users_trend,
+        compile=per_account(compile_active_users_trend),
         value=value_active_users,
         describe=lambda p: (
             f"active users in the last {p['days']} days at least "
@@ -489,7 +562,7 @@ register(
         name="health_score",
         reads=frozenset({"health"}),
         label="Health score compared with a value",
-        compile=compile_health_score,
+        compile=per_account(compile_health_score),
         value=value_health_score,
         describe=lambda p: f"health score {p['op']} {p['value']}",
         params={"op": OP, "value": Param(int, minimum=0, maximum=100)},
@@ -513,7 +586,7 @@ register(
         name="team_growth",
         reads=frozenset({"contacts"}),
         label="Contacts added to the account in the last N days",
-        compile=compile_team_growth,
+        compile=per_account(compile_team_growth),
         value=value_team_growth,
         describe=lambda p: (
             f"at least {p['value']} contacts added in the last {p['days']} days"
@@ -530,7 +603,7 @@ register(
         name="contact_count",
         reads=frozenset({"contacts"}),
         label="Number of contacts at the account",
-        compile=compile_contact_count,
+        compile=per_account(compile_contact_count),
         value=value_contact_count,
         describe=lambda p: f"contacts at the account {p['op']} {p['value']}",
         params={"op": OP, "value": COUNT},
@@ -563,7 +636,7 @@ register(
         name="open_tickets",
         reads=frozenset({"tickets"}),
         label="Number of open support tickets",
-        compile=compile_open_tickets,
+        compile=per_account(compile_open_tickets),
         value=value_open_tickets,
         describe=lambda p: (
             f"open {'/'.join(p['priorities']) or 'any-priority'} tickets "
@@ -659,7 +732,7 @@ register(
         name="new_role_added",
         reads=frozenset({"contacts"}),
         label="A contact with a role new to the account added in the last N days",
-        compile=compile_new_role_added,
+        compile=per_account(compile_new_role_added),
         describe=lambda p: (
             f"a contact with a new role added in the last {p['days']} days"
         ),
@@ -672,7 +745,7 @@ register(
         name="subscription_plan",
         reads=frozenset({"subscriptions"}),
         label="Paid subscription on one of the plans",
-        compile=compile_subscription_plan,
+        compile=per_account(compile_subscription_plan),
         describe=lambda p: "subscribed to " + " or ".join(p["plans"]),
         params={"plans": Param(list, choices=tuple(Plan.values))},
         text=TextForm("subscribed_to", (ValueSlot("plans"),)),
@@ -683,7 +756,7 @@ register(
         name="upgraded_within",
         reads=frozenset({"subscriptions"}),
         label="Subscription upgraded in the last N days",
-        compile=compile_upgraded_within,
+        compile=per_account(compile_upgraded_within),
         value=value_upgraded_on,
         describe=lambda p: f"upgraded in the last {p['days']} days",
         params={"days": DAYS},

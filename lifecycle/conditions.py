@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import OuterRef, Q, Subquery
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from conditions import (
@@ -24,8 +23,10 @@ from conditions import (
     TextForm,
     ValueSlot,
     compare,
+    compare_local_date,
     register,
 )
+from customers.conditions import per_account
 from lifecycle.models import Stage, StageChange
 
 Params = Mapping[str, Any]
@@ -60,10 +61,9 @@ def compile_days_in_stage(context: EvaluationContext, params: Params) -> Q:
     """
     # today - entered OP n  <=>  entered REVERSED(OP) today - n.
     today = timezone.localdate(context.as_of)
-    entered = TruncDate(
-        value_stage_entered(context, params), tzinfo=timezone.get_current_timezone()
-    )
-    days = compare(entered, REVERSED[params["op"]], today - timedelta(params["value"]))
+    entered = Subquery(_latest_change(context).values("changed_at")[:1])
+    day = today - timedelta(params["value"])
+    days = compare_local_date(entered, REVERSED[params["op"]], day)
     if params.get("stage"):
         return days & compare(value_stage(context, params), "==", params["stage"])
     return days
@@ -103,7 +103,7 @@ register(
         name="lifecycle_stage",
         reads=frozenset({"stage"}),
         label="The account's lifecycle stage",
-        compile=compile_stage,
+        compile=per_account(compile_stage),
         value=value_stage,
         describe=lambda p: f"lifecycle stage {p['op']} {p['value']}",
         params={
@@ -120,7 +120,7 @@ register(
         name="days_in_stage",
         reads=frozenset({"stage"}),
         label="Days the account has been in its current stage",
-        compile=compile_days_in_stage,
+        compile=per_account(compile_days_in_stage),
         value=value_stage_entered,
         describe=lambda p: (
             f"days in {p.get('stage') or 'the current'} stage {p['op']} {p['value']}"
