@@ -8,11 +8,12 @@ already have the given values) writes nothing and sends nothing.
 """
 
 import logging
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from customers.models import (
@@ -80,8 +81,13 @@ def record_usage_event(
     under that id is returned unchanged, so a redelivered event counts once.
     """
     _require_aware(occurred_at, "occurred_at")
+    _require_text(UsageEvent, "name", name, "usage event name")
     if not name.strip():
         raise ValueError("usage event name is blank; pass the event's name")
+    _require_text(UsageEvent, "feature", feature, "usage event feature")
+    if external_id is not None:
+        _require_text(UsageEvent, "external_id", external_id, "usage event external_id")
+    _require_json(dict(properties or {}), "usage event properties")
     fields = {
         "account_id": contact.account_id,
         "contact": contact,
@@ -131,6 +137,9 @@ def record_survey_response(
             f"{kind} score {score!r} is invalid; use a whole number from {low} "
             f"to {high}"
         )
+    _require_text(SurveyResponse, "comment", comment, "survey comment")
+    if external_id is not None:
+        _require_text(SurveyResponse, "external_id", external_id, "survey external_id")
     fields = {
         "account_id": contact.account_id,
         "contact": contact,
@@ -166,6 +175,8 @@ def record_ticket(
     A helpdesk sends a ticket again when it changes, for example when it is
     closed, so the external id identifies the ticket.
     """
+    _require_text(SupportTicket, "external_id", external_id, "ticket external_id")
+    _require_text(SupportTicket, "topic", topic, "ticket topic")
     _require_aware(opened_at, "opened_at")
     if closed_at is not None:
         _require_aware(closed_at, "closed_at")
@@ -210,6 +221,7 @@ def update_account_attributes(account: Account, changes: Mapping[str, Any]) -> b
     "properties" is merged into the stored custom properties.
     """
     _require_known(changes, ACCOUNT_ATTRIBUTES, "account")
+    _require_storable(Account, changes, "account")
     with transaction.atomic():
         locked = Account.objects.select_for_update().get(pk=account.pk)
         changed = _apply_changes(locked, changes)
@@ -226,6 +238,7 @@ def update_contact_attributes(contact: Contact, changes: Mapping[str, Any]) -> b
     "properties" is merged into the stored custom properties.
     """
     _require_known(changes, CONTACT_ATTRIBUTES, "contact")
+    _require_storable(Contact, changes, "contact")
     for name in ("unsubscribed_at", "bounced_at"):
         if changes.get(name) is not None:
             _require_aware(changes[name], name)
@@ -293,3 +306,98 @@ def _require_aware(instant: Any, name: str) -> None:
             f"{name}={instant!r} must be an aware datetime, for example "
             "datetime(2024, 6, 15, 12, 0, tzinfo=UTC)"
         )
+
+
+# PostgreSQL rejects the values below with a DataError whose message shows
+# the SQL, after the transaction has started. These checks raise ValueError
+# before any write instead.
+
+# Characters of a rejected value shown in an error message.
+SHOWN_CHARACTERS = 40
+
+
+def _require_storable(
+    model: type[models.Model], changes: Mapping[str, Any], what: str
+) -> None:
+    """Check the text and JSON attributes of a CRM update against their columns."""
+    for name, value in changes.items():
+        if name == "properties":
+            # A value that is not a mapping gets its own error in _apply_changes.
+            if isinstance(value, Mapping):
+                _require_json(value, f"{what} properties")
+        elif isinstance(value, str):
+            _require_text(model, name, value, f"{what} {name}")
+
+
+def _require_text(
+    model: type[models.Model], field_name: str, value: Any, label: str
+) -> None:
+    """Raise ValueError unless value fits the model's text column field_name.
+
+    PostgreSQL text cannot contain NUL, and varchar(n) takes at most n
+    characters.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{label}={value!r} must be a string")
+    _require_no_nul(value, label)
+    max_length = getattr(model._meta.get_field(field_name), "max_length", None)
+    if max_length is not None and len(value) > max_length:
+        raise ValueError(
+            f"{label} {_shorten(value)} is {len(value)} characters long, more than "
+            f"the maximum of {max_length}; shorten it"
+        )
+
+
+def _require_json(value: Any, label: str) -> None:
+    """Raise ValueError naming the first part of value that jsonb cannot store.
+
+    jsonb has no NaN or infinity, and its strings cannot contain NUL. Other
+    Python types (a datetime, a set) have no JSON form at all.
+    """
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{label} is {value!r}, which JSON cannot store; use a finite "
+                "number or None"
+            )
+        return
+    if isinstance(value, str):
+        _require_no_nul(value, label)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                _require_no_nul(key, f"{label} key")
+            elif not (key is None or isinstance(key, bool | int | float)):
+                raise ValueError(
+                    f"{label} key {key!r} is a {type(key).__name__}, which JSON "
+                    "cannot store as a key; use a string key"
+                )
+            _require_json(item, f"{label}[{key!r}]")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _require_json(item, f"{label}[{index}]")
+        return
+    value_text = repr(value)[:SHOWN_CHARACTERS]
+    raise ValueError(
+        f"{label} is a {type(value).__name__} ({value_text}), which JSON cannot store; "
+        "use a string, number, boolean, None, list or mapping"
+    )
+
+
+def _require_no_nul(value: str, label: str) -> None:
+    if "\x00" in value:
+        raise ValueError(
+            f"{label} {_shorten(value)} contains a NUL character (\\x00), which "
+            "PostgreSQL cannot store in text; remove it"
+        )
+
+
+def _shorten(value: str) -> str:
+    """Return the repr of value, cut to SHOWN_CHARACTERS characters."""
+    if len(value) <= SHOWN_CHARACTERS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARACTERS]!r}..."
