@@ -10,7 +10,7 @@ from django.urls import URLPattern
 
 from conditions import describe, fields, kinds
 from conditions.formatting import signature
-from triggers import admin_views, services
+from triggers import admin_views, delivery_forms, services
 from triggers.delivery import validate_rules
 from triggers.forms import TriggerForm
 from triggers.journey_admin import JourneyStepInline
@@ -312,7 +312,7 @@ class DeliveryRulesForm(forms.ModelForm):
 class DeliveryRulesAdmin(admin.ModelAdmin):
     """The single row of delivery rules; without it no cap or quiet hours apply."""
 
-    form = DeliveryRulesForm
+    form = delivery_forms.DeliveryRulesForm
     list_display = [
         "__str__",
         "cap_emails",

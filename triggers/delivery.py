@@ -20,12 +20,11 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from django.core.exceptions import ValidationError
 from django.db.models import DateTimeField
 from django.db.models.functions import Coalesce
 
 from customers.models import Contact
-from customers.time_zones import load_time_zone, validate_time_zone_name
+from customers.time_zones import load_time_zone
 from triggers.models import DeliveryRules, OutboxEmail, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -59,36 +58,11 @@ def load_rules() -> DeliveryRules | None:
 
 
 def validate_rules(rules: DeliveryRules) -> None:
-    """Raise ValidationError naming each field whose value cannot work."""
-    errors: dict[str, str] = {}
-    weekdays = rules.send_weekdays
-    if (
-        not isinstance(weekdays, list)
-        or not weekdays
-        or any(type(day) is not int or not 0 <= day <= 6 for day in weekdays)
-    ):
-        errors["send_weekdays"] = (
-            f"Invalid sending days {weekdays!r}: give a non-empty list of numbers "
-            "from 0 (Monday) to 6 (Sunday), for example [0, 1, 2, 3, 4]."
-        )
-    if rules.send_from >= rules.send_until:
-        errors["send_until"] = (
-            f"The sending window ends at {rules.send_until:%H:%M}, not after it "
-            f"starts at {rules.send_from:%H:%M}: set an end later the same day."
-        )
-    if rules.cap_emails and not rules.cap_window_days:
-        errors["cap_window_days"] = (
-            "A cap needs a window of at least 1 day; set the days, or set the "
-            "cap to 0 for no cap."
-        )
-    try:
-        if not rules.default_time_zone:
-            raise ValidationError("The default time zone is required, such as UTC.")
-        validate_time_zone_name(rules.default_time_zone)
-    except ValidationError as exc:
-        errors["default_time_zone"] = " ".join(exc.messages)
-    if errors:
-        raise ValidationError(errors)
+    """Raise ValidationError naming each field whose value cannot work.
+
+    The checks live in DeliveryRules.clean(), which also sorts send_weekdays.
+    """
+    rules.clean()
 
 
 def suppression_reason(contact: Contact) -> str:

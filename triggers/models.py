@@ -11,9 +11,22 @@ from django.db import models
 from django.utils import timezone
 
 from conditions import ConditionError, validate
+from customers.time_zones import validate_time_zone_name
 from triggers.rendering import TEMPLATE_VARIABLES, compile_template
 
 VARIABLES_HELP = ", ".join(TEMPLATE_VARIABLES)
+
+
+# Sending days are stored as Python's date.weekday() numbers, 0 to 6.
+WEEKDAY_NAMES = (
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+)
 
 
 def default_send_weekdays() -> list[int]:
@@ -668,6 +681,58 @@ class DeliveryRules(models.Model):
 
     def __str__(self) -> str:
         return "Delivery rules"
+
+    def clean(self) -> None:
+        """Reject values that cannot work, naming each field; sort the sending days."""
+        errors: dict[str, str] = {}
+        weekdays_error = _weekdays_error(self.send_weekdays)
+        if weekdays_error:
+            errors["send_weekdays"] = weekdays_error
+        else:
+            self.send_weekdays = sorted(self.send_weekdays)
+
+        if self.send_from >= self.send_until:
+            errors["send_until"] = (
+                f"The sending window ends at {self.send_until:%H:%M}, not after it "
+                f"starts at {self.send_from:%H:%M}: set an end later the same day."
+            )
+        if self.cap_emails and not self.cap_window_days:
+            errors["cap_window_days"] = (
+                "A cap needs a window of at least 1 day; set the days, or set the "
+                "cap to 0 for no cap."
+            )
+        try:
+            if not self.default_time_zone:
+                raise ValidationError("The default time zone is required, such as UTC.")
+            validate_time_zone_name(self.default_time_zone)
+        except ValidationError as exc:
+            errors["default_time_zone"] = " ".join(exc.messages)
+
+        if errors:
+            raise ValidationError(errors)
+
+
+def _weekdays_error(weekdays: Any) -> str:
+    """Return why a send_weekdays value is invalid, or "" when it is valid."""
+    if not isinstance(weekdays, list) or not weekdays:
+        return (
+            f"Invalid sending days {weekdays!r}: choose at least one day, as a list "
+            "of numbers from 0 (Monday) to 6 (Sunday), for example [0, 1, 2, 3, 4]."
+        )
+    invalid = [day for day in weekdays if type(day) is not int or not 0 <= day <= 6]
+    if invalid:
+        return (
+            f"Invalid sending days {weekdays!r}: {invalid!r} are not day numbers. "
+            "Use numbers from 0 (Monday) to 6 (Sunday)."
+        )
+    repeated = sorted({day for day in weekdays if weekdays.count(day) > 1})
+    if repeated:
+        names = ", ".join(WEEKDAY_NAMES[day] for day in repeated)
+        return (
+            f"Invalid sending days {weekdays!r}: {names} listed more than once. "
+            "List each day once."
+        )
+    return ""
 
 
 # Journeys, the actions they take and re-entry. A trigger's own course and

@@ -12,12 +12,12 @@ from django.urls import reverse
 from courses.models import SignInLink
 from tests.factories import NOW, make_account, make_contact
 from tests.triggers.factories import make_template, make_trigger
-from triggers.admin import DeliveryRulesForm
 from triggers.delivery import (
     cap_slot,
     next_window_opening,
     recipient_time_zone,
 )
+from triggers.delivery_forms import DeliveryRulesForm
 from triggers.models import DeliveryRules, Firing, OutboxEmail
 from triggers.outbox import idempotency_key_for, message_id_for
 from triggers.services import run_sweep, send_outbox_email
@@ -233,7 +233,7 @@ def rules_form(**overrides):
         "quiet_hours_enabled": "on",
         "send_from": "09:00",
         "send_until": "17:00",
-        "send_weekdays": "[0, 1, 2, 3, 4]",
+        "send_weekdays": ["0", "1", "2", "3", "4"],
         "default_time_zone": "Europe/Paris",
     }
     data.update(overrides)
@@ -250,9 +250,9 @@ def test_rules_form_accepts_valid_rules():
     ("field", "value", "error_field", "fragment"),
     [
         ("default_time_zone", "Europe/Pariss", "default_time_zone", "Europe/Pariss"),
-        ("send_weekdays", "[7]", "send_weekdays", "[7]"),
-        ("send_weekdays", "[]", "send_weekdays", "required"),
-        ("send_weekdays", '["Mon"]', "send_weekdays", "0 (Monday) to 6"),
+        ("send_weekdays", ["7"], "send_weekdays", "7 is not one of"),
+        ("send_weekdays", [], "send_weekdays", "required"),
+        ("send_weekdays", ["Monday"], "send_weekdays", "Monday is not one of"),
         ("send_until", "08:00", "send_until", "08:00"),
         ("cap_window_days", "0", "cap_window_days", "at least 1 day"),
     ],
@@ -262,6 +262,71 @@ def test_rules_form_rejects_bad_value(field, value, error_field, fragment):
 
     assert not form.is_valid()
     assert fragment in " ".join(form.errors[error_field])
+
+
+def test_rules_form_weekdays_are_checkboxes():
+    form = rules_form()
+    html = str(form["send_weekdays"])
+
+    assert 'type="checkbox"' in html
+    for name in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"):
+        assert name in html
+    assert "Saturday" in html
+    assert "Sunday" in html
+
+
+def test_rules_form_saves_sorted_weekdays():
+    form = rules_form(send_weekdays=["6", "0", "2"])
+
+    assert form.is_valid(), form.errors
+    rules = form.save()
+
+    rules.refresh_from_db()
+    assert rules.send_weekdays == [0, 2, 6]
+
+
+def test_rules_form_shows_saved_weekdays_checked():
+    rules = office_hours(send_weekdays=[1, 3])
+    rules.save()
+
+    html = str(DeliveryRulesForm(instance=rules)["send_weekdays"])
+
+    checked = [line for line in html.splitlines() if "checked" in line]
+    assert len(checked) == 2
+    assert 'value="1"' in checked[0]
+    assert 'value="3"' in checked[1]
+
+
+@pytest.mark.parametrize(
+    ("weekdays", "fragment"),
+    [
+        ([0, 0, 0], "Monday listed more than once"),
+        ([4, 1, 4, 1], "Tuesday, Friday listed more than once"),
+        ([7], "[7] are not day numbers"),
+        ([-1, 2], "[-1] are not day numbers"),
+        (["Mon"], "['Mon'] are not day numbers"),
+        ([True], "[True] are not day numbers"),
+        ([], "choose at least one day"),
+        ("0,1", "choose at least one day"),
+    ],
+)
+def test_rules_reject_bad_weekdays(weekdays, fragment):
+    rules = office_hours(send_weekdays=weekdays)
+
+    with pytest.raises(ValidationError) as error:
+        rules.full_clean()
+
+    message = " ".join(error.value.message_dict["send_weekdays"])
+    assert fragment in message
+    assert repr(weekdays) in message
+
+
+def test_rules_clean_sorts_weekdays():
+    rules = office_hours(send_weekdays=[4, 0, 2])
+
+    rules.full_clean()
+
+    assert rules.send_weekdays == [0, 2, 4]
 
 
 # -- frequency cap ---------------------------------------------------------------
