@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from django.db import transaction
@@ -39,6 +39,15 @@ from triggers.reentry import record_matches
 from triggers.unenrollment import end_unmatched_enrollments, restore_enrollments
 
 logger = logging.getLogger(__name__)
+
+# Sweeps and replays before this instant are rejected. Near year 1 the
+# windows of a condition (N days before the instant) overflow Python's
+# dates and every trigger would fail, and no customer data is that old.
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+# The maximum number of sweeps one replay may plan: ten years of daily
+# sweeps. Each sweep writes a Sweep row, so a longer period is split into
+# several replays that can be checked one by one.
+MAX_REPLAY_SWEEPS = 3660
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,7 @@ def run_sweep(
     """
     as_of = as_of or timezone.now()
     _require_aware(as_of, "as_of")
+    _require_not_too_early(as_of, "as_of")
     if deliver_after is not None:
         _require_aware(deliver_after, "deliver_after")
     selected = _select_triggers(triggers)
@@ -140,13 +150,12 @@ def replay(
     Replaying history in order makes each firing happen at the instant it
     would have happened had the sweeps run back then. Emails of sweeps
     before deliver_after are written as skipped, never sent; None sends all.
+
+    Raises ValueError, before any sweep runs, when the period is reversed,
+    starts before EARLIEST_INSTANT, ends after now (a replay must not act
+    on what has not happened) or plans more than MAX_REPLAY_SWEEPS sweeps.
     """
-    if step <= timedelta(0):
-        raise ValueError(f"step {step} must be positive, for example timedelta(days=1)")
-    if end < start:
-        raise ValueError(
-            f"replay end {end.isoformat()} is before its start {start.isoformat()}"
-        )
+    _check_replay(start, end, step)
     instants: Iterable[datetime] = _instants(start, end, step)
     if progress:
         instants = tqdm(instants, desc="Replaying sweeps", unit="sweep")
@@ -173,6 +182,46 @@ def _require_aware(instant: datetime, name: str) -> None:
             f"{name} {instant.isoformat()} has no time zone; pass an aware datetime "
             "such as datetime(2024, 6, 15, tzinfo=UTC)"
         )
+
+
+def _require_not_too_early(instant: datetime, name: str) -> None:
+    if instant < EARLIEST_INSTANT:
+        raise ValueError(
+            f"{name} {instant.isoformat()} is before "
+            f"{EARLIEST_INSTANT.date().isoformat()}; sweeps evaluate instants from "
+            f"{EARLIEST_INSTANT.isoformat()} on"
+        )
+
+
+def _check_replay(start: datetime, end: datetime, step: timedelta) -> None:
+    if step <= timedelta(0):
+        raise ValueError(f"step {step} must be positive, for example timedelta(days=1)")
+    _require_aware(start, "replay start")
+    _require_aware(end, "replay end")
+    if end < start:
+        raise ValueError(
+            f"replay end {end.isoformat()} is before its start {start.isoformat()}"
+        )
+    _require_not_too_early(start, "replay start")
+    now = timezone.now()
+    if end > now:
+        raise ValueError(
+            f"replay end {end.isoformat()} is in the future (now is "
+            f"{now.isoformat()}); a replay evaluates the past only, so end it at "
+            "or before now"
+        )
+    sweeps = replay_sweep_count(start, end, step)
+    if sweeps > MAX_REPLAY_SWEEPS:
+        raise ValueError(
+            f"a replay from {start.isoformat()} to {end.isoformat()} every {step} "
+            f"plans {sweeps:,} sweeps, more than the limit of {MAX_REPLAY_SWEEPS:,}; "
+            "split the period into shorter replays or use a longer step"
+        )
+
+
+def replay_sweep_count(start: datetime, end: datetime, step: timedelta) -> int:
+    """Return how many sweeps a replay from start to end, both included, runs."""
+    return (end - start) // step + 1
 
 
 def _skip_reason(as_of: datetime, deliver_after: datetime | None) -> str:

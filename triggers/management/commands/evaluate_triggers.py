@@ -6,6 +6,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from triggers.evaluation import (
+    EARLIEST_INSTANT,
+    MAX_REPLAY_SWEEPS,
+    replay_sweep_count,
+)
 from triggers.services import SweepReport, replay, run_sweep
 
 DATETIME_FORMAT_HELP = (
@@ -77,6 +82,7 @@ class Command(BaseCommand):
             )
         start = datetime(first.year, first.month, first.day, tzinfo=UTC)
         end = datetime(last.year, last.month, last.day, tzinfo=UTC)
+        self._check_period(start, end, options["step_days"])
         self.stdout.write(
             f"Replaying sweeps from {start.isoformat()} to {end.isoformat()} "
             f"every {options['step_days']} day(s)"
@@ -107,7 +113,40 @@ class Command(BaseCommand):
                 f"--at {value!r} is in the future; sweeps evaluate the past or now. "
                 "Leave --at out to evaluate as of now."
             )
+        if parsed < EARLIEST_INSTANT:
+            raise CommandError(
+                f"--at {value!r} is before {EARLIEST_INSTANT.date().isoformat()}; "
+                f"sweeps evaluate instants from {EARLIEST_INSTANT.isoformat()} on."
+            )
         return parsed
+
+    def _check_period(self, start: datetime, end: datetime, step_days: int) -> None:
+        """Reject a replay that starts too early, ends in the future or is too long.
+
+        Checked here, before any sweep runs, so a rejected replay writes
+        nothing. replay() checks the same rules with ValueError.
+        """
+        if start < EARLIEST_INSTANT:
+            raise CommandError(
+                f"--replay-from {start.date().isoformat()} is before "
+                f"{EARLIEST_INSTANT.date().isoformat()}; start the replay on "
+                f"{EARLIEST_INSTANT.date().isoformat()} or later."
+            )
+        if end > timezone.now():
+            raise CommandError(
+                f"--replay-to {end.date().isoformat()} is in the future; a replay "
+                "evaluates past days only, so end it today "
+                f"({timezone.now().astimezone(UTC).date().isoformat()}) or earlier."
+            )
+        sweeps = replay_sweep_count(start, end, timedelta(days=step_days))
+        if sweeps > MAX_REPLAY_SWEEPS:
+            raise CommandError(
+                f"A replay from {start.date().isoformat()} to "
+                f"{end.date().isoformat()} every {step_days} day(s) plans "
+                f"{sweeps:,} sweeps, more than the limit of {MAX_REPLAY_SWEEPS:,}; "
+                "split the period into several replays of at most "
+                f"{MAX_REPLAY_SWEEPS:,} sweeps each, or raise --step-days."
+            )
 
     def _parse_day(self, option: str, value: str) -> date:
         try:
