@@ -29,7 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from conditions import EvaluationContext, Subject, validate
-from triggers.evaluation import matching_subjects
+from triggers.evaluation import EARLIEST_INSTANT, matching_subjects
 from triggers.models import Firing, Occurrence, SubjectType, Trigger, TriggerMatch
 from triggers.reentry import episode_key
 
@@ -88,12 +88,23 @@ def default_period(today: date | None = None) -> tuple[date, date]:
 
 
 def check_period(start: date, end: date, today: date | None = None) -> None:
-    """Raise BacktestPeriodError unless start <= end <= today, within 2 years."""
+    """Raise BacktestPeriodError unless start <= end <= today, within 2 years.
+
+    The start must also be on or after 2000-01-01, the earliest day a sweep
+    evaluates, because condition windows near year 1 overflow Python's dates.
+    """
     today = today or timezone.localdate()
     if end < start:
         raise BacktestPeriodError(
             f"The end date {end.isoformat()} is before the start date "
             f"{start.isoformat()}; choose an end on or after the start."
+        )
+    earliest = EARLIEST_INSTANT.date()
+    if start < earliest:
+        raise BacktestPeriodError(
+            f"The start date {start.isoformat()} is before {earliest.isoformat()}, "
+            f"the earliest day a backtest evaluates; choose {earliest.isoformat()} "
+            "or later."
         )
     if end > today:
         raise BacktestPeriodError(

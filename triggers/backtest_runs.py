@@ -101,10 +101,16 @@ def compute_run(run_id: int) -> BacktestRun:
         return _finish(run, BacktestStatus.FAILED, error=str(exc))
     except Exception as exc:
         logger.exception("Backtest run %s failed unexpectedly", run_id)
+        # The page puts "The backtest failed:" before the stored error, and
+        # the exception's class name is in the log, not on the page.
+        detail = str(exc) or "no message"
         return _finish(
             run,
             BacktestStatus.FAILED,
-            error=f"The backtest failed: {type(exc).__name__}: {exc}",
+            error=(
+                f"unexpected error ({detail}); the server log of "
+                "triggers.backtest_runs has the details."
+            ),
         )
 
     run = _finish(run, BacktestStatus.DONE, rows=backtest_rows(result))

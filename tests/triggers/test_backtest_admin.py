@@ -279,7 +279,10 @@ def test_unexpected_error_fails_run(monkeypatch, caplog):
         run = compute_run(run.pk)
 
     assert run.status == "failed"
-    assert run.error == "The backtest failed: RuntimeError: disk full"
+    assert run.error == (
+        "unexpected error (disk full); the server log of triggers.backtest_runs "
+        "has the details."
+    )
     assert "failed unexpectedly" in caplog.text
     assert "RuntimeError: disk full" in caplog.text
 
