@@ -79,7 +79,8 @@ def test_rules_form_rejects_localtime():
     )
 
     assert not form.is_valid()
-    assert "'localtime'" in str(form.errors["default_time_zone"])
+    messages = [str(message) for message in form.errors["default_time_zone"]]
+    assert "'localtime'" in " ".join(messages)
 
 
 @pytest.mark.django_db
