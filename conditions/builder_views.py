@@ -17,13 +17,15 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin import AdminSite
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, path
 from django.views.decorators.http import require_POST
 
 from conditions.formatting import format_condition
-from conditions.language import ConditionSyntaxError, parse_condition
+from conditions.language import ConditionSyntaxError, load_json_tree, parse_condition
 from conditions.registry import SUBJECTS, ConditionError, Subject, validate
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,10 @@ View = Callable[[HttpRequest], HttpResponse]
 
 class BadRequest(Exception):
     """A request body that is not the JSON object the endpoint expects."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def builder_urls(site: AdminSite, permissions: Iterable[str]) -> list[URLPattern]:
@@ -77,7 +83,7 @@ def parse_view(request: HttpRequest) -> HttpResponse:
         subject = _subject(body)
         text = _text(body, "text")
     except BadRequest as exc:
-        return _bad_request(str(exc))
+        return _bad_request(exc)
 
     try:
         tree = parse_text(text, subject)
@@ -95,9 +101,11 @@ def format_view(request: HttpRequest) -> HttpResponse:
         body = _body(request)
         subject = _subject(body)
     except BadRequest as exc:
-        return _bad_request(str(exc))
+        return _bad_request(exc)
     if "tree" not in body:
-        return _bad_request('the request has no "tree"; send the condition tree')
+        return _bad_request(
+            BadRequest('the request has no "tree"; send the condition tree')
+        )
 
     try:
         text = format_tree(body["tree"], subject)
@@ -115,12 +123,7 @@ def parse_text(text: str, subject: Subject) -> dict[str, Any]:
     if not text.strip().startswith("{"):
         return parse_condition(text, subject)
 
-    try:
-        tree = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConditionSyntaxError(
-            f"invalid JSON: {exc.msg}", exc.lineno, exc.colno
-        ) from None
+    tree = load_json_tree(text)
     validate(tree, subject)
     return tree
 
@@ -137,7 +140,15 @@ def format_tree(tree: Any, subject: Subject) -> str:
 
 def _body(request: HttpRequest) -> dict[str, Any]:
     try:
-        body = json.loads(request.body)
+        raw = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise BadRequest(
+            f"the request body is larger than {limit} bytes; send a shorter condition",
+            status=413,
+        ) from None
+    try:
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -165,9 +176,9 @@ def _text(body: dict[str, Any], key: str) -> str:
     return value
 
 
-def _bad_request(message: str) -> JsonResponse:
-    logger.info("condition builder request rejected: %s", message)
-    return JsonResponse({"error": {"message": message}}, status=400)
+def _bad_request(exc: BadRequest) -> JsonResponse:
+    logger.info("condition builder request rejected: %s", exc)
+    return JsonResponse({"error": {"message": str(exc)}}, status=exc.status)
 
 
 def _syntax_error(exc: ConditionSyntaxError) -> dict[str, Any]:

@@ -126,7 +126,13 @@ def resolve_field(path: str) -> tuple[Field, str | None]:
     for field in _FIELDS.values():
         prefix = field.path + "."
         if field.type == "properties" and path.startswith(prefix):
-            return field, path[len(prefix) :]
+            key = path[len(prefix) :]
+            if not key:
+                raise ConditionError(
+                    f"the property name is empty; name one, for example "
+                    f"{field.path}.industry"
+                )
+            return field, key
     raise ConditionError(unknown_field_message(path))
 
 
@@ -159,22 +165,32 @@ def date_expression(path: str, subject: Subject) -> Any:
 
 
 def check_attribute(params: Mapping[str, Any], subject: Subject) -> None:
-    field, _key = resolve_field(params["field"])
-    field.orm_path(subject)
+    try:
+        field, _key = resolve_field(params["field"])
+        field.orm_path(subject)
+    except ConditionError as exc:
+        raise ConditionError(exc.message, param="field") from None
     op, value = params["op"], params["value"]
     allowed = TYPE_OPERATORS[field.type]
     if op not in allowed:
         raise ConditionError(
-            f"{params['field']} is {field.type}; compare it with {', '.join(allowed)}"
+            f"{params['field']} is {field.type}; compare it with {', '.join(allowed)}",
+            param="op",
         )
     if op == "in" and not isinstance(value, list):
         raise ConditionError(
-            f'\'in\' needs a list, for example {params["field"]} in ["a", "b"]'
+            f'\'in\' needs a list, for example {params["field"]} in ["a", "b"]',
+            param="value",
         )
     if op != "in" and isinstance(value, list):
-        raise ConditionError(f"{op} compares with one value; use 'in' for a list")
+        raise ConditionError(
+            f"{op} compares with one value; use 'in' for a list", param="value"
+        )
     for item in value if isinstance(value, list) else [value]:
-        _check_value(field, params["field"], item)
+        try:
+            _check_value(field, params["field"], item)
+        except ConditionError as exc:
+            raise ConditionError(exc.message, param="value") from None
 
 
 def _check_value(field: Field, path: str, value: Any) -> None:
@@ -219,13 +235,17 @@ def compile_attribute(context: EvaluationContext, params: Mapping[str, Any]) -> 
         day = _parse_date(params["field"], value)
         return compare_date(context, params, params["op"], day)
     lhs = value_attribute(context, params)
-    if field.type == "properties":
-        # A property is compared as JSON, so "fintech" must reach the database
-        # as the JSON string '"fintech"' and 250 as the JSON number 250.
-        value = (
-            [_json(item) for item in value] if isinstance(value, list) else _json(value)
-        )
-    return compare(lhs, params["op"], value)
+    if field.type != "properties":
+        return compare(lhs, params["op"], value)
+
+    # A property is compared as JSON, so "fintech" must reach the database
+    # as the JSON string '"fintech"' and 250 as the JSON number 250.
+    value = [_json(item) for item in value] if isinstance(value, list) else _json(value)
+    # A CRM that clears a property often stores JSON null. It counts as
+    # missing, so that != and < are false for it as for an absent key.
+    # A missing key makes this test NULL, but compare() is false there anyway.
+    is_json_null = lhs.get_lookup("exact")(lhs, _json(None))
+    return compare(lhs, params["op"], value) & ~Q(is_json_null)
 
 
 def _json(value: Any) -> Value:

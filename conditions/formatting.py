@@ -9,6 +9,7 @@ and a group with one condition is written all(...) or any(...).
 """
 
 import json
+import math
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -79,7 +80,11 @@ def _format_leaf(tree: Mapping[str, Any], path: str, depth: int) -> str:
         kind = get_kind(tree["kind"])
     except ConditionError as exc:
         raise ConditionError(exc.message, path) from None
-    kind.clean(tree, path)
+    cleaned = kind.clean(tree, path)
+    # A whole number stored as 10.0 is written 10, because the grammar reads
+    # days only as whole numbers. Float parameters keep their spelling.
+    whole = [name for name, param in kind.params.items() if param.type is int]
+    tree = {**tree, **{name: cleaned[name] for name in whole if name in tree}}
     if kind.name == ATTRIBUTE:
         return _format_attribute(tree)
     if kind.text is None:
@@ -185,6 +190,8 @@ def format_value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConditionError(f"{value!r} is not a finite number")
         text = repr(value)
         # The grammar has no exponent; 1e-05 is written 0.00001.
         return format(Decimal(text), "f") if "e" in text else text

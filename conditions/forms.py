@@ -12,7 +12,7 @@ from typing import Any
 from django import forms
 
 from conditions.formatting import format_condition
-from conditions.language import ConditionSyntaxError, parse_condition
+from conditions.language import ConditionSyntaxError, load_json_tree, parse_condition
 from conditions.registry import ConditionError, Subject, validate
 
 HELP_TEXT = (
@@ -84,12 +84,12 @@ class ConditionTextField(forms.CharField):
 
 def _json_tree(text: str, subject: Subject) -> dict[str, Any]:
     try:
-        tree = json.loads(text)
-    except json.JSONDecodeError as exc:
+        tree = load_json_tree(text)
+    except ConditionSyntaxError as exc:
         raise forms.ValidationError(
             "Invalid JSON at line %(line)s, column %(column)s: %(message)s",
             code="invalid_json",
-            params={"line": exc.lineno, "column": exc.colno, "message": exc.msg},
+            params={"line": exc.line, "column": exc.column, "message": exc.message},
         ) from exc
     try:
         validate(tree, subject)

@@ -16,7 +16,9 @@ fault, counted from 1, and, for a syntax error, the words expected there.
 
 import difflib
 import json
+import re
 from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,15 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from conditions.fields import fields, resolve_field
 from conditions.formatting import ATTRIBUTE, keyword_params, signature
 from conditions.registry import (
+    MAX_DEPTH,
     ConditionError,
     Kind,
     NestedCondition,
     Subject,
     _walk,
+    check_subject,
     kinds,
+    unstorable_text,
     validate,
 )
 from conditions.syntax import (
@@ -89,6 +94,12 @@ TOKEN_WORDS = {
 }
 # Shown first, in this order, because they say the most about what is missing.
 WORD_ORDER = ("a number", "a comparison such as >= or ==", "')'", "','")
+# The escapes that text in double quotes accepts: those of JSON, which
+# format_condition writes for quotes, backslashes and control characters.
+ESCAPES = '\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX'
+# Something that looks like a number to a person, with an exponent or a
+# point without digits after it, which the grammar does not read.
+NUMBER_LIKE = re.compile(r"-?[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?")
 
 
 class ConditionSyntaxError(ConditionError):
@@ -116,6 +127,10 @@ def parse_condition(
     check_references=False skips looking up the courses, stages and other
     rows the condition names, which needs the database.
     """
+    try:
+        check_subject(subject)
+    except ConditionError as exc:
+        raise ConditionSyntaxError(exc.message, 1, 1) from None
     if len(text) > MAX_LENGTH:
         raise ConditionSyntaxError(
             f"the condition is {len(text)} characters long; at most {MAX_LENGTH}",
@@ -142,9 +157,62 @@ def parse_condition(
         else:
             _validate_structure(tree, subject)
     except ConditionError as exc:
-        line, column = builder.position_of(tree, exc.path)
+        line, column = builder.position_of(tree, exc.path, exc.param)
         raise ConditionSyntaxError(exc.message, line, column) from None
     return tree
+
+
+def load_json_tree(text: str) -> Any:
+    """Decode a condition tree written as JSON text; raise ConditionSyntaxError.
+
+    The nesting depth is checked before decoding, because json.loads
+    recurses once per level and deep enough text exhausts Python's stack.
+    NaN and Infinity, which json.loads accepts, are rejected, because SQL
+    cannot compare with them.
+    """
+    _check_json_text(text)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConditionSyntaxError(
+            f"invalid JSON: {exc.msg}", exc.lineno, exc.colno
+        ) from None
+
+
+# Each level of a tree opens at most two brackets, as in {"all": [...]}, and
+# a leaf's list value one more, so deeper JSON cannot be a valid tree.
+MAX_JSON_DEPTH = 2 * MAX_DEPTH + 2
+JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]|-?Infinity|NaN')
+
+
+def _check_json_text(text: str) -> None:
+    depth = 0
+    for match in JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in ("{", "["):
+            depth += 1
+        elif token in ("}", "]"):
+            depth -= 1
+        elif not token.startswith('"'):
+            line, column = _offset_position(text, match.start())
+            raise ConditionSyntaxError(
+                f"{token} is not a finite number; write a number such as 70",
+                line,
+                column,
+            )
+        if depth > MAX_JSON_DEPTH:
+            line, column = _offset_position(text, match.start())
+            raise ConditionSyntaxError(
+                f"the JSON nests too deeply; conditions nest at most {MAX_DEPTH} "
+                "groups deep",
+                line,
+                column,
+            )
+
+
+def _offset_position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _validate_structure(tree: Any, subject: Subject) -> None:
@@ -155,10 +223,17 @@ def _validate_structure(tree: Any, subject: Subject) -> None:
 
 
 def _syntax_error(exc: UnexpectedInput, text: str) -> ConditionSyntaxError:
+    number_hint = _number_hint(text, exc.pos_in_stream)
     if isinstance(exc, UnexpectedCharacters):
         expected = _words(exc.allowed or set())
         found = text[exc.pos_in_stream or 0]
-        message = f"unexpected character {found!r}; expected {_join(expected)}"
+        if found == '"':
+            # The STRING terminal failed to match, so no closing quote follows.
+            message = 'a text value is not closed; add the closing "'
+        else:
+            message = f"unexpected character {found!r}; expected {_join(expected)}"
+        if number_hint:
+            message += f"; {number_hint}"
         return ConditionSyntaxError(message, exc.line, exc.column, expected)
 
     expected = _words(_accepted(exc))
@@ -169,10 +244,35 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> ConditionSyntaxError:
         return ConditionSyntaxError(message, line, column, expected)
 
     message = f"expected {_join(expected)}, found {str(token)!r}"
-    hint = _hint(token, expected)
+    hint = number_hint or _hint(token, expected)
     if hint:
         message += f"; {hint}"
     return ConditionSyntaxError(message, token.line or 1, token.column or 1, expected)
+
+
+def _number_hint(text: str, offset: int | None) -> str:
+    """Return advice for a number with an exponent or a bare point at offset."""
+    if offset is None:
+        return ""
+    start = offset
+    while start > 0 and text[start - 1] in "0123456789.-+eE":
+        start -= 1
+    match = NUMBER_LIKE.match(text, start)
+    if match is None or not match.start() <= offset < match.end():
+        return ""
+    if start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        return ""
+    written = match.group()
+    if "e" in written.lower():
+        try:
+            value = Decimal(written)
+        except InvalidOperation:
+            return ""
+        return f"numbers are written without an exponent; write {value:f}"
+    if written.endswith("."):
+        whole = written[:-1]
+        return f"write {whole} or {whole}.5, with digits after the point"
+    return ""
 
 
 def _accepted(exc: UnexpectedInput) -> set[str]:
@@ -232,7 +332,9 @@ Node = Any
 def _position(node: Node) -> tuple[int, int]:
     if isinstance(node, Token):
         return node.line or 1, node.column or 1
-    return node.meta.line, node.meta.column
+    # A rule that matched no token, which the grammar does not allow today,
+    # would have no position.
+    return getattr(node.meta, "line", 1), getattr(node.meta, "column", 1)
 
 
 def _error(node: Node, message: str) -> ConditionSyntaxError:
@@ -252,9 +354,15 @@ def _decode(node: Node) -> Any:
         raise ValueError("missing literal")
     if node.type == "STRING":
         try:
-            return json.loads(node, strict=False)
+            text = json.loads(node, strict=False)
         except json.JSONDecodeError:
-            raise _error(node, f'invalid escape in {node}; write \\" or \\\\') from None
+            raise _error(
+                node, f"invalid escape in {node}; text accepts {ESCAPES}"
+            ) from None
+        problem = unstorable_text(text)
+        if problem:
+            raise _error(node, problem)
+        return text
     if node.type == "NUMBER":
         return float(node) if "." in node else int(node)
     if node.type in ("TRUE", "FALSE"):
@@ -263,14 +371,33 @@ def _decode(node: Node) -> Any:
 
 
 class _Builder:
-    """Builds a condition tree from lark's parse tree, remembering positions."""
+    """Builds a condition tree from lark's parse tree, remembering positions.
+
+    positions maps id() of each condition node to where it starts, and
+    argument_positions maps id() of a leaf to where each of its parameters
+    was written, so a validation error points at the faulty argument.
+    """
 
     def __init__(self) -> None:
         self.by_name = _kind_by_text_name()
         self.positions: dict[int, tuple[int, int]] = {}
+        self.argument_positions: dict[int, dict[str, tuple[int, int]]] = {}
+        self.depth = 0
 
     def condition(self, node: Node) -> dict[str, Any]:
-        tree = self._condition(node)
+        # Checked while building, as validation does on the tree, because
+        # this builder recurses once per level and text of 10,000 characters
+        # can nest 2,500 levels, enough to exhaust Python's stack.
+        if self.depth > MAX_DEPTH:
+            raise _error(
+                node,
+                f"conditions nest at most {MAX_DEPTH} groups deep; flatten this one",
+            )
+        self.depth += 1
+        try:
+            tree = self._condition(node)
+        finally:
+            self.depth -= 1
         self.positions.setdefault(id(tree), _position(node))
         return tree
 
@@ -292,17 +419,24 @@ class _Builder:
 
     def _test(self, node: Node) -> dict[str, Any]:
         operand, comparator, value = node.children
+        where: dict[str, tuple[int, int]] = {}
+        if comparator is not None:
+            where["op"] = _position(comparator)
+            where["value"] = _position(value)
         if operand.data == "call":
             name_token, arguments = operand.children
             kind = self._call_kind(name_token)
-            params = self._arguments(kind, name_token, arguments)
+            params = self._arguments(kind, name_token, arguments, where)
         else:
             segments = self._segments(operand)
             path_kind = self.by_name.get(".".join(segments))
             if path_kind is None:
-                return self._attribute(operand, segments, comparator, value)
+                leaf = self._attribute(operand, segments, comparator, value)
+                where["field"] = _position(operand)
+                self.argument_positions[id(leaf)] = where
+                return leaf
             kind = path_kind
-            params = self._arguments(kind, operand, None)
+            params = self._arguments(kind, operand, None, where)
 
         if kind.compared:
             if comparator is None:
@@ -319,7 +453,9 @@ class _Builder:
                 f"{signature(kind)} is true or false and takes no comparison; "
                 f"remove {str(comparator.children[0])!r}",
             )
-        return {"kind": kind.name, **params}
+        leaf = {"kind": kind.name, **params}
+        self.argument_positions[id(leaf)] = where
+        return leaf
 
     def _call_kind(self, name_token: Node) -> Kind:
         kind = self.by_name.get(str(name_token))
@@ -375,17 +511,27 @@ class _Builder:
 
     # -- arguments
 
-    def _arguments(self, kind: Kind, where: Node, arguments: Node) -> dict[str, Any]:
+    def _arguments(
+        self,
+        kind: Kind,
+        call: Node,
+        arguments: Node,
+        where: dict[str, tuple[int, int]],
+    ) -> dict[str, Any]:
+        """Build a call's parameters; record where each was written in where."""
         assert kind.text is not None
         params: dict[str, Any] = {}
         for argument in arguments.children if arguments is not None else []:
+            before = set(params)
             self._argument(kind, argument, params)
+            for name in set(params) - before:
+                where[name] = _position(argument)
 
         for slot in kind.text.slots:
             param = kind.params[slot.param]
             if param.required and slot.param not in params:
                 raise _error(
-                    where,
+                    call,
                     f"{kind.text.name} needs {_slot_words(slot)}; "
                     f"write {signature(kind)}",
                 )
@@ -543,9 +689,20 @@ class _Builder:
 
     # -- positions of validation errors
 
-    def position_of(self, tree: Any, path: str) -> tuple[int, int]:
-        """Return the line and column of the node at a validation error's path."""
+    def position_of(
+        self, tree: Any, path: str, param: str | None = None
+    ) -> tuple[int, int]:
+        """Return the line and column of a validation error's path and parameter.
+
+        That is where the parameter was written when the error names one,
+        and otherwise where the node at path, or its nearest parent, starts.
+        """
         nodes = dict(_node_paths(tree, "$"))
+        leaf = nodes.get(path)
+        if param is not None and leaf is not None:
+            written = self.argument_positions.get(id(leaf), {})
+            if param in written:
+                return written[param]
         while path:
             node = nodes.get(path)
             if node is not None and id(node) in self.positions:

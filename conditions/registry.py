@@ -13,6 +13,7 @@ correlated subqueries, so evaluating a whole population is one SQL query,
 whatever its size.
 """
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -32,7 +33,7 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
-from conditions.syntax import TextForm
+from conditions.syntax import EventSlot, TextForm, WindowSlot
 
 Subject = Literal["contact", "account"]
 SUBJECTS: tuple[Subject, ...] = ("contact", "account")
@@ -80,12 +81,17 @@ DATA_SOURCES = {
 
 
 class ConditionError(ValueError):
-    """A condition tree that cannot be evaluated, with the path to the fault."""
+    """A condition tree that cannot be evaluated, with the path to the fault.
 
-    def __init__(self, message: str, path: str = "$") -> None:
+    param names the parameter of the leaf at path that is at fault, when
+    the error concerns one, so the text parser can point at that argument.
+    """
+
+    def __init__(self, message: str, path: str = "$", param: str | None = None) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
         self.message = message
+        self.param = param
 
 
 class MissingReferenceError(ConditionError):
@@ -137,6 +143,9 @@ class Param:
                 raise ConditionError(f"parameter {name!r} is missing", path)
             return self.default
         value = self._coerce(name, raw, path)
+        if self.type is list and self.required and not value:
+            # A required list means "one of these", so an empty one matches nothing.
+            raise ConditionError(f"{name} needs at least one value", path)
         if self.type is list and self.choices is not None:
             for item in value:
                 self._check_choice(name, item, path)
@@ -170,15 +179,20 @@ class Param:
                 isinstance(item, str) for item in raw
             ):
                 raise ConditionError(f"{name}={raw!r} must be a list of strings", path)
+            for item in raw:
+                check_text(name, item, path)
             return raw
         # bool is an int in Python; a number parameter given true is a mistake.
         if isinstance(raw, bool) and self.type is not bool:
             raise ConditionError(f"{name}={raw!r} must be {self._type_words}", path)
         if self.type in (int, float) and isinstance(raw, int | float):
+            check_finite(name, raw, path)
             if self.type is int and raw != int(raw):
                 raise ConditionError(f"{name}={raw!r} must be a whole number", path)
             return self.type(raw)
         if isinstance(raw, self.type):
+            if isinstance(raw, str):
+                check_text(name, raw, path)
             return raw
         raise ConditionError(f"{name}={raw!r} must be {self._type_words}", path)
 
@@ -206,7 +220,41 @@ def _scalar(name: str, raw: Any, path: str) -> Any:
                 f"{name}={raw!r} must be text, a number, true or false, or a list",
                 path,
             )
+        if isinstance(item, float):
+            check_finite(name, item, path)
+        if isinstance(item, str):
+            check_text(name, item, path)
     return raw
+
+
+def check_finite(name: str, value: float, path: str) -> None:
+    """Raise ConditionError for NaN or an infinity, which SQL cannot compare."""
+    if not math.isfinite(value):
+        raise ConditionError(f"{name}={value!r} must be a finite number", path)
+
+
+def check_text(name: str, value: str, path: str) -> None:
+    """Raise ConditionError for characters that PostgreSQL cannot store."""
+    message = unstorable_text(value)
+    if message:
+        raise ConditionError(f"{name}={value!r} is invalid because {message}", path)
+
+
+def unstorable_text(value: str) -> str:
+    """Return why PostgreSQL cannot store the text, or "" when it can.
+
+    A text or JSON column cannot hold the NUL character, and a surrogate
+    code point on its own (U+D800 to U+DFFF) has no UTF-8 encoding.
+    """
+    if "\x00" in value:
+        return "text cannot contain the NUL character (\\u0000)"
+    for character in value:
+        if "\ud800" <= character <= "\udfff":
+            return (
+                "text cannot contain a lone surrogate "
+                f"(\\u{ord(character):04x}); write the whole character"
+            )
+    return ""
 
 
 Compiler = Callable[[EvaluationContext, Mapping[str, Any]], Q]
@@ -264,10 +312,65 @@ class Kind:
             raise ConditionError(
                 f"kind {self.name!r} has no parameter {names}; it takes {known}", path
             )
-        return {
-            name: param.clean(name, node.get(name), path)
-            for name, param in self.params.items()
-        }
+        cleaned = {}
+        for name, param in self.params.items():
+            try:
+                cleaned[name] = param.clean(name, node.get(name), path)
+            except ConditionError as exc:
+                raise ConditionError(exc.message, path, param=name) from None
+        self._check_satisfiable(node, cleaned, path)
+        return cleaned
+
+    def _check_satisfiable(
+        self, node: Mapping[str, Any], params: Mapping[str, Any], path: str
+    ) -> None:
+        """Raise ConditionError for parameters that no subject can ever match."""
+        low, high = params.get("min"), params.get("max")
+        if (
+            isinstance(low, int | float)
+            and isinstance(high, int | float)
+            and low > high
+        ):
+            raise ConditionError(
+                f"min={low!r} is above max={high!r}, so nothing is in the range; "
+                "swap them",
+                path,
+                param="min",
+            )
+        if self.compared and params.get("op") == "in" and params.get("value") == []:
+            raise ConditionError(
+                '\'in\' needs at least one value, for example in ["a", "b"]',
+                path,
+                param="value",
+            )
+        for slot in self.text.slots if self.text is not None else ():
+            if isinstance(slot, WindowSlot):
+                self._check_window(slot, params, path)
+            if isinstance(slot, EventSlot):
+                event = node.get(slot.param)
+                if isinstance(event, str) and not event.strip():
+                    raise ConditionError(
+                        "the event name is empty; write event without a name "
+                        "for any event",
+                        path,
+                        param=slot.param,
+                    )
+
+    def _check_window(
+        self, slot: WindowSlot, params: Mapping[str, Any], path: str
+    ) -> None:
+        # "last 0 days" is the empty interval (as_of - 0, as_of], whatever the
+        # kind's own minimum. "next 0 days" is today, which is a real window.
+        direction = (
+            params.get(slot.direction_param) if slot.direction_param else slot.direction
+        )
+        if direction == "last" and params.get(slot.param) == 0:
+            raise ConditionError(
+                f"{slot.param}=0 is below the minimum 1, because the last 0 days "
+                "contain nothing",
+                path,
+                param=slot.param,
+            )
 
 
 _KINDS: dict[str, Kind] = {}
@@ -341,9 +444,18 @@ def validate(tree: Any, subject: Subject) -> None:
         try:
             kind.check_references(params)
         except MissingReferenceError as exc:
-            raise MissingReferenceError(exc.message, path) from None
+            raise MissingReferenceError(exc.message, path, exc.param) from None
 
+    check_subject(subject)
     _walk(tree, subject, "$", leaf=check)
+
+
+def check_subject(subject: Any) -> None:
+    """Raise ConditionError unless subject is one of the subject types."""
+    if subject not in SUBJECTS:
+        raise ConditionError(
+            f'subject {subject!r} is invalid; it must be "contact" or "account"'
+        )
 
 
 def compile_condition(tree: Any, context: EvaluationContext) -> Q:
@@ -352,6 +464,7 @@ def compile_condition(tree: Any, context: EvaluationContext) -> Q:
     A nested condition parameter reaches its kind's compiler already
     compiled, as a Q over the nested subject's model.
     """
+    check_subject(context.subject)
     compiled = _walk(
         tree,
         context.subject,
@@ -547,7 +660,7 @@ def _walk(
         try:
             kind.check(params, subject)
         except ConditionError as exc:
-            raise ConditionError(exc.message, path) from None
+            raise ConditionError(exc.message, path, exc.param) from None
     for name, param in kind.params.items():
         if param.type is NestedCondition and params[name] is not None:
             nested_subject = param.subject or subject

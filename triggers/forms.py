@@ -49,8 +49,11 @@ class TriggerForm(forms.ModelForm):
         # When the text is invalid, the model's own clean() would add a second
         # error about the tree that was never built; keep only the first.
         # Both hooks are Django's, though private, so the stubs omit them.
+        # Copy the list, because the model's errors are appended to this one.
         errors = self._errors  # type: ignore[attr-defined]
-        text_errors = errors.get("condition") if errors else None
+        text_errors = None
+        if errors and "condition" in errors:
+            text_errors = errors["condition"].copy()
         super()._post_clean()  # type: ignore[misc]
         if text_errors is not None:
             self._errors["condition"] = text_errors  # type: ignore[attr-defined]

@@ -293,3 +293,77 @@ def test_stage_page_loads_builder_for_criteria(admin_client):
     page = response.content.decode()
     assert "conditions/builder.js" in page
     assert 'class="condition-builder"' in page
+
+
+def test_parse_rejects_deep_json_text(admin_client):
+    text = '{"not":' * 100000 + "1" + "}" * 100000
+
+    response = post(
+        admin_client, "condition_builder_parse", {"text": text, "subject": "account"}
+    )
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "nests too deeply" in error["message"]
+    assert error["line"] == 1
+
+
+def test_parse_rejects_deep_not_text(admin_client):
+    text = "not " * 500 + "contact_count >= 3"
+
+    response = post(
+        admin_client, "condition_builder_parse", {"text": text, "subject": "account"}
+    )
+
+    assert response.status_code == 400
+    assert "nest at most 20 groups deep" in response.json()["error"]["message"]
+
+
+def test_format_rejects_nan_value(admin_client):
+    body = '{"tree": {"kind": "health_score", "op": ">", "value": NaN}, '
+    body += '"subject": "account"}'
+
+    response = admin_client.post(
+        reverse("condition_builder_format"), body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "message": "value=nan must be a finite number",
+        "path": "$",
+    }
+
+
+def test_parse_rejects_infinity_in_json_text(admin_client):
+    text = '{"kind": "health_score", "op": ">", "value": Infinity}'
+
+    response = post(
+        admin_client, "condition_builder_parse", {"text": text, "subject": "account"}
+    )
+
+    assert response.status_code == 400
+    assert "finite number" in response.json()["error"]["message"]
+
+
+def test_format_writes_whole_float_days_as_integer(admin_client):
+    tree = {"kind": "event_count", "days": 10.0, "op": "==", "value": 0}
+
+    response = post(
+        admin_client, "condition_builder_format", {"tree": tree, "subject": "contact"}
+    )
+
+    assert response.json() == {"text": "count(event, last 10 days) == 0"}
+
+
+@pytest.mark.parametrize(
+    "name", ["condition_builder_parse", "condition_builder_format"]
+)
+def test_oversized_body_gets_json_error(admin_client, settings, name):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = {"text": "contact_count > 1 and " * 100, "subject": "account"}
+
+    response = post(admin_client, name, body)
+
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert "1000 bytes" in response.json()["error"]["message"]

@@ -385,12 +385,12 @@ def test_unknown_field_lists_known():
     assert "account.renewal_date" in str(error)
 
 
-def test_invalid_parameter_points_at_leaf():
+def test_invalid_parameter_points_at_argument():
     text = 'contact_count > 1 and\n  tickets(priority "critical") >= 1'
 
     error = error_of(text)
 
-    assert (error.line, error.column) == (2, 3)
+    assert (error.line, error.column) == (2, text.split("\n")[1].index("priority") + 1)
     assert "priority='critical' is not one of" in str(error)
 
 

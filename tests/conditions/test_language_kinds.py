@@ -471,3 +471,21 @@ def test_query_count_independent_of_contacts(condition, subject_type):
     assert Contact.objects.count() == 18
 
     assert sweep_queries(condition, subject_type) == few
+
+
+def test_property_set_to_null_counts_as_missing():
+    cleared = make_account(properties={"industry": None, "employees": None})
+    bare = make_account()
+    retail = make_account(properties={"industry": "retail", "employees": 900})
+
+    assert accounts_matching('account.properties.industry != "fintech"') == {retail.pk}
+    assert accounts_matching("account.properties.employees != 300") == {retail.pk}
+    assert accounts_matching("account.properties.employees < 1000") == {retail.pk}
+    assert accounts_matching('account.properties.industry in ["a", "retail"]') == {
+        retail.pk
+    }
+    # Under not, null and absent both pass, as a missing value does.
+    assert accounts_matching('not account.properties.industry == "retail"') == {
+        cleared.pk,
+        bare.pk,
+    }

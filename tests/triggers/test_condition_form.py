@@ -202,3 +202,57 @@ def test_disabled_reason_shown_on_change_form(staff_client):
     assert "Its condition names something that no longer exists" in (
         response.content.decode()
     )
+
+
+@pytest.mark.parametrize(
+    "condition, message",
+    [
+        ('count(event "Signed In", last ten days) == 0', "expected a number, found"),
+        ("", "This field is required."),
+        ("inactive(last 10 days) and " * 400 + "contact_count > 1", "characters long"),
+    ],
+)
+def test_condition_error_shown_alone(staff_client, condition, message):
+    url = reverse("admin:triggers_trigger_add")
+
+    response = staff_client.post(
+        url, trigger_form(staff_client, url, condition, "contact")
+    )
+
+    page = response.content.decode()
+    assert message in page
+    assert "expected an object" not in page
+    assert not Trigger.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "condition, message",
+    [
+        ('{"not":' * 3000 + "1" + "}" * 3000, "nests too deeply"),
+        ('{"kind": "contact_count", "op": ">", "value": NaN}', "finite number"),
+        (
+            '{"kind": "attribute", "field": "account.plan", "op": "==", '
+            '"value": "\\u0000"}',
+            "cannot contain",
+        ),
+    ],
+)
+def test_json_condition_with_bad_value_rejected(staff_client, condition, message):
+    url = reverse("admin:triggers_trigger_add")
+
+    response = staff_client.post(url, trigger_form(staff_client, url, condition))
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Trigger.objects.exists()
+
+
+def test_text_condition_with_nul_rejected(staff_client):
+    url = reverse("admin:triggers_trigger_add")
+    text = 'account.properties.x == "\\u0000"'
+
+    response = staff_client.post(url, trigger_form(staff_client, url, text))
+
+    assert response.status_code == 200
+    assert "Line 1, column 25: text cannot contain" in response.content.decode()
+    assert not Trigger.objects.exists()
