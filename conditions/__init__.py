@@ -10,7 +10,7 @@ stored as the tree and shown again with format_condition.
 
 from conditions.fields import Field, fields, register_field, resolve_field
 from conditions.formatting import format_condition
-from conditions.language import ConditionSyntaxError, parse_condition
+from conditions.language import ConditionSyntaxError, load_json_tree, parse_condition
 from conditions.registry import (
     DATA_SOURCES,
     ConditionError,
@@ -73,6 +73,7 @@ __all__ = [
     "get_kind",
     "kinds",
     "leaf_value",
+    "load_json_tree",
     "parse_condition",
     "reads",
     "register",
