@@ -390,17 +390,28 @@ def activate_selected(
 def _get_trigger(
     model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str, action: str
 ) -> Trigger:
+    # The permission on triggers in general is checked before the lookup,
+    # so a user without it gets 403 for every id and cannot learn which
+    # ids exist from 404s.
+    if not _allowed(model_admin, request, action, None):
+        raise PermissionDenied(f"You may not {action} triggers.")
     trigger = model_admin.get_object(request, object_id)
     if trigger is None:
         raise Http404(f"No trigger with id {object_id!r}.")
-    allowed = (
-        model_admin.has_change_permission(request, trigger)
-        if action == "change"
-        else model_admin.has_view_permission(request, trigger)
-    )
-    if not allowed:
+    if not _allowed(model_admin, request, action, trigger):
         raise PermissionDenied(f"You may not {action} trigger {trigger.slug!r}.")
     return trigger
+
+
+def _allowed(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    action: str,
+    trigger: Trigger | None,
+) -> bool:
+    if action == "change":
+        return model_admin.has_change_permission(request, trigger)
+    return model_admin.has_view_permission(request, trigger)
 
 
 def _page_context(
