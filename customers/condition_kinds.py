@@ -266,6 +266,9 @@ register(
         reads=frozenset({"contacts"}),
         label="Any contact of the account matches a condition",
         compile=per_account(compile_any_contact),
+        # The number of the account's contacts that match, at least 1 when
+        # the leaf holds; contacts(...) compares the same count.
+        value=value_contacts_matching,
         describe=lambda p: f"any contact of the account with {describe(p['where'])}",
         params={"where": WHERE},
         text=TextForm("any_contact", (ConditionSlot("where"),)),

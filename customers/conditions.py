@@ -15,9 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
     Count,
     DateTimeField,
     Exists,
+    ExpressionWrapper,
     F,
     Func,
     IntegerField,
@@ -25,6 +29,7 @@ from django.db.models import (
     Q,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, Greatest
 from django.db.models.lookups import (
@@ -660,7 +665,17 @@ register(
 
 
 def compile_new_role_added(context: EvaluationContext, params: Params) -> Q:
-    """Match a contact added in the window whose role no earlier contact had.
+    return Q(Exists(_new_role_contacts(context, params)))
+
+
+def value_new_role(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the role of the latest contact that brought a new role."""
+    latest = _new_role_contacts(context, params).order_by("-added_at", "-pk")
+    return Subquery(latest.values("role")[:1])
+
+
+def _new_role_contacts(context: EvaluationContext, params: Params) -> Any:
+    """Select contacts added in the window whose role no earlier contact had.
 
     The first contact of an account does not count, because a new role needs
     a team that was already there. Roles compare case-insensitively, and
@@ -684,7 +699,7 @@ def compile_new_role_added(context: EvaluationContext, params: Params) -> Q:
         .filter(Exists(team_before))
         .exclude(Exists(holders_before))
     )
-    return Q(Exists(newcomers))
+    return newcomers
 
 
 def compile_subscription_plan(context: EvaluationContext, params: Params) -> Q:
@@ -694,16 +709,48 @@ def compile_subscription_plan(context: EvaluationContext, params: Params) -> Q:
     ended_on. Trials do not count. An account without any subscription rows
     falls back to its current Account.plan, so hand-made accounts still work.
     """
-    today = as_of_date(context)
-    in_effect = Subscription.objects.filter(
-        account=account_ref(context),
-        started_on__lte=today,
-        is_trial=False,
-        plan__in=params["plans"],
-    ).filter(Q(ended_on__isnull=True) | Q(ended_on__gt=today))
+    in_effect = _paid_in_effect(context).filter(plan__in=params["plans"])
     any_subscription = Subscription.objects.filter(account=account_ref(context))
     current_plan = Q(**{f"{account_field(context, 'plan')}__in": params["plans"]})
     return Q(Exists(in_effect)) | (~Q(Exists(any_subscription)) & current_plan)
+
+
+def value_subscription_plan(context: EvaluationContext, params: Params) -> Coalesce:
+    """Select the plan in effect on the as_of date, by the rule the compiler uses.
+
+    Among overlapping paid subscriptions it prefers one on a listed plan,
+    then the latest started, so the value is on a listed plan exactly when
+    the leaf holds. Without any subscription rows it is Account.plan, and
+    with rows but none paid and in effect it is NULL.
+    """
+    listed = ExpressionWrapper(Q(plan__in=params["plans"]), output_field=BooleanField())
+    in_effect = (
+        _paid_in_effect(context)
+        .annotate(listed=listed)
+        .order_by("-listed", "-started_on", "-pk")
+    )
+    any_subscription = Subscription.objects.filter(account=account_ref(context))
+    current_plan = Case(
+        When(~Q(Exists(any_subscription)), then=F(account_field(context, "plan"))),
+        default=None,
+        output_field=CharField(),
+    )
+    return Coalesce(
+        Subquery(in_effect.values("plan")[:1], output_field=CharField()),
+        current_plan,
+    )
+
+
+def _paid_in_effect(context: EvaluationContext) -> Any:
+    """Select paid subscriptions in effect on the as_of date.
+
+    A subscription is in effect from started_on up to, not including,
+    ended_on.
+    """
+    today = as_of_date(context)
+    return Subscription.objects.filter(
+        account=account_ref(context), started_on__lte=today, is_trial=False
+    ).filter(Q(ended_on__isnull=True) | Q(ended_on__gt=today))
 
 
 def compile_upgraded_within(context: EvaluationContext, params: Params) -> Q:
@@ -733,6 +780,7 @@ register(
         reads=frozenset({"contacts"}),
         label="A contact with a role new to the account added in the last N days",
         compile=per_account(compile_new_role_added),
+        value=value_new_role,
         describe=lambda p: (
             f"a contact with a new role added in the last {p['days']} days"
         ),
@@ -746,6 +794,7 @@ register(
         reads=frozenset({"subscriptions"}),
         label="Paid subscription on one of the plans",
         compile=per_account(compile_subscription_plan),
+        value=value_subscription_plan,
         describe=lambda p: "subscribed to " + " or ".join(p["plans"]),
         params={"plans": Param(list, choices=tuple(Plan.values))},
         text=TextForm("subscribed_to", (ValueSlot("plans"),)),

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import OuterRef, Q, Subquery
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from conditions import (
@@ -49,8 +50,14 @@ def compile_stage(context: EvaluationContext, params: Params) -> Q:
     return compare(value_stage(context, params), params["op"], params["value"])
 
 
-def value_stage_entered(context: EvaluationContext, params: Params) -> Subquery:
-    return Subquery(_latest_change(context).values("changed_at")[:1])
+def value_stage_entered(context: EvaluationContext, params: Params) -> TruncDate:
+    """Select the date, in the site time zone, the account entered its stage.
+
+    A preview shows it with its distance from today in days, which is the
+    count that days_in_stage compares.
+    """
+    entered = Subquery(_latest_change(context).values("changed_at")[:1])
+    return TruncDate(entered, tzinfo=timezone.get_current_timezone())
 
 
 def compile_days_in_stage(context: EvaluationContext, params: Params) -> Q:
