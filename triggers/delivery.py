@@ -16,7 +16,7 @@ and the one-email-per-occurrence rule always apply.
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -29,7 +29,7 @@ from triggers.models import DeliveryRules, OutboxEmail, OutboxStatus
 
 logger = logging.getLogger(__name__)
 
-WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 # Statuses of an email that has left, or is leaving, for the mail server.
 # Both count against the cap, so two workers that claim a contact's emails
@@ -115,12 +115,44 @@ def recipient_time_zone(contact: Contact, rules: DeliveryRules) -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
+def crosses_midnight(rules: DeliveryRules) -> bool:
+    """Return whether the sending window closes on the day after it opens."""
+    return rules.send_until < rules.send_from
+
+
+def window_bounds(
+    day: date, zone: ZoneInfo, rules: DeliveryRules
+) -> tuple[datetime, datetime]:
+    """Return the UTC opening and closing of the sending window that opens on day.
+
+    Both come from local times in the zone, so a window stays 09:00-17:00 on the
+    wall clock across daylight-saving changes, and a window that crosses
+    midnight on such a night is an hour shorter or longer. A time that does
+    not exist on a spring-forward day (02:30 in a gap from 02:00 to 03:00)
+    is read with the offset before the change, which puts it one hour later
+    on the wall clock. A time that happens twice on a fall-back day is the
+    first of the two.
+    """
+    closing_day = day + timedelta(days=1) if crosses_midnight(rules) else day
+    opening = datetime.combine(day, rules.send_from, tzinfo=zone)
+    closing = datetime.combine(closing_day, rules.send_until, tzinfo=zone)
+    # Converted to UTC because aware datetimes that share a tzinfo compare by
+    # wall clock, which is wrong in the repeated hour of a fall-back day.
+    return opening.astimezone(UTC), closing.astimezone(UTC)
+
+
 def in_send_window(instant: datetime, zone: ZoneInfo, rules: DeliveryRules) -> bool:
-    local = instant.astimezone(zone)
-    return (
-        local.weekday() in rules.send_weekdays
-        and rules.send_from <= local.time() < rules.send_until
-    )
+    """Return whether instant is inside a sending window in the zone."""
+    instant_utc = instant.astimezone(UTC)
+    local_day = instant.astimezone(zone).date()
+    # A window that crosses midnight and opened the day before may be open.
+    for day in (local_day - timedelta(days=1), local_day):
+        if day.weekday() not in rules.send_weekdays:
+            continue
+        opening, closing = window_bounds(day, zone, rules)
+        if opening <= instant_utc < closing:
+            return True
+    return False
 
 
 def next_window_opening(
@@ -128,24 +160,25 @@ def next_window_opening(
 ) -> datetime | None:
     """Return instant when it is inside the sending window, else the next opening.
 
-    The opening is send_from on the next sending day in the zone, so it
-    follows daylight-saving changes. A send_from that does not exist on a
-    spring-forward day (02:30 in a gap from 02:00 to 03:00) is read with the
-    offset before the change, which puts it one hour later on the wall clock.
-    Returns None when no weekday is a sending day.
+    The opening is send_from on the next sending day in the zone; see
+    window_bounds() for daylight-saving changes. Returns None when no
+    weekday is a sending day.
     """
     if in_send_window(instant, zone, rules):
         return instant
+    instant_utc = instant.astimezone(UTC)
     local_day = instant.astimezone(zone).date()
-    # Eight days reach the same weekday next week, past today's window.
-    for offset in range(8):
+    # Eight days reach the same weekday next week, past today's window. A
+    # week more covers a sending day that has no window (see the NOTE below).
+    for offset in range(15):
         day = local_day + timedelta(days=offset)
         if day.weekday() not in rules.send_weekdays:
             continue
-        opening = datetime.combine(day, rules.send_from, tzinfo=zone).astimezone(UTC)
-        # Compared in UTC: aware datetimes that share a tzinfo compare by wall
-        # clock, which is wrong in the repeated hour of a fall-back day.
-        if opening > instant.astimezone(UTC):
+        opening, closing = window_bounds(day, zone, rules)
+        # NOTE: a short window that ends just after a spring-forward gap can
+        # close before it opens (02:30 reads as 03:30, 03:15 stays 03:15), so
+        # that day has no window and the next sending day's is used.
+        if opening > instant_utc and closing > opening:
             return opening
     return None
 
@@ -221,8 +254,11 @@ def decide(
 
 
 def _describe_window(rules: DeliveryRules) -> str:
-    days = ",".join(WEEKDAY_NAMES[day] for day in sorted(rules.send_weekdays))
-    return f"{_hhmm(rules.send_from)}-{_hhmm(rules.send_until)} {days}"
+    days = ",".join(WEEKDAY_ABBREVIATIONS[day] for day in sorted(rules.send_weekdays))
+    hours = f"{_hhmm(rules.send_from)}-{_hhmm(rules.send_until)}"
+    if crosses_midnight(rules):
+        hours += " (next day)"
+    return f"{hours} {days}"
 
 
 def _hhmm(value: time) -> str:

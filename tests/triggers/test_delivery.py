@@ -14,6 +14,7 @@ from tests.factories import NOW, make_account, make_contact
 from tests.triggers.factories import make_template, make_trigger
 from triggers.delivery import (
     cap_slot,
+    in_send_window,
     next_window_opening,
     recipient_time_zone,
 )
@@ -119,6 +120,22 @@ def test_opening_on_the_transition_day():
     assert opening == datetime(2024, 3, 10, 7, 30, tzinfo=UTC)
 
 
+def test_window_inside_spring_forward_gap_skipped():
+    # 02:30-03:15 on 10 March 2024 in New York: 02:30 reads as 03:30 EDT,
+    # after 03:15, so that Sunday has no window and the next Sunday's opens.
+    rules = office_hours(
+        send_from=time(2, 30), send_until=time(3, 15), send_weekdays=[6]
+    )
+    saturday = datetime(2024, 3, 9, 12, 0, tzinfo=NEW_YORK).astimezone(UTC)
+
+    opening = next_window_opening(saturday, NEW_YORK, rules)
+
+    assert opening == datetime(2024, 3, 17, 2, 30, tzinfo=NEW_YORK)
+    assert not in_send_window(
+        datetime(2024, 3, 10, 3, 10, tzinfo=NEW_YORK).astimezone(UTC), NEW_YORK, rules
+    )
+
+
 def test_repeated_hour_compared_in_utc():
     # 01:30 happens twice in New York on 3 November 2024. A window of
     # 01:00-02:00 on Sundays is open during the first 01:30 and the second.
@@ -132,6 +149,116 @@ def test_repeated_hour_compared_in_utc():
     assert next_window_opening(first_utc, NEW_YORK, rules) == first_utc
     assert next_window_opening(second_utc, NEW_YORK, rules) == second_utc
     assert second.astimezone(UTC) - first.astimezone(UTC) == timedelta(hours=1)
+
+
+# An overnight window that opens on Mondays and Saturdays at 22:00 and closes
+# at 06:00 the next morning.
+def overnight(**fields) -> DeliveryRules:
+    values = {"send_from": time(22, 0), "send_until": time(6, 0)}
+    values.update(fields)
+    return office_hours(**values)
+
+
+def test_overnight_window_open_before_midnight():
+    rules = overnight(send_weekdays=[0])
+    monday_late = datetime(2024, 3, 11, 23, 0, tzinfo=BERLIN).astimezone(UTC)
+
+    assert in_send_window(monday_late, BERLIN, rules)
+    assert next_window_opening(monday_late, BERLIN, rules) == monday_late
+
+
+def test_overnight_window_open_after_midnight():
+    # The Monday window is still open early on Tuesday, a day that is not a
+    # sending day of its own.
+    rules = overnight(send_weekdays=[0])
+    tuesday_early = datetime(2024, 3, 12, 5, 59, tzinfo=BERLIN).astimezone(UTC)
+
+    assert in_send_window(tuesday_early, BERLIN, rules)
+    assert next_window_opening(tuesday_early, BERLIN, rules) == tuesday_early
+
+
+def test_overnight_window_closed_at_its_end():
+    rules = overnight(send_weekdays=[0])
+    tuesday_six = datetime(2024, 3, 12, 6, 0, tzinfo=BERLIN).astimezone(UTC)
+
+    assert not in_send_window(tuesday_six, BERLIN, rules)
+    assert next_window_opening(tuesday_six, BERLIN, rules) == datetime(
+        2024, 3, 18, 22, 0, tzinfo=BERLIN
+    )
+
+
+def test_overnight_window_not_open_on_opening_day_morning():
+    # Monday 03:00 belongs to the window that opened on Sunday, which is not
+    # a sending day, so the next opening is Monday 22:00.
+    rules = overnight(send_weekdays=[0])
+    monday_early = datetime(2024, 3, 11, 3, 0, tzinfo=BERLIN).astimezone(UTC)
+
+    assert not in_send_window(monday_early, BERLIN, rules)
+    assert next_window_opening(monday_early, BERLIN, rules) == datetime(
+        2024, 3, 11, 22, 0, tzinfo=BERLIN
+    )
+
+
+def test_overnight_window_on_spring_forward_night():
+    # Berlin moves from 02:00 CET to 03:00 CEST on Sunday 31 March 2024, so
+    # the window that opens on Saturday at 22:00 lasts 7 hours, not 8.
+    rules = overnight(send_weekdays=[5])
+    opening = datetime(2024, 3, 30, 22, 0, tzinfo=BERLIN)
+    closing = datetime(2024, 3, 31, 6, 0, tzinfo=BERLIN)
+    assert closing.utcoffset() == timedelta(hours=2)
+    assert opening.utcoffset() == timedelta(hours=1)
+
+    before_opening = opening.astimezone(UTC) - timedelta(minutes=1)
+    last_minute = closing.astimezone(UTC) - timedelta(minutes=1)
+    at_closing = closing.astimezone(UTC)
+
+    assert next_window_opening(before_opening, BERLIN, rules) == opening
+    assert in_send_window(last_minute, BERLIN, rules)
+    assert not in_send_window(at_closing, BERLIN, rules)
+    assert at_closing - opening == timedelta(hours=7)
+    assert next_window_opening(at_closing, BERLIN, rules) == datetime(
+        2024, 4, 6, 22, 0, tzinfo=BERLIN
+    )
+
+
+def test_overnight_window_on_fall_back_night():
+    # Berlin moves from 03:00 CEST back to 02:00 CET on Sunday 27 October
+    # 2024, so the Saturday window lasts 9 hours and is open during both
+    # 02:30s.
+    rules = overnight(send_weekdays=[5])
+    opening = datetime(2024, 10, 26, 22, 0, tzinfo=BERLIN)
+    closing = datetime(2024, 10, 27, 6, 0, tzinfo=BERLIN)
+    first_half_past_two = datetime(2024, 10, 27, 2, 30, tzinfo=BERLIN)
+    second_half_past_two = datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=BERLIN)
+
+    assert in_send_window(first_half_past_two.astimezone(UTC), BERLIN, rules)
+    assert in_send_window(second_half_past_two.astimezone(UTC), BERLIN, rules)
+    assert in_send_window(closing.astimezone(UTC) - timedelta(minutes=1), BERLIN, rules)
+    assert not in_send_window(closing.astimezone(UTC), BERLIN, rules)
+    assert closing.astimezone(UTC) - opening.astimezone(UTC) == timedelta(hours=9)
+
+
+def test_email_deferred_to_overnight_window(clock, mailoutbox, caplog):
+    overnight(send_weekdays=[0, 5]).save()
+    make_contact(time_zone="America/New_York")
+    trigger = make_trigger(NEVER_USED, email_template=make_template())
+    # Tuesday 07:00 in New York, after the Monday window closed at 06:00.
+    clock.instant = datetime(2024, 3, 12, 7, 0, tzinfo=NEW_YORK).astimezone(UTC)
+    [email] = pending_emails(trigger)
+
+    with caplog.at_level(logging.INFO, logger="triggers.outbox"):
+        assert send_outbox_email(email.pk) is False
+
+    email.refresh_from_db()
+    assert email.status == "pending"
+    assert email.next_attempt_at == datetime(2024, 3, 16, 22, 0, tzinfo=NEW_YORK)
+    assert "sending window 22:00-06:00 (next day) Mon,Sat" in caplog.text
+    assert mailoutbox == []
+
+    # Sunday 01:00 is inside the window that opened on Saturday.
+    clock.instant = datetime(2024, 3, 17, 1, 0, tzinfo=NEW_YORK).astimezone(UTC)
+    assert send_outbox_email(email.pk) is True
+    assert len(mailoutbox) == 1
 
 
 def test_no_sending_day_never_opens():
