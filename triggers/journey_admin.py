@@ -4,7 +4,7 @@ triggers.admin imports this module, so the classes here register with the
 admin site and the trigger page shows the steps inline.
 """
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -12,6 +12,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from conditions import Subject
+from conditions.forms import ConditionTextField
 from triggers.csm_tasks import complete_tasks
 from triggers.models import (
     CrmWriteBack,
@@ -19,14 +21,34 @@ from triggers.models import (
     CsmTaskStatus,
     JourneyStep,
     PendingStep,
+    StepAction,
+    Trigger,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookStatus,
 )
+from triggers.webhook_targets import check_url
 from triggers.webhooks import retry_failed_webhooks
+
+GOAL_HELP = (
+    "For a wait-for-goal step: a condition over the trigger's subject, in the "
+    "same language as the trigger's condition, for example started(\"getting-"
+    'started"). The journey stops as soon as it is met.'
+)
 
 
 class JourneyStepForm(forms.ModelForm):
+    """One journey step; the goal is edited as condition text like the condition."""
+
+    goal = ConditionTextField(
+        required=False,
+        label="Goal",
+        help_text=GOAL_HELP,
+        widget=forms.Textarea(
+            attrs={"rows": 3, "cols": 80, "spellcheck": "false"},
+        ),
+    )
+
     class Meta:
         model = JourneyStep
         fields = [
@@ -45,9 +67,65 @@ class JourneyStepForm(forms.ModelForm):
             "property_value",
         ]
         widgets = {
-            "goal": forms.Textarea(attrs={"rows": 3, "cols": 80}),
             "property_value": forms.Textarea(attrs={"rows": 1, "cols": 40}),
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only a create-task step reads task_due_days, so clean_task_due_days
+        # requires it there and keeps the model's default elsewhere.
+        self.fields["task_due_days"].required = False
+
+    def clean_task_due_days(self) -> int:
+        days = self.cleaned_data.get("task_due_days")
+        if days is not None:
+            return int(days)
+        if self.cleaned_data.get("action") == StepAction.CREATE_TASK:
+            raise forms.ValidationError(
+                f"Required for the action '{StepAction.CREATE_TASK.label}': the "
+                "number of days from the step to the task's due date.",
+                code="required_for_action",
+            )
+        return int(JourneyStep._meta.get_field("task_due_days").get_default())
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        if cleaned is None or "goal" not in cleaned:
+            return cleaned
+        # Parsed here, not in clean_goal(), because the step's trigger (and
+        # so the subject type) is known only once every field is cleaned.
+        text = cleaned["goal"] or ""
+        if not text.strip():
+            cleaned["goal"] = None
+            return cleaned
+        try:
+            field = cast(ConditionTextField, self.fields["goal"])
+            cleaned["goal"] = field.to_tree(text, self._subject(cleaned))
+        except forms.ValidationError as exc:
+            self.add_error("goal", exc)
+        return cleaned
+
+    def _subject(self, cleaned: dict[str, Any]) -> Subject:
+        # The inline formset's foreign key field cleans to the trigger being
+        # edited, whose subject type the trigger form has already read.
+        trigger = cleaned.get("trigger")
+        if not isinstance(trigger, Trigger):
+            raise forms.ValidationError(
+                "Save the trigger first: a goal is checked against the "
+                "trigger's subject type.",
+                code="missing_trigger",
+            )
+        return cast(Subject, trigger.subject_type)
+
+    def _post_clean(self) -> None:
+        # When the goal text is invalid, the model's clean() would add a
+        # second error ("Required ...") for the tree that was never built,
+        # so only the first is kept. Both hooks are Django's, though private.
+        errors = self._errors  # type: ignore[attr-defined]
+        goal_errors = errors["goal"].copy() if errors and "goal" in errors else None
+        super()._post_clean()  # type: ignore[misc]
+        if goal_errors is not None:
+            self._errors["goal"] = goal_errors  # type: ignore[attr-defined]
 
 
 class JourneyStepInline(admin.StackedInline):
@@ -126,8 +204,36 @@ class CsmTaskAdmin(admin.ModelAdmin):
         self.message_user(request, f"Marked {done} tasks done.")
 
 
+class WebhookEndpointForm(forms.ModelForm):
+    # A plain text field: Django's URL form field would put http:// in front
+    # of a URL without a scheme, and the endpoint must name its scheme.
+    url = forms.CharField(
+        label="URL",
+        max_length=500,
+        help_text=(
+            "The http:// or https:// URL each call is POSTed to, without a user "
+            "name or password. Link-local and cloud metadata addresses are "
+            "rejected."
+        ),
+        widget=forms.URLInput(attrs={"size": 80}),
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["name", "url", "secret", "is_active"]
+
+    def clean_url(self) -> str:
+        url = str(self.cleaned_data["url"]).strip()
+        try:
+            check_url(url)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid_url") from exc
+        return url
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
     list_display = ["name", "url", "is_active", "updated_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "url"]

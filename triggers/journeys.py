@@ -28,7 +28,14 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from conditions import EvaluationContext, Subject, compile_condition
+from conditions import (
+    ConditionError,
+    EvaluationContext,
+    MissingReferenceError,
+    Subject,
+    compile_condition,
+    validate,
+)
 from courses.models import Course, EnrollmentSource
 from courses.services import (
     course_path,
@@ -106,24 +113,25 @@ def start_journeys(
     if first is None:
         return StepReport()
 
-    status = PendingStepStatus.STOPPED if skip_reason else PendingStepStatus.PENDING
-    PendingStep.objects.bulk_create(
-        [
-            PendingStep(
-                firing=firing,
-                step=first,
-                due_at=_due_at(first, as_of),
-                status=status,
-                note=skip_reason,
-                finished_at=as_of if skip_reason else None,
-            )
-            for firing in acted
-        ],
-        ignore_conflicts=True,
-    )
     if skip_reason:
+        PendingStep.objects.bulk_create(
+            [
+                PendingStep(
+                    firing=firing,
+                    step=first,
+                    due_at=as_of,
+                    status=PendingStepStatus.STOPPED,
+                    note=skip_reason,
+                    finished_at=as_of,
+                )
+                for firing in acted
+            ],
+            ignore_conflicts=True,
+        )
         return StepReport(stopped=len(acted))
-    return run_due_steps(as_of, firing_ids=[firing.pk for firing in acted])
+    failed = _schedule(first, acted, as_of)
+    report = run_due_steps(as_of, firing_ids=[firing.pk for firing in acted])
+    return report + StepReport(failed=failed)
 
 
 def run_due_steps(
@@ -221,6 +229,10 @@ def run_step(
 def _check_goal(
     step: JourneyStep, rows: list[PendingStep], now: datetime
 ) -> StepReport:
+    unresolved = _unresolved_goal(step)
+    if unresolved:
+        _finish(rows, PendingStepStatus.FAILED, now, unresolved)
+        return StepReport(failed=len(rows))
     met = goal_met(step, [row.firing for row in rows], now)
     stopped = [row for row in rows if row.firing_id in met]
     expired = [row for row in rows if row.firing_id not in met and row.due_at <= now]
@@ -233,8 +245,50 @@ def _check_goal(
         now,
         f"Goal not met within {step.wait_days} days.",
     )
-    _schedule_next(step, [row.firing for row in expired], now)
-    return StepReport(ran=len(expired), stopped=len(stopped))
+    failed = _schedule_next(step, [row.firing for row in expired], now)
+    return StepReport(ran=len(expired), stopped=len(stopped), failed=failed)
+
+
+def _unresolved_goal(step: JourneyStep) -> str:
+    """Return why the step's goal cannot be evaluated, or "" when it can.
+
+    A goal that names a deleted course or stage would match no subject, so
+    its subjects would wait out the whole wait for nothing. Like a sweep does
+    for a condition (triggers.evaluation._disable_if_unresolved), such a
+    goal switches its trigger off with the reason. Any other invalid goal
+    fails the rows and leaves the trigger as it is, as a sweep leaves a
+    trigger whose condition fails.
+    """
+    trigger = step.trigger
+    try:
+        validate(step.goal, cast(Subject, trigger.subject_type))
+    except MissingReferenceError as exc:
+        reason = (
+            f"The goal of journey step {step.order} names something that no "
+            f"longer exists: {exc}"
+        )
+        Trigger.objects.filter(pk=trigger.pk).update(
+            is_active=False, disabled_reason=reason
+        )
+        trigger.is_active = False
+        trigger.disabled_reason = reason
+        logger.warning(
+            "Disabled trigger %s and failed the waiting rows of step %s: %s",
+            trigger.slug,
+            step.pk,
+            reason,
+        )
+        return reason
+    except ConditionError as exc:
+        reason = f"The goal of journey step {step.order} is invalid: {exc}"
+        logger.warning(
+            "Failed the waiting rows of step %s of trigger %s: %s",
+            step.pk,
+            trigger.slug,
+            reason,
+        )
+        return reason
+    return ""
 
 
 def goal_met(step: JourneyStep, firings: Sequence[Firing], now: datetime) -> set[int]:
@@ -276,8 +330,8 @@ def _run_action(
         _finish(rows, PendingStepStatus.FAILED, now, f"{type(exc).__name__}: {exc}")
         return StepReport(failed=len(rows))
     _finish(rows, PendingStepStatus.DONE, now, "")
-    _schedule_next(step, firings, now)
-    return StepReport(ran=len(rows))
+    failed = _schedule_next(step, firings, now)
+    return StepReport(ran=len(rows), failed=failed)
 
 
 def perform(step: JourneyStep, firings: Sequence[Firing], now: datetime) -> None:
@@ -394,6 +448,45 @@ def _due_at(step: JourneyStep, start: datetime) -> datetime:
     return start + step.delay
 
 
+def _schedule(step: JourneyStep, firings: Sequence[Firing], start: datetime) -> int:
+    """Insert the step's row for each firing, due after its delay from start.
+
+    A delay or wait outside the allowed range, saved before the range was
+    checked, would overflow the due date and fail the whole sweep. Such a
+    step's rows are written as failed instead, with the reason. Returns how
+    many rows were written failed.
+    """
+    reason = " ".join(step.timing_errors().values())
+    if not reason:
+        rows = [
+            PendingStep(firing=firing, step=step, due_at=_due_at(step, start))
+            for firing in firings
+        ]
+        PendingStep.objects.bulk_create(rows, ignore_conflicts=True)
+        return 0
+
+    logger.warning(
+        "Journey step %s of trigger %s failed for %s firings: %s",
+        step.pk,
+        step.trigger.slug,
+        len(firings),
+        reason,
+    )
+    rows = [
+        PendingStep(
+            firing=firing,
+            step=step,
+            due_at=start,
+            status=PendingStepStatus.FAILED,
+            note=reason,
+            finished_at=start,
+        )
+        for firing in firings
+    ]
+    PendingStep.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
 def _finish(rows: list[PendingStep], status: str, now: datetime, note: str) -> None:
     if rows:
         PendingStep.objects.filter(pk__in=[row.pk for row in rows]).update(
@@ -401,19 +494,16 @@ def _finish(rows: list[PendingStep], status: str, now: datetime, note: str) -> N
         )
 
 
-def _schedule_next(step: JourneyStep, firings: Sequence[Firing], now: datetime) -> None:
-    """Insert the next step's row for each firing, due after its delay from now."""
+def _schedule_next(step: JourneyStep, firings: Sequence[Firing], now: datetime) -> int:
+    """Insert the next step's row for each firing, due after its delay from now.
+
+    Returns how many rows were written failed because of the step's delay.
+    """
     following = (
         JourneyStep.objects.filter(trigger_id=step.trigger_id, order__gt=step.order)
         .order_by("order")
         .first()
     )
     if following is None or not firings:
-        return
-    PendingStep.objects.bulk_create(
-        [
-            PendingStep(firing=firing, step=following, due_at=_due_at(following, now))
-            for firing in firings
-        ],
-        ignore_conflicts=True,
-    )
+        return 0
+    return _schedule(following, firings, now)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from conditions import ConditionError, validate
 from customers.time_zones import validate_time_zone_name
 from triggers.rendering import TEMPLATE_VARIABLES, compile_template
+from triggers.webhook_targets import check_secret, check_url
 
 VARIABLES_HELP = ", ".join(TEMPLATE_VARIABLES)
 
@@ -795,6 +796,28 @@ class WebhookEndpoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        # The URL field's own validator has already checked the form of the
+        # URL; these add what may not be called (triggers.webhook_targets).
+        errors = {}
+        if self.url:
+            try:
+                check_url(self.url)
+            except ValueError as exc:
+                errors["url"] = str(exc)
+        try:
+            check_secret(self.secret)
+        except ValueError as exc:
+            errors["secret"] = str(exc)
+        if errors:
+            raise ValidationError(errors, code="invalid_webhook_endpoint")
+
+
+# The longest delay of a journey step, and the longest wait for a goal. A
+# journey reacts to a firing, so a longer pause is a mistake, and huge
+# delays overflow the date arithmetic of the runner.
+MAX_STEP_DELAY = timedelta(days=365)
+
 
 class JourneyStep(models.Model):
     """One step of a trigger's journey: a delay, then an action or a wait for a goal.
@@ -921,21 +944,26 @@ class JourneyStep(models.Model):
         return f"{self.trigger} step {self.order}: {self.get_action_display()}"
 
     def clean(self) -> None:
-        required = {
+        # An unknown action gets its "Select a valid choice" error from the
+        # field; the checks here apply to the known ones only.
+        required: dict[str, list[str]] = {
             StepAction.ENROLL: ["course"],
             StepAction.SEND_EMAIL: ["email_template"],
             StepAction.CREATE_TASK: ["task_title"],
             StepAction.CALL_WEBHOOK: ["webhook"],
             StepAction.SET_PROPERTY: ["property_object", "property_name"],
             StepAction.WAIT_FOR_GOAL: ["goal", "wait_days"],
-        }.get(StepAction(self.action), [])
+        }
         missing = {
             name: f"Required for the action '{self.get_action_display()}'."
-            for name in required
+            for name in required.get(self.action, [])
             if getattr(self, name) in (None, "")
         }
         if missing:
             raise ValidationError(missing, code="required_for_action")
+        timing = self.timing_errors()
+        if timing:
+            raise ValidationError(timing, code="step_timing_out_of_range")
         if self.action == StepAction.WAIT_FOR_GOAL:
             self._clean_goal()
         elif self.goal is not None:
@@ -943,6 +971,32 @@ class JourneyStep(models.Model):
                 {"goal": "Only a wait-for-goal step has a goal; clear it."},
                 code="goal_without_wait",
             )
+
+    def timing_errors(self) -> dict[str, str]:
+        """Return an error per field for a delay or wait outside 0 to 365 days.
+
+        The runner also checks this before it schedules a step, because rows
+        saved before the check existed, or written without clean(), may
+        carry any value.
+        """
+        errors = {}
+        limit = MAX_STEP_DELAY.days
+        if self.delay is not None and self.delay < timedelta(0):
+            errors["delay"] = (
+                f"Step {self.order}: the delay {self.delay} is negative; use 0 or "
+                "more, as 'DD HH:MM:SS'."
+            )
+        elif self.delay is not None and self.delay > MAX_STEP_DELAY:
+            errors["delay"] = (
+                f"Step {self.order}: the delay {self.delay} is longer than the "
+                f"maximum of {limit} days; use {limit} days or less."
+            )
+        if self.wait_days is not None and self.wait_days > limit:
+            errors["wait_days"] = (
+                f"Step {self.order}: a wait of {self.wait_days} days is longer "
+                f"than the maximum of {limit} days; use {limit} or less."
+            )
+        return errors
 
     def _clean_goal(self) -> None:
         if not self.wait_days:

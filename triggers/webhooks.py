@@ -20,6 +20,7 @@ periodic job sends it again with the same idempotency key.
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from triggers.models import (
     WebhookDelivery,
     WebhookStatus,
 )
+from triggers.webhook_targets import check_url, connect_checked
 
 logger = logging.getLogger(__name__)
 
@@ -205,11 +207,45 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+class _CheckedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Connect only to addresses that triggers.webhook_targets allows.
+        self._create_connection = connect_checked
+
+
+class _CheckedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = connect_checked
+
+
+class _CheckedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_CheckedHTTPConnection, req)
+
+
+class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        context = self._context  # type: ignore[attr-defined]
+        return self.do_open(_CheckedHTTPSConnection, req, context=context)
+
+
+# NOTE: with an http_proxy or https_proxy variable in the environment,
+# urllib connects to the proxy, so only the proxy's address is checked and
+# the proxy resolves the endpoint's host.
+_opener = urllib.request.build_opener(
+    _NoRedirect, _CheckedHTTPHandler, _CheckedHTTPSHandler
+)
 
 
 def _post(delivery: WebhookDelivery) -> int:
-    """POST the row's body to its endpoint; return the HTTP status."""
+    """POST the row's body to its endpoint; return the HTTP status.
+
+    Raises ValueError for a URL that may not be called, for example one
+    saved before the checks of triggers.webhook_targets existed.
+    """
+    check_url(delivery.endpoint.url)
     body = delivery.body.encode()
     timestamp = int(time.time())
     request = urllib.request.Request(
