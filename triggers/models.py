@@ -813,7 +813,7 @@ class WebhookEndpoint(models.Model):
             raise ValidationError(errors, code="invalid_webhook_endpoint")
 
 
-# The longest delay of a journey step, and the longest wait for a goal. A
+# The maximum delay of a journey step, and the maximum wait for a goal. A
 # journey reacts to a firing, so a longer pause is a mistake, and huge
 # delays overflow the date arithmetic of the runner.
 MAX_STEP_DELAY = timedelta(days=365)
