@@ -34,3 +34,10 @@ class DeliveryRulesForm(forms.ModelForm):
             "send_weekdays",
             "default_time_zone",
         ]
+        help_texts = {
+            "send_until": (
+                "End of the sending window in the recipient's local time. An end "
+                "earlier than the start closes the window the next day, so "
+                "22:00 to 06:00 sends overnight."
+            ),
+        }

@@ -692,10 +692,12 @@ class DeliveryRules(models.Model):
         else:
             self.send_weekdays = sorted(self.send_weekdays)
 
-        if self.send_from >= self.send_until:
+        # An end earlier than the start is a window that crosses midnight.
+        if self.send_from == self.send_until:
             errors["send_until"] = (
-                f"The sending window ends at {self.send_until:%H:%M}, not after it "
-                f"starts at {self.send_from:%H:%M}: set an end later the same day."
+                f"The sending window starts and ends at {self.send_from:%H:%M}: set "
+                "a different end, earlier than the start for a window that "
+                "crosses midnight, or turn quiet hours off to send at any time."
             )
         if self.cap_emails and not self.cap_window_days:
             errors["cap_window_days"] = (

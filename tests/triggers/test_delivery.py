@@ -261,6 +261,14 @@ def test_email_deferred_to_overnight_window(clock, mailoutbox, caplog):
     assert len(mailoutbox) == 1
 
 
+def test_rules_form_accepts_overnight_window():
+    form = rules_form(send_from="22:00", send_until="06:00")
+
+    assert form.is_valid(), form.errors
+    rules = form.save()
+    assert rules.send_until == time(6, 0)
+
+
 def test_no_sending_day_never_opens():
     assert next_window_opening(NOW, UTC_ZONE, office_hours(send_weekdays=[])) is None
 
@@ -380,7 +388,7 @@ def test_rules_form_accepts_valid_rules():
         ("send_weekdays", ["7"], "send_weekdays", "7 is not one of"),
         ("send_weekdays", [], "send_weekdays", "required"),
         ("send_weekdays", ["Monday"], "send_weekdays", "Monday is not one of"),
-        ("send_until", "08:00", "send_until", "08:00"),
+        ("send_until", "09:00", "send_until", "starts and ends at 09:00"),
         ("cap_window_days", "0", "cap_window_days", "at least 1 day"),
     ],
 )
