@@ -1,7 +1,10 @@
 """Sweeps: evaluating triggers as one query each, recording firings, taking actions.
 
 For each trigger, one query selects the subjects that match as of the
-sweep's instant together with their occurrence key. The firings are
+sweep's instant together with their occurrence key. When that key is the
+same for every subject ("once", "once a day"), the query also leaves out
+the subjects that already fired for it, so a steady-state sweep fetches
+almost nothing. The firings are
 inserted with ON CONFLICT DO NOTHING and tagged with the sweep id, so the
 rows that carry this sweep's id afterwards are exactly the new firings. The
 actions of those firings (enrollments and outbox emails) are written in the
@@ -18,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from django.db import transaction
+from django.db.models import Count, Exists, OuterRef, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -34,7 +39,7 @@ from triggers.actions import INSERT_BATCH_SIZE, EmailPolicy, take_actions
 from triggers.holdouts import holdout_bucket
 from triggers.journeys import start_journeys
 from triggers.models import Firing, FiringOutcome, SubjectType, Sweep, Trigger
-from triggers.occurrences import key_expression, key_text
+from triggers.occurrences import constant_key, key_expression, key_text
 from triggers.reentry import record_matches
 from triggers.unenrollment import end_unmatched_enrollments, restore_enrollments
 
@@ -317,16 +322,20 @@ def evaluate_trigger(
     """
     policy = policy or EmailPolicy()
     context = EvaluationContext(cast(Subject, trigger.subject_type), sweep.as_of)
-    matches = matching_subjects(trigger, context, account_ids)
-    matches = record_matches(trigger, matches, sweep.as_of, account_ids)
-    end_unmatched_enrollments(trigger, matches, sweep.as_of, account_ids)
-    unfired = _without_earlier_firings(trigger, matches)
+    if _fetches_only_new(trigger, context):
+        matched, unfired = new_matching_subjects(trigger, context, account_ids)
+    else:
+        matches = matching_subjects(trigger, context, account_ids)
+        matches = record_matches(trigger, matches, sweep.as_of, account_ids)
+        end_unmatched_enrollments(trigger, matches, sweep.as_of, account_ids)
+        matched = len(matches)
+        unfired = _without_earlier_firings(trigger, matches)
     new_firings = _insert_firings(trigger, sweep, unfired)
     restore_enrollments(trigger, new_firings, sweep.as_of)
     actions = take_actions(trigger, new_firings, sweep.as_of, policy)
     start_journeys(trigger, new_firings, sweep.as_of, policy.skip_reason)
     return TriggerOutcome(
-        matched=len(matches),
+        matched=matched,
         fired=len(new_firings),
         enrollments=actions.enrollments,
         emails_queued=actions.emails_pending,
@@ -370,6 +379,87 @@ def matching_subjects(
     # A set, because a future kind that joins a to-many relation could
     # repeat a subject.
     return sorted(matches, key=lambda match: (match[1], match[0] or 0))
+
+
+def _fetches_only_new(trigger: Trigger, context: EvaluationContext) -> bool:
+    """Tell whether the matching query itself can leave out earlier firings.
+
+    It can when every subject shares one occurrence key for the sweep. A
+    trigger that unenrolls unmatched contacts needs every match, fired or
+    not, so it keeps fetching them all.
+    """
+    if trigger.unenroll_when_unmatched:
+        return False
+    return constant_key(trigger.occurrence, context) is not None
+
+
+def new_matching_subjects(
+    trigger: Trigger,
+    context: EvaluationContext,
+    account_ids: Sequence[int] | None = None,
+) -> tuple[int, list[Match]]:
+    """Return how many subjects match, and the matches that never fired before.
+
+    Only for occurrence policies whose key is the same for every subject
+    at this instant (see constant_key). Most subjects that match a trigger
+    day after day fired long ago, so fetching them only to drop them in
+    Python would cost most of a steady-state sweep. Instead a correlated
+    NOT EXISTS on the firings, served by the index of the unique
+    constraint, leaves them in the database. A window count over all
+    matches, fired or not, gives SweepReport.matched in the same query.
+
+    It is only a shortcut: the unique constraints still decide, so a firing
+    that a concurrent sweep inserts first is dropped by ON CONFLICT DO NOTHING.
+    """
+    occurrence_key = constant_key(trigger.occurrence, context)
+    if occurrence_key is None:
+        raise ValueError(
+            f"occurrence policy {trigger.occurrence!r} keys each subject on its "
+            "own; use matching_subjects for it"
+        )
+    is_contact = context.subject == SubjectType.CONTACT
+    subjects = subjects_as_of(context.subject, context.as_of)
+    if account_ids is not None:
+        account_column = "account_id" if is_contact else "pk"
+        subjects = subjects.filter(**{f"{account_column}__in": account_ids})
+    earlier = Firing.objects.filter(
+        trigger_id=trigger.pk,
+        subject_type=trigger.subject_type,
+        occurrence_key=occurrence_key,
+        **{"contact" if is_contact else "account": OuterRef("pk")},
+    )
+    columns = ["pk", "fired_before", "matched_total"]
+    if is_contact:
+        columns.append("account_id")
+    condition = compile_condition(trigger.condition, context)
+    rows = (
+        subjects.filter(condition)
+        .annotate(
+            fired_before=Exists(earlier),
+            # NOTE: counts rows, so a future kind that repeats a subject
+            # would count it twice here, unlike matching_subjects.
+            matched_total=Window(Count("pk")),
+            position=Window(RowNumber()),
+        )
+        # Filtering on a window makes Django compute the windows in a
+        # subquery and filter its rows outside, so matched_total counts
+        # every match. The first row is kept so that the count arrives
+        # even when no match is new.
+        .filter(Q(fired_before=False) | Q(position=1))
+        .order_by()
+        .values_list(*columns)
+    )
+    matched = 0
+    new: set[Match] = set()
+    for pk, fired_before, total, *contact_account in rows:
+        matched = total
+        if not fired_before:
+            # An account subject is its own account.
+            account_id = contact_account[0] if is_contact else pk
+            new.add((pk if is_contact else None, account_id, occurrence_key))
+    # A set, because a future kind that joins a to-many relation could
+    # repeat a subject.
+    return matched, sorted(new, key=lambda match: (match[1], match[0] or 0))
 
 
 def _without_earlier_firings(trigger: Trigger, matches: list[Match]) -> list[Match]:

@@ -48,10 +48,9 @@ def key_expression(
     The policies that read the trigger's own history (every N days, each new
     match) need the saved trigger and raise ValueError without it.
     """
-    if occurrence == Occurrence.ONCE:
-        return Value("once")
-    if occurrence == Occurrence.DAILY:
-        return Value(timezone.localdate(context.as_of).isoformat())
+    constant = constant_key(occurrence, context)
+    if constant is not None:
+        return Value(constant)
     if occurrence == Occurrence.RENEWAL_DATE:
         field = (
             "account__renewal_date" if context.subject == "contact" else "renewal_date"
@@ -67,6 +66,19 @@ def key_expression(
         return reentry.key_expression(occurrence, trigger, context)
     known = ", ".join(Occurrence.values)
     raise ValueError(f"unknown occurrence policy {occurrence!r}; use one of {known}")
+
+
+def constant_key(occurrence: str, context: EvaluationContext) -> str | None:
+    """Return the key every subject shares at this instant, or None if it varies.
+
+    "Once" and "once a day" give all subjects of a sweep the same key, so
+    a sweep can tell which subjects fired before inside its matching query.
+    """
+    if occurrence == Occurrence.ONCE:
+        return "once"
+    if occurrence == Occurrence.DAILY:
+        return timezone.localdate(context.as_of).isoformat()
+    return None
 
 
 def key_text(occurrence: str, value: Any) -> str:

@@ -8,10 +8,12 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from conditions import EvaluationContext
 from courses.models import Enrollment, SignInLink
 from customers.models import Account
 from tests.factories import NOW, make_account, make_contact, make_event, make_survey
 from tests.triggers.factories import make_course, make_template, make_trigger
+from triggers.evaluation import new_matching_subjects
 from triggers.models import Firing, OutboxEmail, Sweep, Trigger
 from triggers.services import (
     due_outbox_ids,
@@ -569,3 +571,52 @@ def test_account_scope_limits_subjects():
         scoped.account_id
     }
     assert other.account_id != scoped.account_id
+
+
+def test_once_trigger_fetches_only_new_subjects():
+    # Three contacts fire at the first sweep and a fourth is created after
+    # it. The second sweep counts all four as matched but fetches the fourth only.
+    fired_first = [make_contact() for _ in range(3)]
+    trigger = make_trigger(INACTIVE_10_DAYS)
+    run_sweep(NOW, triggers=[trigger])
+    newcomer = make_contact()
+    later = NOW + timedelta(days=1)
+    context = EvaluationContext("contact", later)
+
+    matched, new = new_matching_subjects(trigger, context)
+    with CaptureQueriesContext(connection) as queries:
+        new_matching_subjects(trigger, context)
+    report = run_sweep(later, triggers=[trigger])
+
+    assert len(queries) == 1
+    assert (matched, new) == (4, [(newcomer.pk, newcomer.account_id, "once")])
+    assert (report.matched, report.fired) == (4, 1)
+    fired = set(
+        Firing.objects.filter(trigger=trigger).values_list("contact_id", flat=True)
+    )
+    assert fired == {contact.pk for contact in [*fired_first, newcomer]}
+
+
+def test_daily_trigger_counts_matches_when_none_is_new():
+    contacts = [make_contact() for _ in range(2)]
+    trigger = make_trigger(INACTIVE_10_DAYS, occurrence="daily")
+    run_sweep(NOW, triggers=[trigger])
+
+    matched, new = new_matching_subjects(
+        trigger, EvaluationContext("contact", NOW + timedelta(hours=1))
+    )
+    next_day = run_sweep(NOW + timedelta(days=1), triggers=[trigger])
+
+    assert (matched, new) == (len(contacts), [])
+    assert (next_day.matched, next_day.fired) == (len(contacts), len(contacts))
+
+
+def test_account_once_trigger_fetches_only_new_subjects():
+    make_account()
+    trigger = make_trigger({"kind": "plan", "plans": ["Basic"]}, subject_type="account")
+    run_sweep(NOW, triggers=[trigger])
+    second = make_account()
+
+    matched, new = new_matching_subjects(trigger, EvaluationContext("account", NOW))
+
+    assert (matched, new) == (2, [(None, second.pk, "once")])
