@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -11,7 +10,6 @@ from django.urls import URLPattern
 from conditions import describe, fields, kinds
 from conditions.formatting import signature
 from triggers import admin_views, delivery_forms, services
-from triggers.delivery import validate_rules
 from triggers.forms import TriggerForm
 from triggers.journey_admin import JourneyStepInline
 from triggers.models import (
@@ -282,30 +280,6 @@ class SweepAdmin(ReadOnlyAdmin):
     ]
     date_hierarchy = "as_of"
     search_fields = ["pk"]
-
-
-class DeliveryRulesForm(forms.ModelForm):
-    class Meta:
-        model = DeliveryRules
-        fields = [
-            "cap_emails",
-            "cap_window_days",
-            "max_deferral_days",
-            "quiet_hours_enabled",
-            "send_from",
-            "send_until",
-            "send_weekdays",
-            "default_time_zone",
-        ]
-
-    def clean(self) -> dict[str, Any] | None:
-        cleaned = super().clean()
-        # Checked only when every field parsed, so the errors name values,
-        # not a missing field. The form copies its values to the instance
-        # only after clean(), so the check runs on an unsaved copy.
-        if not self.errors and cleaned is not None:
-            validate_rules(DeliveryRules(**cleaned))
-        return cleaned
 
 
 @admin.register(DeliveryRules)
