@@ -57,14 +57,6 @@ def load_rules() -> DeliveryRules | None:
     return DeliveryRules.objects.order_by("pk").first()
 
 
-def validate_rules(rules: DeliveryRules) -> None:
-    """Raise ValidationError naming each field whose value cannot work.
-
-    The checks live in DeliveryRules.clean(), which also sorts send_weekdays.
-    """
-    rules.clean()
-
-
 def suppression_reason(contact: Contact) -> str:
     """Return why the contact must get no lifecycle email, or "" when it may."""
     if contact.unsubscribed_at is not None:
