@@ -12,4 +12,5 @@ class CustomersConfig(AppConfig):
             condition_fields,
             condition_kinds,
             conditions,
+            sqlite,
         )

@@ -65,6 +65,7 @@ from customers.models import (
     TicketPriority,
     UsageEvent,
 )
+from customers.sqlite import SQLITE_LOCAL_DAY_START
 
 OPERATORS = (">", ">=", "<", "<=", "==")
 LOOKUPS = {
@@ -163,6 +164,17 @@ class LocalDayStart(Func):
 
     def __init__(self, day: Any, zone: str) -> None:
         super().__init__(day, Value(zone))
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # SQLite has no time zones; customers.sqlite registers this function
+        # on every SQLite connection.
+        return self.as_sql(
+            compiler,
+            connection,
+            template=f"{SQLITE_LOCAL_DAY_START}(%(expressions)s)",
+            arg_joiner=", ",
+            **extra,
+        )
 
 
 def window(context: EvaluationContext, days: int) -> dict[str, Any]:
