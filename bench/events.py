@@ -167,11 +167,12 @@ def wait_until_ready(worker: subprocess.Popen[bytes], log_path: Path) -> None:
             raise RuntimeError(
                 f"worker exited before it was ready; its log:\n{log_path.read_text()}"
             )
-        # Only this worker: another one on the same broker would answer too.
+        # Only this worker: another one on the same broker would respond too.
         if app.control.ping(destination=[WORKER_NAME], timeout=0.5):
             return
     raise RuntimeError(
-        f"worker did not answer a ping within {WORKER_START_SECONDS} s; see {log_path}"
+        f"worker did not respond to a ping within {WORKER_START_SECONDS} s; "
+        f"see {log_path}"
     )
 
 

@@ -181,7 +181,7 @@ def cap_slot(
     """Return the first instant from now at which one more email stays within the cap.
 
     The window is (instant - cap_window_days, instant]. When it already
-    holds cap_emails sends, the next slot is when enough of the oldest
+    contains cap_emails sends, the next slot is when enough of the oldest
     leave it.
     """
     if not rules.cap_emails:
@@ -322,7 +322,7 @@ def _sent_duplicate(email: OutboxEmail) -> int | None:
 def _recent_send_times(contact_id: int, since: datetime) -> list[datetime]:
     """Return when each email of the contact sent or being sent after since left.
 
-    A row still sending has no sent_at yet, so its claim time stands in.
+    A row still sending has no sent_at yet, so its claim time is used instead.
     """
     sent_or_claimed = Coalesce("sent_at", "claimed_at", output_field=DateTimeField())
     return list(

@@ -202,7 +202,7 @@ def _claim(delivery_id: int, now: datetime) -> bool:
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # A redirect would resend the signed body to a URL that no one configured,
-    # so a 3xx answer counts as a failed attempt.
+    # so a 3xx response counts as a failed attempt.
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
 

@@ -21,7 +21,7 @@ SLOW_BACKEND = "tests.triggers.test_delivery_concurrency.SlowBackend"
 
 
 class SlowBackend(EmailBackend):
-    """The in-memory backend with a mail server that takes a while to answer.
+    """The in-memory backend with a mail server that takes a while to respond.
 
     A slow send keeps rows in "sending" while other workers decide, which
     is the case the cap has to count.
