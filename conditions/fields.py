@@ -120,7 +120,8 @@ def resolve_field(path: str) -> tuple[Field, str | None]:
         field = _FIELDS[path]
         if field.type == "properties":
             raise ConditionError(
-                f"{path} contains custom properties, so name one, for example {path}.industry"
+                f"{path} contains custom properties, so name one, "
+                f"for example {path}.industry"
             )
         return field, None
     for field in _FIELDS.values():
