@@ -221,6 +221,51 @@ class UsageEvent(models.Model):
         return f"{self.name} at {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
+class UsageDay(models.Model):
+    """How many usage events of one name and feature a contact had on one UTC day.
+
+    Database triggers keep these rows equal to the usage events whatever
+    writes them (a single event, a bulk import, an upsert, a delete), so
+    conditions and dashboards over long windows read a row per day instead
+    of every event. customers.usage holds the SQL and the rebuild.
+    Events without a contact are counted per account, with contact null.
+    """
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="usage_days"
+    )
+    contact = models.ForeignKey(
+        Contact,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="usage_days",
+    )
+    day = models.DateField()
+    name = models.CharField(max_length=100)
+    feature = models.CharField(max_length=100, blank=True)
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # The targets of the triggers' INSERT ... ON CONFLICT.
+            models.UniqueConstraint(
+                fields=["contact", "name", "feature", "day"],
+                condition=models.Q(contact__isnull=False),
+                name="one_usage_day_per_contact",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "name", "feature", "day"],
+                condition=models.Q(contact__isnull=True),
+                name="one_usage_day_per_account",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.day}: {self.count}"
+
+
 class TicketPriority(models.TextChoices):
     LOW = "low", "Low"
     MEDIUM = "medium", "Medium"
