@@ -6,5 +6,6 @@ class CoursesConfig(AppConfig):
     verbose_name = "Courses"
 
     def ready(self) -> None:
-        # Registers the learning condition kinds with the shared vocabulary.
-        from courses import conditions  # noqa: F401
+        # Registers the learning condition kinds with the shared vocabulary
+        # and the learning progress measure with the health registry.
+        from courses import conditions, health  # noqa: F401
