@@ -17,6 +17,9 @@ from django.http import HttpRequest
 from conditions import describe
 from conditions.forms import ConditionTextField
 from conditions.widgets import ConditionBuilderWidget
+
+# Registers the health weight sets and the account health pages.
+from lifecycle import health_admin  # noqa: F401
 from lifecycle.models import (
     AccountStage,
     CriterionMet,

@@ -1,7 +1,11 @@
-"""Lifecycle stages, their success criteria, and the current stage of each account."""
+"""Lifecycle stages, their success criteria, the current stage of each account,
+and the health weights that CSMs configure, by default and per stage."""
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
+
+from customers.models import Account
 
 
 class Stage(models.Model):
@@ -117,3 +121,107 @@ class StageChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account}: {self.from_stage} to {self.to_stage}"
+
+
+class HealthSource(models.TextChoices):
+    MEASURES = "measures", "Weighted measures"
+    CRM_PROPERTY = "crm_property", "A CRM property of the account"
+
+
+class HealthWeightSet(models.Model):
+    """The weights of the health measures, for one stage or for every other account.
+
+    The set without a stage is the default. A stage's set replaces it for
+    the accounts in that stage on the scored day. lifecycle.health reads
+    the sets; the admin validates them.
+    """
+
+    stage = models.ForeignKey(
+        Stage,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="health_weight_sets",
+        help_text=(
+            "Blank for the default set, which scores every account whose stage "
+            "has no set of its own."
+        ),
+    )
+    source = models.CharField(
+        max_length=20,
+        choices=HealthSource.choices,
+        default=HealthSource.MEASURES,
+        help_text=(
+            "Weighted measures, or a score that the CRM already holds for the account."
+        ),
+    )
+    crm_property = models.CharField(
+        "CRM property",
+        max_length=200,
+        blank=True,
+        help_text=(
+            "With a CRM property source: the name of the custom property that "
+            "holds a score from 0 to 100, as the CRM sync stores it."
+        ),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = [models.F("stage__order").asc(nulls_first=True)]
+        constraints = [
+            # One default set (stage NULL counts as 0) and one set per stage,
+            # so every account has exactly one set.
+            models.UniqueConstraint(
+                Coalesce("stage", models.Value(0)),
+                name="one_health_weight_set_per_stage",
+                violation_error_message=(
+                    "A weight set for this stage already exists (or, without a "
+                    "stage, the default set); edit that one instead."
+                ),
+            )
+        ]
+
+    def __str__(self) -> str:
+        if self.stage_id is None:
+            return "Default health weights"
+        return f"Health weights for {self.stage}"
+
+    @property
+    def display_name(self) -> str:
+        return "default" if self.stage is None else f"stage {self.stage.slug}"
+
+
+class HealthWeight(models.Model):
+    """The weight of one health measure in a weight set."""
+
+    weight_set = models.ForeignKey(
+        HealthWeightSet, on_delete=models.CASCADE, related_name="weights"
+    )
+    # The key of a measure in customers.health's registry.
+    measure = models.CharField(max_length=40)
+    weight = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["weight_set", "measure"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["weight_set", "measure"], name="one_weight_per_measure"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.measure}: {self.weight}"
+
+
+class AccountHealth(Account):
+    """An account seen from its health: score, trend and each measure's part.
+
+    A proxy, so the admin can show health beside the customer record
+    without lifecycle changing customers' admin.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "account health"
+        verbose_name_plural = "account health"

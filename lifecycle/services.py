@@ -1,4 +1,5 @@
-"""What other apps may use from lifecycle: stage evaluation, overrides and history.
+"""What other apps may use from lifecycle: stage evaluation, overrides and history,
+and compute_health(), which scores health with the configured weights.
 
 An account is always in one stage (AccountStage) and its moves are the
 stage history (StageChange). evaluate_stages() records which success
@@ -32,6 +33,7 @@ from django.utils import timezone
 from conditions import ConditionError, EvaluationContext, compile_condition
 from customers.models import Account
 from customers.services import send_data_changed, subjects_as_of, utc_day_start
+from lifecycle.health import compute_health as compute_health
 from lifecycle.models import (
     AccountStage,
     CriterionMet,

@@ -1,12 +1,13 @@
 """Daily lifecycle work: today's health scores, then stage evaluation."""
 
 import logging
+from datetime import date
 from typing import Any
 
 from celery import shared_task
 from django.utils import timezone
 
-from customers.services import compute_health_scores
+from lifecycle.health import compute_health
 from lifecycle.services import evaluate_stages
 
 logger = logging.getLogger(__name__)
@@ -21,11 +22,22 @@ def refresh_lifecycle() -> dict[str, Any]:
     tick rewrites the same rows.
     """
     now = timezone.now()
-    scored = compute_health_scores(timezone.localdate(now))
+    health = compute_health(timezone.localdate(now))
     report = evaluate_stages(now)
     logger.info(
         "Lifecycle refresh: %s health scores, %s stage changes",
-        scored,
+        health.scored,
         report.stage_changes,
     )
-    return {"health_scores": scored, "stage_changes": report.stage_changes}
+    return {"health_scores": health.scored, "stage_changes": report.stage_changes}
+
+
+@shared_task
+def recompute_health(on: str) -> dict[str, Any]:
+    """Score every account for the ISO date on, for the admin's recompute action.
+
+    It takes a date, not "today", so a task that runs late still scores the
+    day the CSM saw.
+    """
+    run = compute_health(date.fromisoformat(on))
+    return {"on": on, "scored": run.scored, "unscored": run.unscored}
