@@ -8,6 +8,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from courses.assessment_forms import QuestionAdminForm, QuestionFormSet
 from courses.forms import (
     CourseAdminForm,
     EnrollmentAdminForm,
@@ -15,12 +16,14 @@ from courses.forms import (
     ModuleAdminForm,
 )
 from courses.models import (
+    Attempt,
     Course,
     Enrollment,
     EnrollmentSource,
     Lesson,
     LessonProgress,
     Module,
+    Question,
     SignInLink,
 )
 from courses.services import announce_learning_change
@@ -73,6 +76,16 @@ class CourseAdmin(admin.ModelAdmin):
                 "description": "A course holds modules, and each module holds "
                 "lessons. Edit the modules below: the Order column sets the "
                 "order learners see. Open a module to edit its lessons.",
+            },
+        ),
+        (
+            "Completion and certificates",
+            {
+                "fields": [
+                    "completion_rule",
+                    "issues_certificates",
+                    "certificate_valid_days",
+                ]
             },
         ),
         (
@@ -134,21 +147,52 @@ class ModuleAdmin(admin.ModelAdmin):
     ]
 
 
+class QuestionInline(admin.StackedInline):
+    model = Question
+    form = QuestionAdminForm
+    formset = QuestionFormSet
+    extra = 0
+    ordering = ["order", "id"]
+    verbose_name_plural = "Questions (quizzes, exams and self-assessments)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Question]:
+        return super().get_queryset(request).prefetch_related("choices")
+
+
 @admin.register(Lesson)
 class LessonAdmin(admin.ModelAdmin):
     form = LessonAdminForm
+    inlines = [QuestionInline]
     list_display = ["title", "module", "course_title", "kind", "order", "is_required"]
     list_filter = ["kind", "is_required", "module__course"]
     list_select_related = ["module__course"]
     search_fields = ["title", "module__title", "module__course__title"]
     ordering = ["module__course__title", "module__order", "module_id", "order", "id"]
-    fields = [
-        "module",
-        ("order", "title"),
-        ("kind", "is_required", "weight"),
-        "body",
-        "url",
-        "external_id",
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "module",
+                    ("order", "title"),
+                    ("kind", "is_required", "weight"),
+                    "body",
+                    "url",
+                    "external_id",
+                ]
+            },
+        ),
+        (
+            "Quiz and exam rules",
+            {
+                "fields": [
+                    ("pass_mark", "max_attempts", "time_limit_minutes"),
+                    ("questions_per_attempt", "shuffle_questions"),
+                ],
+                "description": "Used by quiz and exam lessons. Add the "
+                "questions below; other lesson kinds have none.",
+            },
+        ),
     ]
 
     @admin.display(description="Course", ordering="module__course__title")
@@ -284,3 +328,22 @@ class SignInLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if link.expires_at <= timezone.now():
             return "Expired"
         return "Unused"
+
+
+@admin.register(Attempt)
+class AttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "enrollment",
+        "lesson",
+        "number",
+        "status",
+        "score",
+        "passed",
+        "started_at",
+        "submitted_at",
+    ]
+    list_filter = ["status", "passed", "lesson__module__course"]
+    list_select_related = ["enrollment__contact", "enrollment__course", "lesson"]
+    search_fields = ["enrollment__contact__email", "lesson__title"]
+    search_help_text = "Search by the contact's email address or the lesson title."
+    date_hierarchy = "started_at"

@@ -1,8 +1,18 @@
 """Forms of the learner portal and the courses admin."""
 
+from typing import Any
+
 from django import forms
 
-from courses.models import Course, Enrollment, Lesson, Module
+from courses.models import (
+    MAX_PASS_MARK,
+    CompletionRule,
+    Course,
+    Enrollment,
+    Lesson,
+    LessonKind,
+    Module,
+)
 
 
 class SignInLinkForm(forms.Form):
@@ -26,8 +36,18 @@ class CourseAdminForm(forms.ModelForm):
             "is_published",
             "starts_on",
             "length_days",
+            "completion_rule",
+            "issues_certificates",
+            "certificate_valid_days",
         ]
         help_texts = {
+            "completion_rule": "When a learner's enrollment becomes completed. "
+            "Under “Pass every exam”, the course is completed once every exam "
+            "lesson has a passing attempt.",
+            "issues_certificates": "Give learners a PDF certificate with a public "
+            "verification page when they complete the course.",
+            "certificate_valid_days": "Optional. Days a certificate stays valid "
+            "after it is issued; leave blank for certificates that never expire.",
             "external_id": "The id in the source system, such as an OULAD "
             "module-presentation. Leave blank for a course written here.",
             "slug": "The course's part of its portal address, /learn/courses/SLUG/. "
@@ -40,6 +60,24 @@ class CourseAdminForm(forms.ModelForm):
             "starts_on": "Optional. The date a cohort course starts.",
             "length_days": "Optional. The planned length of the course, in days.",
         }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("completion_rule") != CompletionRule.PASS_EXAM:
+            return cleaned
+        has_exam = (
+            self.instance.pk is not None
+            and Lesson.objects.filter(
+                module__course=self.instance, kind=LessonKind.EXAM
+            ).exists()
+        )
+        if not has_exam:
+            self.add_error(
+                "completion_rule",
+                "This course has no exam lesson, so no learner could complete it "
+                "under this rule. Add an exam lesson first, then choose the rule.",
+            )
+        return cleaned
 
 
 class ModuleAdminForm(forms.ModelForm):
@@ -77,12 +115,30 @@ class LessonAdminForm(forms.ModelForm):
             "order",
             "is_required",
             "weight",
+            "pass_mark",
+            "max_attempts",
+            "time_limit_minutes",
+            "questions_per_attempt",
+            "shuffle_questions",
         ]
         help_texts = {
+            "pass_mark": "Quizzes and exams: the lowest passing score, in "
+            "percent. Required for exams; an exam lesson is completed only by "
+            "a passing attempt.",
+            "max_attempts": "Optional. How many attempts a learner may make; "
+            "blank for no limit.",
+            "time_limit_minutes": "Optional. Minutes from the start of an "
+            "attempt until answers are no longer accepted; blank for no limit.",
+            "questions_per_attempt": "Optional. The lesson's questions are a "
+            "pool, and each attempt draws this many at random; blank to serve "
+            "every question.",
+            "shuffle_questions": "Serve the questions of each attempt in a "
+            "random order.",
             "external_id": "The id in the source system. Leave blank for a "
             "lesson written here.",
-            "kind": "What the lesson is. Every kind shows its text and link, and "
-            "the learner marks it complete with a button.",
+            "kind": "What the lesson is. Every kind shows its text and link. "
+            "Quizzes, exams and self-assessments with questions are completed "
+            "by submitting answers; every other lesson with a button.",
             "body": "Plain text shown to the learner. A blank line starts a new "
             "paragraph. HTML is shown as typed, not rendered.",
             "order": "Lessons are shown from the lowest number to the highest "
@@ -92,6 +148,26 @@ class LessonAdminForm(forms.ModelForm):
             "weight": "For quizzes and exams: the share of the course grade, "
             "in percent.",
         }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        pass_mark = cleaned.get("pass_mark")
+        # The inline on the module page has no rule fields, so it skips these checks.
+        if "pass_mark" not in self.fields:
+            return cleaned
+        if cleaned.get("kind") == LessonKind.EXAM and pass_mark is None:
+            self.add_error(
+                "pass_mark", "An exam needs a pass mark, a percentage from 0 to 100."
+            )
+        if pass_mark is not None and not 0 <= pass_mark <= MAX_PASS_MARK:
+            self.add_error(
+                "pass_mark",
+                f"Pass mark {pass_mark} is invalid; use a percentage from 0 to 100.",
+            )
+        for name in ("max_attempts", "questions_per_attempt", "time_limit_minutes"):
+            if cleaned.get(name) == 0:
+                self.add_error(name, "Use a number of 1 or more, or leave it blank.")
+        return cleaned
 
 
 class EnrollmentAdminForm(forms.ModelForm):

@@ -1,6 +1,21 @@
-"""Courses, their modules and lessons, enrollments, progress and sign-in links."""
+"""Courses, their modules and lessons, enrollments, progress and sign-in links.
+
+Quizzes and exams add questions, choices, attempts and answers, and a
+completed course adds a certificate.
+"""
+
+from decimal import Decimal
 
 from django.db import models
+
+# The highest pass mark, in percent.
+MAX_PASS_MARK = Decimal(100)
+
+
+class CompletionRule(models.TextChoices):
+    REQUIRED_LESSONS = "required_lessons", "Complete every required lesson"
+    ALL_LESSONS = "all_lessons", "Complete every lesson, optional ones too"
+    PASS_EXAM = "pass_exam", "Pass every exam of the course"
 
 
 class Course(models.Model):
@@ -12,6 +27,14 @@ class Course(models.Model):
     is_published = models.BooleanField(default=True)
     starts_on = models.DateField(null=True, blank=True)
     length_days = models.PositiveIntegerField(null=True, blank=True)
+    completion_rule = models.CharField(
+        max_length=20,
+        choices=CompletionRule.choices,
+        default=CompletionRule.REQUIRED_LESSONS,
+    )
+    issues_certificates = models.BooleanField(default=True)
+    # Days a certificate stays valid after it is issued; null for no expiry.
+    certificate_valid_days = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -44,6 +67,7 @@ class LessonKind(models.TextChoices):
     PDF = "pdf", "PDF"
     QUIZ = "quiz", "Quiz"
     EXAM = "exam", "Exam"
+    SELF_ASSESSMENT = "self_assessment", "Self-assessment"
     CHECKLIST = "checklist", "Checklist"
     LIVE_SESSION = "live_session", "Live session"
     LINK = "link", "Link"
@@ -63,6 +87,15 @@ class Lesson(models.Model):
     is_required = models.BooleanField(default=True)
     # For assessments: the share of the course grade, in percent.
     weight = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The rules of a quiz or exam; a blank value means no limit.
+    pass_mark = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    max_attempts = models.PositiveSmallIntegerField(null=True, blank=True)
+    time_limit_minutes = models.PositiveIntegerField(null=True, blank=True)
+    # The lesson's questions are its pool; each attempt draws this many.
+    questions_per_attempt = models.PositiveSmallIntegerField(null=True, blank=True)
+    shuffle_questions = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -173,3 +206,153 @@ class SignInLink(models.Model):
 
     def __str__(self) -> str:
         return f"Sign-in link for {self.contact} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+# --- Quizzes, exams and self-assessments -----------------------------------------
+
+# Lesson kinds that hold questions and are taken as attempts.
+ASSESSMENT_KINDS = (LessonKind.QUIZ, LessonKind.EXAM, LessonKind.SELF_ASSESSMENT)
+
+
+class QuestionKind(models.TextChoices):
+    SINGLE_CHOICE = "single_choice", "Single choice"
+    MULTIPLE_CHOICE = "multiple_choice", "Multiple choice"
+    TRUE_FALSE = "true_false", "True or false"
+    SHORT_ANSWER = "short_answer", "Short answer"
+    # A free-text reflection, stored and never scored.
+    REFLECTION = "reflection", "Reflection (not scored)"
+
+
+# Question kinds answered by picking choices.
+CHOICE_KINDS = (
+    QuestionKind.SINGLE_CHOICE,
+    QuestionKind.MULTIPLE_CHOICE,
+    QuestionKind.TRUE_FALSE,
+)
+
+
+class Question(models.Model):
+    lesson = models.ForeignKey(
+        Lesson, on_delete=models.CASCADE, related_name="questions"
+    )
+    kind = models.CharField(max_length=20, choices=QuestionKind.choices)
+    text = models.TextField()
+    order = models.PositiveIntegerField(default=0)
+    points = models.PositiveSmallIntegerField(default=1)
+    # Short answers: the accepted answers, one per line, compared without
+    # case and with runs of spaces collapsed.
+    accepted_answers = models.TextField(blank=True)
+    # Shown to the learner with their result, right or wrong.
+    feedback = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["lesson", "order", "id"]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class Choice(models.Model):
+    question = models.ForeignKey(
+        Question, on_delete=models.CASCADE, related_name="choices"
+    )
+    text = models.CharField(max_length=500)
+    is_correct = models.BooleanField(default=False)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["question", "order", "id"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class AttemptStatus(models.TextChoices):
+    OPEN = "open", "In progress"
+    SUBMITTED = "submitted", "Submitted"
+    # The time limit passed before a submission arrived; scored 0.
+    EXPIRED = "expired", "Time limit passed"
+
+
+class Attempt(models.Model):
+    enrollment = models.ForeignKey(
+        Enrollment, on_delete=models.CASCADE, related_name="attempts"
+    )
+    lesson = models.ForeignKey(Lesson, on_delete=models.CASCADE, related_name="+")
+    # 1 for the first attempt at the lesson, counted per enrollment.
+    number = models.PositiveSmallIntegerField()
+    status = models.CharField(
+        max_length=20, choices=AttemptStatus.choices, default=AttemptStatus.OPEN
+    )
+    # Question ids in the order they were served; only these may be answered.
+    question_ids = models.JSONField(default=list)
+    started_at = models.DateTimeField()
+    # started_at plus the lesson's time limit; null when it has none.
+    deadline = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    # A percentage from 0 to 100; null while open and for unscored lessons.
+    score = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["enrollment", "lesson", "number"]
+        constraints = [
+            # Attempt numbers are unique, so two racing starts cannot both
+            # take the last attempt.
+            models.UniqueConstraint(
+                fields=["enrollment", "lesson", "number"],
+                name="one_attempt_per_number",
+            ),
+            # At most one open attempt per lesson and learner.
+            models.UniqueConstraint(
+                fields=["enrollment", "lesson"],
+                condition=models.Q(status="open"),
+                name="one_open_attempt_per_lesson",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.number} of {self.enrollment} at {self.lesson_id}"
+
+
+class Answer(models.Model):
+    attempt = models.ForeignKey(
+        Attempt, on_delete=models.CASCADE, related_name="answers"
+    )
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="+")
+    # Ids of the chosen choices, for choice questions.
+    choice_ids = models.JSONField(default=list, blank=True)
+    text = models.TextField(blank=True)
+    # Null for reflections, which are not scored.
+    is_correct = models.BooleanField(null=True, blank=True)
+    points_awarded = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["attempt", "question"], name="one_answer_per_question"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Answer to question {self.question_id} in attempt {self.attempt_id}"
+
+
+class Certificate(models.Model):
+    """Proof that a learner completed a course, verifiable by its public code."""
+
+    enrollment = models.OneToOneField(
+        Enrollment, on_delete=models.CASCADE, related_name="certificate"
+    )
+    # A random 128-bit token in the verification URL, so ids cannot be guessed.
+    code = models.CharField(max_length=32, unique=True)
+    # Copied when issued, so the certificate keeps the name it was issued to.
+    learner_name = models.CharField(max_length=300)
+    course_title = models.CharField(max_length=200)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Certificate for {self.learner_name} in {self.course_title}"

@@ -25,6 +25,9 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from courses.models import (
+    Attempt,
+    AttemptStatus,
+    CompletionRule,
     Course,
     Enrollment,
     EnrollmentSource,
@@ -462,7 +465,7 @@ def enrollment_progress(enrollments: Iterable[Enrollment]) -> dict[int, Progress
     return progress
 
 
-def _lesson_of_course(enrollment: Enrollment, lesson: Lesson) -> Lesson:
+def lesson_of_course(enrollment: Enrollment, lesson: Lesson) -> Lesson:
     """Re-read the lesson with its module, raising ValueError for another course's."""
     fresh = Lesson.objects.select_related("module").get(pk=lesson.pk)
     if fresh.module.course_id != enrollment.course_id:
@@ -496,9 +499,13 @@ def _advance(locked: Enrollment, lesson: Lesson, at: datetime) -> bool:
     return bool(changed)
 
 
-def _lock_enrollment(enrollment: Enrollment) -> Enrollment:
-    # Progress writes for one enrollment run one at a time behind this row
-    # lock, so the completion check below reads the other writers' committed rows.
+def lock_enrollment(enrollment: Enrollment) -> Enrollment:
+    """Re-read the enrollment locked FOR UPDATE until the transaction ends.
+
+    Progress and attempt writes for one enrollment run one at a time behind
+    this row lock, so the completion check reads the other writers'
+    committed rows.
+    """
     return (
         Enrollment.objects.select_for_update(of=("self",))
         .select_related("furthest_lesson__module", "contact")
@@ -517,8 +524,8 @@ def record_lesson_view(
     reads, so they send nothing.
     """
     viewed_at = at or timezone.now()
-    lesson = _lesson_of_course(enrollment, lesson)
-    locked = _lock_enrollment(enrollment)
+    lesson = lesson_of_course(enrollment, lesson)
+    locked = lock_enrollment(enrollment)
 
     # The enrollment lock serializes progress writes, so this read is still
     # true at the insert below.
@@ -554,8 +561,8 @@ def complete_lesson(
     contact's account.
     """
     completed_at = at or timezone.now()
-    lesson = _lesson_of_course(enrollment, lesson)
-    locked = _lock_enrollment(enrollment)
+    lesson = lesson_of_course(enrollment, lesson)
+    locked = lock_enrollment(enrollment)
 
     if _complete(locked, lesson, completed_at):
         announce_learning_change(locked.contact.account_id)
@@ -581,13 +588,13 @@ def record_lesson_score(
     """
     value = _percentage(score, f"score of lesson {lesson.pk}")
     submitted_at = at or timezone.now()
-    lesson = _lesson_of_course(enrollment, lesson)
+    lesson = lesson_of_course(enrollment, lesson)
     if lesson.kind not in (LessonKind.QUIZ, LessonKind.EXAM):
         raise ValueError(
             f"lesson {lesson.pk} is a {lesson.kind} lesson, not a quiz or exam; "
             "only quizzes and exams have scores"
         )
-    locked = _lock_enrollment(enrollment)
+    locked = lock_enrollment(enrollment)
 
     completed = _complete(locked, lesson, submitted_at)
     rescored = (
@@ -617,6 +624,85 @@ def _percentage(score: Decimal | int | float | str, label: str) -> Decimal:
     return value
 
 
+def record_assessment_result(
+    locked: Enrollment, lesson: Lesson, attempt: Attempt, at: datetime
+) -> bool:
+    """Record a submitted attempt on the lesson's progress; return whether it changed.
+
+    A quiz keeps the latest score and is completed by any submission. An
+    exam keeps the best score and is completed only by a passing attempt.
+    A self-assessment is completed and has no score. A scored lesson also
+    updates the course grade, Enrollment.score. The caller holds the
+    enrollment lock.
+    """
+    if lesson.kind == LessonKind.EXAM:
+        kept = (
+            Attempt.objects.filter(
+                enrollment=locked, lesson=lesson, score__isnull=False
+            )
+            .exclude(status=AttemptStatus.OPEN)
+            .aggregate(best=models.Max("score"))["best"]
+        )
+        completes = bool(attempt.passed)
+    else:
+        kept = attempt.score
+        completes = True
+
+    _ensure_progress_row(locked, lesson, at)
+    changed = False
+    if completes:
+        changed = _complete(locked, lesson, at)
+    else:
+        changed = _advance(locked, lesson, at)
+    if kept is not None:
+        changed = _store_lesson_score(locked, lesson, kept) or changed
+        changed = _store_course_score(locked) or changed
+    return changed
+
+
+def _ensure_progress_row(locked: Enrollment, lesson: Lesson, at: datetime) -> None:
+    LessonProgress.objects.bulk_create(
+        [LessonProgress(enrollment=locked, lesson=lesson, started_at=at)],
+        ignore_conflicts=True,
+    )
+
+
+def _store_lesson_score(locked: Enrollment, lesson: Lesson, score: Decimal) -> bool:
+    return bool(
+        LessonProgress.objects.filter(enrollment=locked, lesson=lesson)
+        .exclude(score=score)
+        .update(score=score, updated_at=timezone.now())
+    )
+
+
+def _store_course_score(locked: Enrollment) -> bool:
+    """Set the course grade: the mean of the scored lessons' scores, by weight.
+
+    Each quiz or exam with a score counts with its weight, or with weight 1
+    when none is set. Lessons never taken are left out.
+    """
+    rows = LessonProgress.objects.filter(
+        enrollment=locked,
+        score__isnull=False,
+        lesson__module__course_id=locked.course_id,
+    ).values_list("score", "lesson__weight")
+    total = Decimal(0)
+    weights = 0
+    for score, weight in rows:
+        assert score is not None  # the filter above leaves out null scores
+        share = 1 if weight is None else weight
+        total += score * share
+        weights += share
+    if not weights:
+        return False
+    grade = (total / weights).quantize(Decimal("0.01"))
+    if locked.score == grade:
+        return False
+    locked.score = grade
+    locked.save(update_fields=["score", "updated_at"])
+    return True
+
+
 def _complete(locked: Enrollment, lesson: Lesson, completed_at: datetime) -> bool:
     """Complete a lesson, and the enrollment when it was the last required one.
 
@@ -644,25 +730,44 @@ def _complete(locked: Enrollment, lesson: Lesson, completed_at: datetime) -> boo
     ).update(completed_at=completed_at, updated_at=timezone.now())
     advanced = _advance(locked, lesson, completed_at)
 
-    finished = False
-    if locked.status == EnrollmentStatus.ACTIVE and not _required_lessons_left(locked):
-        locked.status = EnrollmentStatus.COMPLETED
-        locked.completed_at = completed_at
-        locked.save(update_fields=["status", "completed_at", "updated_at"])
-        logger.info("Enrollment %s completed course %s", locked.pk, locked.course_id)
-        finished = True
+    finished = _finish_if_due(locked, completed_at)
     return not done_before or advanced or finished
 
 
-def _required_lessons_left(enrollment: Enrollment) -> bool:
+def _finish_if_due(locked: Enrollment, completed_at: datetime) -> bool:
+    """Complete an active enrollment once its course's completion rule is met.
+
+    Returns whether the enrollment changed.
+    """
+    if locked.status != EnrollmentStatus.ACTIVE or _lessons_left_by_rule(locked):
+        return False
+    locked.status = EnrollmentStatus.COMPLETED
+    locked.completed_at = completed_at
+    locked.save(update_fields=["status", "completed_at", "updated_at"])
+    logger.info("Enrollment %s completed course %s", locked.pk, locked.course_id)
+    return True
+
+
+def _lessons_left_by_rule(enrollment: Enrollment) -> bool:
+    """Return whether the course's completion rule still needs a lesson completed.
+
+    Under the exam rule, an exam lesson is completed only when an attempt
+    passed, and a course without an exam lesson is never completed.
+    """
+    rule = Course.objects.values_list("completion_rule", flat=True).get(
+        pk=enrollment.course_id
+    )
+    lessons = Lesson.objects.filter(module__course_id=enrollment.course_id)
+    if rule == CompletionRule.REQUIRED_LESSONS:
+        lessons = lessons.filter(is_required=True)
+    elif rule == CompletionRule.PASS_EXAM:
+        lessons = lessons.filter(kind=LessonKind.EXAM)
+        if not lessons.exists():
+            return True
     completed = LessonProgress.objects.filter(
         enrollment=enrollment, lesson_id=OuterRef("pk"), completed_at__isnull=False
     )
-    return (
-        Lesson.objects.filter(module__course_id=enrollment.course_id, is_required=True)
-        .exclude(Exists(completed))
-        .exists()
-    )
+    return lessons.exclude(Exists(completed)).exists()
 
 
 class LessonState(models.TextChoices):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from courses import views
+from courses import assessment_views, views
 
 app_name = "portal"
 
@@ -19,5 +19,20 @@ urlpatterns = [
         "courses/<slug:slug>/lessons/<int:lesson_id>/complete/",
         views.complete,
         name="complete-lesson",
+    ),
+    path(
+        "courses/<slug:slug>/lessons/<int:lesson_id>/attempts/",
+        assessment_views.start,
+        name="start-attempt",
+    ),
+    path(
+        "courses/<slug:slug>/lessons/<int:lesson_id>/attempts/<int:attempt_id>/",
+        assessment_views.result,
+        name="attempt",
+    ),
+    path(
+        "courses/<slug:slug>/lessons/<int:lesson_id>/attempts/<int:attempt_id>/submit/",
+        assessment_views.submit,
+        name="submit-attempt",
     ),
 ]

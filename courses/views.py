@@ -20,8 +20,9 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from courses.assessments import assessment_state, is_assessment
 from courses.forms import SignInLinkForm
-from courses.models import Enrollment, EnrollmentStatus, Lesson
+from courses.models import Enrollment, EnrollmentStatus, Lesson, Question
 from courses.services import (
     LessonEntry,
     Progress,
@@ -172,7 +173,7 @@ def course(request: HttpRequest, contact: Contact, slug: str) -> HttpResponse:
     return render(request, "portal/course.html", context)
 
 
-def _enrolled_lesson(
+def enrolled_lesson(
     contact: Contact, slug: str, lesson_id: int
 ) -> tuple[Enrollment, Lesson]:
     """Find a lesson through the contact's enrollment in its course, or raise 404."""
@@ -207,7 +208,7 @@ def _external_url(lesson: Lesson) -> str:
 def lesson(
     request: HttpRequest, contact: Contact, slug: str, lesson_id: int
 ) -> HttpResponse:
-    enrollment, current = _enrolled_lesson(contact, slug, lesson_id)
+    enrollment, current = enrolled_lesson(contact, slug, lesson_id)
     if request.method == "GET":
         progress = record_lesson_view(enrollment, current)
     else:
@@ -225,8 +226,17 @@ def lesson(
         "external_url": _external_url(current),
         "previous_url": lesson_path(enrollment.course, previous) if previous else None,
         "next_url": lesson_path(enrollment.course, following) if following else None,
+        "assessment": (
+            assessment_state(enrollment, current) if _has_questions(current) else None
+        ),
     }
     return render(request, "portal/lesson.html", context)
+
+
+def _has_questions(lesson: Lesson) -> bool:
+    # Imported quiz and exam lessons have no questions; they keep the
+    # Mark complete button.
+    return is_assessment(lesson) and Question.objects.filter(lesson=lesson).exists()
 
 
 @contact_required
@@ -234,7 +244,14 @@ def lesson(
 def complete(
     request: HttpRequest, contact: Contact, slug: str, lesson_id: int
 ) -> HttpResponse:
-    enrollment, current = _enrolled_lesson(contact, slug, lesson_id)
+    enrollment, current = enrolled_lesson(contact, slug, lesson_id)
+    if _has_questions(current):
+        messages.error(
+            request,
+            f"“{current.title}” is completed by submitting its answers, "
+            "not with a button.",
+        )
+        return redirect(lesson_path(enrollment.course, current))
     was_completed = enrollment.status == EnrollmentStatus.COMPLETED
     enrollment = complete_lesson(enrollment, current)
 

@@ -5,7 +5,15 @@ from urllib.parse import urlsplit
 
 from django.test import Client
 
-from courses.models import Course, Enrollment, Lesson, Module
+from courses.models import (
+    Choice,
+    Course,
+    Enrollment,
+    Lesson,
+    LessonKind,
+    Module,
+    Question,
+)
 from courses.services import enroll, portal_user_for
 from customers.models import Contact
 from tests.factories import NOW
@@ -59,3 +67,52 @@ def lesson_url(course: Course, lesson: Lesson) -> str:
 
 def path_of(url: str) -> str:
     return urlsplit(url).path
+
+
+def add_question(
+    lesson: Lesson,
+    kind: str,
+    text: str,
+    choices: tuple[tuple[str, bool], ...] = (),
+    *,
+    accepted_answers: str = "",
+    points: int = 1,
+    feedback: str = "",
+) -> Question:
+    """Add a question with its choices, as (text, is correct) pairs, to a lesson."""
+    order = Question.objects.filter(lesson=lesson).count() + 1
+    question = Question.objects.create(
+        lesson=lesson,
+        kind=kind,
+        text=text,
+        order=order,
+        points=points,
+        accepted_answers=accepted_answers,
+        feedback=feedback,
+    )
+    Choice.objects.bulk_create(
+        Choice(question=question, text=choice_text, is_correct=correct, order=number)
+        for number, (choice_text, correct) in enumerate(choices, start=1)
+    )
+    return question
+
+
+def make_assessment(
+    kind: str = LessonKind.QUIZ, **rules: object
+) -> tuple[Course, Lesson]:
+    """Create a course of a text lesson and an assessment lesson with these rules."""
+    course, lessons = make_course(2)
+    assessment = lessons[1]
+    assessment.kind = kind
+    for name, value in rules.items():
+        setattr(assessment, name, value)
+    assessment.save()
+    return course, assessment
+
+
+def correct_choice(question: Question) -> int:
+    return question.choices.get(is_correct=True).pk
+
+
+def wrong_choice(question: Question) -> int:
+    return question.choices.filter(is_correct=False).first().pk  # type: ignore[union-attr]

@@ -301,13 +301,13 @@ def test_concurrent_last_lessons_complete_enrollment(monkeypatch):
     # Holding each transaction open for a second before the completion check makes both
     # writers overlap, so without the enrollment row lock neither would read
     # the other's progress row and the enrollment would stay active.
-    check = services._required_lessons_left
+    check = services._lessons_left_by_rule
 
     def slow_check(locked_enrollment):
         time.sleep(1)
         return check(locked_enrollment)
 
-    monkeypatch.setattr(services, "_required_lessons_left", slow_check)
+    monkeypatch.setattr(services, "_lessons_left_by_rule", slow_check)
 
     run_in_threads(
         lambda: complete_lesson(enrollment, lessons[0]),
