@@ -1,14 +1,13 @@
 """Outcome comparisons and learning engagement for the manager dashboard.
 
-Both reports aggregate in the database with a fixed number of queries,
+Every report aggregates in the database with a fixed number of queries,
 whatever the number of accounts and enrollments. docs/metrics.md defines
-every metric.
+every metric. This module is the app's public interface, so it re-exports
+the engagement report, which lives in metrics.engagement.
 """
 
 import logging
 import time as clock
-from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -34,13 +33,21 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Least, TruncDate
 from django.utils import timezone
 
-from courses.models import Course, Enrollment, EnrollmentStatus, Module
+from courses.models import Course, Enrollment, EnrollmentStatus
 from customers.models import ChurnEvent, SupportTicket, UsageEvent
 from customers.services import subjects_as_of, utc_date, utc_day_start
+from metrics.engagement import (
+    CourseEngagement,
+    ModuleActivity,
+    ModuleFunnel,
+    ScoreHistogram,
+    learning_engagement,
+    score_bin_labels,
+)
+from metrics.scope import EVERYTHING, Scope
 from metrics.stats import (
     Difference,
     Interval,
-    ProportionEstimate,
     Summary,
     Verdict,
     difference_of_means,
@@ -48,6 +55,19 @@ from metrics.stats import (
     estimate_mean,
     estimate_proportion,
 )
+
+__all__ = [
+    "EVERYTHING",
+    "Comparison",
+    "CourseEngagement",
+    "ModuleActivity",
+    "ModuleFunnel",
+    "Scope",
+    "ScoreHistogram",
+    "learning_engagement",
+    "outcome_comparison",
+    "score_bin_labels",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -121,43 +141,6 @@ class Comparison:
     metrics: list[MetricComparison]
 
 
-@dataclass(frozen=True)
-class ModuleFunnel:
-    """How many enrollments of a course reached a module and how many stopped in it.
-
-    ``reached`` counts completed enrollments plus those whose furthest lesson
-    is in this module or a later one. ``stopped`` counts failed and withdrawn
-    enrollments whose furthest lesson is in this module, and ``in_progress``
-    counts active ones there.
-    """
-
-    module_id: int
-    title: str
-    order: int
-    reached: int
-    reached_share: float | None
-    stopped: int
-    in_progress: int
-
-
-@dataclass(frozen=True)
-class CourseEngagement:
-    """Enrollment counts by status, the completion rate and the module funnel."""
-
-    course_id: int
-    title: str
-    slug: str
-    enrolled: int
-    completed: int
-    active: int
-    failed: int
-    withdrawn: int
-    # Enrollments not completed and with no furthest lesson recorded.
-    not_started: int
-    completion: ProportionEstimate
-    modules: list[ModuleFunnel]
-
-
 def _completions(cutoff: datetime, course: Course | None, as_of_given: bool) -> Q:
     completed_before = Q(completed_at__lt=cutoff)
     if not as_of_given:
@@ -171,7 +154,7 @@ def _completions(cutoff: datetime, course: Course | None, as_of_given: bool) -> 
 
 
 def _accounts_with_outcomes(
-    as_of: date, course: Course | None, as_of_given: bool
+    as_of: date, course: Course | None, as_of_given: bool, scope: Scope
 ) -> QuerySet[Any]:
     """Annotate each account that existed on ``as_of`` with its group and outcomes.
 
@@ -212,6 +195,7 @@ def _accounts_with_outcomes(
 
     return (
         subjects_as_of("account", utc_day_start(as_of))
+        .filter(scope.accounts())
         .annotate(
             trained=Exists(completed),
             # A CASE, not a bare OR, so that a NULL churned_on reads as
@@ -380,14 +364,18 @@ def _summary(totals: dict, prefix: str) -> Summary:
 
 
 def outcome_comparison(
-    as_of: date | None = None, course: Course | None = None
+    as_of: date | None = None,
+    course: Course | None = None,
+    scope: Scope = EVERYTHING,
 ) -> Comparison:
     """Compare churn, renewal, time-to-value and tickets of trained and untrained.
 
     An account is trained when one of its contacts completed a course (or
     ``course``) by the end of the UTC day ``as_of`` (default: today in UTC). This is an
     observational comparison: it shows association, not the effect of
-    training. Runs one query.
+    training. Only accounts with the plan and current stage of ``scope``
+    count; its period is ignored, because ``as_of`` places the comparison.
+    Runs one query.
     """
     started = clock.monotonic()
     as_of_given = as_of is not None
@@ -395,7 +383,7 @@ def outcome_comparison(
     # Days are UTC calendar days throughout the customer record, so the
     # __date lookups and TruncDate compile in UTC whatever TIME_ZONE is.
     with timezone.override(UTC):
-        accounts = _accounts_with_outcomes(as_of, course, as_of_given)
+        accounts = _accounts_with_outcomes(as_of, course, as_of_given, scope)
         totals = _group_totals(accounts, as_of)
     trained, untrained = totals[True], totals[False]
     pair_of_accounts = (trained["accounts"], untrained["accounts"])
@@ -445,110 +433,3 @@ def outcome_comparison(
         untrained_accounts=untrained["accounts"],
         metrics=metrics,
     )
-
-
-def _module_funnel(
-    modules: list[Mapping[str, Any]],
-    counts: dict[tuple[int | None, str], int],
-    enrolled: int,
-) -> tuple[list[ModuleFunnel], int]:
-    """Build a course's funnel from enrollment counts per (furthest module, status).
-
-    Returns the funnel and the number of not-started enrollments: those not
-    completed whose furthest lesson is missing or outside the course's modules.
-    """
-    completed = sum(
-        count
-        for (_, status), count in counts.items()
-        if status == EnrollmentStatus.COMPLETED
-    )
-    module_ids = {module["pk"] for module in modules}
-    not_started = sum(
-        count
-        for (module_id, status), count in counts.items()
-        if status != EnrollmentStatus.COMPLETED and module_id not in module_ids
-    )
-
-    # Walk from the last module to the first, so that "reached" accumulates
-    # every enrollment whose furthest lesson is in this module or a later one.
-    funnel: list[ModuleFunnel] = []
-    reached = completed
-    for module in reversed(modules):
-        stopped = counts.get((module["pk"], EnrollmentStatus.FAILED), 0) + counts.get(
-            (module["pk"], EnrollmentStatus.WITHDRAWN), 0
-        )
-        in_progress = counts.get((module["pk"], EnrollmentStatus.ACTIVE), 0)
-        reached += stopped + in_progress
-        funnel.append(
-            ModuleFunnel(
-                module_id=module["pk"],
-                title=module["title"],
-                order=module["order"],
-                reached=reached,
-                reached_share=reached / enrolled if enrolled else None,
-                stopped=stopped,
-                in_progress=in_progress,
-            )
-        )
-    funnel.reverse()
-    return funnel, not_started
-
-
-def learning_engagement(course: Course | None = None) -> list[CourseEngagement]:
-    """Return the completion rate and module funnel of every course, or of ``course``.
-
-    Runs three aggregate queries whatever the number of enrollments.
-    """
-    courses = (
-        Course.objects.all() if course is None else Course.objects.filter(pk=course.pk)
-    )
-    enrollments = Enrollment.objects.filter(course__in=courses)
-
-    course_rows = courses.annotate(
-        enrolled=Count("enrollments"),
-        **{
-            status: Count("enrollments", filter=Q(enrollments__status=status))
-            for status in EnrollmentStatus.values
-        },
-    ).values("pk", "title", "slug", "enrolled", *EnrollmentStatus.values)
-
-    modules_by_course: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
-    for module in (
-        Module.objects.filter(course__in=courses)
-        .order_by("course", "order", "pk")
-        .values("pk", "course_id", "title", "order")
-    ):
-        modules_by_course[module["course_id"]].append(module)
-
-    counts_by_course: dict[int, dict[tuple[int | None, str], int]] = defaultdict(dict)
-    for row in (
-        enrollments.values("course_id", "furthest_lesson__module_id", "status")
-        .annotate(count=Count("pk"))
-        .order_by()
-    ):
-        key = (row["furthest_lesson__module_id"], row["status"])
-        counts_by_course[row["course_id"]][key] = row["count"]
-
-    report = []
-    for row in course_rows.order_by("title", "pk"):
-        funnel, not_started = _module_funnel(
-            modules_by_course[row["pk"]], counts_by_course[row["pk"]], row["enrolled"]
-        )
-        report.append(
-            CourseEngagement(
-                course_id=row["pk"],
-                title=row["title"],
-                slug=row["slug"],
-                enrolled=row["enrolled"],
-                completed=row[EnrollmentStatus.COMPLETED],
-                active=row[EnrollmentStatus.ACTIVE],
-                failed=row[EnrollmentStatus.FAILED],
-                withdrawn=row[EnrollmentStatus.WITHDRAWN],
-                not_started=not_started,
-                completion=estimate_proportion(
-                    row[EnrollmentStatus.COMPLETED], row["enrolled"]
-                ),
-                modules=funnel,
-            )
-        )
-    return report

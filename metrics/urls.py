@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("outcomes.csv", views.outcomes_csv, name="outcomes-csv"),
     path("engagement.csv", views.engagement_csv, name="engagement-csv"),
+    path("scores.csv", views.scores_csv, name="scores-csv"),
     path("holdouts/", views.holdouts, name="holdouts"),
     path("holdouts.csv", views.holdouts_csv, name="holdouts-csv"),
 ]

@@ -2,6 +2,7 @@
 
 from django import template
 
+from metrics.engagement import CourseEngagement, score_bin_labels
 from metrics.stats import ALPHA, MIN_EVENTS, MIN_SUBJECTS, Interval, Verdict
 
 register = template.Library()
@@ -80,3 +81,16 @@ def bar_width(share: float | None) -> str:
 @register.filter
 def verdict_text(verdict: Verdict) -> str:
     return VERDICT_TEXT[Verdict(verdict)]
+
+
+@register.filter
+def score_table(course: CourseEngagement) -> list[tuple[str, int, int]]:
+    """Return (bin label, lesson scores, course scores) rows of a course's histogram."""
+    return list(
+        zip(
+            score_bin_labels(),
+            course.lesson_scores.bins,
+            course.course_scores.bins,
+            strict=True,
+        )
+    )

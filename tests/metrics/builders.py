@@ -7,7 +7,7 @@ are computed from that description, not read back from the database.
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -62,15 +62,20 @@ def make_enrollment(
     status: str = EnrollmentStatus.ACTIVE,
     completed_at: datetime | None = None,
     furthest_lesson: Lesson | None = None,
+    **fields: Any,
 ) -> Enrollment:
+    defaults: dict[str, Any] = {
+        "source": "manual",
+        "enrolled_at": datetime(2023, 1, 1, tzinfo=UTC),
+    }
+    defaults.update(fields)
     return Enrollment.objects.create(
         contact=contact,
         course=course,
-        source="manual",
         status=status,
-        enrolled_at=datetime(2023, 1, 1, tzinfo=UTC),
         completed_at=completed_at,
         furthest_lesson=furthest_lesson,
+        **defaults,
     )
 
 

@@ -6,6 +6,7 @@ datasets first, so it needs the data folder and the integrations importer.
 
 import importlib
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,6 +64,34 @@ def learners_the_import_keeps(
     )
 
 
+def lesson_score_bins(data_dir, kept: pd.DataFrame) -> dict[str, list[int]]:
+    """Count each course's assessment scores in ten-point bins, from the CSV files.
+
+    The import keeps a result when its learner is enrolled, its score is
+    present and at most 100, and it is the first result of that learner for
+    that assessment. numpy's last bin includes 100, as the report's does.
+    """
+    folder = data_dir / "oulad_2013"
+    assessments = pd.read_csv(folder / "assessments_2013.csv")
+    results = pd.read_csv(folder / "studentAssessment_subset_2013.csv")
+    results = results.drop_duplicates(["id_assessment", "id_student"])
+    merged = results.merge(
+        assessments[["id_assessment", "code_module", "code_presentation"]],
+        on="id_assessment",
+    ).merge(
+        kept[["code_module", "code_presentation", "id_student"]],
+        on=["code_module", "code_presentation", "id_student"],
+    )
+    merged = merged[merged["score"].notna() & (merged["score"] <= 100)]
+    bins = {}
+    for (module, presentation), group in merged.groupby(
+        ["code_module", "code_presentation"]
+    ):
+        counts, _ = np.histogram(group["score"], bins=np.arange(0, 101, 10))
+        bins[f"{module}-{presentation}"] = [int(count) for count in counts]
+    return bins
+
+
 def test_real_data_completion_and_churn(data_dir):
     # One test, so that the slow import of both datasets runs once.
     import_all = import_all_or_skip()
@@ -72,9 +101,11 @@ def test_real_data_completion_and_churn(data_dir):
         data_dir / "oulad_2013" / "studentRegistration_2013.csv"
     )
     from_csv = completion_by_presentation(learners)
-    kept = completion_by_presentation(
-        learners_the_import_keeps(learners, registrations, Contact.objects.count())
+    kept_learners = learners_the_import_keeps(
+        learners, registrations, Contact.objects.count()
     )
+    kept = completion_by_presentation(kept_learners)
+    score_bins = lesson_score_bins(data_dir, kept_learners)
     external_ids = dict(Course.objects.values_list("pk", "external_id"))
 
     report = {
@@ -92,6 +123,12 @@ def test_real_data_completion_and_churn(data_dir):
     for external_id, row in from_csv.iterrows():
         course = report[str(external_id)]
         assert course.completion.value == pytest.approx(row["mean"], abs=0.01)
+    # Every course's lesson scores fall in the same bins as the file's results.
+    assert score_bins
+    for external_id, course in report.items():
+        expected = score_bins.get(str(external_id), [0] * 10)
+        assert course.lesson_scores.bins == expected, external_id
+        assert course.lesson_scores.out_of_range == 0, external_id
     # The learner-to-account link is made up, so training cannot change churn.
     churn = next(m for m in comparison.metrics if m.key == "churn_rate")
     assert comparison.trained_accounts > 0

@@ -1,8 +1,10 @@
 """The dashboard page and its CSV downloads: access, filters, content, queries."""
 
 import csv
+import html
 import io
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +12,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+import metrics
 from courses.models import EnrollmentStatus
+from customers.models import Plan
 from metrics.services import learning_engagement, outcome_comparison
-from tests.factories import make_contact
+from tests.factories import make_account, make_contact
 from tests.metrics.builders import (
     lessons_by_module,
     make_course,
@@ -228,3 +232,105 @@ def test_dashboard_query_count_constant(staff_client):
     many = dashboard_queries(staff_client)
 
     assert many == few
+
+
+SCORES_CSV = reverse("metrics:scores-csv")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"plan": "Gold"}, "Invalid plan 'Gold'"),
+        ({"stage": "nowhere"}, "Lifecycle stage 'nowhere' was not found"),
+        ({"start": "2024-13-01"}, "Invalid date '2024-13-01' for start"),
+        ({"start": "2024-05-02", "end": "2024-05-01"}, "is after its end"),
+    ],
+)
+def test_invalid_scope_rejected_everywhere(staff_client, query, message):
+    for url in (DASHBOARD, OUTCOMES_CSV, ENGAGEMENT_CSV, SCORES_CSV):
+        response = staff_client.get(url, query)
+
+        assert response.status_code == 400, url
+        assert message in html.unescape(response.content.decode()), url
+
+
+def test_dashboard_draws_charts_with_bundled_library(staff_client):
+    course = make_course((1, 3, 1))
+    lessons = lessons_by_module(course)
+    for _ in range(4):
+        make_enrollment(
+            make_contact(),
+            course,
+            EnrollmentStatus.WITHDRAWN,
+            furthest_lesson=lessons[1][-1],
+        )
+    make_enrollment(
+        make_contact(), course, EnrollmentStatus.FAILED, furthest_lesson=lessons[0][0]
+    )
+
+    response = staff_client.get(DASHBOARD, {"course": course.pk})
+
+    content = response.content.decode()
+    charts = response.context["charts"]
+    assert "metrics/vendor/chartjs/chart.umd.min.js" in content
+    assert "metrics/charts.js" in content
+    assert "https://" not in content.split("<main")[0]
+    assert 'id="dashboard-charts"' in content
+    assert f'data-chart="funnel-{course.pk}"' in content
+    assert charts[f"funnel-{course.pk}"]["highlight"] == 1
+    assert "most who stopped, stopped here" in content
+    assert "Time per module is not shown" in content
+
+
+def test_scores_csv_has_bin_rows(staff_client):
+    course = make_course((1,))
+    for score in (5, 15, 15, 100):
+        make_enrollment(make_contact(), course, score=score)
+
+    response = staff_client.get(SCORES_CSV, {"course": course.pk})
+
+    rows = read_csv(response)
+    course_rows = [row for row in rows if row["source"] == "course"]
+    assert response.status_code == 200
+    assert "scores.csv" in response["Content-Disposition"]
+    assert [int(row["count"]) for row in course_rows[:10]] == [
+        1, 2, 0, 0, 0, 0, 0, 0, 0, 1
+    ]  # fmt: skip
+    assert course_rows[10]["bin"] == "outside_0_100"
+    assert len(rows) == 2 * 11
+
+
+def test_plan_filter_narrows_engagement_csv(staff_client):
+    course = make_course((1,))
+    for plan in (Plan.PRO, Plan.PRO, Plan.BASIC):
+        make_enrollment(make_contact(make_account(plan=plan)), course)
+
+    response = staff_client.get(ENGAGEMENT_CSV, {"plan": Plan.PRO})
+
+    (row,) = read_csv(response)
+    assert int(row["enrolled"]) == 2
+
+
+def test_filtered_dashboard_query_count_constant(staff_client):
+    query = {"as_of": AS_OF.isoformat(), "plan": Plan.PRO, "stage": "adoption"}
+    add_cohort(5, seed=12)
+    with CaptureQueriesContext(connection) as few:
+        staff_client.get(DASHBOARD, query)
+    for seed in range(13, 15):
+        add_cohort(30, seed=seed)
+
+    with CaptureQueriesContext(connection) as many:
+        staff_client.get(DASHBOARD, query)
+
+    assert len(many) == len(few)
+
+
+def test_bundled_chart_library_keeps_licence():
+    vendor = Path(metrics.__file__).parent / "static/metrics/vendor/chartjs"
+
+    header = (vendor / "chart.umd.min.js").read_text()[:200]
+    licence = (vendor / "LICENSE.md").read_text()
+
+    assert "Chart.js v4.5.1" in header
+    assert "Released under the MIT License" in header
+    assert licence.startswith("The MIT License (MIT)")

@@ -1,0 +1,75 @@
+"""Chart specifications for the dashboard, drawn by static/metrics/charts.js.
+
+Each chart is a plain dict that the page embeds as JSON: a kind (bar or
+horizontal bar), category labels, datasets of numbers, the unit of the value
+axis and, optionally, the index of one bar to highlight. The same figures are
+in the table beside each chart and in its CSV download.
+"""
+
+from typing import Any
+
+from metrics.engagement import CourseEngagement, score_bin_labels
+
+Chart = dict[str, Any]
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(value * 100, 1)
+
+
+def completion_chart(report: list[CourseEngagement]) -> Chart:
+    return {
+        "kind": "bar",
+        "labels": [course.title for course in report],
+        "datasets": [
+            {
+                "label": "Completion rate",
+                "data": [_percent(course.completion.value) for course in report],
+            }
+        ],
+        "unit": "%",
+        "max": 100,
+    }
+
+
+def funnel_chart(course: CourseEngagement) -> Chart:
+    """Return the share reaching each module, highlighting the largest drop-off."""
+    highlight = next(
+        (i for i, m in enumerate(course.modules) if m.is_largest_drop_off), None
+    )
+    return {
+        "kind": "horizontal",
+        "labels": [f"{module.order}. {module.title}" for module in course.modules],
+        "datasets": [
+            {
+                "label": "Share of enrollments reaching the module",
+                "data": [_percent(module.reached_share) for module in course.modules],
+            }
+        ],
+        "unit": "%",
+        "max": 100,
+        "highlight": highlight,
+    }
+
+
+def score_chart(course: CourseEngagement) -> Chart:
+    return {
+        "kind": "bar",
+        "labels": score_bin_labels(),
+        "datasets": [
+            {"label": "Lesson scores", "data": course.lesson_scores.bins},
+            {"label": "Course scores", "data": course.course_scores.bins},
+        ],
+        "unit": "scores",
+    }
+
+
+def engagement_charts(report: list[CourseEngagement]) -> dict[str, Chart]:
+    """Return every engagement chart by the id of the canvas that draws it."""
+    charts = {"completion": completion_chart(report)}
+    for course in report:
+        if course.modules:
+            charts[f"funnel-{course.course_id}"] = funnel_chart(course)
+        if course.lesson_scores.total or course.course_scores.total:
+            charts[f"scores-{course.course_id}"] = score_chart(course)
+    return charts

@@ -1,0 +1,370 @@
+"""Learning engagement: completion, the module funnel, views, time and scores.
+
+Every figure is an aggregate query over enrollments and lesson progress, so
+the report runs six queries whatever the number of learners. docs/metrics.md
+and docs/dashboards.md define each figure.
+"""
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    IntegerField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Floor, Greatest, Least
+
+from courses.models import Course, Enrollment, EnrollmentStatus, LessonProgress, Module
+from metrics.scope import EVERYTHING, Scope
+from metrics.stats import ProportionEstimate, estimate_proportion
+
+# Scores are percentages, counted in ten bins of ten points. The last bin
+# also contains 100, so a perfect score is not a bin of its own.
+SCORE_BIN_WIDTH = 10
+SCORE_BINS = 10
+# Scores outside 0-100 are counted apart from the bins, under this key.
+OUT_OF_RANGE = -1
+
+
+def score_bin_labels() -> list[str]:
+    """Return the label of each score bin, such as "10-19.99" and "90-100"."""
+    labels = []
+    for index in range(SCORE_BINS):
+        low = index * SCORE_BIN_WIDTH
+        high = low + SCORE_BIN_WIDTH
+        labels.append(f"{low}-{high}" if index == SCORE_BINS - 1 else f"{low}-<{high}")
+    return labels
+
+
+@dataclass(frozen=True)
+class ModuleActivity:
+    """Lesson progress of one module: views, repeat views and time spent.
+
+    ``viewers`` counts enrollments that viewed a lesson of the module,
+    ``repeat_views`` the views of a lesson beyond an enrollment's first, and
+    ``repeat_viewers`` the enrollments that opened one lesson of the module
+    more than once. ``seconds`` and ``timed_learners`` cover only progress
+    rows with time recorded.
+    """
+
+    viewers: int = 0
+    views: int = 0
+    repeat_views: int = 0
+    repeat_viewers: int = 0
+    seconds: int = 0
+    timed_learners: int = 0
+
+    @property
+    def mean_minutes(self) -> float | None:
+        """Mean minutes per learner with time recorded, or None when none has."""
+        if not self.timed_learners:
+            return None
+        return self.seconds / self.timed_learners / 60
+
+
+@dataclass(frozen=True)
+class ModuleFunnel:
+    """How many enrollments of a course reached a module and how many stopped in it.
+
+    ``reached`` counts completed enrollments plus those whose furthest lesson
+    is in this module or a later one. ``stopped`` counts failed and withdrawn
+    enrollments whose furthest lesson is in this module, and ``in_progress``
+    counts active ones there.
+    """
+
+    module_id: int
+    title: str
+    order: int
+    reached: int
+    reached_share: float | None
+    stopped: int
+    in_progress: int
+    activity: ModuleActivity = field(default_factory=ModuleActivity)
+    # Set on the module of the course where the most enrollments stopped.
+    is_largest_drop_off: bool = False
+
+
+@dataclass(frozen=True)
+class ScoreHistogram:
+    """Counts of scores per bin of SCORE_BIN_WIDTH points, and those outside 0-100."""
+
+    bins: list[int]
+    out_of_range: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.bins)
+
+
+@dataclass(frozen=True)
+class CourseEngagement:
+    """Enrollment counts by status, the completion rate, the funnel and scores."""
+
+    course_id: int
+    title: str
+    slug: str
+    enrolled: int
+    completed: int
+    active: int
+    failed: int
+    withdrawn: int
+    # Enrollments not completed and with no furthest lesson recorded.
+    not_started: int
+    completion: ProportionEstimate
+    modules: list[ModuleFunnel]
+    # Scores of whole enrollments (Enrollment.score) and of lessons.
+    course_scores: ScoreHistogram
+    lesson_scores: ScoreHistogram
+
+    @property
+    def stopped(self) -> int:
+        return sum(module.stopped for module in self.modules)
+
+    @property
+    def largest_drop_off(self) -> ModuleFunnel | None:
+        return next((m for m in self.modules if m.is_largest_drop_off), None)
+
+    @property
+    def largest_drop_off_share(self) -> float | None:
+        """Return the share of stopped enrollments that stopped in that module."""
+        module = self.largest_drop_off
+        if module is None:
+            return None
+        return module.stopped / self.stopped
+
+    @property
+    def time_recorded(self) -> bool:
+        return any(module.activity.timed_learners for module in self.modules)
+
+
+def _module_funnel(
+    modules: list[Mapping[str, Any]],
+    counts: dict[tuple[int | None, str], int],
+    enrolled: int,
+) -> tuple[list[ModuleFunnel], int]:
+    """Build a course's funnel from enrollment counts per (furthest module, status).
+
+    Returns the funnel and the number of not-started enrollments: those not
+    completed whose furthest lesson is missing or outside the course's modules.
+    """
+    completed = sum(
+        count
+        for (_, status), count in counts.items()
+        if status == EnrollmentStatus.COMPLETED
+    )
+    module_ids = {module["pk"] for module in modules}
+    not_started = sum(
+        count
+        for (module_id, status), count in counts.items()
+        if status != EnrollmentStatus.COMPLETED and module_id not in module_ids
+    )
+
+    # Walk from the last module to the first, so that "reached" accumulates
+    # every enrollment whose furthest lesson is in this module or a later one.
+    funnel: list[ModuleFunnel] = []
+    reached = completed
+    for module in reversed(modules):
+        stopped = counts.get((module["pk"], EnrollmentStatus.FAILED), 0) + counts.get(
+            (module["pk"], EnrollmentStatus.WITHDRAWN), 0
+        )
+        in_progress = counts.get((module["pk"], EnrollmentStatus.ACTIVE), 0)
+        reached += stopped + in_progress
+        funnel.append(
+            ModuleFunnel(
+                module_id=module["pk"],
+                title=module["title"],
+                order=module["order"],
+                reached=reached,
+                reached_share=reached / enrolled if enrolled else None,
+                stopped=stopped,
+                in_progress=in_progress,
+            )
+        )
+    funnel.reverse()
+    return funnel, not_started
+
+
+def _mark_largest_drop_off(funnel: list[ModuleFunnel]) -> list[ModuleFunnel]:
+    """Flag the module where the most enrollments stopped; the earliest on a tie."""
+    max_stopped = max((module.stopped for module in funnel), default=0)
+    if max_stopped == 0:
+        return funnel
+    index = next(i for i, module in enumerate(funnel) if module.stopped == max_stopped)
+    funnel[index] = replace(funnel[index], is_largest_drop_off=True)
+    return funnel
+
+
+def _activity_by_module(
+    courses: QuerySet[Course], scope: Scope
+) -> dict[int, ModuleActivity]:
+    # The annotations get names unlike the model's fields, because an F()
+    # of an annotated name would read the aggregate, not the column.
+    rows = (
+        LessonProgress.objects.filter(
+            scope.enrollments("enrollment__"), enrollment__course__in=courses
+        )
+        .values("lesson__module_id")
+        .annotate(
+            viewer_count=Count("enrollment", distinct=True, filter=Q(views__gt=0)),
+            view_count=Sum("views"),
+            repeat_view_count=Sum(Greatest(F("views") - 1, Value(0))),
+            repeat_viewer_count=Count(
+                "enrollment", distinct=True, filter=Q(views__gt=1)
+            ),
+            second_count=Sum("time_spent_seconds"),
+            timed_count=Count(
+                "enrollment", distinct=True, filter=Q(time_spent_seconds__gt=0)
+            ),
+        )
+        .order_by()
+    )
+    return {
+        row["lesson__module_id"]: ModuleActivity(
+            viewers=row["viewer_count"],
+            views=row["view_count"] or 0,
+            repeat_views=row["repeat_view_count"] or 0,
+            repeat_viewers=row["repeat_viewer_count"],
+            seconds=row["second_count"] or 0,
+            timed_learners=row["timed_count"],
+        )
+        for row in rows
+    }
+
+
+def _score_bin(score_field: str) -> Case:
+    """Return the bin index of a 0-100 score, or OUT_OF_RANGE outside that range."""
+    width = Value(Decimal(SCORE_BIN_WIDTH))
+    return Case(
+        When(
+            Q(**{f"{score_field}__lt": 0}) | Q(**{f"{score_field}__gt": 100}),
+            then=Value(OUT_OF_RANGE),
+        ),
+        default=Least(
+            Cast(Floor(F(score_field) / width), IntegerField()),
+            Value(SCORE_BINS - 1),
+        ),
+        output_field=IntegerField(),
+    )
+
+
+def _histograms(rows: QuerySet[Any], course_field: str) -> dict[int, ScoreHistogram]:
+    counts: dict[int, dict[int, int]] = defaultdict(dict)
+    for row in rows.values(course_field, "bin").annotate(count=Count("pk")).order_by():
+        counts[row[course_field]][row["bin"]] = row["count"]
+    return {
+        course_id: ScoreHistogram(
+            bins=[by_bin.get(index, 0) for index in range(SCORE_BINS)],
+            out_of_range=by_bin.get(OUT_OF_RANGE, 0),
+        )
+        for course_id, by_bin in counts.items()
+    }
+
+
+def _course_scores(
+    courses: QuerySet[Course], scope: Scope
+) -> dict[int, ScoreHistogram]:
+    scored = Enrollment.objects.filter(
+        scope.enrollments(), course__in=courses, score__isnull=False
+    ).annotate(bin=_score_bin("score"))
+    return _histograms(scored, "course_id")
+
+
+def _lesson_scores(
+    courses: QuerySet[Course], scope: Scope
+) -> dict[int, ScoreHistogram]:
+    scored = LessonProgress.objects.filter(
+        scope.enrollments("enrollment__"),
+        enrollment__course__in=courses,
+        score__isnull=False,
+    ).annotate(bin=_score_bin("score"))
+    return _histograms(scored, "enrollment__course_id")
+
+
+EMPTY_HISTOGRAM = ScoreHistogram(bins=[0] * SCORE_BINS, out_of_range=0)
+
+
+def learning_engagement(
+    course: Course | None = None, scope: Scope = EVERYTHING
+) -> list[CourseEngagement]:
+    """Return completion, funnel, activity and scores of every course, or of ``course``.
+
+    Only enrollments that ``scope`` selects count: those made in its period
+    by contacts of accounts with its plan and stage. Runs six aggregate
+    queries whatever the number of enrollments.
+    """
+    courses = (
+        Course.objects.all() if course is None else Course.objects.filter(pk=course.pk)
+    )
+    in_scope = scope.enrollments("enrollments__")
+    enrollments = Enrollment.objects.filter(scope.enrollments(), course__in=courses)
+
+    course_rows = courses.annotate(
+        enrolled=Count("enrollments", filter=in_scope),
+        **{
+            status: Count(
+                "enrollments", filter=in_scope & Q(enrollments__status=status)
+            )
+            for status in EnrollmentStatus.values
+        },
+    ).values("pk", "title", "slug", "enrolled", *EnrollmentStatus.values)
+
+    modules_by_course: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for module in (
+        Module.objects.filter(course__in=courses)
+        .order_by("course", "order", "pk")
+        .values("pk", "course_id", "title", "order")
+    ):
+        modules_by_course[module["course_id"]].append(module)
+
+    counts_by_course: dict[int, dict[tuple[int | None, str], int]] = defaultdict(dict)
+    for row in (
+        enrollments.values("course_id", "furthest_lesson__module_id", "status")
+        .annotate(count=Count("pk"))
+        .order_by()
+    ):
+        key = (row["furthest_lesson__module_id"], row["status"])
+        counts_by_course[row["course_id"]][key] = row["count"]
+
+    activity = _activity_by_module(courses, scope)
+    course_scores = _course_scores(courses, scope)
+    lesson_scores = _lesson_scores(courses, scope)
+
+    report = []
+    for row in course_rows.order_by("title", "pk"):
+        funnel, not_started = _module_funnel(
+            modules_by_course[row["pk"]], counts_by_course[row["pk"]], row["enrolled"]
+        )
+        funnel = [
+            replace(module, activity=activity.get(module.module_id, ModuleActivity()))
+            for module in funnel
+        ]
+        report.append(
+            CourseEngagement(
+                course_id=row["pk"],
+                title=row["title"],
+                slug=row["slug"],
+                enrolled=row["enrolled"],
+                completed=row[EnrollmentStatus.COMPLETED],
+                active=row[EnrollmentStatus.ACTIVE],
+                failed=row[EnrollmentStatus.FAILED],
+                withdrawn=row[EnrollmentStatus.WITHDRAWN],
+                not_started=not_started,
+                completion=estimate_proportion(
+                    row[EnrollmentStatus.COMPLETED], row["enrolled"]
+                ),
+                modules=_mark_largest_drop_off(funnel),
+                course_scores=course_scores.get(row["pk"], EMPTY_HISTOGRAM),
+                lesson_scores=lesson_scores.get(row["pk"], EMPTY_HISTOGRAM),
+            )
+        )
+    return report

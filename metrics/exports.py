@@ -1,0 +1,263 @@
+"""CSV tables of the dashboard reports, for downloads and emailed reports.
+
+Each table is a header and a function that yields its rows from a report.
+Shares are fractions (0.25, not 25%) and a missing value is a blank cell.
+"""
+
+import csv
+import io
+from collections.abc import Iterable
+
+from metrics.engagement import SCORE_BIN_WIDTH
+from metrics.holdouts import HoldoutComparison
+from metrics.services import Comparison, CourseEngagement, score_bin_labels
+from metrics.stats import Interval
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Prefix text a spreadsheet would run as a formula, such as a title "=1+1"."""
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def bounds(interval: Interval | None) -> list[float | str]:
+    if interval is None:
+        return ["", ""]
+    return [interval.low, interval.high]
+
+
+def blank_if_none(value: float | None) -> float | str:
+    return "" if value is None else value
+
+
+OUTCOME_HEADER = [
+    "as_of",
+    "course_id",
+    "metric",
+    "unit",
+    "trained_n",
+    "trained_excluded",
+    "trained_estimate",
+    "trained_ci_low",
+    "trained_ci_high",
+    "untrained_n",
+    "untrained_excluded",
+    "untrained_estimate",
+    "untrained_ci_low",
+    "untrained_ci_high",
+    "difference",
+    "difference_ci_low",
+    "difference_ci_high",
+    "interval_method",
+    "test",
+    "p_value",
+    "verdict",
+]
+
+
+def outcome_rows(comparison: Comparison) -> Iterable[list]:
+    course_id = comparison.course.pk if comparison.course else ""
+    for metric in comparison.metrics:
+        difference = metric.difference
+        yield [
+            comparison.as_of.isoformat(),
+            course_id,
+            metric.key,
+            metric.unit,
+            metric.trained.n,
+            metric.trained.excluded,
+            blank_if_none(metric.trained.estimate),
+            *bounds(metric.trained.interval),
+            metric.untrained.n,
+            metric.untrained.excluded,
+            blank_if_none(metric.untrained.estimate),
+            *bounds(metric.untrained.interval),
+            blank_if_none(difference.estimate),
+            *bounds(difference.interval),
+            difference.interval_method,
+            difference.test,
+            blank_if_none(difference.p_value),
+            metric.verdict.value,
+        ]
+
+
+ENGAGEMENT_HEADER = [
+    "course_id",
+    "course",
+    "enrolled",
+    "completed",
+    "active",
+    "failed",
+    "withdrawn",
+    "not_started",
+    "completion_rate",
+    "completion_ci_low",
+    "completion_ci_high",
+    "module_order",
+    "module",
+    "reached",
+    "reached_share",
+    "stopped",
+    "in_progress",
+    "largest_drop_off",
+    "viewers",
+    "views",
+    "repeat_views",
+    "repeat_viewers",
+    "learners_with_time",
+    "mean_minutes",
+]
+
+# The module columns of a course without modules, all blank.
+NO_MODULE_COLUMNS = [""] * 13
+
+
+def engagement_rows(report: list[CourseEngagement]) -> Iterable[list]:
+    """Yield one row per module, repeating the course columns on each.
+
+    A course without modules gets one row with the module columns blank.
+    """
+    for course in report:
+        course_columns = [
+            course.course_id,
+            spreadsheet_safe(course.title),
+            course.enrolled,
+            course.completed,
+            course.active,
+            course.failed,
+            course.withdrawn,
+            course.not_started,
+            blank_if_none(course.completion.value),
+            *bounds(course.completion.interval),
+        ]
+        if not course.modules:
+            yield [*course_columns, *NO_MODULE_COLUMNS]
+        for module in course.modules:
+            activity = module.activity
+            yield [
+                *course_columns,
+                module.order,
+                spreadsheet_safe(module.title),
+                module.reached,
+                blank_if_none(module.reached_share),
+                module.stopped,
+                module.in_progress,
+                module.is_largest_drop_off,
+                activity.viewers,
+                activity.views,
+                activity.repeat_views,
+                activity.repeat_viewers,
+                activity.timed_learners,
+                blank_if_none(activity.mean_minutes),
+            ]
+
+
+SCORES_HEADER = [
+    "course_id",
+    "course",
+    "source",
+    "bin",
+    "low",
+    "high",
+    "count",
+]
+
+
+def score_rows(report: list[CourseEngagement]) -> Iterable[list]:
+    """Yield one row per course, score source and bin, then one for out-of-range.
+
+    ``source`` is ``course`` for Enrollment.score and ``lesson`` for scores of
+    quizzes and exams. ``high`` is excluded from the bin except in the last
+    bin, which ends at 100 included. The out-of-range row has bin
+    ``outside_0_100`` and blank bounds.
+    """
+    labels = score_bin_labels()
+    for course in report:
+        for source, histogram in (
+            ("course", course.course_scores),
+            ("lesson", course.lesson_scores),
+        ):
+            title = spreadsheet_safe(course.title)
+            for index, count in enumerate(histogram.bins):
+                low = index * SCORE_BIN_WIDTH
+                yield [
+                    course.course_id,
+                    title,
+                    source,
+                    labels[index],
+                    low,
+                    low + SCORE_BIN_WIDTH,
+                    count,
+                ]
+            yield [
+                course.course_id,
+                title,
+                source,
+                "outside_0_100",
+                "",
+                "",
+                histogram.out_of_range,
+            ]
+
+
+HOLDOUT_HEADER = [
+    "trigger_id",
+    "trigger",
+    "subject_type",
+    "holdout_percent",
+    "awaiting_follow_up",
+    "metric",
+    "treated_n",
+    "treated_events",
+    "treated_share",
+    "treated_ci_low",
+    "treated_ci_high",
+    "control_n",
+    "control_events",
+    "control_share",
+    "control_ci_low",
+    "control_ci_high",
+    "difference",
+    "difference_ci_low",
+    "difference_ci_high",
+    "test",
+    "p_value",
+    "verdict",
+]
+
+
+def holdout_rows(report: list[HoldoutComparison]) -> Iterable[list]:
+    for comparison in report:
+        for metric in comparison.metrics:
+            difference = metric.difference
+            yield [
+                comparison.trigger_id,
+                spreadsheet_safe(comparison.slug),
+                comparison.subject_type,
+                comparison.holdout_percent,
+                comparison.awaiting_follow_up,
+                metric.key,
+                metric.treated.n,
+                metric.treated.events,
+                blank_if_none(metric.treated.value),
+                *bounds(metric.treated.interval),
+                metric.control.n,
+                metric.control.events,
+                blank_if_none(metric.control.value),
+                *bounds(metric.control.interval),
+                blank_if_none(difference.estimate),
+                *bounds(difference.interval),
+                difference.test,
+                blank_if_none(difference.p_value),
+                metric.verdict.value,
+            ]
+
+
+def csv_text(header: list[str], rows: Iterable[list]) -> str:
+    """Return the table as CSV text, as a download or an email attachment has it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
