@@ -272,31 +272,18 @@ def _early_usage(context: EvaluationContext, params: Params) -> Any:
 
 
 def compile_active_users_trend(context: EvaluationContext, params: Params) -> Q:
-    """Distinct active contacts in the last N days at least those of the N before."""
+    """Active contacts in the last N days at least those of the N days before."""
     days = params["days"]
-    current = UsageEvent.objects.filter(
-        account=account_ref(context), contact__isnull=False, **_range(context, 0, days)
-    )
-    previous = UsageEvent.objects.filter(
-        account=account_ref(context),
-        contact__isnull=False,
-        **_range(context, days, 2 * days),
-    )
-    current_count = _distinct_contacts(current)
-    previous_count = _distinct_contacts(previous)
+    current_count = _active_contacts(context, 0, days)
+    previous_count = _active_contacts(context, days, 2 * days)
     # current >= previous and current > 0, with the current count computed
     # once: counts are whole numbers, so current > 0 is current >= 1.
     return Q(GreaterThanOrEqual(current_count, Greatest(previous_count, 1)))
 
 
 def value_active_users(context: EvaluationContext, params: Params) -> Coalesce:
-    """Count the distinct active contacts of the last N days."""
-    current = UsageEvent.objects.filter(
-        account=account_ref(context),
-        contact__isnull=False,
-        **_range(context, 0, params["days"]),
-    )
-    return _distinct_contacts(current)
+    """Count the account's contacts active in the last N days."""
+    return _active_contacts(context, 0, params["days"])
 
 
 def _range(
@@ -308,11 +295,24 @@ def _range(
     }
 
 
-def _distinct_contacts(events: Any) -> Coalesce:
+def _active_contacts(
+    context: EvaluationContext, start_days: int, end_days: int
+) -> Coalesce:
+    """Count the account's contacts with a usage event in the range.
+
+    One EXISTS probe of the (contact, occurred_at) index per contact reads
+    far fewer rows than counting distinct contacts over the account's
+    events, which reads every event in the range.
+    """
+    used = UsageEvent.objects.filter(
+        contact=OuterRef("pk"), **_range(context, start_days, end_days)
+    )
     counted = (
-        events.order_by()
+        Contact.objects.filter(account=account_ref(context))
+        .filter(Exists(used))
+        .order_by()
         .values(group=Value(1))
-        .annotate(total=Count("contact", distinct=True))
+        .annotate(total=Count("*"))
         .values("total")
     )
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)

@@ -39,7 +39,7 @@ from triggers.actions import INSERT_BATCH_SIZE, EmailPolicy, take_actions
 from triggers.holdouts import holdout_bucket
 from triggers.journeys import start_journeys
 from triggers.models import Firing, FiringOutcome, SubjectType, Sweep, Trigger
-from triggers.occurrences import constant_key, key_expression, key_text
+from triggers.occurrences import key_expression, key_text, key_text_expression
 from triggers.reentry import record_matches
 from triggers.unenrollment import end_unmatched_enrollments, restore_enrollments
 
@@ -384,13 +384,14 @@ def matching_subjects(
 def _fetches_only_new(trigger: Trigger, context: EvaluationContext) -> bool:
     """Tell whether the matching query itself can leave out earlier firings.
 
-    It can when every subject shares one occurrence key for the sweep. A
+    It can when the query can compute each subject's occurrence key. A
     trigger that unenrolls unmatched contacts needs every match, fired or
     not, so it keeps fetching them all.
     """
     if trigger.unenroll_when_unmatched:
         return False
-    return constant_key(trigger.occurrence, context) is not None
+    expression = key_text_expression(trigger.occurrence, trigger.condition, context)
+    return expression is not None
 
 
 def new_matching_subjects(
@@ -400,22 +401,22 @@ def new_matching_subjects(
 ) -> tuple[int, list[Match]]:
     """Return how many subjects match, and the matches that never fired before.
 
-    Only for occurrence policies whose key is the same for every subject
-    at this instant (see constant_key). Most subjects that match a trigger
-    day after day fired long ago, so fetching them only to drop them in
-    Python would cost most of a steady-state sweep. Instead a correlated
-    NOT EXISTS on the firings, served by the index of the unique
-    constraint, leaves them in the database. A window count over all
-    matches, fired or not, gives SweepReport.matched in the same query.
+    Only for occurrence policies whose key the query can compute (see
+    key_text_expression). Most subjects that match a trigger day after day
+    fired long ago, so fetching them only to drop them in Python would cost
+    most of a steady-state sweep. Instead a correlated NOT EXISTS on the
+    firings, served by the index of the unique constraint, leaves them in
+    the database. A window count over all matches, fired or not, gives
+    SweepReport.matched in the same query.
 
     It is only a shortcut: the unique constraints still decide, so a firing
     that a concurrent sweep inserts first is dropped by ON CONFLICT DO NOTHING.
     """
-    occurrence_key = constant_key(trigger.occurrence, context)
-    if occurrence_key is None:
+    key = key_text_expression(trigger.occurrence, trigger.condition, context)
+    if key is None:
         raise ValueError(
-            f"occurrence policy {trigger.occurrence!r} keys each subject on its "
-            "own; use matching_subjects for it"
+            f"occurrence policy {trigger.occurrence!r} reads the trigger's "
+            "history for its key; use matching_subjects for it"
         )
     is_contact = context.subject == SubjectType.CONTACT
     subjects = subjects_as_of(context.subject, context.as_of)
@@ -425,15 +426,16 @@ def new_matching_subjects(
     earlier = Firing.objects.filter(
         trigger_id=trigger.pk,
         subject_type=trigger.subject_type,
-        occurrence_key=occurrence_key,
+        occurrence_key=OuterRef("occurrence_key"),
         **{"contact" if is_contact else "account": OuterRef("pk")},
     )
-    columns = ["pk", "fired_before", "matched_total"]
+    columns = ["pk", "occurrence_key", "fired_before", "matched_total"]
     if is_contact:
         columns.append("account_id")
     condition = compile_condition(trigger.condition, context)
     rows = (
         subjects.filter(condition)
+        .annotate(occurrence_key=key)
         .annotate(
             fired_before=Exists(earlier),
             # NOTE: counts rows, so a future kind that repeats a subject
@@ -451,7 +453,7 @@ def new_matching_subjects(
     )
     matched = 0
     new: set[Match] = set()
-    for pk, fired_before, total, *contact_account in rows:
+    for pk, occurrence_key, fired_before, total, *contact_account in rows:
         matched = total
         if not fired_before:
             # An account subject is its own account.

@@ -10,8 +10,17 @@ from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import F, IntegerField, OuterRef, Subquery, Value
+from django.db.models import (
+    CharField,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Subquery,
+    Value,
+)
 from django.db.models.expressions import Combinable
+from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
 from conditions import EvaluationContext
@@ -79,6 +88,60 @@ def constant_key(occurrence: str, context: EvaluationContext) -> str | None:
     if occurrence == Occurrence.DAILY:
         return timezone.localdate(context.as_of).isoformat()
     return None
+
+
+def key_text_expression(
+    occurrence: str, tree: Any, context: EvaluationContext
+) -> Combinable | None:
+    """Return an expression that gives key_text's text in SQL, or None.
+
+    With the stored text at hand, the matching query itself can leave out
+    the subjects that already fired for their key, instead of fetching
+    every match and comparing keys in Python. The policies that read the
+    trigger's own history (every N days, each new match) have no such
+    expression.
+    """
+    constant = constant_key(occurrence, context)
+    if constant is not None:
+        return Value(constant, output_field=CharField())
+    if occurrence == Occurrence.RENEWAL_DATE:
+        field = (
+            "account__renewal_date" if context.subject == "contact" else "renewal_date"
+        )
+        return Coalesce(IsoDateText(F(field)), Value(NO_RENEWAL_DATE))
+    if occurrence == Occurrence.INACTIVITY_SPELL:
+        last_use = TruncDate(
+            _last_usage_before(tree, context), tzinfo=timezone.get_current_timezone()
+        )
+        return Coalesce(IsoDateText(last_use), Value(NEVER_USED))
+    if occurrence == Occurrence.SURVEY_RESPONSE:
+        response = Cast(_latest_survey_response(tree, context), CharField())
+        return Coalesce(
+            NullPropagatingConcat(Value("response:"), response),
+            Value(NO_SURVEY_RESPONSE),
+        )
+    return None
+
+
+class NullPropagatingConcat(Func):
+    """Text joined with ||, which is NULL when a part is (Concat treats it as '')."""
+
+    template = "(%(expressions)s)"
+    arg_joiner = " || "
+    output_field = CharField()
+
+
+class IsoDateText(Func):
+    """A date as YYYY-MM-DD text, as date.isoformat() writes it."""
+
+    # to_char, because a date cast to text follows the session's DateStyle.
+    function = "to_char"
+    template = "%(function)s(%(expressions)s, 'YYYY-MM-DD')"
+    output_field = CharField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # SQLite keeps dates as YYYY-MM-DD text already.
+        return compiler.compile(self.source_expressions[0])
 
 
 def key_text(occurrence: str, value: Any) -> str:

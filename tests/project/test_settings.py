@@ -70,3 +70,16 @@ def test_env_url_strips_trailing_slash(monkeypatch):
 def test_postgres_url_without_database_rejected():
     with pytest.raises(ImproperlyConfigured, match="names no database"):
         database_from_url("postgres://postgres@127.0.0.1:5432", Path("/srv"))
+
+
+@pytest.mark.django_db
+def test_postgres_sessions_run_without_jit():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("JIT is a PostgreSQL setting")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        (setting,) = cursor.fetchone()
+
+    assert setting == "off"
