@@ -28,4 +28,5 @@ urlpatterns = [
     path("learn/", include("courses.urls")),
     path("dashboard/", include("metrics.urls")),
     path("healthz", healthz, name="healthz"),
+    path("segment/", include("integrations.urls")),
 ]

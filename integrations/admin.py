@@ -1,0 +1,26 @@
+"""Admin pages for the event sources of the Segment-compatible API."""
+
+from django.contrib import admin
+
+from integrations.models import EventSource, PendingIdentity
+
+
+@admin.register(EventSource)
+class EventSourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "write_key", "is_active", "store_page_views", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    # The key is generated; a person copies it from here into the Segment library.
+    readonly_fields = ("write_key", "created_at", "updated_at")
+    fields = ("name", "write_key", "is_active", "store_page_views", "created_at")
+
+
+@admin.register(PendingIdentity)
+class PendingIdentityAdmin(admin.ModelAdmin):
+    list_display = ("user_id", "source", "updated_at")
+    search_fields = ("user_id",)
+    list_select_related = ("source",)
+    readonly_fields = ("user_id", "traits", "source", "created_at", "updated_at")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
