@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from courses.assessment_forms import QuestionAdminForm, QuestionFormSet
+from courses.certificates import revoke_certificate
 from courses.forms import (
     CourseAdminForm,
     EnrollmentAdminForm,
@@ -17,6 +18,7 @@ from courses.forms import (
 )
 from courses.models import (
     Attempt,
+    Certificate,
     Course,
     Enrollment,
     EnrollmentSource,
@@ -347,3 +349,28 @@ class AttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["enrollment__contact__email", "lesson__title"]
     search_help_text = "Search by the contact's email address or the lesson title."
     date_hierarchy = "started_at"
+
+
+@admin.register(Certificate)
+class CertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "learner_name",
+        "course_title",
+        "issued_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = ["enrollment__course"]
+    search_fields = ["learner_name", "code", "enrollment__contact__email"]
+    search_help_text = "Search by the learner's name or email, or the certificate id."
+    date_hierarchy = "issued_at"
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected certificates")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Certificate]) -> None:
+        revoked = sum(revoke_certificate(certificate) for certificate in queryset)
+        self.message_user(
+            request,
+            f"Revoked {revoked} certificates; their verification pages now "
+            "report them not found.",
+        )

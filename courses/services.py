@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from courses.certificates import issue_certificate
 from courses.models import (
     Attempt,
     AttemptStatus,
@@ -484,7 +485,8 @@ def _lesson_position(lesson: Lesson) -> tuple[int, int, int, int]:
 def _advance(locked: Enrollment, lesson: Lesson, at: datetime) -> bool:
     """Set started_at on first activity and move furthest_lesson forward, never back.
 
-    Returns whether the enrollment changed.
+    Returns whether the enrollment changed. The certificate, when the
+    course issues them, is issued in the same transaction.
     """
     changed = []
     if locked.started_at is None:
@@ -745,6 +747,7 @@ def _finish_if_due(locked: Enrollment, completed_at: datetime) -> bool:
     locked.completed_at = completed_at
     locked.save(update_fields=["status", "completed_at", "updated_at"])
     logger.info("Enrollment %s completed course %s", locked.pk, locked.course_id)
+    issue_certificate(locked, completed_at)
     return True
 
 

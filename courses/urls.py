@@ -1,6 +1,6 @@
 from django.urls import path
 
-from courses import assessment_views, views
+from courses import assessment_views, certificate_views, views
 
 app_name = "portal"
 
@@ -14,6 +14,16 @@ urlpatterns = [
     path("sign-in/<str:token>/", views.magic_link, name="magic-link"),
     path("sign-out/", views.sign_out, name="sign-out"),
     path("courses/<slug:slug>/", views.course, name="course"),
+    path(
+        "courses/<slug:slug>/certificate.pdf",
+        certificate_views.download,
+        name="certificate",
+    ),
+    path(
+        "certificates/<str:code>/",
+        certificate_views.verify,
+        name="verify-certificate",
+    ),
     path("courses/<slug:slug>/lessons/<int:lesson_id>/", views.lesson, name="lesson"),
     path(
         "courses/<slug:slug>/lessons/<int:lesson_id>/complete/",

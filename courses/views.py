@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from courses.assessments import assessment_state, is_assessment
 from courses.forms import SignInLinkForm
-from courses.models import Enrollment, EnrollmentStatus, Lesson, Question
+from courses.models import Certificate, Enrollment, EnrollmentStatus, Lesson, Question
 from courses.services import (
     LessonEntry,
     Progress,
@@ -169,6 +169,9 @@ def course(request: HttpRequest, contact: Contact, slug: str) -> HttpResponse:
         "progress": progress,
         "outline": course_outline(enrollment),
         "resume_url": _resume_url(enrollment, progress),
+        "certificate": Certificate.objects.filter(
+            enrollment=enrollment, revoked_at__isnull=True
+        ).first(),
     }
     return render(request, "portal/course.html", context)
 
