@@ -240,8 +240,67 @@ def value_distinct_features(context: EvaluationContext, params: Params) -> Coale
 
 
 def compile_distinct_features(context: EvaluationContext, params: Params) -> Q:
-    counted = value_distinct_features(context, params)
-    return compare(counted, params["op"], params["value"])
+    """Compare the distinct features of each subject's window with the value.
+
+    The window's events are grouped once, by subject, and the subject is
+    tested for membership in the groups, instead of a correlated count per
+    subject: PostgreSQL reads the window from the (occurred_at) index in
+    one pass, where the correlated form probes the event table once for
+    each of 100,000 contacts and reads each event's feature from the heap.
+    """
+    events = _window_events(context, params).exclude(feature="")
+    group, subject_column = _grouping(context, params)
+    if group == "contact":
+        # NOT IN over a NULL matches nothing, so events without a contact
+        # must not form a group.
+        events = events.filter(contact__isnull=False)
+    op, value = params["op"], params["value"]
+    counted = (
+        events.order_by().values(group).annotate(total=Count("feature", distinct=True))
+    )
+
+    total_matches = compare_values(F("total"), op, value)
+    if not _holds(0, op, value):
+        return Q(
+            **{f"{subject_column}__in": counted.filter(total_matches).values(group)}
+        )
+    # A subject without events has 0 features and matches, so test for the
+    # subjects whose groups fail instead.
+    failing = counted.exclude(total_matches).values(group)
+    return ~Q(**{f"{subject_column}__in": failing})
+
+
+def _window_events(context: EvaluationContext, params: Params) -> Any:
+    """Select every subject's usage events in the window, by name and feature."""
+    bounds = window(context, params["days"])
+    events = UsageEvent.objects.filter(
+        occurred_at__gt=bounds["gt"], occurred_at__lte=bounds["lte"]
+    )
+    if params.get("event"):
+        events = events.filter(name=params["event"])
+    if params.get("features"):
+        events = events.filter(feature__in=params["features"])
+    return events
+
+
+def _grouping(context: EvaluationContext, params: Params) -> tuple[str, str]:
+    """Return the event column to group by and the subject column it matches."""
+    if context.subject == "contact" and params.get("scope", "self") == "self":
+        return "contact", "pk"
+    if context.subject == "contact":
+        return "account", "account_id"
+    return "account", "pk"
+
+
+def _holds(count: int, op: str, value: int) -> bool:
+    """Tell whether a count satisfies the comparison, in Python."""
+    return {
+        ">": count > value,
+        ">=": count >= value,
+        "<": count < value,
+        "<=": count <= value,
+        "==": count == value,
+    }[op]
 
 
 def compile_first_usage_within(context: EvaluationContext, params: Params) -> Q:

@@ -215,6 +215,16 @@ class UsageEvent(models.Model):
                 fields=["contact", "name", "occurred_at"],
                 name="usage_contact_name_time",
             ),
+            # Conditions over all subjects read one window of events in a
+            # single pass ("which contacts used 3 features in 7 days"), and
+            # PostgreSQL can turn EXISTS into a hash join over that window
+            # instead of probing the table once per contact. The included
+            # columns let it answer from the index alone.
+            models.Index(
+                fields=["occurred_at"],
+                include=["contact", "name", "feature"],
+                name="usage_time_covering",
+            ),
         ]
 
     def __str__(self) -> str:
