@@ -20,6 +20,7 @@ set of each account; without one the built-in HEALTH_WEIGHTS apply. A set
 with a crm_property takes the score from Account.properties instead.
 """
 
+import json
 import logging
 import math
 import re
@@ -74,7 +75,8 @@ OPEN_TICKET_PENALTY: Mapping[str, float] = {
 # score. It reaches 0 on the renewal date and stays 0 after it.
 RENEWAL_HORIZON_DAYS = 180
 
-UPSERT_BATCH_SIZE = 1000
+# Rows per upsert statement; a batch of measures is a few megabytes of JSON.
+UPSERT_BATCH_SIZE = 5000
 
 # The key under which a score taken from a CRM property is stored in
 # HealthScore.measures, so no measure may use it.
@@ -335,7 +337,7 @@ def compute_health(
     """Score every account (or those of account_ids) that had signed up by on.
 
     Each measure with a positive weight in some set runs its own few
-    aggregate queries over all accounts. An upsert in batches of 1,000
+    aggregate queries over all accounts. An upsert in batches of 5,000
     stores the rows, unique per account and day, so recomputing a day
     replaces it. One UPDATE then copies the score to Account.health_score
     where on is the latest scored day. All of it is one transaction, so a
@@ -357,7 +359,7 @@ def compute_health(
         readings = _read_measures(scope, plan)
         crm_values = _read_crm_properties(scope, plan)
 
-        rows = []
+        rows: list[ScoreRow] = []
         for account_id in account_list:
             weight_set = plan.weight_set_for(account_id)
             if weight_set.crm_property:
@@ -367,21 +369,10 @@ def compute_health(
                 score, measures = score_readings(
                     weight_set, _readings_of(account_id, weight_set, readings)
                 )
-            if score is None:
-                continue
-            rows.append(
-                HealthScore(
-                    account_id=account_id, scored_on=on, score=score, measures=measures
-                )
-            )
+            if score is not None:
+                rows.append((account_id, score, measures))
 
-        HealthScore.objects.bulk_create(
-            rows,
-            batch_size=UPSERT_BATCH_SIZE,
-            update_conflicts=True,
-            unique_fields=["account", "scored_on"],
-            update_fields=["score", "measures"],
-        )
+        _upsert_scores(on, rows)
         refresh_latest_scores(on, accounts)
 
     run = HealthRun(
@@ -400,6 +391,49 @@ def compute_health(
         run.unscored,
     )
     return run
+
+
+ScoreRow = tuple[int, int, dict[str, Any]]
+
+
+def _upsert_scores(on: date, rows: list[ScoreRow]) -> None:
+    """Insert or replace the day's score of each account, in batches.
+
+    On PostgreSQL each batch is one INSERT ... ON CONFLICT that reads the
+    rows from a single JSON parameter. bulk_create() sends one parameter
+    per value, and quoting those took most of the time of a day at 10,000
+    accounts (bench/health.py). SQLite, for the embedded demo, uses
+    bulk_create().
+    """
+    if connection.vendor != "postgresql":
+        HealthScore.objects.bulk_create(
+            [
+                HealthScore(account_id=pk, scored_on=on, score=score, measures=measures)
+                for pk, score, measures in rows
+            ],
+            batch_size=UPSERT_BATCH_SIZE,
+            update_conflicts=True,
+            unique_fields=["account", "scored_on"],
+            update_fields=["score", "measures"],
+        )
+        return
+
+    table = connection.ops.quote_name(HealthScore._meta.db_table)
+    statement = f"""
+        INSERT INTO {table} (account_id, scored_on, score, measures, created_at)
+        SELECT scored.account_id, %s, scored.score, scored.measures, now()
+        FROM jsonb_to_recordset(%s::jsonb)
+            AS scored(account_id integer, score smallint, measures jsonb)
+        ON CONFLICT (account_id, scored_on)
+        DO UPDATE SET score = EXCLUDED.score, measures = EXCLUDED.measures
+    """
+    with connection.cursor() as cursor:
+        for first in range(0, len(rows), UPSERT_BATCH_SIZE):
+            batch = [
+                {"account_id": pk, "score": score, "measures": measures}
+                for pk, score, measures in rows[first : first + UPSERT_BATCH_SIZE]
+            ]
+            cursor.execute(statement, [on, json.dumps(batch)])
 
 
 def _lock_day(on: date) -> None:
