@@ -31,7 +31,6 @@ from conditions import (
     TextForm,
     ValueSlot,
     WindowSlot,
-    compare,
     register,
 )
 from courses.models import Course, Enrollment, Lesson, LessonProgress
@@ -254,7 +253,31 @@ def value_quiz_score(context: EvaluationContext, params: Params) -> Subquery:
 
 
 def compile_quiz_score(context: EvaluationContext, params: Params) -> Q:
-    return compare(value_quiz_score(context, params), params["op"], params["value"])
+    """Match the contacts whose score passes, grouping the scores once.
+
+    The contacts with a passing average are found in one pass over the
+    course's scored progress, instead of a correlated average per contact,
+    so the query reads the course's progress rows once whatever the number
+    of contacts. A contact without a score is not in the set, so the
+    comparison is false for it and its negation true, as for every
+    missing value.
+    """
+    progress = LessonProgress.objects.filter(
+        enrollment__course__slug=params["course"],
+        completed_at__lte=context.as_of,
+        score__isnull=False,
+    )
+    if params.get("lesson"):
+        progress = progress.filter(lesson__title=params["lesson"])
+    lookup = SCORE_LOOKUPS[params["op"]]
+    passing = (
+        progress.order_by()
+        .values("enrollment__contact_id")
+        .annotate(average=Avg("score", output_field=SCORE_FIELD))
+        .filter(**{f"average__{lookup}": params["value"]})
+        .values("enrollment__contact_id")
+    )
+    return Q(pk__in=passing)
 
 
 SCORE_FIELD: Any = DecimalField(max_digits=7, decimal_places=2)
