@@ -18,6 +18,7 @@ from courses.assessments import (
     AssessmentError,
     Responses,
     attempt_result,
+    reveals_correct_answers,
     start_attempt,
     submit_attempt,
 )
@@ -119,5 +120,6 @@ def result(
         "lesson": lesson,
         "attempt": attempt,
         "questions": attempt_result(attempt),
+        "reveal_answers": reveals_correct_answers(attempt),
     }
     return render(request, "portal/attempt_result.html", context)

@@ -388,6 +388,8 @@ class AssessmentState:
     counts: AttemptCounts
     # Why a new attempt cannot start; empty when it can.
     blocked_reason: str
+    # Open attempts whose deadline passed; they are closed at the next start.
+    overdue_ids: frozenset[int] = frozenset()
 
 
 def assessment_state(
@@ -423,6 +425,11 @@ def assessment_state(
         questions=questions,
         counts=counts,
         blocked_reason=_blocked_reason(lesson, attempts, counts),
+        overdue_ids=frozenset(
+            attempt.pk
+            for attempt in attempts
+            if attempt.status == AttemptStatus.OPEN and _is_past_deadline(attempt, now)
+        ),
     )
 
 
@@ -457,3 +464,20 @@ def served_questions(
 def attempt_result(attempt: Attempt) -> list[ServedQuestion]:
     """Return a submitted attempt's questions with the learner's answers."""
     return served_questions(attempt.question_ids, list(attempt.answers.all()))
+
+
+def reveals_correct_answers(attempt: Attempt) -> bool:
+    """Return whether the result page may show the correct choices.
+
+    A quiz shows them after every attempt. An exam shows them only once it
+    is passed or no attempt is left, so a retake cannot copy them.
+    """
+    lesson = attempt.lesson
+    if lesson.kind != LessonKind.EXAM:
+        return True
+    attempts = Attempt.objects.filter(
+        enrollment_id=attempt.enrollment_id, lesson=lesson
+    )
+    if attempts.filter(passed=True).exists():
+        return True
+    return lesson.max_attempts is not None and attempts.count() >= lesson.max_attempts

@@ -313,3 +313,56 @@ def test_result_page_query_count_is_constant(learner):
         return len(queries)
 
     assert result_queries(2) == result_queries(8)
+
+
+def test_exam_result_hides_answers_until_passed(learner_client, learner):
+    course, exam = make_assessment(
+        LessonKind.EXAM, pass_mark=Decimal(100), max_attempts=3
+    )
+    question = add_question(
+        exam, QuestionKind.SINGLE_CHOICE, "One", (("Right", True), ("Wrong", False))
+    )
+    enrollment = enroll_contact(learner, course)
+    failed = start_attempt(enrollment, exam)
+    submit_attempt(enrollment, failed.pk, {question.pk: [wrong_choice(question)]})
+
+    hidden = learner_client.get(attempt_url(course, exam, failed)).content.decode()
+    assert "(correct answer)" not in hidden
+    assert "shown once you pass the exam" in hidden
+    assert "Not correct" in hidden
+
+    passed = start_attempt(enrollment, exam)
+    submit_attempt(enrollment, passed.pk, {question.pk: [correct_choice(question)]})
+    shown = learner_client.get(attempt_url(course, exam, failed)).content.decode()
+    assert 'Right <span class="state state-completed">(correct answer)</span>' in shown
+
+
+def test_exam_result_shows_answers_when_none_left(learner_client, learner):
+    course, exam = make_assessment(
+        LessonKind.EXAM, pass_mark=Decimal(100), max_attempts=1
+    )
+    question = add_question(exam, QuestionKind.SINGLE_CHOICE, "One", YES_NO)
+    enrollment = enroll_contact(learner, course)
+    failed = start_attempt(enrollment, exam)
+    submit_attempt(enrollment, failed.pk, {question.pk: [wrong_choice(question)]})
+
+    content = learner_client.get(attempt_url(course, exam, failed)).content.decode()
+
+    assert "(correct answer)" in content
+
+
+def test_overdue_attempt_shown_as_expired(learner_client, learner):
+    course, exam = make_assessment(
+        LessonKind.EXAM, pass_mark=Decimal(50), time_limit_minutes=5
+    )
+    add_question(exam, QuestionKind.SINGLE_CHOICE, "One", YES_NO)
+    enrollment = enroll_contact(learner, course)
+    start_attempt(enrollment, exam, at=timezone.now() - timedelta(minutes=6))
+
+    response = learner_client.get(lesson_url(course, exam))
+
+    content = response.content.decode()
+    assert response.context["assessment"].open_attempt is None
+    assert "Time limit passed" in content
+    assert "Start a new attempt" in content
+    assert "Submit answers" not in content

@@ -1,10 +1,12 @@
 """Quiz and exam services: scoring, attempts, limits and the scores conditions read."""
 
 import random
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from conditions import EvaluationContext, compile_condition, parse_condition
 from courses.assessments import (
@@ -33,6 +35,8 @@ from tests.portal.helpers import (
     make_assessment,
     wrong_choice,
 )
+from tests.triggers.factories import make_trigger
+from triggers.models import Firing
 
 pytestmark = pytest.mark.django_db
 
@@ -465,3 +469,74 @@ def test_course_grade_uses_lesson_weights():
     enrollment.refresh_from_db()
     # 100 with weight 30 and 0 with weight 70.
     assert enrollment.score == Decimal("30.00")
+
+
+def run_at_once(*targets):
+    """Run the targets in threads released together; return the exceptions raised."""
+    barrier = threading.Barrier(len(targets))
+    errors = []
+
+    def runner(target):
+        try:
+            barrier.wait(timeout=10)
+            target()
+        except Exception as exc:  # Returned to the test, which checks them.
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return errors
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_starts_create_one_attempt():
+    course, exam = make_assessment(
+        LessonKind.EXAM, pass_mark=Decimal(50), max_attempts=1
+    )
+    add_question(exam, QuestionKind.SINGLE_CHOICE, "One", YES_NO)
+    enrollment = enroll_contact(make_contact(), course)
+
+    errors = run_at_once(*[lambda: start_attempt(enrollment, exam)] * 4)
+
+    assert errors == []
+    assert Attempt.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_submissions_score_once():
+    course, quiz = make_assessment()
+    question = add_question(quiz, QuestionKind.SINGLE_CHOICE, "One", YES_NO)
+    enrollment = enroll_contact(make_contact(), course)
+    attempt = start_attempt(enrollment, quiz)
+    right = {question.pk: [correct_choice(question)]}
+
+    errors = run_at_once(*[lambda: submit_attempt(enrollment, attempt.pk, right)] * 3)
+
+    assert len(errors) == 2
+    assert all(isinstance(error, AttemptClosed) for error in errors)
+    assert Answer.objects.count() == 1
+    attempt.refresh_from_db()
+    assert attempt.score == Decimal(100)
+
+
+def test_submission_evaluates_learning_triggers(django_capture_on_commit_callbacks):
+    course, quiz = make_assessment()
+    question = add_question(quiz, QuestionKind.SINGLE_CHOICE, "One", YES_NO)
+    contact = make_contact()
+    enrollment = enroll_contact(contact, course)
+    passed = make_trigger(
+        {"kind": "quiz_score", "course": course.slug, "op": ">=", "value": 80}
+    )
+    attempt = start_attempt(enrollment, quiz)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        submit_attempt(
+            enrollment, attempt.pk, {question.pk: [correct_choice(question)]}
+        )
+
+    assert Firing.objects.get(trigger=passed).contact_id == contact.pk
