@@ -9,6 +9,7 @@ in the table beside each chart and in its CSV download.
 from typing import Any
 
 from metrics.engagement import CourseEngagement, score_bin_labels
+from metrics.impact import ImpactReport
 
 Chart = dict[str, Any]
 
@@ -64,12 +65,77 @@ def score_chart(course: CourseEngagement) -> Chart:
     }
 
 
+def certificate_chart(report: list[CourseEngagement]) -> Chart:
+    return {
+        "kind": "bar",
+        "labels": [course.title for course in report],
+        "datasets": [
+            {
+                "label": "Certificates issued",
+                "data": [course.certificates.issued for course in report],
+            }
+        ],
+        "unit": "certificates",
+    }
+
+
 def engagement_charts(report: list[CourseEngagement]) -> dict[str, Chart]:
     """Return every engagement chart by the id of the canvas that draws it."""
-    charts = {"completion": completion_chart(report)}
+    charts = {
+        "completion": completion_chart(report),
+        "certificates": certificate_chart(report),
+    }
     for course in report:
         if course.modules:
             charts[f"funnel-{course.course_id}"] = funnel_chart(course)
         if course.lesson_scores.total or course.course_scores.total:
             charts[f"scores-{course.course_id}"] = score_chart(course)
     return charts
+
+
+def _one_decimal(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def impact_charts(report: ImpactReport) -> dict[str, Chart]:
+    """Return the internal-impact charts by the id of the canvas that draws them."""
+    saved = report.hours_saved
+    onboarding = report.onboarding
+    return {
+        "impact-sessions": {
+            "kind": "bar",
+            "labels": ["Automated enrollments", "Their completions"],
+            "datasets": [
+                {
+                    "label": "Manual sessions replaced",
+                    "data": [saved.automated_enrollments, saved.automated_completions],
+                }
+            ],
+            "unit": "sessions",
+        },
+        "impact-onboarding": {
+            "kind": "bar",
+            "labels": ["Began before the program", "Began on or after it"],
+            "datasets": [
+                {
+                    "label": "Mean days to leave onboarding",
+                    "data": [
+                        _one_decimal(onboarding.before.mean.value),
+                        _one_decimal(onboarding.after.mean.value),
+                    ],
+                }
+            ],
+            "unit": "days",
+        },
+        "impact-csm": {
+            "kind": "horizontal",
+            "labels": [load.name for load in report.accounts_per_csm],
+            "datasets": [
+                {
+                    "label": "Accounts owned",
+                    "data": [load.accounts for load in report.accounts_per_csm],
+                }
+            ],
+            "unit": "accounts",
+        },
+    }

@@ -1,7 +1,7 @@
 """Learning engagement: completion, the module funnel, views, time and scores.
 
 Every figure is an aggregate query over enrollments and lesson progress, so
-the report runs six queries whatever the number of learners. docs/metrics.md
+the report runs seven queries whatever the number of learners. docs/metrics.md
 and docs/dashboards.md define each figure.
 """
 
@@ -23,8 +23,16 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Cast, Floor, Greatest, Least
+from django.utils import timezone
 
-from courses.models import Course, Enrollment, EnrollmentStatus, LessonProgress, Module
+from courses.models import (
+    Certificate,
+    Course,
+    Enrollment,
+    EnrollmentStatus,
+    LessonProgress,
+    Module,
+)
 from metrics.scope import EVERYTHING, Scope
 from metrics.stats import ProportionEstimate, estimate_proportion
 
@@ -107,6 +115,15 @@ class ScoreHistogram:
 
 
 @dataclass(frozen=True)
+class CertificateCounts:
+    """Certificates issued in the period; of those, how many are revoked or expired."""
+
+    issued: int = 0
+    revoked: int = 0
+    expired: int = 0
+
+
+@dataclass(frozen=True)
 class CourseEngagement:
     """Enrollment counts by status, the completion rate, the funnel and scores."""
 
@@ -125,6 +142,7 @@ class CourseEngagement:
     # Scores of whole enrollments (Enrollment.score) and of lessons.
     course_scores: ScoreHistogram
     lesson_scores: ScoreHistogram
+    certificates: CertificateCounts
 
     @property
     def stopped(self) -> int:
@@ -290,6 +308,37 @@ def _lesson_scores(
     return _histograms(scored, "enrollment__course_id")
 
 
+def _certificates(
+    courses: QuerySet[Course], scope: Scope
+) -> dict[int, CertificateCounts]:
+    """Count certificates issued in the period to learners of matching accounts.
+
+    Revoked counts those revoked since; expired counts the unrevoked ones
+    whose expiry has passed now.
+    """
+    now = timezone.now()
+    rows = (
+        Certificate.objects.filter(
+            scope.accounts("enrollment__contact__account__"),
+            scope.in_period("issued_at"),
+            enrollment__course__in=courses,
+        )
+        .values("enrollment__course_id")
+        .annotate(
+            issued=Count("pk"),
+            revoked=Count("pk", filter=Q(revoked_at__isnull=False)),
+            expired=Count("pk", filter=Q(revoked_at__isnull=True, expires_at__lte=now)),
+        )
+        .order_by()
+    )
+    return {
+        row["enrollment__course_id"]: CertificateCounts(
+            row["issued"], row["revoked"], row["expired"]
+        )
+        for row in rows
+    }
+
+
 EMPTY_HISTOGRAM = ScoreHistogram(bins=[0] * SCORE_BINS, out_of_range=0)
 
 
@@ -299,8 +348,9 @@ def learning_engagement(
     """Return completion, funnel, activity and scores of every course, or of ``course``.
 
     Only enrollments that ``scope`` selects count: those made in its period
-    by contacts of accounts with its plan and stage. Runs six aggregate
-    queries whatever the number of enrollments.
+    by contacts of accounts with its plan and stage; certificates count when
+    issued in its period. Runs seven aggregate queries whatever the number
+    of enrollments.
     """
     courses = (
         Course.objects.all() if course is None else Course.objects.filter(pk=course.pk)
@@ -338,6 +388,7 @@ def learning_engagement(
     activity = _activity_by_module(courses, scope)
     course_scores = _course_scores(courses, scope)
     lesson_scores = _lesson_scores(courses, scope)
+    certificates = _certificates(courses, scope)
 
     report = []
     for row in course_rows.order_by("title", "pk"):
@@ -365,6 +416,7 @@ def learning_engagement(
                 modules=_mark_largest_drop_off(funnel),
                 course_scores=course_scores.get(row["pk"], EMPTY_HISTOGRAM),
                 lesson_scores=lesson_scores.get(row["pk"], EMPTY_HISTOGRAM),
+                certificates=certificates.get(row["pk"], CertificateCounts()),
             )
         )
     return report

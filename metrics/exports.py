@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from metrics.engagement import SCORE_BIN_WIDTH
 from metrics.holdouts import HoldoutComparison
+from metrics.impact import ImpactReport
 from metrics.services import Comparison, CourseEngagement, score_bin_labels
 from metrics.stats import Interval
 
@@ -94,6 +95,9 @@ ENGAGEMENT_HEADER = [
     "completion_rate",
     "completion_ci_low",
     "completion_ci_high",
+    "certificates_issued",
+    "certificates_revoked",
+    "certificates_expired",
     "module_order",
     "module",
     "reached",
@@ -130,6 +134,9 @@ def engagement_rows(report: list[CourseEngagement]) -> Iterable[list]:
             course.not_started,
             blank_if_none(course.completion.value),
             *bounds(course.completion.interval),
+            course.certificates.issued,
+            course.certificates.revoked,
+            course.certificates.expired,
         ]
         if not course.modules:
             yield [*course_columns, *NO_MODULE_COLUMNS]
@@ -261,3 +268,88 @@ def csv_text(header: list[str], rows: Iterable[list]) -> str:
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+IMPACT_HEADER = ["section", "key", "label", "value", "n", "ci_low", "ci_high"]
+
+
+def _value_row(section: str, key: object, label: str, value: object) -> list:
+    """Return an impact row with no n and no interval."""
+    return [section, key, label, value, "", "", ""]
+
+
+def _hours_rows(report: ImpactReport) -> Iterable[list]:
+    saved = report.hours_saved
+    figures = [
+        ("minutes_per_session", "Minutes per session", saved.minutes_per_session),
+        ("automated_enrollments", "Automated enrollments", saved.automated_enrollments),
+        (
+            "automated_completions",
+            "Completions of automated enrollments",
+            saved.automated_completions,
+        ),
+        ("sessions", "Manual sessions replaced", saved.sessions),
+        ("hours", "CSM hours saved", saved.hours),
+    ]
+    for key, label, value in figures:
+        yield _value_row("hours_saved", key, label, value)
+
+
+def _onboarding_rows(report: ImpactReport) -> Iterable[list]:
+    onboarding = report.onboarding
+    section = "onboarding"
+    started = onboarding.program_started_on
+    yield _value_row(
+        section,
+        "program_started_on",
+        "Program start",
+        started.isoformat() if started else "",
+    )
+    for key, label, group in (
+        ("before", "Began before the program", onboarding.before),
+        ("after", "Began on or after the program start", onboarding.after),
+    ):
+        yield [
+            section,
+            f"{key}_mean_days",
+            f"{label}: mean days to leave onboarding",
+            blank_if_none(group.mean.value),
+            group.mean.n,
+            *bounds(group.mean.interval),
+        ]
+        yield _value_row(
+            section,
+            f"{key}_still_onboarding",
+            f"{label}: still onboarding",
+            group.still_onboarding,
+        )
+    difference = onboarding.difference
+    yield [
+        section,
+        "difference_days",
+        "After minus before, days",
+        blank_if_none(difference.estimate),
+        "",
+        *bounds(difference.interval),
+    ]
+    yield _value_row(
+        section,
+        "p_value",
+        f"p-value ({difference.test})",
+        blank_if_none(difference.p_value),
+    )
+
+
+def impact_rows(report: ImpactReport) -> Iterable[list]:
+    """Yield the hours saved, the onboarding comparison, then one row per CSM.
+
+    A CSM row has the owner's user id as ``key`` (``none`` for accounts with
+    no owner), the CSM's name as ``label`` and the accounts as ``value``.
+    """
+    yield from _hours_rows(report)
+    yield from _onboarding_rows(report)
+    for load in report.accounts_per_csm:
+        key = "none" if load.owner_id is None else load.owner_id
+        yield _value_row(
+            "accounts_per_csm", key, spreadsheet_safe(load.name), load.accounts
+        )

@@ -9,6 +9,7 @@ urlpatterns = [
     path("outcomes.csv", views.outcomes_csv, name="outcomes-csv"),
     path("engagement.csv", views.engagement_csv, name="engagement-csv"),
     path("scores.csv", views.scores_csv, name="scores-csv"),
+    path("impact.csv", views.impact_csv, name="impact-csv"),
     path("holdouts/", views.holdouts, name="holdouts"),
     path("holdouts.csv", views.holdouts_csv, name="holdouts-csv"),
 ]

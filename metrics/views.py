@@ -20,15 +20,17 @@ from django.views.decorators.http import require_GET
 from courses.models import Course
 from customers.models import Plan
 from lifecycle.models import Stage
-from metrics.charts import engagement_charts
+from metrics.charts import engagement_charts, impact_charts
 from metrics.exports import (
     ENGAGEMENT_HEADER,
     HOLDOUT_HEADER,
+    IMPACT_HEADER,
     OUTCOME_HEADER,
     SCORES_HEADER,
     csv_text,
     engagement_rows,
     holdout_rows,
+    impact_rows,
     outcome_rows,
     score_rows,
 )
@@ -40,6 +42,7 @@ from metrics.filters import (
     scope_filter,
 )
 from metrics.holdouts import FOLLOW_UP_DAYS, holdout_comparison
+from metrics.impact import impact_report
 from metrics.services import (
     TICKET_RATE_DAYS,
     CourseEngagement,
@@ -97,10 +100,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
     scope = filters.scope
     engagement = learning_engagement(filters.course, scope)
+    impact = impact_report(scope)
     context = {
         "comparison": outcome_comparison(filters.as_of, filters.course, scope),
         "engagement": engagement,
-        "charts": engagement_charts(engagement),
+        "impact": impact,
+        "charts": engagement_charts(engagement) | impact_charts(impact),
         "score_bins": score_bin_labels(),
         "courses": Course.objects.order_by("title", "pk").values("pk", "title"),
         "plans": Plan.values,
@@ -162,6 +167,17 @@ def engagement_csv(request: HttpRequest) -> HttpResponse:
 @staff_required
 def scores_csv(request: HttpRequest) -> HttpResponse:
     return _engagement_download(request, "scores.csv", SCORES_HEADER, score_rows)
+
+
+@require_GET
+@staff_required
+def impact_csv(request: HttpRequest) -> HttpResponse:
+    try:
+        scope = scope_filter(request)
+    except InvalidFilter as error:
+        return _invalid_filter_response(request, error, as_csv=True)
+    report = impact_report(scope)
+    return _csv_response("impact.csv", IMPACT_HEADER, impact_rows(report))
 
 
 def _as_of_instant(request: HttpRequest) -> datetime | None:

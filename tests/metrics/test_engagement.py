@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from courses.models import EnrollmentStatus, LessonProgress
+from courses.models import Certificate, EnrollmentStatus, LessonProgress
 from customers.models import Plan
 from lifecycle.models import AccountStage, Stage
 from metrics.scope import Scope
@@ -252,3 +252,63 @@ def test_activity_and_scores_query_count_constant():
         learning_engagement(scope=Scope(plan=Plan.BASIC, stage="onboarding"))
 
     assert len(many) == len(few)
+
+
+@dataclass
+class PlantedCertificate:
+    issued_on: date
+    revoked: bool = False
+    expires_on: date | None = None
+
+
+CERTIFICATES = [
+    PlantedCertificate(date(2024, 3, 1)),
+    PlantedCertificate(date(2024, 3, 10), revoked=True),
+    PlantedCertificate(date(2024, 3, 20), expires_on=date(2024, 4, 1)),
+    PlantedCertificate(date(2024, 3, 31), expires_on=date(2999, 1, 1)),
+    PlantedCertificate(date(2024, 2, 28), expires_on=date(2024, 4, 1)),
+    PlantedCertificate(date(2024, 4, 1)),
+]
+
+
+@pytest.mark.parametrize(
+    "scope", [Scope(), Scope(start=date(2024, 3, 1), end=date(2024, 3, 31))]
+)
+def test_certificates_counted_by_issue_day(scope):
+    course = make_course((1,))
+    make_course((1,))
+    for index, planted in enumerate(CERTIFICATES):
+        enrollment = make_enrollment(make_contact(), course, EnrollmentStatus.COMPLETED)
+        Certificate.objects.create(
+            enrollment=enrollment,
+            code=f"code{index}",
+            learner_name="Learner",
+            course_title=course.title,
+            issued_at=datetime(*planted.issued_on.timetuple()[:3], 9, tzinfo=UTC),
+            revoked_at=datetime(2024, 5, 1, tzinfo=UTC) if planted.revoked else None,
+            expires_at=(
+                datetime(*planted.expires_on.timetuple()[:3], tzinfo=UTC)
+                if planted.expires_on
+                else None
+            ),
+        )
+    selected = [
+        planted
+        for planted in CERTIFICATES
+        if (scope.start is None or planted.issued_on >= scope.start)
+        and (scope.end is None or planted.issued_on <= scope.end)
+    ]
+    today = datetime.now(UTC).date()
+
+    report = {item.course_id: item for item in learning_engagement(scope=scope)}
+
+    counts = report[course.pk].certificates
+    assert counts.issued == len(selected)
+    assert counts.revoked == sum(planted.revoked for planted in selected)
+    assert counts.expired == sum(
+        not planted.revoked
+        and planted.expires_on is not None
+        and planted.expires_on <= today
+        for planted in selected
+    )
+    assert sum(item.certificates.issued for item in report.values()) == len(selected)

@@ -431,6 +431,7 @@ def test_engagement_query_count_is_constant(funnel_course):
     with CaptureQueriesContext(connection) as many:
         learning_engagement()
 
-    # Courses, modules, funnel counts, module activity and two score histograms.
-    assert len(few) == 6
+    # Courses, modules, funnel counts, module activity, two score histograms
+    # and certificates.
+    assert len(few) == 7
     assert len(many) == len(few)
