@@ -144,6 +144,13 @@ def start_attempt(
 
 
 def _check_may_start(lesson: Lesson, attempts: QuerySet[Attempt]) -> None:
+    # The module page's lesson inline and imports can save an exam without
+    # a pass mark, and such an exam could never be passed.
+    if lesson.kind == LessonKind.EXAM and lesson.pass_mark is None:
+        raise AssessmentError(
+            f"“{lesson.title}” has no pass mark yet, so it cannot be taken. "
+            "Ask your customer success manager to set one."
+        )
     if lesson.kind == LessonKind.EXAM and attempts.filter(passed=True).exists():
         raise AssessmentError(
             f"You passed “{lesson.title}” already, so there is nothing to retake."
@@ -438,6 +445,8 @@ def _blocked_reason(
 ) -> str:
     if lesson.kind == LessonKind.EXAM and any(a.passed for a in attempts):
         return "You passed this exam."
+    if lesson.kind == LessonKind.EXAM and lesson.pass_mark is None:
+        return "This exam has no pass mark yet, so it cannot be taken."
     if counts.remaining == 0:
         return f"You have used all {lesson.max_attempts} attempts."
     return ""

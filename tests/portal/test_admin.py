@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth.models import User
 
+from courses.assessments import start_attempt, submit_attempt
 from courses.models import (
     Enrollment,
     EnrollmentSource,
@@ -314,3 +315,19 @@ def test_admin_pass_exam_rule_needs_exam(admin_client):
     assert "This course has no exam lesson" in response.content.decode()
     course.refresh_from_db()
     assert course.completion_rule == "required_lessons"
+
+
+def test_attempt_admin_lists_attempts(admin_client):
+    lesson = make_quiz_lesson()
+    Question.objects.create(lesson=lesson, kind="short_answer", text="Menu?")
+    contact = make_contact()
+    enrollment = enroll_contact(contact, lesson.module.course)
+    attempt = start_attempt(enrollment, lesson)
+    submit_attempt(enrollment, attempt.pk, {})
+
+    listing = admin_client.get("/admin/courses/attempt/", {"q": contact.email})
+    page = admin_client.get(f"/admin/courses/attempt/{attempt.pk}/change/")
+
+    assert listing.status_code == 200
+    assert list(listing.context["cl"].result_list) == [attempt]
+    assert page.status_code == 200

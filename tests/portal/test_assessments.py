@@ -540,3 +540,14 @@ def test_submission_evaluates_learning_triggers(django_capture_on_commit_callbac
         )
 
     assert Firing.objects.get(trigger=passed).contact_id == contact.pk
+
+
+def test_exam_without_pass_mark_cannot_start():
+    course, exam = make_assessment(LessonKind.EXAM)
+    add_question(exam, QuestionKind.SINGLE_CHOICE, "One", YES_NO)
+    enrollment = enroll_contact(make_contact(), course)
+
+    with pytest.raises(AssessmentError, match="has no pass mark yet"):
+        start_attempt(enrollment, exam, at=NOW)
+
+    assert not Attempt.objects.exists()
