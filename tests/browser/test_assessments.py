@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 from pypdf import PdfReader
 
 from courses.models import (
@@ -45,7 +45,7 @@ OpenPage = Callable[[], Page]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "browser"
 
 # A phone in portrait, in CSS pixels.
-PHONE_VIEWPORT = {"width": 390, "height": 844}
+PHONE_VIEWPORT: ViewportSize = {"width": 390, "height": 844}
 
 
 def save_screenshot(page: Page, name: str) -> Path:

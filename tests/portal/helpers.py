@@ -1,8 +1,11 @@
 """Course data and signed-in clients for the portal tests."""
 
 import itertools
+import threading
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from django.db import connection
 from django.test import Client
 
 from courses.models import (
@@ -116,3 +119,28 @@ def correct_choice(question: Question) -> int:
 
 def wrong_choice(question: Question) -> int:
     return question.choices.filter(is_correct=False).first().pk  # type: ignore[union-attr]
+
+
+def run_at_once(*targets: Callable[[], object]) -> list[Exception]:
+    """Run the targets in threads released together; return the exceptions raised.
+
+    Each thread closes its own database connection when it ends.
+    """
+    barrier = threading.Barrier(len(targets))
+    errors: list[Exception] = []
+
+    def runner(target: Callable[[], object]) -> None:
+        try:
+            barrier.wait(timeout=10)
+            target()
+        except Exception as exc:  # Returned to the test, which checks them.
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return errors

@@ -1,12 +1,10 @@
 """Quiz and exam services: scoring, attempts, limits and the scores conditions read."""
 
 import random
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from conditions import EvaluationContext, compile_condition, parse_condition
 from courses.assessments import (
@@ -33,6 +31,7 @@ from tests.portal.helpers import (
     correct_choice,
     enroll_contact,
     make_assessment,
+    run_at_once,
     wrong_choice,
 )
 from tests.triggers.factories import make_trigger
@@ -469,28 +468,6 @@ def test_course_grade_uses_lesson_weights():
     enrollment.refresh_from_db()
     # 100 with weight 30 and 0 with weight 70.
     assert enrollment.score == Decimal("30.00")
-
-
-def run_at_once(*targets):
-    """Run the targets in threads released together; return the exceptions raised."""
-    barrier = threading.Barrier(len(targets))
-    errors = []
-
-    def runner(target):
-        try:
-            barrier.wait(timeout=10)
-            target()
-        except Exception as exc:  # Returned to the test, which checks them.
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(target,)) for target in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return errors
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -1,11 +1,9 @@
 """Progress services: views, completion, progress figures and the course outline."""
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 
 from courses import services
 from courses.models import EnrollmentStatus, LessonProgress
@@ -20,7 +18,7 @@ from courses.services import (
     safe_next_path,
 )
 from tests.factories import NOW, make_contact
-from tests.portal.helpers import enroll_contact, make_course
+from tests.portal.helpers import enroll_contact, make_course, run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -259,24 +257,7 @@ def test_safe_next_path(value, expected):
 
 def run_in_threads(*targets):
     """Run the targets at the same moment, each in its own thread and connection."""
-    barrier = threading.Barrier(len(targets))
-    errors = []
-
-    def runner(target):
-        try:
-            barrier.wait(timeout=10)
-            target()
-        except Exception as exc:  # Collected and re-raised by the test.
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(target,)) for target in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
+    assert run_at_once(*targets) == []
 
 
 # The threads need committed rows, so these tests commit. serialized_rollback
