@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from triggers import retries
 from triggers.delivery import Action, SendDecision, check_before_send
 from triggers.models import OutboxEmail, OutboxStatus
 
@@ -212,40 +213,13 @@ def _record_failure(email: OutboxEmail, exc: OSError) -> None:
 
 
 def release_stuck_email(older_than: timedelta) -> int:
-    """Release rows claimed longer ago than older_than; return how many were released.
-
-    Such rows belong to a worker that crashed or lost its connection, and
-    the email may or may not have gone out. Rows with attempts left go back
-    to pending to be sent again, with the same Message-ID; rows out of
-    attempts are marked failed. Both count as released.
-    """
-    cutoff = timezone.now() - older_than
-    stuck = OutboxEmail.objects.filter(
-        status=OutboxStatus.SENDING, claimed_at__lt=cutoff
-    )
-    error = (
-        f"Released after more than {older_than} in 'sending'; the worker likely died."
-    )
-    failed = stuck.filter(attempts__gte=MAX_ATTEMPTS).update(
-        status=OutboxStatus.FAILED, last_error=error, next_attempt_at=None
-    )
-    retried = stuck.filter(attempts__lt=MAX_ATTEMPTS).update(
-        status=OutboxStatus.PENDING, last_error=error, next_attempt_at=None
-    )
-    if failed or retried:
-        logger.warning(
-            "Released %s outbox emails stuck in sending: %s back to pending, %s failed",
-            failed + retried,
-            retried,
-            failed,
-        )
-    return failed + retried
+    """Release emails claimed longer ago than older_than; return how many."""
+    return retries.release_stuck(OutboxEmail, older_than, MAX_ATTEMPTS, "outbox emails")
 
 
 def due_outbox_ids(limit: int = PENDING_BATCH_SIZE) -> list[int]:
-    """Return up to `limit` ids of pending rows that are due, oldest first."""
-    due = OutboxEmail.objects.filter(_due(timezone.now()), status=OutboxStatus.PENDING)
-    return list(due.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+    """Return up to `limit` ids of pending emails that are due, oldest first."""
+    return retries.due_ids(OutboxEmail, limit)
 
 
 def send_due_email() -> int:
@@ -268,25 +242,10 @@ def send_due_email() -> int:
 
 
 def retry_failed_email(outbox_ids: Iterable[int]) -> int:
-    """Return failed rows to pending with a fresh set of attempts; queue them.
-
-    Returns how many rows were failed and are now pending; rows in any other
-    status are left alone.
-    """
-    ids = list(outbox_ids)
-    with transaction.atomic():
-        retried = list(
-            OutboxEmail.objects.filter(pk__in=ids, status=OutboxStatus.FAILED)
-            .select_for_update()
-            .values_list("pk", flat=True)
-        )
-        OutboxEmail.objects.filter(pk__in=retried).update(
-            status=OutboxStatus.PENDING, attempts=0, next_attempt_at=None
-        )
-        queue_send_after_commit(retried)
-    if retried:
-        logger.info("Retrying %s failed outbox emails: %s", len(retried), retried)
-    return len(retried)
+    """Return failed emails to pending with fresh attempts and queue them."""
+    return retries.retry_failed(
+        OutboxEmail, outbox_ids, queue_send_after_commit, "outbox emails"
+    )
 
 
 def queue_send_after_commit(outbox_ids: list[int]) -> None:

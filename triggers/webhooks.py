@@ -34,6 +34,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from triggers import retries
 from triggers.models import (
     Firing,
     JourneyStep,
@@ -308,64 +309,26 @@ def _record_failure(
 
 
 def release_stuck_webhooks(older_than: timedelta = STUCK_AFTER) -> int:
-    """Return calls claimed longer ago than older_than to pending, or fail them.
+    """Release calls claimed longer ago than older_than; return how many.
 
-    Such a row belongs to a worker that died, and the call may or may not
-    have reached the endpoint, so it is sent again with the same
-    idempotency key while attempts remain. Returns how many were released.
+    The call may or may not have reached the endpoint, so a released call
+    is sent again with the same idempotency key while attempts remain.
     """
-    stuck = WebhookDelivery.objects.filter(
-        status=WebhookStatus.SENDING, claimed_at__lt=timezone.now() - older_than
+    return retries.release_stuck(
+        WebhookDelivery, older_than, MAX_ATTEMPTS, "webhook calls"
     )
-    error = (
-        f"Released after more than {older_than} in 'sending'; the worker likely died."
-    )
-    failed = stuck.filter(attempts__gte=MAX_ATTEMPTS).update(
-        status=WebhookStatus.FAILED, last_error=error, next_attempt_at=None
-    )
-    retried = stuck.filter(attempts__lt=MAX_ATTEMPTS).update(
-        status=WebhookStatus.PENDING, last_error=error, next_attempt_at=None
-    )
-    if failed or retried:
-        logger.warning(
-            "Released %s webhook calls stuck in sending: %s pending, %s failed",
-            failed + retried,
-            retried,
-            failed,
-        )
-    return failed + retried
 
 
 def due_delivery_ids(limit: int = PENDING_BATCH_SIZE) -> list[int]:
     """Return up to `limit` ids of pending calls that are due, oldest first."""
-    due = WebhookDelivery.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now()),
-        status=WebhookStatus.PENDING,
-    )
-    return list(due.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+    return retries.due_ids(WebhookDelivery, limit)
 
 
 def retry_failed_webhooks(delivery_ids: Iterable[int]) -> int:
-    """Return failed calls to pending with a fresh set of attempts and queue them.
-
-    Returns how many rows were failed and are now pending; rows in any other
-    status are left alone.
-    """
-    with transaction.atomic():
-        retried = list(
-            WebhookDelivery.objects.filter(
-                pk__in=list(delivery_ids), status=WebhookStatus.FAILED
-            )
-            .select_for_update()
-            .values_list("pk", flat=True)
-        )
-        WebhookDelivery.objects.filter(pk__in=retried).update(
-            status=WebhookStatus.PENDING, attempts=0, next_attempt_at=None
-        )
-        queue_send_after_commit(retried)
-    if retried:
-        logger.info("Retrying %s failed webhook calls: %s", len(retried), retried)
-    return len(retried)
+    """Return failed calls to pending with fresh attempts and queue them."""
+    return retries.retry_failed(
+        WebhookDelivery, delivery_ids, queue_send_after_commit, "webhook calls"
+    )
 
 
 def queue_send_after_commit(delivery_ids: list[int]) -> None:
