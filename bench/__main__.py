@@ -18,6 +18,7 @@ BENCHMARKS = {
     "sweep": "bench.sweep",
     "scale": "bench.scale",
     "events": "bench.events",
+    "ingest": "bench.ingest",
 }
 
 

@@ -137,6 +137,8 @@ def test_store_query_count_is_constant(count):
         ({"occurred_at": datetime(2024, 6, 15, 12, 0)}, "must be an aware datetime"),  # noqa: DTZ001
         ({"properties": {"score": float("nan")}}, "JSON cannot store"),
         ({"properties": ["a"]}, "must be a mapping"),
+        ({"properties": {"when": NOW}}, "JSON cannot store"),
+        ({"properties": {"nested": {"note": "a\x00b"}}}, "NUL character"),
     ],
 )
 def test_store_rejects_bad_row_and_writes_nothing(fields, message):
