@@ -7,25 +7,19 @@ SQLite, the embedded demo's database, in a child process; the sweep of
 the benchmark's triggers must record the same firings there too.
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from django.db import connection
 
 from bench.scale_cases import KIND_CASES, SWEEP_TRIGGERS
 from conditions import EvaluationContext, compile_condition, parse_condition
 from tests.conditions import sample_population
+from tests.sqlite_child import run_on_sqlite
 from triggers.evaluation import subjects_as_of
 from triggers.models import Firing, Trigger
 from triggers.services import run_sweep
 
 pytestmark = pytest.mark.django_db
 
-PROJECT = Path(__file__).resolve().parents[2]
 AS_OF = sample_population.AS_OF
 
 
@@ -69,6 +63,7 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from tests.conditions import sample_population
+from tests.sqlite_child import run_on_sqlite
 from tests.conditions.test_database_agreement import matches_by_case, sweep_firings
 sample_population.build()
 print(json.dumps({"matches": matches_by_case(), "firings": sweep_firings()}))
@@ -77,23 +72,7 @@ print(json.dumps({"matches": matches_by_case(), "firings": sweep_firings()}))
 
 @pytest.fixture(scope="module")
 def sqlite_results(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sqlite")
-    environment = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{folder / 'agreement.sqlite3'}",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    finished = subprocess.run(
-        [sys.executable, "-c", SQLITE_SCRIPT],
-        cwd=PROJECT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr[-4000:]
-    return json.loads(finished.stdout.strip().splitlines()[-1])
+    return run_on_sqlite(SQLITE_SCRIPT, tmp_path_factory.mktemp("sqlite"))
 
 
 def test_compiled_conditions_count_as_hand_written_sql():

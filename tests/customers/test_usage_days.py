@@ -1,12 +1,7 @@
 """The daily usage roll-up follows every write to the usage events."""
 
-import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -14,10 +9,9 @@ from django.db import connection
 from customers.models import UsageDay, UsageEvent
 from customers.usage import rebuild_usage_days
 from tests.factories import NOW, make_account, make_contact, make_event
+from tests.sqlite_child import run_on_sqlite
 
 pytestmark = pytest.mark.django_db
-
-PROJECT = Path(__file__).resolve().parents[2]
 
 
 def counted_from_events() -> Counter:
@@ -190,22 +184,7 @@ expected = Counter(
 actual = {key(d, d.day.isoformat()): d.count for d in UsageDay.objects.all()}
 print(json.dumps({"expected": expected, "actual": actual}))
 """
-    environment = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    finished = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr
-    result = json.loads(finished.stdout.strip().splitlines()[-1])
+    result = run_on_sqlite(script, tmp_path)
 
     assert result["actual"] == result["expected"]
     assert sum(result["expected"].values()) == 40
