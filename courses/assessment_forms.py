@@ -5,6 +5,7 @@ one text box under the question, one choice per line, and saved as Choice
 rows with the question.
 """
 
+from collections import Counter
 from typing import Any
 
 from django import forms
@@ -62,6 +63,7 @@ class QuestionAdminForm(forms.ModelForm):
         model = Question
         fields = [
             "order",
+            "pool",
             "kind",
             "text",
             "choice_lines",
@@ -73,6 +75,9 @@ class QuestionAdminForm(forms.ModelForm):
             "accepted_answers": "For short answers: every accepted answer, one "
             "per line. Case and extra spaces are ignored.",
             "points": "How much the question counts toward the score.",
+            "pool": "Optional. Questions with the same pool name form a pool, "
+            "and each attempt draws Questions per attempt from every pool. "
+            "Leave blank to put the question in the lesson's unnamed pool.",
             "feedback": "Shown to the learner with their result, right or wrong.",
         }
 
@@ -194,8 +199,13 @@ class QuestionFormSet(forms.BaseInlineFormSet):
                 "questions."
             )
         wanted = lesson.questions_per_attempt
-        if wanted and kept and wanted > len(kept):
-            raise ValidationError(
-                f"Questions per attempt is {wanted}, but the lesson has "
-                f"{len(kept)} questions; add questions or lower the number."
-            )
+        if not wanted:
+            return
+        sizes = Counter((form.cleaned_data.get("pool") or "").strip() for form in kept)
+        for pool, size in sorted(sizes.items()):
+            if size < wanted:
+                name = f"pool “{pool}”" if pool else "the unnamed pool"
+                raise ValidationError(
+                    f"Questions per attempt is {wanted}, but {name} has {size} "
+                    "questions; add questions or lower the number."
+                )

@@ -164,20 +164,34 @@ def _check_may_start(lesson: Lesson, attempts: QuerySet[Attempt]) -> None:
 
 
 def _draw_questions(lesson: Lesson, rng: random.Random) -> list[int]:
-    """Pick the questions of a new attempt: a sample of the pool, maybe shuffled."""
-    pool = list(assessment_questions(lesson).values_list("pk", flat=True))
-    if not pool:
+    """Pick the questions of a new attempt: a sample of each pool, maybe shuffled.
+
+    Drawn questions keep the authored order unless the lesson shuffles.
+    """
+    authored = list(assessment_questions(lesson).values_list("pk", "pool"))
+    if not authored:
         raise AssessmentError(
             f"“{lesson.title}” has no questions yet, so it cannot be started."
         )
     wanted = lesson.questions_per_attempt
-    if wanted and wanted < len(pool):
-        # The sample keeps the authored order unless the lesson shuffles.
-        chosen = set(rng.sample(pool, wanted))
-        pool = [pk for pk in pool if pk in chosen]
+    chosen: set[int] = set()
+    for members in _pools(authored).values():
+        if wanted and wanted < len(members):
+            chosen.update(rng.sample(members, wanted))
+        else:
+            chosen.update(members)
+    question_ids = [pk for pk, _pool in authored if pk in chosen]
     if lesson.shuffle_questions:
-        rng.shuffle(pool)
-    return pool
+        rng.shuffle(question_ids)
+    return question_ids
+
+
+def _pools(authored: list[tuple[int, str]]) -> dict[str, list[int]]:
+    """Group question ids by pool name, in authored order."""
+    pools: dict[str, list[int]] = {}
+    for pk, pool in authored:
+        pools.setdefault(pool.strip(), []).append(pk)
+    return pools
 
 
 def _deadline(lesson: Lesson, started_at: datetime) -> datetime | None:

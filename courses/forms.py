@@ -129,9 +129,9 @@ class LessonAdminForm(forms.ModelForm):
             "blank for no limit.",
             "time_limit_minutes": "Optional. Minutes from the start of an "
             "attempt until answers are no longer accepted; blank for no limit.",
-            "questions_per_attempt": "Optional. The lesson's questions are a "
-            "pool, and each attempt draws this many at random; blank to serve "
-            "every question.",
+            "questions_per_attempt": "Optional. Each attempt draws this many "
+            "questions at random from every question pool of the lesson; blank "
+            "to serve every question.",
             "shuffle_questions": "Serve the questions of each attempt in a "
             "random order.",
             "external_id": "The id in the source system. Leave blank for a "

@@ -93,7 +93,7 @@ class Lesson(models.Model):
     )
     max_attempts = models.PositiveSmallIntegerField(null=True, blank=True)
     time_limit_minutes = models.PositiveIntegerField(null=True, blank=True)
-    # The lesson's questions are its pool; each attempt draws this many.
+    # Each attempt draws this many questions from every pool of the lesson.
     questions_per_attempt = models.PositiveSmallIntegerField(null=True, blank=True)
     shuffle_questions = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -238,6 +238,9 @@ class Question(models.Model):
     kind = models.CharField(max_length=20, choices=QuestionKind.choices)
     text = models.TextField()
     order = models.PositiveIntegerField(default=0)
+    # Questions with the same pool name form a pool, and each attempt draws
+    # the lesson's questions_per_attempt from every pool; blank is one pool.
+    pool = models.CharField(max_length=100, blank=True)
     points = models.PositiveSmallIntegerField(default=1)
     # Short answers: the accepted answers, one per line, compared without
     # case and with runs of spaces collapsed.

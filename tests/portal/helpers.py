@@ -81,6 +81,7 @@ def add_question(
     accepted_answers: str = "",
     points: int = 1,
     feedback: str = "",
+    pool: str = "",
 ) -> Question:
     """Add a question with its choices, as (text, is correct) pairs, to a lesson."""
     order = Question.objects.filter(lesson=lesson).count() + 1
@@ -92,6 +93,7 @@ def add_question(
         points=points,
         accepted_answers=accepted_answers,
         feedback=feedback,
+        pool=pool,
     )
     Choice.objects.bulk_create(
         Choice(question=question, text=choice_text, is_correct=correct, order=number)

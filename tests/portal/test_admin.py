@@ -285,7 +285,7 @@ def test_admin_draw_size_above_pool_rejected(admin_client):
     response = admin_client.post(f"/admin/courses/lesson/{lesson.pk}/change/", data)
 
     assert response.status_code == 200
-    assert "Questions per attempt is 3, but the lesson has 1 questions" in (
+    assert "Questions per attempt is 3, but the unnamed pool has 1 questions" in (
         response.content.decode()
     )
 
@@ -331,3 +331,17 @@ def test_attempt_admin_lists_attempts(admin_client):
     assert listing.status_code == 200
     assert list(listing.context["cl"].result_list) == [attempt]
     assert page.status_code == 200
+
+
+def test_admin_small_named_pool_rejected(admin_client):
+    lesson = make_quiz_lesson(questions_per_attempt=1)
+    data = question_form_data(
+        lesson, kind="single_choice", choice_lines="* A\nB", pool="Advanced"
+    )
+    data["questions_per_attempt"] = "2"
+
+    response = admin_client.post(f"/admin/courses/lesson/{lesson.pk}/change/", data)
+
+    assert response.status_code == 200
+    assert "but pool “Advanced” has 1 questions" in response.content.decode()
+    assert not Question.objects.exists()

@@ -359,6 +359,29 @@ def test_pool_draws_questions_per_attempt():
     assert set(attempt.question_ids) == set(random.Random(7).sample(pool, 3))
 
 
+def test_each_pool_gives_questions_per_attempt():
+    course, exam = make_assessment(
+        LessonKind.EXAM, pass_mark=Decimal(50), questions_per_attempt=2
+    )
+    pools: dict[str, list[int]] = {"basics": [], "advanced": [], "": []}
+    for pool, size in (("basics", 4), ("advanced", 3), ("", 1)):
+        for n in range(size):
+            question = add_question(
+                exam, QuestionKind.SINGLE_CHOICE, f"{pool} {n}", YES_NO, pool=pool
+            )
+            pools[pool].append(question.pk)
+    enrollment = enroll_contact(make_contact(), course)
+
+    attempt = start_attempt(enrollment, exam, at=NOW, rng=random.Random(3))
+
+    served = set(attempt.question_ids)
+    assert len(served & set(pools["basics"])) == 2
+    assert len(served & set(pools["advanced"])) == 2
+    # A pool smaller than the draw size is served whole.
+    assert served & set(pools[""]) == set(pools[""])
+    assert len(attempt.question_ids) == 5
+
+
 def test_shuffle_changes_order():
     course, quiz = make_assessment(shuffle_questions=True)
     pool = [
