@@ -1,6 +1,10 @@
-"""Settings of the internal-impact figures."""
+"""Settings of the internal-impact figures, and scheduled email reports."""
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
+
+from customers.models import Plan
 
 
 class ImpactSettings(models.Model):
@@ -54,3 +58,142 @@ class ImpactSettings(models.Model):
     def load(cls) -> "ImpactSettings":
         settings, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
         return settings
+
+
+class ReportFrequency(models.TextChoices):
+    WEEKLY = "weekly", "Weekly (Monday to Sunday)"
+    MONTHLY = "monthly", "Monthly (calendar month)"
+
+
+def validate_recipients(value: str) -> None:
+    """Reject a recipient list that is empty or has an invalid address."""
+    addresses = split_recipients(value)
+    if not addresses:
+        raise ValidationError("Enter at least one email address.")
+    invalid = []
+    for address in addresses:
+        try:
+            validate_email(address)
+        except ValidationError:
+            invalid.append(address)
+    if invalid:
+        raise ValidationError(
+            f"Invalid email address: {', '.join(invalid)}. Separate addresses "
+            "with commas or new lines."
+        )
+
+
+def split_recipients(value: str) -> list[str]:
+    """Split a list of addresses separated by commas, semicolons or new lines."""
+    normalized = value.replace(";", ",").replace("\n", ",")
+    return [part.strip() for part in normalized.split(",") if part.strip()]
+
+
+class ReportSchedule(models.Model):
+    """A report that a manager receives by email once per week or month."""
+
+    name = models.CharField(max_length=200)
+    frequency = models.CharField(
+        max_length=10,
+        choices=ReportFrequency.choices,
+        default=ReportFrequency.WEEKLY,
+        help_text=(
+            "Each report covers the last full period, in UTC days, and is sent "
+            "once after that period ends."
+        ),
+    )
+    recipients = models.TextField(
+        validators=[validate_recipients],
+        help_text="Email addresses, separated by commas or new lines.",
+    )
+    include_engagement = models.BooleanField(
+        default=True,
+        help_text="Completion, drop-off and scores of enrollments made in the period.",
+    )
+    include_impact = models.BooleanField(
+        default=True,
+        help_text="CSM hours saved, onboarding time and accounts per CSM.",
+    )
+    plan = models.CharField(
+        max_length=20,
+        choices=Plan.choices,
+        blank=True,
+        help_text="Only accounts on this plan; blank for every plan.",
+    )
+    stage = models.ForeignKey(
+        "lifecycle.Stage",
+        null=True,
+        blank=True,
+        # A stage in use by a report cannot be deleted, so the report never
+        # widens to every stage without the manager noticing.
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Only accounts now in this lifecycle stage; blank for every stage.",
+    )
+    include_outcomes = models.BooleanField(
+        default=False,
+        help_text="Trained against untrained accounts, as of the period's last day.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        sections = (self.include_engagement, self.include_impact, self.include_outcomes)
+        if not any(sections):
+            raise ValidationError("Choose at least one section for the report.")
+
+    @property
+    def recipient_list(self) -> list[str]:
+        return split_recipients(self.recipients)
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class ReportDelivery(models.Model):
+    """One period's report of a schedule; the row that makes sending happen once."""
+
+    schedule = models.ForeignKey(
+        ReportSchedule, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    # The UTC days the report covers, both included.
+    period_start = models.DateField()
+    period_end = models.DateField()
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "report deliveries"
+        ordering = ["-period_start", "schedule"]
+        constraints = [
+            # A second run for the same period inserts nothing, so each
+            # schedule's report for a period is sent once.
+            models.UniqueConstraint(
+                fields=["schedule", "period_start"], name="one_delivery_per_period"
+            )
+        ]
+        indexes = [
+            # The sending task releases rows stuck in "sending" by claim time.
+            models.Index(fields=["status", "claimed_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule} for {self.period_start} to {self.period_end}"
