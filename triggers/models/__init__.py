@@ -1,5 +1,13 @@
 """The triggers app's models, one module per concept, importable from here."""
 
+from triggers.models.actions import (
+    CrmWriteBack,
+    CrmWriteBackStatus,
+    CsmTask,
+    CsmTaskStatus,
+    WebhookDelivery,
+    WebhookStatus,
+)
 from triggers.models.delivery import (
     WEEKDAY_NAMES,
     DeliveryRules,
@@ -7,19 +15,13 @@ from triggers.models.delivery import (
 )
 from triggers.models.journeys import (
     MAX_STEP_DELAY,
-    CrmWriteBack,
-    CrmWriteBackStatus,
-    CsmTask,
-    CsmTaskStatus,
     JourneyStep,
     PendingStep,
     PendingStepStatus,
     PropertyObject,
     StepAction,
     TriggerMatch,
-    WebhookDelivery,
     WebhookEndpoint,
-    WebhookStatus,
     generate_webhook_secret,
 )
 from triggers.models.programs import (
