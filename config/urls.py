@@ -27,6 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("learn/", include("courses.urls")),
     path("dashboard/", include("metrics.urls")),
+    path("accounts/", include("customers.urls")),
     path("healthz", healthz, name="healthz"),
     path("segment/", include("integrations.urls")),
 ]

@@ -7,5 +7,6 @@ class CoursesConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the learning condition kinds with the shared vocabulary
-        # and the learning progress measure with the health registry.
-        from courses import conditions, health  # noqa: F401
+        # and the learning progress measure with the health registry, and the
+        # learning sections and timeline source with the account page.
+        from courses import conditions, health, timeline  # noqa: F401

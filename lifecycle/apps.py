@@ -6,5 +6,6 @@ class LifecycleConfig(AppConfig):
     verbose_name = "Lifecycle"
 
     def ready(self) -> None:
-        # Registers the stage condition kinds with the shared vocabulary.
-        from lifecycle import conditions  # noqa: F401
+        # Registers the stage condition kinds with the shared vocabulary, and
+        # the stage section and timeline source with the account page.
+        from lifecycle import conditions, timeline  # noqa: F401

@@ -13,3 +13,6 @@ class TriggersConfig(AppConfig):
         from triggers.events import on_data_changed
 
         data_changed.connect(on_data_changed, dispatch_uid="triggers.on_data_changed")
+
+        # Adds emails, firings and CSM tasks to the account page.
+        from triggers import timeline  # noqa: F401

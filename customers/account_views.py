@@ -1,0 +1,67 @@
+"""The CSM's account pages: one page per account, with its timeline.
+
+Every view checks the role on the server (customers.roles) and shows only
+the accounts the user may see. The services in customers.accounts_view and
+customers.timeline load the data.
+"""
+
+from datetime import date
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from customers.accounts_view import account_sections
+from customers.models import Account
+from customers.roles import (
+    account_pages_required,
+    may_edit_account,
+    may_see_account,
+)
+from customers.timeline import (
+    MAX_LIMIT,
+    account_timeline,
+    clamp_limit,
+    registered_sources,
+)
+
+
+@require_GET
+@account_pages_required
+def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_object_or_404(Account.objects.select_related("owner"), pk=pk)
+    if not may_see_account(request.user, account):
+        raise PermissionDenied("You can see only the accounts you own.")
+
+    today = timezone.localdate()
+    limit = clamp_limit(request.GET.get("timeline"))
+    timeline = account_timeline(account, limit)
+    labels = {key: source.label for key, source in registered_sources().items()}
+    context = {
+        "account": account,
+        "today": today,
+        "renewal_note": _renewal_note(account, today),
+        "sections": account_sections(account, today),
+        "timeline": [(entry, labels[entry.source]) for entry in timeline],
+        "timeline_limit": limit,
+        # A full timeline may have older entries; the link requests more.
+        "timeline_more": (
+            min(limit * 2, MAX_LIMIT)
+            if len(timeline) == limit and limit < MAX_LIMIT
+            else None
+        ),
+        "may_edit": may_edit_account(request.user, account),
+    }
+    return render(request, "accounts/detail.html", context)
+
+
+def _renewal_note(account: Account, today: date) -> str:
+    if account.renewal_date is None:
+        return ""
+    days = (account.renewal_date - today).days
+    if days == 0:
+        return "today"
+    unit = "day" if abs(days) == 1 else "days"
+    return f"in {days} {unit}" if days > 0 else f"{-days} {unit} ago"

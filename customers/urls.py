@@ -1,0 +1,9 @@
+from django.urls import path
+
+from customers import account_views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("<int:pk>/", account_views.account_detail, name="detail"),
+]

@@ -1,0 +1,98 @@
+"""The account page's stage section and the stage entries of its timeline.
+
+Registered from LifecycleConfig.ready(), because customers cannot import
+lifecycle. The section shows the current stage, every success criterion
+with when it was met or is due, and the stage history. The timeline
+source adds stage moves and criteria met. Each runs a fixed number of
+queries.
+"""
+
+from datetime import date
+from typing import Any
+
+from django.utils import timezone
+
+from customers.accounts_view import Section, register_section
+from customers.models import Account
+from customers.timeline import (
+    TimelineEntry,
+    TimelineSource,
+    register_source,
+    sorted_entries,
+)
+from lifecycle.models import AccountStage, CriterionMet, StageChange
+from lifecycle.services import criteria_status, stage_history
+
+
+def _stage_section(account: Account, today: date) -> dict[str, Any]:
+    placement = (
+        AccountStage.objects.filter(account=account).select_related("stage").first()
+    )
+    now = timezone.now()
+    statuses = criteria_status(account, now)
+    current_stage_id = placement.stage_id if placement else None
+    return {
+        "placement": placement,
+        "current": [s for s in statuses if s.criterion.stage_id == current_stage_id],
+        "others": [s for s in statuses if s.criterion.stage_id != current_stage_id],
+        "history": list(reversed(stage_history(account, as_of=now))),
+    }
+
+
+def _stage_entries(account: Account, limit: int) -> list[TimelineEntry]:
+    changes = (
+        StageChange.objects.filter(account=account)
+        .select_related("from_stage", "to_stage", "changed_by")
+        .order_by("-changed_at", "-id")[:limit]
+    )
+    entries = [
+        TimelineEntry(
+            at=change.changed_at,
+            source="stage",
+            title=(
+                f"Moved from {change.from_stage} to {change.to_stage}"
+                if change.from_stage
+                else f"Placed in {change.to_stage}"
+            ),
+            detail=_change_detail(change),
+            tie_breaker=change.pk,
+        )
+        for change in changes
+    ]
+    met = (
+        CriterionMet.objects.filter(account=account)
+        .select_related("criterion__stage")
+        .order_by("-met_at", "-id")[:limit]
+    )
+    entries += [
+        TimelineEntry(
+            at=row.met_at,
+            source="stage",
+            title=f"Met {row.criterion.name}",
+            detail=f"{row.criterion.stage} criterion",
+            tie_breaker=row.pk,
+        )
+        for row in met
+    ]
+    return sorted_entries(entries, limit)
+
+
+def _change_detail(change: StageChange) -> str:
+    parts = [change.get_source_display()]
+    if change.changed_by is not None:
+        parts.append(f"by {change.changed_by.get_username()}")
+    if change.reason:
+        parts.append(change.reason)
+    return " · ".join(parts)
+
+
+register_section(
+    Section(
+        "stage",
+        "Lifecycle stage and success criteria",
+        10,
+        "accounts/sections/stage.html",
+        _stage_section,
+    )
+)
+register_source(TimelineSource("stage", "Lifecycle", _stage_entries))
