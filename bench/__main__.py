@@ -18,6 +18,7 @@ BENCHMARKS = {
     "sweep": "bench.sweep",
     "scale": "bench.scale",
     "events": "bench.events",
+    "health": "bench.health",
     "ingest": "bench.ingest",
 }
 
