@@ -117,7 +117,13 @@ def build_population(seed: int = 11) -> list[Contact]:
     return [contacts[number * CONTACTS_PER_ACCOUNT] for number in range(ACCOUNTS)]
 
 
-def start_worker(log_path: Path, mail_dir: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    log_path: Path,
+    mail_dir: Path,
+    pool: tuple[str, ...] = ("--pool=solo",),
+    name: str = WORKER_NAME,
+) -> subprocess.Popen[bytes]:
+    """Start a celery worker on the benchmark database; pool gives its pool options."""
     db = connection.settings_dict
     credentials = quote(db["USER"] or "postgres")
     if db["PASSWORD"]:
@@ -138,9 +144,9 @@ def start_worker(log_path: Path, mail_dir: Path) -> subprocess.Popen[bytes]:
         "-A",
         "config",
         "worker",
-        "--pool=solo",
+        *pool,
         "--hostname",
-        WORKER_NAME,
+        name,
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
@@ -158,7 +164,9 @@ def start_worker(log_path: Path, mail_dir: Path) -> subprocess.Popen[bytes]:
     return worker
 
 
-def wait_until_ready(worker: subprocess.Popen[bytes], log_path: Path) -> None:
+def wait_until_ready(
+    worker: subprocess.Popen[bytes], log_path: Path, name: str = WORKER_NAME
+) -> None:
     from config.celery import app
 
     deadline = time.monotonic() + WORKER_START_SECONDS
@@ -168,7 +176,7 @@ def wait_until_ready(worker: subprocess.Popen[bytes], log_path: Path) -> None:
                 f"worker exited before it was ready; its log:\n{log_path.read_text()}"
             )
         # Only this worker: another one on the same broker would respond too.
-        if app.control.ping(destination=[WORKER_NAME], timeout=0.5):
+        if app.control.ping(destination=[name], timeout=0.5):
             return
     raise RuntimeError(
         f"worker did not respond to a ping within {WORKER_START_SECONDS} s; "

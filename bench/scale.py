@@ -26,6 +26,7 @@ from typing import Any
 
 from django.db import connection
 
+from bench.fanout import CONCURRENCY, time_fanned_out_sweeps
 from bench.scale_cases import (
     ADVANCED,
     FINAL_QUIZ,
@@ -70,6 +71,7 @@ REPEATS = 5
 KIND_RATIO_LIMIT = 1.5
 # A steady-state sweep of the 20 triggers on a 2-core machine.
 SWEEP_LIMIT_SECONDS = 3.0
+FANOUT_RUNS = 4
 # The course that the sweep's triggers enroll in, apart from those the
 # conditions read, so that the first sweep does not change what they match.
 SWEEP_COURSE = "scale-sweep"
@@ -430,13 +432,24 @@ def _time_sweeps() -> float:
             f"{report.fired:,} fired, {report.enrollments:,} enrollments",
             flush=True,
         )
-    ratio = seconds / SWEEP_LIMIT_SECONDS
+    serial_ratio = seconds / SWEEP_LIMIT_SECONDS
     print(
-        f"steady-state sweep of {len(triggers)} triggers: {seconds:.2f} s against "
-        f"{SWEEP_LIMIT_SECONDS:.1f} s, ratio {ratio:.2f}"
+        f"steady-state sweep of {len(triggers)} triggers in one process: "
+        f"{seconds:.2f} s against {SWEEP_LIMIT_SECONDS:.1f} s, "
+        f"ratio {serial_ratio:.2f}"
     )
     _print_trigger_times(triggers)
-    return ratio
+
+    # The first run warms the worker's processes and connections.
+    durations = time_fanned_out_sweeps(triggers, AS_OF.isoformat(), runs=FANOUT_RUNS)
+    fanned_out = max(durations[1:])
+    ratio = fanned_out / SWEEP_LIMIT_SECONDS
+    print(
+        f"steady-state sweep fanned out to a worker of {CONCURRENCY} processes "
+        f"(slowest of {FANOUT_RUNS - 1} runs after one warm-up): "
+        f"{fanned_out:.2f} s against {SWEEP_LIMIT_SECONDS:.1f} s, ratio {ratio:.2f}"
+    )
+    return max(ratio, serial_ratio)
 
 
 def _print_trigger_times(triggers: list[Trigger]) -> None:
