@@ -1,10 +1,11 @@
-"""The CSM's account pages: one page per account, with its timeline.
+"""The CSM's account pages: the filtered account list and one page per account.
 
 Every view checks the role on the server (customers.roles) and shows only
 the accounts the user may see. The services in customers.accounts_view and
 customers.timeline load the data.
 """
 
+import logging
 from datetime import date
 
 from django.core.exceptions import PermissionDenied
@@ -13,12 +14,22 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from customers.account_list import (
+    InvalidFilter,
+    filter_accounts,
+    filter_choices,
+    list_page,
+    page_rows,
+    parse_filters,
+    registered_columns,
+)
 from customers.accounts_view import account_sections
 from customers.models import Account
 from customers.roles import (
     account_pages_required,
     may_edit_account,
     may_see_account,
+    visible_accounts,
 )
 from customers.timeline import (
     MAX_LIMIT,
@@ -26,6 +37,42 @@ from customers.timeline import (
     clamp_limit,
     registered_sources,
 )
+
+logger = logging.getLogger(__name__)
+
+
+@require_GET
+@account_pages_required
+def account_list(request: HttpRequest) -> HttpResponse:
+    try:
+        filters = parse_filters(request.GET)
+        accounts = filter_accounts(
+            visible_accounts(request.user), filters, request.user, timezone.localdate()
+        )
+        page = list_page(accounts, request.GET.get("page"))
+    except InvalidFilter as error:
+        logger.info(
+            "Rejected account list filter %s: %s", request.GET.urlencode(), error
+        )
+        return render(
+            request, "accounts/invalid_filter.html", {"message": str(error)}, status=400
+        )
+
+    context = {
+        "page": page,
+        "rows": page_rows(page),
+        "columns": [column.label for column in registered_columns().values()],
+        "filters": filters,
+        "choices": filter_choices(filters),
+        "query_without_page": _query_without_page(request),
+    }
+    return render(request, "accounts/list.html", context)
+
+
+def _query_without_page(request: HttpRequest) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
 
 
 @require_GET

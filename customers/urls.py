@@ -5,5 +5,6 @@ from customers import account_views
 app_name = "accounts"
 
 urlpatterns = [
+    path("", account_views.account_list, name="list"),
     path("<int:pk>/", account_views.account_detail, name="detail"),
 ]

@@ -1,17 +1,25 @@
-"""The account page's stage section and the stage entries of its timeline.
+"""The account pages' stage section, timeline entries, list filter and column.
 
 Registered from LifecycleConfig.ready(), because customers cannot import
 lifecycle. The section shows the current stage, every success criterion
 with when it was met or is due, and the stage history. The timeline
-source adds stage moves and criteria met. Each runs a fixed number of
-queries.
+source adds stage moves and criteria met. The account list gets a stage filter
+and a stage column. Each runs a fixed number of queries.
 """
 
 from datetime import date
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from customers.account_list import (
+    AccountColumn,
+    AccountFilter,
+    InvalidFilter,
+    register_column,
+    register_filter,
+)
 from customers.accounts_view import Section, register_section
 from customers.models import Account
 from customers.timeline import (
@@ -20,7 +28,7 @@ from customers.timeline import (
     register_source,
     sorted_entries,
 )
-from lifecycle.models import AccountStage, CriterionMet, StageChange
+from lifecycle.models import AccountStage, CriterionMet, Stage, StageChange
 from lifecycle.services import criteria_status, stage_history
 
 
@@ -86,6 +94,28 @@ def _change_detail(change: StageChange) -> str:
     return " · ".join(parts)
 
 
+def _stage_choices() -> list[tuple[str, str]]:
+    stages = Stage.objects.order_by("order").values_list("slug", "name")
+    return [*stages, ("none", "No stage yet")]
+
+
+def _filter_stage(accounts: QuerySet[Account], slug: str) -> QuerySet[Account]:
+    placed = AccountStage.objects.values("account_id")
+    if slug == "none":
+        return accounts.exclude(pk__in=placed)
+    if not Stage.objects.filter(slug=slug).exists():
+        raise InvalidFilter(f"stage {slug!r} does not exist; pick one from the list")
+    return accounts.filter(pk__in=placed.filter(stage__slug=slug))
+
+
+def _stage_column(account_ids: list[int]) -> dict[int, str]:
+    return dict(
+        AccountStage.objects.filter(account_id__in=account_ids).values_list(
+            "account_id", "stage__name"
+        )
+    )
+
+
 register_section(
     Section(
         "stage",
@@ -96,3 +126,7 @@ register_section(
     )
 )
 register_source(TimelineSource("stage", "Lifecycle", _stage_entries))
+register_filter(
+    AccountFilter("stage", "Lifecycle stage", _stage_choices, _filter_stage)
+)
+register_column(AccountColumn("stage", "Stage", _stage_column))
