@@ -10,10 +10,12 @@ from django.apps import apps
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from courses.models import EnrollmentSource, EnrollmentStatus
+from lifecycle.models import Stage
 from metrics import reports
 from metrics.exports import IMPACT_HEADER, csv_text, impact_rows
 from metrics.impact import impact_report
@@ -275,22 +277,23 @@ def test_stuck_delivery_released_and_sent(mailoutbox):
 
 
 @pytest.fixture
-def restore_seeded_rows(django_db_blocker):
-    """Put back the rows that data migrations seed once the test's flush ran.
+def keep_seeded_rows(django_db_blocker):
+    """Restore the committed rows, such as seeded lifecycle stages, after the test.
 
-    A transactional test ends by emptying every table, seeded lifecycle
-    stages and periodic tasks included, and later tests in the run need
-    them. The snapshot is the one Django took when it set up the database.
+    A committing test ends with a flush of every table, and later runs with
+    --reuse-db need the rows that data migrations seeded. serialized_rollback
+    keeps the flush from recreating content types with new ids that would
+    clash with the restored ones.
     """
+    with django_db_blocker.unblock():
+        snapshot = connection.creation.serialize_db_to_string()
     yield
-    snapshot = getattr(connection, "_test_serialized_contents", None)
-    if snapshot:
-        with django_db_blocker.unblock():
-            connection.creation.deserialize_db_from_string(snapshot)
+    with django_db_blocker.unblock():
+        connection.creation.deserialize_db_from_string(snapshot)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_sends_send_once(restore_seeded_rows, mailoutbox):
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_sends_send_once(keep_seeded_rows, mailoutbox):
     delivery = make_delivery()
     barrier = threading.Barrier(2)
     results = []
@@ -355,3 +358,61 @@ def test_periodic_task_seeded_once():
     assert task.interval is not None
     assert task.interval.every == 3600
     assert task.interval.period == "seconds"
+
+
+@pytest.mark.django_db
+def test_admin_creates_schedule(admin_client):
+    adoption = Stage.objects.get(slug="adoption")
+
+    form = admin_client.get(reverse("admin:metrics_reportschedule_add"))
+    response = admin_client.post(
+        reverse("admin:metrics_reportschedule_add"),
+        {
+            "name": "Monthly for the CS leads",
+            "frequency": ReportFrequency.MONTHLY,
+            "recipients": "lead@example.com; second@example.com",
+            "is_active": "on",
+            "include_impact": "on",
+            "plan": "Pro",
+            "stage": adoption.pk,
+            "deliveries-TOTAL_FORMS": "0",
+            "deliveries-INITIAL_FORMS": "0",
+        },
+    )
+
+    schedule = ReportSchedule.objects.get()
+    assert form.status_code == 200
+    assert response.status_code == 302
+    assert schedule.recipient_list == ["lead@example.com", "second@example.com"]
+    assert schedule.include_impact
+    assert not schedule.include_engagement
+    assert schedule.stage == adoption
+
+
+@pytest.mark.django_db
+def test_admin_rejects_bad_recipient(admin_client):
+    response = admin_client.post(
+        reverse("admin:metrics_reportschedule_add"),
+        {
+            "name": "Bad",
+            "frequency": ReportFrequency.WEEKLY,
+            "recipients": "lead@example",
+            "include_impact": "on",
+            "deliveries-TOTAL_FORMS": "0",
+            "deliveries-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "Invalid email address: lead@example" in response.content.decode()
+    assert not ReportSchedule.objects.exists()
+
+
+@pytest.mark.django_db
+def test_delivery_list_readable(admin_client):
+    make_delivery(status=DeliveryStatus.FAILED, last_error="connection refused")
+
+    response = admin_client.get(reverse("admin:metrics_reportdelivery_changelist"))
+
+    assert response.status_code == 200
+    assert "Weekly learning report" in response.content.decode()
