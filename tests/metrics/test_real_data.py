@@ -92,6 +92,37 @@ def lesson_score_bins(data_dir, kept: pd.DataFrame) -> dict[str, list[int]]:
     return bins
 
 
+def click_views(data_dir, kept: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """Sum each course's clicks and repeat clicks from the click log files.
+
+    The import keeps a click row when its learner is enrolled in the course
+    and its id_site is a material of that course (the first row of the
+    material in vle_2013.csv). Each learner and material becomes one
+    progress row whose views are the summed clicks, so a row's repeat views
+    are its clicks beyond the first.
+    """
+    folder = data_dir / "oulad_2013"
+    materials = pd.read_csv(folder / "vle_2013.csv").drop_duplicates("id_site")
+    clicks = pd.concat(
+        pd.read_csv(path) for path in sorted(folder.glob("studentVle*.csv"))
+    )
+    merged = clicks.merge(
+        materials[["id_site", "code_module", "code_presentation"]],
+        on=["id_site", "code_module", "code_presentation"],
+    ).merge(
+        kept[["code_module", "code_presentation", "id_student"]],
+        on=["code_module", "code_presentation", "id_student"],
+    )
+    per_row = merged.groupby(
+        ["code_module", "code_presentation", "id_student", "id_site"]
+    )["sum_click"].sum()
+    totals = {}
+    for (module, presentation), views in per_row.groupby(level=[0, 1]):
+        repeats = int((views - 1).clip(lower=0).sum())
+        totals[f"{module}-{presentation}"] = (int(views.sum()), repeats)
+    return totals
+
+
 def test_real_data_completion_and_churn(data_dir):
     # One test, so that the slow import of both datasets runs once.
     import_all = import_all_or_skip()
@@ -106,6 +137,7 @@ def test_real_data_completion_and_churn(data_dir):
     )
     kept = completion_by_presentation(kept_learners)
     score_bins = lesson_score_bins(data_dir, kept_learners)
+    views = click_views(data_dir, kept_learners)
     external_ids = dict(Course.objects.values_list("pk", "external_id"))
 
     report = {
@@ -129,6 +161,13 @@ def test_real_data_completion_and_churn(data_dir):
         expected = score_bins.get(str(external_id), [0] * 10)
         assert course.lesson_scores.bins == expected, external_id
         assert course.lesson_scores.out_of_range == 0, external_id
+    # Views and repeat views, summed over a course's modules, are the clicks.
+    assert views
+    for external_id, course in report.items():
+        expected_views = views.get(str(external_id), (0, 0))
+        total_views = sum(module.activity.views for module in course.modules)
+        repeats = sum(module.activity.repeat_views for module in course.modules)
+        assert (total_views, repeats) == expected_views, external_id
     # The learner-to-account link is made up, so training cannot change churn.
     churn = next(m for m in comparison.metrics if m.key == "churn_rate")
     assert comparison.trained_accounts > 0
