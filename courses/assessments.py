@@ -246,7 +246,9 @@ def submit_attempt(
     with transaction.atomic():
         locked = lock_enrollment(enrollment)
         attempt = (
-            Attempt.objects.select_for_update()
+            # Only the attempt row: locking the joined lesson would make every
+            # learner's submission at this lesson wait for the others.
+            Attempt.objects.select_for_update(of=("self",))
             .select_related("lesson")
             .get(pk=attempt_id, enrollment=locked)
         )
