@@ -164,9 +164,9 @@ class QuestionAdminForm(forms.ModelForm):
         Choices are matched by text, so an edit keeps the ids of unchanged
         choices, which past answers refer to.
         """
-        wanted = self.cleaned_data.get("parsed_choices", [])
+        choice_pairs = self.cleaned_data.get("parsed_choices", [])
         existing = {choice.text: choice for choice in question.choices.all()}
-        for order, (text, is_correct) in enumerate(wanted, start=1):
+        for order, (text, is_correct) in enumerate(choice_pairs, start=1):
             choice = existing.get(text)
             if choice is None:
                 Choice.objects.create(
@@ -176,7 +176,7 @@ class QuestionAdminForm(forms.ModelForm):
             if (choice.is_correct, choice.order) != (is_correct, order):
                 choice.is_correct, choice.order = is_correct, order
                 choice.save(update_fields=["is_correct", "order"])
-        question.choices.exclude(text__in=[text for text, _ in wanted]).delete()
+        question.choices.exclude(text__in=[text for text, _ in choice_pairs]).delete()
 
 
 class QuestionFormSet(forms.BaseInlineFormSet):
@@ -186,26 +186,28 @@ class QuestionFormSet(forms.BaseInlineFormSet):
 
     def clean(self) -> None:
         super().clean()
-        kept = [
+        remaining = [
             form
             for form in self.forms
             if form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]
         lesson = self.instance
-        if kept and lesson.kind not in ASSESSMENT_KINDS:
+        if remaining and lesson.kind not in ASSESSMENT_KINDS:
             raise ValidationError(
                 f"A {lesson.get_kind_display().lower()} lesson has no questions; "
                 "set the kind to Quiz, Exam or Self-assessment, or delete the "
                 "questions."
             )
-        wanted = lesson.questions_per_attempt
-        if not wanted:
+        draw_size = lesson.questions_per_attempt
+        if not draw_size:
             return
-        sizes = Counter((form.cleaned_data.get("pool") or "").strip() for form in kept)
+        sizes = Counter(
+            (form.cleaned_data.get("pool") or "").strip() for form in remaining
+        )
         for pool, size in sorted(sizes.items()):
-            if size < wanted:
+            if size < draw_size:
                 name = f"pool “{pool}”" if pool else "the unnamed pool"
                 raise ValidationError(
-                    f"Questions per attempt is {wanted}, but {name} has {size} "
+                    f"Questions per attempt is {draw_size}, but {name} has {size} "
                     "questions; add questions or lower the number."
                 )

@@ -173,11 +173,11 @@ def _draw_questions(lesson: Lesson, rng: random.Random) -> list[int]:
         raise AssessmentError(
             f"“{lesson.title}” has no questions yet, so it cannot be started."
         )
-    wanted = lesson.questions_per_attempt
+    draw_size = lesson.questions_per_attempt
     chosen: set[int] = set()
     for members in _pools(authored).values():
-        if wanted and wanted < len(members):
-            chosen.update(rng.sample(members, wanted))
+        if draw_size and draw_size < len(members):
+            chosen.update(rng.sample(members, draw_size))
         else:
             chosen.update(members)
     question_ids = [pk for pk, _pool in authored if pk in chosen]

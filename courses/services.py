@@ -638,7 +638,7 @@ def record_assessment_result(
     enrollment lock.
     """
     if lesson.kind == LessonKind.EXAM:
-        kept = (
+        kept_score = (
             Attempt.objects.filter(
                 enrollment=locked, lesson=lesson, score__isnull=False
             )
@@ -647,7 +647,7 @@ def record_assessment_result(
         )
         completes = bool(attempt.passed)
     else:
-        kept = attempt.score
+        kept_score = attempt.score
         completes = True
 
     _ensure_progress_row(locked, lesson, at)
@@ -656,8 +656,8 @@ def record_assessment_result(
         changed = _complete(locked, lesson, at)
     else:
         changed = _advance(locked, lesson, at)
-    if kept is not None:
-        changed = _store_lesson_score(locked, lesson, kept) or changed
+    if kept_score is not None:
+        changed = _store_lesson_score(locked, lesson, kept_score) or changed
         changed = _store_course_score(locked) or changed
     return changed
 
