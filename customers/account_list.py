@@ -239,6 +239,8 @@ class AccountRow:
 
     account: Account
     columns: list[str]
+    # Why the account needs attention, on the attention list only.
+    reasons: list[str] = field(default_factory=list)
 
 
 def list_page(accounts: QuerySet[Account], page_number: str | None) -> Page[Any]:

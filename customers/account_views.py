@@ -6,6 +6,7 @@ customers.timeline load the data.
 """
 
 import logging
+from dataclasses import replace
 from datetime import date
 
 from django.core.exceptions import PermissionDenied
@@ -24,6 +25,12 @@ from customers.account_list import (
     registered_columns,
 )
 from customers.accounts_view import account_sections
+from customers.attention import (
+    needing_attention,
+    parse_rule,
+    reasons_of,
+    registered_rules,
+)
 from customers.models import Account
 from customers.roles import (
     account_pages_required,
@@ -44,11 +51,24 @@ logger = logging.getLogger(__name__)
 @require_GET
 @account_pages_required
 def account_list(request: HttpRequest) -> HttpResponse:
+    return _account_list(request, attention=False)
+
+
+@require_GET
+@account_pages_required
+def account_attention(request: HttpRequest) -> HttpResponse:
+    return _account_list(request, attention=True)
+
+
+def _account_list(request: HttpRequest, attention: bool) -> HttpResponse:
     try:
         filters = parse_filters(request.GET)
+        rule = parse_rule(request.GET) if attention else ""
         accounts = filter_accounts(
             visible_accounts(request.user), filters, request.user, timezone.localdate()
         )
+        if attention:
+            accounts = needing_attention(accounts, timezone.now(), only=rule)
         page = list_page(accounts, request.GET.get("page"))
     except InvalidFilter as error:
         logger.info(
@@ -58,13 +78,20 @@ def account_list(request: HttpRequest) -> HttpResponse:
             request, "accounts/invalid_filter.html", {"message": str(error)}, status=400
         )
 
+    rows = page_rows(page)
+    if attention:
+        rows = [replace(row, reasons=reasons_of(row.account)) for row in rows]
     context = {
         "page": page,
-        "rows": page_rows(page),
+        "rows": rows,
         "columns": [column.label for column in registered_columns().values()],
         "filters": filters,
         "choices": filter_choices(filters),
         "query_without_page": _query_without_page(request),
+        "attention": attention,
+        "heading": "Accounts needing attention" if attention else "Accounts",
+        "rules": registered_rules().values(),
+        "selected_rule": rule,
     }
     return render(request, "accounts/list.html", context)
 

@@ -6,5 +6,6 @@ app_name = "accounts"
 
 urlpatterns = [
     path("", account_views.account_list, name="list"),
+    path("attention/", account_views.account_attention, name="attention"),
     path("<int:pk>/", account_views.account_detail, name="detail"),
 ]

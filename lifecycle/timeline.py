@@ -3,14 +3,25 @@
 Registered from LifecycleConfig.ready(), because customers cannot import
 lifecycle. The section shows the current stage, every success criterion
 with when it was met or is due, and the stage history. The timeline
-source adds stage moves and criteria met. The account list gets a stage filter
-and a stage column. Each runs a fixed number of queries.
+source adds stage moves and criteria met. The account list gets a stage
+filter and a stage column, and the attention list the rule "behind on a
+criterion". Each runs a fixed number of queries.
 """
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import (
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
+from django.db.models.lookups import LessThan
 from django.utils import timezone
 
 from customers.account_list import (
@@ -21,6 +32,7 @@ from customers.account_list import (
     register_filter,
 )
 from customers.accounts_view import Section, register_section
+from customers.attention import AttentionRule, register_rule
 from customers.models import Account
 from customers.timeline import (
     TimelineEntry,
@@ -28,7 +40,13 @@ from customers.timeline import (
     register_source,
     sorted_entries,
 )
-from lifecycle.models import AccountStage, CriterionMet, Stage, StageChange
+from lifecycle.models import (
+    AccountStage,
+    CriterionMet,
+    Stage,
+    StageChange,
+    SuccessCriterion,
+)
 from lifecycle.services import criteria_status, stage_history
 
 
@@ -116,6 +134,30 @@ def _stage_column(account_ids: list[int]) -> dict[int, str]:
     )
 
 
+def behind_on_criterion(now: datetime) -> Q:
+    """Accounts past the due date of a criterion of their current stage, unmet.
+
+    Due is the entry into the stage plus the criterion's target days, as
+    on the account page; criteria without target days are never behind.
+    """
+    unmet = ~Exists(
+        CriterionMet.objects.filter(
+            criterion=OuterRef("pk"), account=OuterRef(OuterRef("account"))
+        )
+    )
+    due = ExpressionWrapper(
+        OuterRef("entered_at") + Value(timedelta(days=1)) * F("target_days"),
+        output_field=DateTimeField(),
+    )
+    overdue_criteria = SuccessCriterion.objects.filter(
+        unmet, stage=OuterRef("stage"), target_days__isnull=False
+    ).filter(LessThan(due, now))
+    placements = AccountStage.objects.filter(
+        Exists(overdue_criteria), account=OuterRef("pk")
+    )
+    return Q(Exists(placements))
+
+
 register_section(
     Section(
         "stage",
@@ -130,3 +172,14 @@ register_filter(
     AccountFilter("stage", "Lifecycle stage", _stage_choices, _filter_stage)
 )
 register_column(AccountColumn("stage", "Stage", _stage_column))
+register_rule(
+    AttentionRule(
+        "behind_on_criterion",
+        "Behind on a success criterion",
+        (
+            "A success criterion of the account's current stage is not met, and "
+            "its target days since the account entered the stage have passed."
+        ),
+        behind_on_criterion,
+    )
+)
