@@ -16,8 +16,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from customers.models import Account, Plan
 
@@ -228,9 +229,13 @@ def _filter_property(
     # Without a value, the filter keeps accounts that have the property.
     if not filters.property_value:
         return accounts.filter(properties__has_key=filters.property_name)
-    return accounts.annotate(
-        _property_text=KeyTextTransform(filters.property_name, "properties")
-    ).filter(_property_text=filters.property_value)
+    # The cast keeps SQLite from reading the value as JSON.
+    as_text = Cast(
+        KeyTextTransform(filters.property_name, "properties"), output_field=TextField()
+    )
+    return accounts.annotate(_property_text=as_text).filter(
+        _property_text=filters.property_value
+    )
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,7 @@ criterion". Each runs a fixed number of queries.
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import (
-    DateTimeField,
-    Exists,
-    ExpressionWrapper,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Value,
-)
-from django.db.models.lookups import LessThan
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from customers.account_list import (
@@ -139,23 +129,25 @@ def behind_on_criterion(now: datetime) -> Q:
 
     Due is the entry into the stage plus the criterion's target days, as
     on the account page; criteria without target days are never behind.
+    The condition has one term per such criterion, read with one query, and
+    compares entered_at with a computed instant, so it needs no interval
+    arithmetic, which SQLite's date functions lack.
     """
-    unmet = ~Exists(
-        CriterionMet.objects.filter(
-            criterion=OuterRef("pk"), account=OuterRef(OuterRef("account"))
+    behind = Q(pk__in=[])
+    criteria = SuccessCriterion.objects.filter(target_days__isnull=False)
+    for criterion_id, stage_id, target_days in criteria.values_list(
+        "pk", "stage_id", "target_days"
+    ):
+        entered_before_due = AccountStage.objects.filter(
+            account=OuterRef("pk"),
+            stage_id=stage_id,
+            entered_at__lt=now - timedelta(days=target_days or 0),
         )
-    )
-    due = ExpressionWrapper(
-        OuterRef("entered_at") + Value(timedelta(days=1)) * F("target_days"),
-        output_field=DateTimeField(),
-    )
-    overdue_criteria = SuccessCriterion.objects.filter(
-        unmet, stage=OuterRef("stage"), target_days__isnull=False
-    ).filter(LessThan(due, now))
-    placements = AccountStage.objects.filter(
-        Exists(overdue_criteria), account=OuterRef("pk")
-    )
-    return Q(Exists(placements))
+        met = CriterionMet.objects.filter(
+            account=OuterRef("pk"), criterion_id=criterion_id
+        )
+        behind |= Exists(entered_before_due) & ~Exists(met)
+    return behind
 
 
 register_section(
