@@ -3,7 +3,8 @@
 Rows that ingestion and the health computation write (usage events,
 health scores) are read-only here, so a hand edit cannot drift from their
 source. Every list page joins its related rows, so its query count does not
-grow with the rows shown.
+grow with the rows shown. Every page shows a CSM only the rows of the
+accounts they own (customers.roles).
 """
 
 from django.contrib import admin
@@ -18,9 +19,10 @@ from customers.models import (
     SurveyResponse,
     UsageEvent,
 )
+from customers.roles import OwnedAccountsAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(OwnedAccountsAdmin):
     """A list and detail view without add or change."""
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -44,7 +46,8 @@ class ContactInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(OwnedAccountsAdmin):
+    account_field = ""
     list_display = (
         "name",
         "external_id",
@@ -67,7 +70,7 @@ class AccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(OwnedAccountsAdmin):
     list_display = ("email", "full_name", "account", "role", "is_champion", "added_at")
     list_filter = ("is_champion",)
     list_select_related = ("account",)
@@ -77,7 +80,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(OwnedAccountsAdmin):
     list_display = (
         "external_id",
         "account",
@@ -106,7 +109,7 @@ class UsageEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SupportTicket)
-class SupportTicketAdmin(admin.ModelAdmin):
+class SupportTicketAdmin(OwnedAccountsAdmin):
     list_display = (
         "external_id",
         "account",
@@ -125,7 +128,7 @@ class SupportTicketAdmin(admin.ModelAdmin):
 
 
 @admin.register(SurveyResponse)
-class SurveyResponseAdmin(admin.ModelAdmin):
+class SurveyResponseAdmin(OwnedAccountsAdmin):
     list_display = ("kind", "score", "account", "contact", "submitted_at")
     list_filter = ("kind",)
     list_select_related = ("account", "contact")
@@ -143,7 +146,7 @@ class HealthScoreAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ChurnEvent)
-class ChurnEventAdmin(admin.ModelAdmin):
+class ChurnEventAdmin(OwnedAccountsAdmin):
     list_display = (
         "account",
         "churned_on",
