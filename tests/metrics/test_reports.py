@@ -276,24 +276,8 @@ def test_stuck_delivery_released_and_sent(mailoutbox):
     assert len(mailoutbox) == 1
 
 
-@pytest.fixture
-def keep_seeded_rows(django_db_blocker):
-    """Restore the committed rows, such as seeded lifecycle stages, after the test.
-
-    A committing test ends with a flush of every table, and later runs with
-    --reuse-db need the rows that data migrations seeded. serialized_rollback
-    keeps the flush from recreating content types with new ids that would
-    clash with the restored ones.
-    """
-    with django_db_blocker.unblock():
-        snapshot = connection.creation.serialize_db_to_string()
-    yield
-    with django_db_blocker.unblock():
-        connection.creation.deserialize_db_from_string(snapshot)
-
-
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_concurrent_sends_send_once(keep_seeded_rows, mailoutbox):
+def test_concurrent_sends_send_once(mailoutbox):
     delivery = make_delivery()
     barrier = threading.Barrier(2)
     results = []
