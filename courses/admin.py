@@ -374,3 +374,7 @@ class CertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             f"Revoked {revoked} certificates; their verification pages now "
             "report them not found.",
         )
+
+
+# Learning paths have their own module; importing it registers them.
+from courses import path_admin  # noqa: E402, F401

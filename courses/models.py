@@ -359,3 +359,82 @@ class Certificate(models.Model):
 
     def __str__(self) -> str:
         return f"Certificate for {self.learner_name} in {self.course_title}"
+
+
+class LearningPath(models.Model):
+    """An ordered series of courses, some of which need others completed first."""
+
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    is_published = models.BooleanField(
+        default=True, help_text="Unpublished paths are hidden from customers."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class PathCourse(models.Model):
+    """One course of a learning path, in its place, with its prerequisites."""
+
+    path = models.ForeignKey(
+        LearningPath, on_delete=models.CASCADE, related_name="steps"
+    )
+    course = models.ForeignKey(
+        Course, on_delete=models.PROTECT, related_name="path_steps"
+    )
+    order = models.PositiveIntegerField(default=0)
+    prerequisites = models.ManyToManyField(
+        Course,
+        blank=True,
+        related_name="unlocked_path_steps",
+        help_text=(
+            "Courses of this path to complete before this one opens; none "
+            "means it opens when the learner joins the path."
+        ),
+    )
+
+    class Meta:
+        ordering = ["path", "order", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["path", "course"], name="course_once_per_path"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.course}"
+
+
+class PathEnrollment(models.Model):
+    """A contact on a learning path; course enrollments follow as courses open."""
+
+    contact = models.ForeignKey(
+        "customers.Contact", on_delete=models.CASCADE, related_name="path_enrollments"
+    )
+    path = models.ForeignKey(
+        LearningPath, on_delete=models.CASCADE, related_name="enrollments"
+    )
+    source = models.CharField(max_length=20, choices=EnrollmentSource.choices)
+    # What enrolled the contact, such as "trigger:welcome"; blank for a person.
+    origin = models.CharField(max_length=200, blank=True)
+    enrolled_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-enrolled_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "path"], name="one_path_enrollment_per_contact"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} on {self.path}"

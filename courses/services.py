@@ -748,6 +748,10 @@ def _finish_if_due(locked: Enrollment, completed_at: datetime) -> bool:
     locked.save(update_fields=["status", "completed_at", "updated_at"])
     logger.info("Enrollment %s completed course %s", locked.pk, locked.course_id)
     issue_certificate(locked, completed_at)
+    # Imported here because courses.paths imports this module.
+    from courses.paths import open_path_courses
+
+    open_path_courses([locked.contact_id], completed_at)
     return True
 
 

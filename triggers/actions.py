@@ -18,6 +18,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from courses.models import EnrollmentSource
+from courses.paths import enroll_in_paths
 from courses.services import course_path, create_sign_in_urls, enroll_many
 from customers.models import Account, Contact
 from triggers.delivery import duplicate_reason, suppression_reason
@@ -81,12 +82,21 @@ def take_actions(
 
     A fixed number of queries however many recipients: two for the
     recipients (one for an account trigger's associated contacts), three for
-    the enrollments, one for earlier emails of the same occurrences, one for
+    the enrollments, a few for a learning path (courses.paths), one for
+    earlier emails of the same occurrences, one for
     the sign-in links, one for the outbox rows and one for the notes of
     firings whose emails were skipped.
     """
     acted = [firing for firing in firings if firing.outcome == FiringOutcome.ACTED]
-    if not acted or (trigger.enroll_course is None and trigger.email_template is None):
+    has_action = any(
+        action is not None
+        for action in (
+            trigger.enroll_course,
+            trigger.enroll_path,
+            trigger.email_template,
+        )
+    )
+    if not acted or not has_action:
         return ActionCounts()
 
     recipients = recipients_of(trigger, acted, as_of)
@@ -102,6 +112,16 @@ def take_actions(
             at=as_of,
         )
         enrollments = len(enrolled)
+    if trigger.enroll_path is not None:
+        enroll_in_paths(
+            [
+                (recipient.contact.pk, trigger.enroll_path.pk)
+                for recipient in recipients
+            ],
+            source=EnrollmentSource.AUTOMATIC,
+            origin=trigger.origin,
+            at=as_of,
+        )
     if trigger.email_template is None:
         return ActionCounts(enrollments=enrollments)
 

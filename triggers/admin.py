@@ -117,6 +117,7 @@ class TriggerAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "enroll_course",
+                    "enroll_path",
                     "email_template",
                     "recipients",
                     "holdout_percent",

@@ -252,7 +252,7 @@ def _select_triggers(triggers: Iterable[Trigger] | None) -> list[Trigger]:
     if triggers is not None:
         return list(triggers)
     active = Trigger.objects.filter(is_active=True).order_by("pk")
-    return list(active.select_related("enroll_course", "email_template"))
+    return list(active.select_related("enroll_course", "enroll_path", "email_template"))
 
 
 def _evaluate_guarded(

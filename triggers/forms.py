@@ -29,6 +29,7 @@ class TriggerForm(forms.ModelForm):
             "occurrence",
             "reentry_days",
             "enroll_course",
+            "enroll_path",
             "email_template",
             "recipients",
             "unenroll_when_unmatched",

@@ -67,7 +67,7 @@ def evaluate_triggers_at(
     """
     triggers = list(
         Trigger.objects.filter(pk__in=trigger_ids, is_active=True)
-        .select_related("enroll_course", "email_template")
+        .select_related("enroll_course", "enroll_path", "email_template")
         .order_by("pk")
     )
     if not triggers:

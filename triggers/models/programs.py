@@ -179,6 +179,17 @@ class Trigger(models.Model):
         related_name="triggers",
         help_text="Course to enroll each recipient in; blank for no enrollment.",
     )
+    enroll_path = models.ForeignKey(
+        "courses.LearningPath",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="triggers",
+        help_text=(
+            "Learning path to put each recipient on; its courses open as their "
+            "prerequisites are completed. Blank for none."
+        ),
+    )
     email_template = models.ForeignKey(
         EmailTemplate,
         null=True,
