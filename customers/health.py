@@ -374,6 +374,8 @@ def compute_health(
 
         _upsert_scores(on, rows)
         refresh_latest_scores(on, accounts)
+        scored_ids = {account_id for account_id, _, _ in rows}
+        _remove_stale_scores(on, [pk for pk in account_list if pk not in scored_ids])
 
     run = HealthRun(
         on=on,
@@ -434,6 +436,27 @@ def _upsert_scores(on: date, rows: list[ScoreRow]) -> None:
                 for pk, score, measures in rows[first : first + UPSERT_BATCH_SIZE]
             ]
             cursor.execute(statement, [on, json.dumps(batch)])
+
+
+def _remove_stale_scores(on: date, unscored_ids: list[int]) -> None:
+    """Delete the day's earlier scores of accounts that this run left unscored.
+
+    A recomputation replaces the day, so an account that lost its data (a
+    CRM property removed, say) keeps no score from the earlier run.
+    Account.health_score then falls back to the latest day still scored.
+    """
+    if not unscored_ids:
+        return
+    removed, _ = HealthScore.objects.filter(
+        scored_on=on, account_id__in=unscored_ids
+    ).delete()
+    if not removed:
+        return
+    latest = HealthScore.objects.filter(account=OuterRef("pk")).order_by("-scored_on")
+    Account.objects.filter(pk__in=unscored_ids).update(
+        health_score=Subquery(latest.values("score")[:1])
+    )
+    logger.info("Removed %s stale health scores of %s", removed, on)
 
 
 def _lock_day(on: date) -> None:
@@ -640,7 +663,7 @@ def csat_readings(scope: MeasureScope) -> dict[int, Reading]:
 
 
 def nps_readings(scope: MeasureScope) -> dict[int, Reading]:
-    """Net Promoter Score of the NPS answers submitted in the window."""
+    """Net Promoter Score of the NPS responses submitted in the window."""
     rows = (
         _survey_answers(scope, SurveyKind.NPS)
         .values("account_id")
@@ -726,7 +749,7 @@ register_measure(
         key="nps",
         label="NPS",
         compute=nps_readings,
-        description="Net Promoter Score of the NPS answers in the window.",
+        description="Net Promoter Score of the NPS responses in the window.",
     )
 )
 register_measure(

@@ -425,3 +425,32 @@ def test_query_count_with_every_measure():
         return len(captured.captured_queries)
 
     assert queries(3) == queries(30)
+
+
+def test_recompute_removes_score_of_account_without_data():
+    account = make_account(properties={"cs_health": 70})
+    make_health(account, ON - timedelta(days=1), 55)
+    crm = HealthPlan(default=WeightSet("crm", crm_property="cs_health"))
+    compute_health_scores(ON, crm)
+    account.refresh_from_db()
+    assert account.health_score == 70
+    Account.objects.filter(pk=account.pk).update(properties={})
+
+    run = compute_health(ON, crm)
+
+    assert run.unscored == 1
+    assert not HealthScore.objects.filter(account=account, scored_on=ON).exists()
+    account.refresh_from_db()
+    assert account.health_score == 55
+
+
+def test_unscored_account_keeps_other_days():
+    account = make_account(properties={})
+    make_health(account, ON + timedelta(days=1), 81)
+    Account.objects.filter(pk=account.pk).update(health_score=81)
+
+    compute_health(ON, HealthPlan(default=WeightSet("crm", crm_property="x")))
+
+    account.refresh_from_db()
+    assert account.health_score == 81
+    assert HealthScore.objects.filter(account=account).count() == 1
