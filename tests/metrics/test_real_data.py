@@ -113,11 +113,18 @@ def click_views(data_dir, kept: pd.DataFrame) -> dict[str, tuple[int, int]]:
         kept[["code_module", "code_presentation", "id_student"]],
         on=["code_module", "code_presentation", "id_student"],
     )
-    per_row = merged.groupby(
-        ["code_module", "code_presentation", "id_student", "id_site"]
-    )["sum_click"].sum()
+    per_row = (
+        merged.groupby(["code_module", "code_presentation", "id_student", "id_site"])[
+            "sum_click"
+        ]
+        .sum()
+        .reset_index()
+    )
     totals = {}
-    for (module, presentation), views in per_row.groupby(level=[0, 1]):
+    for (module, presentation), group in per_row.groupby(
+        ["code_module", "code_presentation"]
+    ):
+        views = group["sum_click"]
         repeats = int((views - 1).clip(lower=0).sum())
         totals[f"{module}-{presentation}"] = (int(views.sum()), repeats)
     return totals
