@@ -347,10 +347,10 @@ def learning_engagement(
 ) -> list[CourseEngagement]:
     """Return completion, funnel, activity and scores of every course, or of ``course``.
 
-    Only enrollments that ``scope`` selects count: those made in its period
-    by contacts of accounts with its plan and stage; certificates count when
-    issued in its period. Runs seven aggregate queries whatever the number
-    of enrollments.
+    Only enrollments that ``scope`` selects count, which are those made in
+    its period by contacts of accounts with its plan and stage. Certificates
+    count when issued in its period. Runs seven aggregate queries whatever
+    the number of enrollments.
     """
     courses = (
         Course.objects.all() if course is None else Course.objects.filter(pk=course.pk)

@@ -51,7 +51,11 @@ def course_filter(request: HttpRequest) -> Course | None:
 
 
 def date_filter(request: HttpRequest, name: str, default: str) -> date | None:
-    """Read the date parameter ``name``; ``default`` tells what omitting it does."""
+    """Read the date parameter ``name``.
+
+    ``default`` ends the error message and describes what leaving the date
+    out does, such as "to compare as of today".
+    """
     raw = request.GET.get(name, "").strip()
     if not raw:
         return None
