@@ -13,3 +13,5 @@ app.autodiscover_tasks()
 app.autodiscover_tasks(related_name="journey_tasks")
 # The task that computes backtests requested in the admin.
 app.autodiscover_tasks(related_name="backtest_tasks")
+# The HubSpot sync's tasks live in the integrations.hubspot package.
+app.autodiscover_tasks(["integrations.hubspot"])

@@ -204,6 +204,38 @@ NUDGEPATH_SWEEP_RETENTION_DAYS = env_int(
     "NUDGEPATH_SWEEP_RETENTION_DAYS", 30, minimum=1
 )
 
+# HubSpot. Its developer changelog ("Increasing our API limits") gives
+# private apps 190 requests per 10 seconds on Professional and Enterprise
+# accounts, with 650,000 and 1,000,000 a day, and the CRM search API 4
+# requests per second. The defaults are lower, 100 and 250,000, the
+# figures given elsewhere for Free and Starter accounts. NOTE: those two
+# are not checked against HubSpot's own page. Set them to the account's
+# tier; every worker shares one budget in Redis.
+NUDGEPATH_HUBSPOT_REQUESTS_PER_10_SECONDS = env_int(
+    "NUDGEPATH_HUBSPOT_REQUESTS_PER_10_SECONDS", 100, minimum=1
+)
+NUDGEPATH_HUBSPOT_REQUESTS_PER_DAY = env_int(
+    "NUDGEPATH_HUBSPOT_REQUESTS_PER_DAY", 250_000, minimum=1
+)
+NUDGEPATH_HUBSPOT_SEARCH_REQUESTS_PER_SECOND = env_int(
+    "NUDGEPATH_HUBSPOT_SEARCH_REQUESTS_PER_SECOND", 4, minimum=1
+)
+# The Redis that holds the shared budget; the broker's by default. Without
+# Redis (the embedded demo) only 429 answers slow the sync down.
+NUDGEPATH_HUBSPOT_REDIS_URL = env_str("NUDGEPATH_HUBSPOT_REDIS_URL", CELERY_BROKER_URL)
+# Attempts of one request when HubSpot answers 429 or 5xx, and the random
+# milliseconds added to each wait so that workers do not retry together.
+NUDGEPATH_HUBSPOT_MAX_ATTEMPTS = env_int("NUDGEPATH_HUBSPOT_MAX_ATTEMPTS", 5, minimum=1)
+NUDGEPATH_HUBSPOT_RETRY_JITTER_MS = env_int(
+    "NUDGEPATH_HUBSPOT_RETRY_JITTER_MS", 1000, minimum=0
+)
+# Records per search page (HubSpot allows up to 200) and the most results
+# one search query returns (10,000 in HubSpot's search API).
+NUDGEPATH_HUBSPOT_PAGE_SIZE = env_int("NUDGEPATH_HUBSPOT_PAGE_SIZE", 100, minimum=1)
+NUDGEPATH_HUBSPOT_SEARCH_RESULT_LIMIT = env_int(
+    "NUDGEPATH_HUBSPOT_SEARCH_RESULT_LIMIT", 10_000, minimum=1
+)
+
 # Email. The demo writes each message to a file under var/mail; production
 # sets EMAIL_BACKEND to Django's SMTP backend and the EMAIL_* variables.
 EMAIL_BACKEND = env_str(

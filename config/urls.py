@@ -30,4 +30,5 @@ urlpatterns = [
     path("accounts/", include("customers.urls")),
     path("healthz", healthz, name="healthz"),
     path("segment/", include("integrations.urls")),
+    path("hubspot/", include("integrations.hubspot.urls")),
 ]

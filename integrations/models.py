@@ -70,3 +70,23 @@ class PendingIdentity(models.Model):
 
     def __str__(self) -> str:
         return self.user_id
+
+
+# The HubSpot sync keeps its rows in its own module.
+from integrations.hubspot.models import (  # noqa: E402
+    HubSpotConnection,
+    HubSpotLink,
+    PropertyMapping,
+    SyncRun,
+    WebhookEvent,
+)
+
+__all__ = [
+    "EventSource",
+    "HubSpotConnection",
+    "HubSpotLink",
+    "PendingIdentity",
+    "PropertyMapping",
+    "SyncRun",
+    "WebhookEvent",
+]

@@ -1,0 +1,49 @@
+"""Celery tasks of the HubSpot sync; each takes ids and re-reads its rows."""
+
+import logging
+
+from celery import shared_task
+
+from integrations.hubspot.models import HubSpotConnection
+from integrations.hubspot.sync import claim_run, execute_run
+from integrations.hubspot.webhooks import process_events
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def run_sync(run_ids: list[int]) -> None:
+    """Run the given sync runs in order; companies come before contacts.
+
+    A run already claimed by another worker is left to it. After a failed
+    run the later ones still run, and contacts whose company is missing
+    are skipped with that reason.
+    """
+    for run_id in run_ids:
+        run = claim_run(run_id)
+        if run is None:
+            logger.info("HubSpot sync run %s is not queued; left alone", run_id)
+            continue
+        execute_run(run)
+
+
+@shared_task
+def sync_all_connections() -> None:
+    """Queue an incremental sync of every active connection; for beat."""
+    from integrations.hubspot.services import start_sync
+
+    for connection in HubSpotConnection.objects.filter(is_active=True):
+        start_sync(connection)
+
+
+@shared_task
+def process_webhook_events(connection_id: int) -> None:
+    """Apply the stored webhook events of a connection."""
+    connection = HubSpotConnection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        logger.warning("HubSpot connection %s no longer exists", connection_id)
+        return
+    processed = process_events(connection)
+    logger.info(
+        "Applied %s HubSpot webhook events of connection %s", processed, connection_id
+    )

@@ -1,0 +1,309 @@
+"""A local HTTP server that answers like HubSpot's CRM v3 API, for the sync tests.
+
+It serves the endpoints the sync calls, with the shapes of HubSpot's
+public documentation: search (filterGroups, sorts, after paging, the cap
+on results of one query), batch read (200, or 207 with errors for ids
+not found), Bearer authentication, rate-limit headers, and errors put in
+a queue by a test (429 with Retry-After, 500). Every property value is
+stored and sent as a string, as HubSpot does.
+"""
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+DATE_PROPERTIES = {"hs_lastmodifieddate", "lastmodifieddate", "createdate"}
+DEFAULT_PROPERTIES = {
+    "companies": [
+        "name",
+        "domain",
+        "createdate",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+    ],
+    "contacts": [
+        "email",
+        "firstname",
+        "lastname",
+        "createdate",
+        "lastmodifieddate",
+        "hs_object_id",
+    ],
+}
+
+
+def iso(instant: datetime) -> str:
+    """Return an instant as HubSpot writes it: ISO 8601 in UTC with milliseconds."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{instant.microsecond // 1000:03d}Z"
+    )
+
+
+def millis(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(parsed.timestamp() * 1000)
+
+
+@dataclass
+class Injected:
+    """A response to give instead of the real one, for a path containing path_part."""
+
+    path_part: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class FakeHubSpot:
+    """The records, settings and request log of one fake HubSpot account."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {
+            "companies": {},
+            "contacts": {},
+        }
+        # HubSpot's search returns at most 10,000 results of one query.
+        self.search_cap = 10_000
+        self.injected: list[Injected] = []
+        self.requests: list[tuple[str, str, Any]] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        port = self.server.server_address[1]
+        return f"http://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def put(
+        self, kind: str, object_id: str, modified: datetime, **properties: Any
+    ) -> None:
+        """Store a company or contact; values become strings, as in HubSpot."""
+        modified_name = (
+            "hs_lastmodifieddate" if kind == "companies" else "lastmodifieddate"
+        )
+        created = properties.pop("createdate", None) or iso(modified)
+        values = {
+            name: None if value is None else str(value)
+            for name, value in properties.items()
+        }
+        values.update(
+            {
+                "hs_object_id": object_id,
+                "createdate": created,
+                modified_name: iso(modified),
+            }
+        )
+        with self.lock:
+            self.objects[kind][object_id] = {
+                "id": object_id,
+                "properties": values,
+                "createdAt": created,
+                "updatedAt": iso(modified),
+                "archived": False,
+            }
+
+    def remove(self, kind: str, object_id: str) -> None:
+        with self.lock:
+            self.objects[kind].pop(object_id)
+
+    def searches(self, kind: str) -> list[dict[str, Any]]:
+        """Return the bodies of the search requests made for kind, in order."""
+        return [
+            body
+            for method, path, body in self.requests
+            if method == "POST" and path == f"/crm/v3/objects/{kind}/search"
+        ]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fake.requests.append(("POST", self.path, body))
+                self._answer(
+                    *fake.route(self.path, body, self.headers.get("Authorization"))
+                )
+
+            def _answer(
+                self, status: int, payload: Any, headers: dict[str, str]
+            ) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json;charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in {**fake.rate_headers(), **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+    def rate_headers(self) -> dict[str, str]:
+        return {
+            "X-HubSpot-RateLimit-Daily": "250000",
+            "X-HubSpot-RateLimit-Daily-Remaining": str(250000 - len(self.requests)),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            "X-HubSpot-RateLimit-Max": "100",
+            "X-HubSpot-RateLimit-Remaining": "99",
+        }
+
+    def route(
+        self, path: str, body: dict[str, Any], authorization: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        if authorization != f"Bearer {self.token}":
+            return (
+                401,
+                {
+                    "status": "error",
+                    "message": "Authentication credentials not found.",
+                    "category": "INVALID_AUTHENTICATION",
+                },
+                {},
+            )
+        for index, injected in enumerate(self.injected):
+            if injected.path_part in path:
+                del self.injected[index]
+                return injected.status, injected.body, injected.headers
+        parts = path.split("?")[0].strip("/").split("/")
+        # crm / v3 / objects / {kind} / search | batch / read
+        kind = parts[3]
+        if parts[4:] == ["search"]:
+            return self.search(kind, body)
+        if parts[4:] == ["batch", "read"]:
+            return self.batch_read(kind, body)
+        return 404, {"status": "error", "message": f"no route {path}"}, {}
+
+    def search(
+        self, kind: str, body: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        offset = int(body.get("after") or 0)
+        limit = int(body.get("limit") or 10)
+        if offset >= self.search_cap:
+            return (
+                400,
+                {
+                    "status": "error",
+                    "message": (
+                        f"after {offset} is past the {self.search_cap} results "
+                        "a search returns"
+                    ),
+                    "category": "VALIDATION_ERROR",
+                },
+                {},
+            )
+        with self.lock:
+            matches = [
+                obj
+                for obj in self.objects[kind].values()
+                if self._matches(obj, body.get("filterGroups") or [])
+            ]
+        for sort in reversed(body.get("sorts") or []):
+            name = sort["propertyName"] if isinstance(sort, dict) else sort
+            descending = (
+                isinstance(sort, dict) and sort.get("direction") == "DESCENDING"
+            )
+            matches.sort(key=partial(self._sort_key, name=name), reverse=descending)
+        total = len(matches)
+        end = min(offset + limit, total, self.search_cap)
+        page = [
+            self._shape(obj, body.get("properties"), kind)
+            for obj in matches[offset:end]
+        ]
+        payload: dict[str, Any] = {"total": total, "results": page}
+        if end < total:
+            payload["paging"] = {"next": {"after": str(end), "link": f"?after={end}"}}
+        return 200, payload, {}
+
+    def batch_read(
+        self, kind: str, body: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        now = iso(datetime.now(UTC))
+        results, missing = [], []
+        for item in body.get("inputs", []):
+            obj = self.objects[kind].get(str(item["id"]))
+            if obj is None:
+                missing.append(str(item["id"]))
+            else:
+                results.append(self._shape(obj, body.get("properties"), kind))
+        payload: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": now,
+            "completedAt": now,
+        }
+        if not missing:
+            return 200, payload, {}
+        payload["numErrors"] = 1
+        payload["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": (
+                    "Could not get some objects, they may be deleted or not exist."
+                ),
+                "context": {"ids": missing},
+            }
+        ]
+        return 207, payload, {}
+
+    def _matches(self, obj: dict[str, Any], groups: list[dict[str, Any]]) -> bool:
+        if not groups:
+            return True
+        return any(
+            all(self._test(obj, f) for f in group.get("filters", []))
+            for group in groups
+        )
+
+    def _test(self, obj: dict[str, Any], filter_: dict[str, Any]) -> bool:
+        name = filter_["propertyName"]
+        value = obj["properties"].get(name)
+        if value is None:
+            return False
+        if name in DATE_PROPERTIES:
+            left, right = millis(value), millis(filter_["value"])
+        else:
+            left, right = value, filter_["value"]
+        operator = filter_["operator"]
+        if operator == "GTE":
+            return left >= right
+        if operator == "LTE":
+            return left <= right
+        if operator == "EQ":
+            return left == right
+        raise AssertionError(f"the fake does not know operator {operator}")
+
+    def _sort_key(self, obj: dict[str, Any], *, name: str) -> Any:
+        value = obj["properties"].get(name) or ""
+        return (
+            (millis(value), int(obj["id"]))
+            if name in DATE_PROPERTIES
+            else (value, int(obj["id"]))
+        )
+
+    def _shape(
+        self, obj: dict[str, Any], names: list[str] | None, kind: str
+    ) -> dict[str, Any]:
+        wanted = names or DEFAULT_PROPERTIES[kind]
+        properties = {name: obj["properties"].get(name) for name in wanted}
+        properties["hs_object_id"] = obj["id"]
+        return {**obj, "properties": properties}
