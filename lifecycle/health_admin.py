@@ -31,6 +31,7 @@ from customers.health import (
     registered_measures,
 )
 from customers.models import HealthScore
+from customers.roles import OwnedAccountsAdmin
 from lifecycle.health import compute_health, replace_weights
 from lifecycle.models import AccountHealth, HealthSource, HealthWeightSet
 from lifecycle.tasks import recompute_health
@@ -208,8 +209,14 @@ class HealthWeightSetAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccountHealth)
-class AccountHealthAdmin(admin.ModelAdmin):
-    """Each account's score, its trend and the contribution of each measure."""
+class AccountHealthAdmin(OwnedAccountsAdmin):
+    """Each account's score, its trend and the contribution of each measure.
+
+    A CSM without customers.view_all_accounts sees only their own accounts,
+    as on the customer record's admin pages.
+    """
+
+    account_field = ""
 
     list_display = ("name", "health_score", "change_in_period", "trend", "stage")
     list_filter = ("lifecycle__stage",)

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -223,3 +224,25 @@ def test_recompute_selected_accounts(admin_client):
     assert "1 scored, 0 without data" in response.content.decode()
     assert HealthScore.objects.filter(account=chosen).count() == 1
     assert not HealthScore.objects.filter(account=other).exists()
+
+
+def test_csm_sees_only_own_accounts(client, django_user_model):
+    csm = django_user_model.objects.create_user("csm", is_staff=True)
+    csm.user_permissions.add(
+        Permission.objects.get(codename="view_accounthealth"),
+    )
+    own = make_account(owner=csm, name="Own Account")
+    other = make_account(name="Other Account")
+    client.force_login(csm)
+
+    listing = client.get(reverse("admin:lifecycle_accounthealth_changelist"))
+    foreign = client.get(
+        reverse("admin:lifecycle_accounthealth_change", args=[other.pk])
+    )
+    mine = client.get(reverse("admin:lifecycle_accounthealth_change", args=[own.pk]))
+
+    assert listing.status_code == 200
+    assert "Own Account" in listing.content.decode()
+    assert "Other Account" not in listing.content.decode()
+    assert foreign.status_code == 403
+    assert mine.status_code == 200
