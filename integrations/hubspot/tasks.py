@@ -47,3 +47,24 @@ def process_webhook_events(connection_id: int) -> None:
     logger.info(
         "Applied %s HubSpot webhook events of connection %s", processed, connection_id
     )
+
+
+@shared_task
+def push_crm_write_backs() -> None:
+    """Push the pending CRM write-backs to the active connection; for beat.
+
+    A write-back names no connection, so with several active connections
+    they all go to the first by name.
+    """
+    from integrations.hubspot.writeback import push_write_backs
+
+    connection = HubSpotConnection.objects.filter(is_active=True).first()
+    if connection is None:
+        return
+    counts = push_write_backs(connection)
+    logger.info(
+        "HubSpot connection %s: %s write-backs pushed, %s failed",
+        connection.pk,
+        counts.pushed,
+        counts.failed,
+    )

@@ -3,7 +3,8 @@
 It serves the endpoints the sync calls, with the shapes of HubSpot's
 public documentation: search (filterGroups, sorts, after paging, the cap
 on results of one query), batch read (200, or 207 with errors for ids
-not found), Bearer authentication, rate-limit headers, and errors put in
+not found), batch update (200, 207 with an error per failed id, or 400
+when all fail), Bearer authentication, rate-limit headers, and errors put in
 a queue by a test (429 with Retry-After, 500). Every property value is
 stored and sent as a string, as HubSpot does.
 """
@@ -71,6 +72,8 @@ class FakeHubSpot:
         }
         # HubSpot's search returns at most 10,000 results of one query.
         self.search_cap = 10_000
+        # Enumeration properties: the option values HubSpot accepts.
+        self.options: dict[str, set[str]] = {}
         self.injected: list[Injected] = []
         self.requests: list[tuple[str, str, Any]] = []
         self.lock = threading.Lock()
@@ -191,6 +194,8 @@ class FakeHubSpot:
             return self.search(kind, body)
         if parts[4:] == ["batch", "read"]:
             return self.batch_read(kind, body)
+        if parts[4:] == ["batch", "update"]:
+            return self.batch_update(kind, body)
         return 404, {"status": "error", "message": f"no route {path}"}, {}
 
     def search(
@@ -265,6 +270,53 @@ class FakeHubSpot:
             }
         ]
         return 207, payload, {}
+
+    def batch_update(
+        self, kind: str, body: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """Apply each input whose values are valid; 207 lists the others' errors."""
+        now = iso(datetime.now(UTC))
+        results, errors = [], []
+        inputs = body.get("inputs", [])
+        for item in inputs:
+            object_id = str(item["id"])
+            obj = self.objects[kind].get(object_id)
+            if obj is None:
+                errors.append(
+                    self._error("OBJECT_NOT_FOUND", "Object not found.", object_id)
+                )
+                continue
+            invalid = [
+                f"{value} was not one of the allowed options for {name}"
+                for name, value in item["properties"].items()
+                if name in self.options and value not in self.options[name]
+            ]
+            if invalid:
+                message = "Property values were not valid: " + "; ".join(invalid)
+                errors.append(self._error("VALIDATION_ERROR", message, object_id))
+                continue
+            with self.lock:
+                obj["properties"].update(item["properties"])
+            results.append(self._shape(obj, list(item["properties"]), kind))
+        if errors and not results:
+            return 400, {"status": "error", **errors[0]}, {}
+        payload: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": now,
+            "completedAt": now,
+        }
+        if not errors:
+            return 200, payload, {}
+        return 207, {**payload, "numErrors": len(errors), "errors": errors}, {}
+
+    def _error(self, category: str, message: str, object_id: str) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "category": category,
+            "message": message,
+            "context": {"ids": [object_id]},
+        }
 
     def _matches(self, obj: dict[str, Any], groups: list[dict[str, Any]]) -> bool:
         if not groups:
