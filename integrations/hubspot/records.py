@@ -168,7 +168,10 @@ def _apply_company(
     assert account is not None
     changed = _update(update_account_attributes, account, changes, record)
     if health_score is not None and account.health_score != health_score:
-        record_health_score(account, _modified_date(record), health_score)
+        try:
+            record_health_score(account, _modified_date(record), health_score)
+        except ValueError as error:
+            raise RecordError(f"{record.label}: {error}") from None
         changed = True
     return _outcome(created, changed)
 

@@ -376,3 +376,15 @@ def test_empty_incremental_run_keeps_the_starting_point(connection, fake_hubspot
     bound = fake_hubspot.searches("companies")[-1]["filterGroups"][0]["filters"][0]
     assert int(bound["value"]) == millis("2026-03-01T09:01:00.000Z")
     assert third.created == 1
+
+
+def test_health_score_out_of_range_is_skipped(connection, fake_hubspot):
+    put_company(fake_hubspot, 1, minutes=1, health="150")
+
+    finished = run(connection)
+
+    assert finished.status == SyncStatus.SUCCEEDED
+    assert finished.skipped == 1
+    assert "HubSpot company 1" in finished.record_errors[0]
+    assert "150" in finished.record_errors[0]
+    assert not Account.objects.exists()
