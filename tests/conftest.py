@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
+from django.db import connection
 
 from config.celery import app as celery_app
 
@@ -57,3 +58,21 @@ def django_db_setup(django_db_setup, django_db_blocker):
             seed.seed_stages(apps, schema_editor=None)
         for schedule in schedules:
             schedule.create_schedule(apps, schema_editor=None)
+
+
+@pytest.fixture(scope="module")
+def keep_seeded_rows(django_db_setup, django_db_blocker):
+    """Put back the rows that data migrations seed, after a module's committing tests.
+
+    A committing test ends with a flush of every table, and serialized_rollback
+    restores the rows only when the next such test starts, so a run that ends
+    with the module would leave a reused database without them. The rows come
+    from the snapshot Django took when it created the database: a snapshot
+    taken later could hold content types with other ids, which would clash
+    with the ones serialized_rollback restores.
+    """
+    yield
+    snapshot = getattr(connection, "_test_serialized_contents", None)
+    if snapshot:
+        with django_db_blocker.unblock():
+            connection.creation.deserialize_db_from_string(snapshot)

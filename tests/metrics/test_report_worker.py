@@ -10,7 +10,6 @@ from metrics.models import DeliveryStatus, ReportDelivery, ReportSchedule
 from metrics.tasks import send_scheduled_reports
 from tests.triggers.test_worker import (
     WAIT_SECONDS,
-    keep_seeded_rows,  # noqa: F401 (a fixture, used by name below)
     start_worker,
     stop_worker,
 )

@@ -14,7 +14,6 @@ from tests.triggers.factories import make_template, make_trigger
 from tests.triggers.test_exactly_once import (
     Worker,
     clear_broker,
-    keep_seeded_rows,  # noqa: F401  (a fixture used by this module)
     live_broker,  # noqa: F401  (a fixture used by this module)
     mail_files,
     stop_workers,

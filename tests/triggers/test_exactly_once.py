@@ -200,16 +200,6 @@ def start_workers(tmp_path, started, names, **environment):
     return new
 
 
-@pytest.fixture(scope="module")
-def keep_seeded_rows(django_db_setup, django_db_blocker):
-    """Restore the rows seeded by data migrations after this module's flushes."""
-    with django_db_blocker.unblock():
-        snapshot = connection.creation.serialize_db_to_string()
-    yield
-    with django_db_blocker.unblock():
-        connection.creation.deserialize_db_from_string(snapshot)
-
-
 @pytest.fixture
 def live_broker(keep_seeded_rows):
     if not celery_app.conf.broker_url.startswith("redis://"):

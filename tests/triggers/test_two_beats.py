@@ -27,7 +27,6 @@ from tests.triggers.factories import make_course, make_template, make_trigger
 from tests.triggers.test_exactly_once import (
     CELERY,
     READY_SECONDS,
-    keep_seeded_rows,  # noqa: F401  (a fixture used by this module)
     live_broker,  # noqa: F401  (a fixture used by this module)
     mail_files,
     start_workers,

@@ -75,23 +75,6 @@ def stop_worker(worker):
         worker.wait()
 
 
-@pytest.fixture(scope="module")
-def keep_seeded_rows(django_db_setup, django_db_blocker):
-    """Restore the committed rows, such as seeded lifecycle stages, after the module.
-
-    A committing test ends with a flush of every table. Within a run,
-    pytest-django orders committing tests last, but with --reuse-db the next
-    run would find the rows that data migrations seeded gone. The test uses
-    serialized_rollback, so the flush does not recreate content types with
-    new ids that would clash with the restored ones.
-    """
-    with django_db_blocker.unblock():
-        snapshot = connection.creation.serialize_db_to_string()
-    yield
-    with django_db_blocker.unblock():
-        connection.creation.deserialize_db_from_string(snapshot)
-
-
 @pytest.mark.worker
 @pytest.mark.usefixtures("keep_seeded_rows")
 # The worker reads committed rows, so this test commits.
