@@ -120,7 +120,7 @@ def test_queries_do_not_grow_with_contacts():
 
 def post_path(admin_client, steps):
     """Post the add form of a path with (course, prerequisite courses) rows."""
-    data = {
+    data: dict[str, object] = {
         "slug": "cycle",
         "title": "Cycle",
         "is_published": "on",
