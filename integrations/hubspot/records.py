@@ -158,7 +158,7 @@ def _apply_company(
     record: HubSpotRecord,
     values: list[tuple[PropertyMapping, Any]],
 ) -> Outcome:
-    changes, health_score = _split_changes(values)
+    changes, health_score = _split_changes(values, record)
     link = resolve_link(connection, record)
     created = link.account is None
     if created:
@@ -168,10 +168,7 @@ def _apply_company(
     assert account is not None
     changed = _update(update_account_attributes, account, changes, record)
     if health_score is not None and account.health_score != health_score:
-        try:
-            record_health_score(account, _modified_date(record), health_score)
-        except ValueError as error:
-            raise RecordError(f"{record.label}: {error}") from None
+        record_health_score(account, _modified_date(record), health_score)
         changed = True
     return _outcome(created, changed)
 
@@ -181,7 +178,7 @@ def _apply_contact(
     record: HubSpotRecord,
     values: list[tuple[PropertyMapping, Any]],
 ) -> Outcome:
-    changes, _ = _split_changes(values)
+    changes, _ = _split_changes(values, record)
     account = _company_account(connection, record)
     link = resolve_link(connection, record)
     created = link.contact is None
@@ -231,7 +228,7 @@ def resolve_link(connection: HubSpotConnection, record: HubSpotRecord) -> HubSpo
 
 
 def _split_changes(
-    values: list[tuple[PropertyMapping, Any]],
+    values: list[tuple[PropertyMapping, Any]], record: HubSpotRecord
 ) -> tuple[dict[str, Any], int | None]:
     changes: dict[str, Any] = {}
     properties: dict[str, Any] = {}
@@ -240,12 +237,22 @@ def _split_changes(
         if mapping.target == Target.PROPERTY:
             properties[mapping.field_name] = _json_value(value)
         elif mapping.target == Target.HEALTH_SCORE:
-            health_score = value
+            health_score = _health_score(mapping, value, record)
         elif value is not None or mapping.target in NULLABLE_TARGETS:
             changes[mapping.target] = value
     if properties:
         changes["properties"] = properties
     return changes, health_score
+
+
+def _health_score(mapping: PropertyMapping, value: Any, record: HubSpotRecord) -> Any:
+    # record_health_score would raise later, without the property's name.
+    if value is not None and (not isinstance(value, int) or not 0 <= value <= 100):
+        raise RecordError(
+            f"{record.label}: property {mapping.hubspot_property} value {value!r} "
+            "is invalid for health_score; expected a whole number from 0 to 100"
+        )
+    return value
 
 
 # Fields that an empty HubSpot value clears; the others keep their value.

@@ -9,6 +9,7 @@ import pytest
 from customers.models import Account, Contact, HealthScore
 from customers.signals import data_changed
 from integrations.hubspot.models import HubSpotLink, SyncKind, SyncRun, SyncStatus
+from integrations.hubspot.records import HubSpotRecord, Outcome, apply_record
 from integrations.hubspot.services import resume_sync, start_sync
 from integrations.hubspot.sync import (
     claim_run,
@@ -386,5 +387,22 @@ def test_health_score_out_of_range_is_skipped(connection, fake_hubspot):
     assert finished.status == SyncStatus.SUCCEEDED
     assert finished.skipped == 1
     assert "HubSpot company 1" in finished.record_errors[0]
-    assert "150" in finished.record_errors[0]
+    assert "property health value 150" in finished.record_errors[0]
     assert not Account.objects.exists()
+
+
+def test_archived_record_is_marked_not_written(connection, fake_hubspot):
+    put_company(fake_hubspot, 1, minutes=1, name="Before")
+    run(connection)
+    archived = HubSpotRecord(
+        object_type="company",
+        hubspot_id="1",
+        properties={"name": "After", "hs_lastmodifieddate": "2026-03-01T10:00:00Z"},
+        archived=True,
+    )
+
+    outcome = apply_record(connection, archived, [])
+
+    assert outcome == Outcome.SKIPPED
+    assert HubSpotLink.objects.get(hubspot_id="1").archived_at is not None
+    assert Account.objects.get(external_id="1").name == "Before"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from customers.models import Account
+from customers.models import Account, Contact
 from customers.signals import data_changed
 from integrations.hubspot.models import HubSpotLink, WebhookEvent
 from integrations.hubspot.sync import claim_run, create_run, execute_run
@@ -218,3 +218,31 @@ def test_body_that_is_not_a_list_is_rejected(client, connection, fake_hubspot):
 
     assert response.status_code == 400
     assert "JSON array" in response.json()["error"]
+
+
+def test_contact_event_updates_the_contact(
+    client, connection, fake_hubspot, synced_company, django_capture_on_commit_callbacks
+):
+    fake_hubspot.put(
+        "contacts", "501", at(6), email="ada@one.example", associatedcompanyid="1"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        created = post(client, connection, [event(11, "501", "contact.creation")])
+    fake_hubspot.put(
+        "contacts",
+        "501",
+        at(7),
+        email="ada@one.example",
+        firstname="Ada",
+        jobtitle="Head of Ops",
+        associatedcompanyid="1",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        changed = post(client, connection, [event(12, "501", "contact.propertyChange")])
+
+    assert created.status_code == 200
+    assert changed.status_code == 200
+    contact = Contact.objects.get(external_id="501")
+    assert contact.account == synced_company
+    assert contact.first_name == "Ada"
+    assert contact.role == "Head of Ops"
