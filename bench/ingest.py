@@ -21,18 +21,26 @@ disconnected, although store_usage_events still sends the signal once
 per account. The receiver's hand-off to the event path after the commit
 (Redis and a queued task per account) is timed in one more round of the
 API path alone, and reported without a target.
+
+bench.ingest_http then sends one more round over HTTP, with several
+clients at once, to Django's development server, for a figure that
+includes HTTP, gzip and the event path; it has no target either.
 """
 
+import gzip
 import json
 import random
 import statistics
+import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import redis
 from django.conf import settings
 from django.db import connection, transaction
 
+from bench import ingest_http
 from customers.models import Account, Contact, UsageEvent
 from customers.signals import data_changed
 from integrations.models import EventSource
@@ -48,6 +56,7 @@ BACKGROUND_EVENTS = 200_000
 BATCH_CALLS = 500
 BATCHES_PER_ROUND = 40
 ROUNDS = 5
+HTTP_CLIENTS = 4
 EVENT_NAMES = ["Signed In", "Report Exported", "Invite Sent", "Feature Used"]
 
 # Target: the API path stores events at least half as fast as COPY.
@@ -224,6 +233,30 @@ def time_round(
     return events / api_seconds, events / copy_seconds
 
 
+def time_http_round(
+    source: EventSource,
+    generator: random.Random,
+    contacts: list[tuple[int, int, str]],
+) -> float:
+    """Return seconds to send one round over HTTP with HTTP_CLIENTS clients."""
+    batches = make_round(generator, contacts, ROUNDS + 1)
+    bodies = [gzip.compress(request_body(batch)) for batch in batches]
+    port = ingest_http.free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
+        log = Path(folder) / "server.log"
+        server = ingest_http.start_server(port, log)
+        try:
+            ingest_http.wait_until_ready(server, url, log)
+            return ingest_http.time_http(
+                url, source.write_key, bodies, HTTP_CLIENTS, BATCH_CALLS
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            clear_event_path_state()
+
+
 def clear_event_path_state() -> None:
     """Drop the evaluations that the API path queued; no worker runs here."""
     from config.celery import app
@@ -260,8 +293,9 @@ def run() -> int:
         seconds = time_api(source, [request_body(batch) for batch in batches])
     finally:
         clear_event_path_state()
-    with_event_path = BATCHES_PER_ROUND * BATCH_CALLS / seconds
-    print(f"API path with the event path's hand-off: {with_event_path:,.0f} events/s")
+    events = BATCHES_PER_ROUND * BATCH_CALLS
+    print(f"API path with the event path's hand-off: {events / seconds:,.0f} events/s")
+    http_rate = events / time_http_round(source, generator, contacts)
 
     api_rate = statistics.median(api_rates)
     copy_rate = statistics.median(copy_rates)
@@ -271,6 +305,10 @@ def run() -> int:
         f"{ROUNDS} rounds of {BATCHES_PER_ROUND} batches of {BATCH_CALLS} calls; "
         f"median API {api_rate:,.0f} events/s, COPY {copy_rate:,.0f} events/s, "
         f"API/COPY {share:.2f}"
+    )
+    print(
+        f"HTTP, {HTTP_CLIENTS} clients, gzip, with the event path: "
+        f"{http_rate:,.0f} events/s, HTTP/COPY {http_rate / copy_rate:.2f}"
     )
     print(f"{'measure':<44} {'API/COPY':>9} {'target':>7} {'ratio':>6}")
     print(

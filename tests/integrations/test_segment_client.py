@@ -5,9 +5,11 @@ with its host set to the server's /segment URL, the way a product would
 configure it.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 from segment.analytics import Client
 from segment.analytics.request import APIError, post
 
@@ -15,9 +17,28 @@ from customers.models import Contact, UsageDay, UsageEvent
 from tests.factories import make_account, make_contact
 from tests.integrations.segment_calls import make_source
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The live server's thread reads committed rows, so these tests commit.
+# serialized_rollback keeps the flush after each test from recreating
+# content types with new ids, which would clash with the rows that later
+# committing tests restore.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 OCCURRED = datetime(2024, 6, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_seeded_rows(django_db_setup, django_db_blocker):
+    """Put back the rows that data migrations seed, after the module's last test.
+
+    serialized_rollback restores them only when the next committing test
+    starts, so a run that ends here would leave a reused database without
+    them.
+    """
+    yield
+    snapshot = getattr(connection, "_test_serialized_contents", None)
+    if snapshot:
+        with django_db_blocker.unblock():
+            connection.creation.deserialize_db_from_string(snapshot)
 
 
 @pytest.fixture
@@ -156,3 +177,31 @@ def test_library_sees_rejected_call(client_factory, source, contact):
 
     assert raised.value.status == 400
     assert raised.value.code == "invalid_messages"
+
+
+def test_concurrent_redelivery_stores_each_once(host, source, contact):
+    # Two copies of the same batch arrive at once, as after a client's
+    # timeout and retry; every event is stored by exactly one of them.
+    batch = [
+        {
+            "type": "track",
+            "userId": "user-1",
+            "event": "Signed In",
+            "messageId": f"c-{n}",
+        }
+        for n in range(200)
+    ]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [
+            pool.submit(post, source.write_key, host=host, batch=list(batch))
+            for _ in range(2)
+        ]
+        responses = [future.result() for future in futures]
+
+    assert [response.status_code for response in responses] == [200, 200]
+    stored = [response.json()["stored"] for response in responses]
+    assert sum(stored) == 200
+    assert [response.json()["rejected"] for response in responses] == [[], []]
+    assert UsageEvent.objects.count() == 200
+    assert UsageDay.objects.get(contact=contact).count == 200
