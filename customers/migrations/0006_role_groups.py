@@ -39,12 +39,18 @@ VIEW_ALL_ACCOUNTS = "view_all_accounts"
 
 def _ensure_permissions(apps):
     # On a new database the permissions are created only after every
-    # migration has run, so they are created here first.
+    # migration has run, so they are created here first. create_permissions
+    # skips an app without a models module, which historical app configs
+    # lack; the original value is put back, because called with the real
+    # app registry (as tests do) this must leave it unchanged.
     for label in ("customers", *CONFIGURATION_APPS):
         app_config = apps.get_app_config(label)
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        original = getattr(app_config, "models_module", None)
+        app_config.models_module = original or True
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            app_config.models_module = original
 
 
 def create_role_groups(apps, schema_editor):

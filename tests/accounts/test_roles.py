@@ -144,7 +144,7 @@ def test_csm_sees_own_accounts_only(client, accounts):
     assert client.get(urls["other page"]).status_code == 403
 
 
-def test_csm_with_view_all_sees_and_edits_every_account(client, accounts):
+def test_csm_with_view_all_sees_every_account(client, accounts):
     csm, own, other = accounts
     csm = grant(csm, "customers.view_all_accounts")
     client.force_login(csm)
@@ -188,9 +188,7 @@ def test_admin_group_sees_and_may_edit_every_account(
 # -- the Account admin -----------------------------------------------------------
 
 
-def test_admin_sends_anonymous_and_non_staff_users_to_sign_in(
-    client, accounts, django_user_model
-):
+def test_admin_sign_in_for_anonymous_and_non_staff(client, accounts, django_user_model):
     _csm, own, _other = accounts
     learner = make_user(django_user_model, staff=False)
 
@@ -315,7 +313,7 @@ def test_admin_csm_sees_only_rows_of_own_accounts(client, accounts):
     )
 
 
-def test_admin_csm_cannot_move_a_contact_to_another_account(client, accounts):
+def test_admin_csm_cannot_move_contact(client, accounts):
     csm, own, other = accounts
     contact = make_contact(own)
     client.force_login(csm)
