@@ -22,9 +22,8 @@ from tqdm import tqdm
 from courses.models import Enrollment
 from courses.services import create_sign_in_url
 from customers.models import Account, UsageEvent
-from customers.services import compute_health_scores
 from integrations.services import ImportReport, generate_sample, import_all
-from lifecycle.services import evaluate_stages
+from lifecycle.services import compute_health, evaluate_stages
 from triggers.services import SweepReport, run_sweep, seed_demo_program
 
 logger = logging.getLogger(__name__)
@@ -115,7 +114,8 @@ def _replay_step(
     as_of = step_instant(day)
 
     started = time.monotonic()
-    report.health_scores += compute_health_scores(day)
+    # The weight sets configured in the admin apply to the replay too.
+    report.health_scores += compute_health(day).scored
     scored = time.monotonic()
     if evaluate_stages_now:
         report.stage_changes += evaluate_stages(as_of).stage_changes
