@@ -25,5 +25,6 @@ class PendingIdentityAdmin(admin.ModelAdmin):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+
 # Registers the admin pages of the HubSpot sync.
 from integrations.hubspot import admin as hubspot_admin  # noqa: E402, F401
