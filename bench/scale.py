@@ -38,6 +38,7 @@ from conditions import EvaluationContext, compile_condition, kinds, parse_condit
 from courses.models import Course, LessonKind
 from courses.services import LessonSpec, ModuleSpec, ensure_course
 from customers.services import subjects_as_of
+from customers.usage import drop_triggers, install_triggers, rebuild_usage_days
 from triggers.models import SubjectType, Trigger
 from triggers.services import run_sweep
 
@@ -350,8 +351,13 @@ def _build_population() -> None:
         definitions = _secondary_indexes(cursor, "customers_usageevent")
         for name in definitions:
             cursor.execute(f'DROP INDEX "{name}"')
+        # The daily roll-up, too, is built once from the loaded events
+        # rather than upserted by the triggers while they load.
+        drop_triggers(connection)
         for statement in POPULATION_SQL:
             cursor.execute(statement)
+        install_triggers(connection)
+        rebuild_usage_days()
         for definition in definitions.values():
             cursor.execute(definition)
         # VACUUM sets the visibility map, so the planner can use index-only
