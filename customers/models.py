@@ -219,7 +219,7 @@ class UsageEvent(models.Model):
             # single pass ("which contacts used 3 features in 7 days"), and
             # PostgreSQL can turn EXISTS into a hash join over that window
             # instead of probing the table once per contact. The included
-            # columns let it answer from the index alone.
+            # columns let it read the index alone.
             models.Index(
                 fields=["occurred_at"],
                 include=["contact", "name", "feature"],
@@ -237,7 +237,7 @@ class UsageDay(models.Model):
     Database triggers keep these rows equal to the usage events whatever
     writes them (a single event, a bulk import, an upsert, a delete), so
     conditions and dashboards over long windows read a row per day instead
-    of every event. customers.usage holds the SQL and the rebuild.
+    of every event. customers.usage contains the SQL and the rebuild.
     Events without a contact are counted per account, with contact null.
     """
 

@@ -1,7 +1,7 @@
 """Outbox rows sent with attempts: releasing stuck rows, listing due ones, retrying.
 
 OutboxEmail and WebhookDelivery go through the same states: pending, then
-sending while a worker holds the claim, then sent (or delivered) or back
+sending while a worker has claimed the row, then sent (or delivered) or back
 to pending with a later next_attempt_at, and failed once the attempts run
 out. Both keep attempts, claimed_at, next_attempt_at and last_error, so
 these functions serve both; `noun` names the rows in log lines.

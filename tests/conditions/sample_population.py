@@ -51,9 +51,9 @@ def build(seed: int = 7) -> None:
         _tickets(rng, account, contacts)
 
 
-def _when(rng: random.Random, most_days: int) -> datetime:
-    """Return an instant up to most_days before AS_OF, at a random minute."""
-    return AS_OF - timedelta(minutes=rng.randint(1, most_days * 24 * 60))
+def _when(rng: random.Random, days_back: int) -> datetime:
+    """Return an instant up to days_back before AS_OF, at a random minute."""
+    return AS_OF - timedelta(minutes=rng.randint(1, days_back * 24 * 60))
 
 
 def _account(rng: random.Random, number: int, today: date) -> Account:

@@ -88,7 +88,7 @@ def test_compiled_conditions_count_as_hand_written_sql():
         assert len(matches[case.text]) == expected, case.text
         nonempty += bool(expected)
 
-    # A population where most conditions match nobody would prove little.
+    # A population where most conditions match no contact would prove little.
     assert nonempty >= len(KIND_CASES) * 3 // 4
 
 

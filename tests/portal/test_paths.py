@@ -52,7 +52,7 @@ def test_joining_opens_courses_without_prerequisites():
     assert opened.origin == f"path:{path.slug}"
 
 
-def test_completing_a_prerequisite_opens_the_next_and_then_the_path_completes():
+def test_path_opens_next_course_then_completes():
     basics, basics_lessons = make_course(2)
     reports, reports_lessons = make_course(1)
     path = make_path((basics, []), (reports, [basics]))
@@ -85,7 +85,7 @@ def test_joining_twice_changes_nothing():
     assert Enrollment.objects.filter(contact=contact).count() == 1
 
 
-def test_a_course_completed_before_joining_counts():
+def test_path_counts_earlier_completion():
     basics, basics_lessons = make_course(1)
     reports, _ = make_course(1)
     path = make_path((basics, []), (reports, [basics]))

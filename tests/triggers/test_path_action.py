@@ -27,7 +27,7 @@ def make_path():
     return path, first, second
 
 
-def test_firing_puts_contact_on_path_and_opens_first_course():
+def test_path_trigger_opens_first_course():
     path, first, second = make_path()
     quiet = make_contact()
     busy = make_contact()

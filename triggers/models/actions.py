@@ -1,4 +1,4 @@
-"""What journey steps produce: CSM tasks, webhook calls and CRM write-backs."""
+"""Rows that journey steps produce: CSM tasks, webhook calls and CRM write-backs."""
 
 from django.conf import settings
 from django.db import models
