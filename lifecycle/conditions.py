@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -34,9 +34,15 @@ Params = Mapping[str, Any]
 REVERSED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
 
 
-def _latest_change(context: EvaluationContext) -> Any:
-    """Select the account's latest stage change at or before as_of."""
+def _latest_change(context: EvaluationContext, nested: bool = False) -> Any:
+    """Select the account's latest stage change at or before as_of.
+
+    nested is for a subquery inside another subquery, whose outer
+    reference must reach one level further out to find the subject.
+    """
     account = OuterRef("account_id" if context.subject == "contact" else "pk")
+    if nested:
+        account = OuterRef(account)
     return StageChange.objects.filter(
         account=account, changed_at__lte=context.as_of
     ).order_by("-changed_at", "-pk")
@@ -68,12 +74,22 @@ def compile_days_in_stage(context: EvaluationContext, params: Params) -> Q:
     """
     # today - entered OP n  <=>  entered REVERSED(OP) today - n.
     today = timezone.localdate(context.as_of)
-    entered = Subquery(_latest_change(context).values("changed_at")[:1])
     day = today - timedelta(params["value"])
-    days = compare_local_date(entered, REVERSED[params["op"]], day)
-    if params.get("stage"):
-        return days & compare(value_stage(context, params), "==", params["stage"])
-    return days
+    op = REVERSED[params["op"]]
+    if not params.get("stage"):
+        entered = Subquery(_latest_change(context).values("changed_at")[:1])
+        return compare_local_date(entered, op, day)
+
+    # With a stage, both columns are tested on the one latest row. Two
+    # subqueries, one for the date and one for the stage, would look the
+    # latest row up twice per account.
+    latest = Subquery(_latest_change(context, nested=True).values("pk")[:1])
+    row = StageChange.objects.filter(
+        compare_local_date(F("changed_at"), op, day),
+        pk=latest,
+        to_stage__slug=params["stage"],
+    )
+    return Q(Exists(row))
 
 
 def check_stage_value(params: Params, subject: Subject) -> None:

@@ -388,6 +388,11 @@ def test_stage_and_days_in_stage_from_history():
     month_ago = NOW - timedelta(days=30)
     assert accounts_matching('account.stage == "onboarding"', month_ago) == {account.pk}
     assert accounts_matching("days_in_stage == 30", month_ago) == {account.pk}
+    # A stage left earlier does not count, however long ago it was entered.
+    assert accounts_matching('days_in_stage("onboarding") >= 1') == {other.pk}
+    assert accounts_matching('days_in_stage("onboarding") == 30', month_ago) == {
+        account.pk
+    }
 
 
 # -- references and queries ------------------------------------------------------

@@ -132,6 +132,9 @@ def test_first_usage_not_seen_before_as_of():
         ("days_in_stage != 11", True),
         ('days_in_stage("adoption") >= 10', True),
         ('days_in_stage("onboarding") >= 10', False),
+        ('days_in_stage("adoption") != 9', True),
+        ('not days_in_stage("adoption") > 10', True),
+        ('not days_in_stage("onboarding") < 100', True),
     ],
 )
 def test_days_in_stage_boundaries(text, expected):
