@@ -72,7 +72,8 @@ class PendingIdentity(models.Model):
         return self.user_id
 
 
-# The HubSpot sync keeps its rows in its own module.
+# The HubSpot sync keeps its rows in its own modules.
+from integrations.hubspot.crm_models import HubSpotOwner  # noqa: E402
 from integrations.hubspot.models import (  # noqa: E402
     HubSpotConnection,
     HubSpotLink,
@@ -85,6 +86,7 @@ __all__ = [
     "EventSource",
     "HubSpotConnection",
     "HubSpotLink",
+    "HubSpotOwner",
     "PendingIdentity",
     "PropertyMapping",
     "SyncRun",

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from integrations.hubspot.crm_models import HubSpotOwner
 from integrations.hubspot.models import (
     HubSpotConnection,
     HubSpotLink,
@@ -14,6 +15,7 @@ from integrations.hubspot.models import (
     SyncStatus,
     WebhookEvent,
 )
+from integrations.hubspot.owners import refresh_owners
 from integrations.hubspot.services import resume_sync, start_sync
 
 # Characters of a secret shown at its end, so a person can tell tokens apart.
@@ -93,7 +95,7 @@ class HubSpotConnectionAdmin(admin.ModelAdmin):
         "is_active",
     ]
     inlines = [MappingInline]
-    actions = ["sync_changes", "sync_everything"]
+    actions = ["sync_changes", "sync_everything", "read_owners"]
 
     @admin.display(description="Stored access token")
     def token(self, obj: HubSpotConnection) -> str:
@@ -114,6 +116,22 @@ class HubSpotConnectionAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[HubSpotConnection]
     ) -> None:
         self._start(request, queryset, SyncKind.FULL)
+
+    @admin.action(description="Read owners and match them to CSMs")
+    def read_owners(
+        self, request: HttpRequest, queryset: QuerySet[HubSpotConnection]
+    ) -> None:
+        # A few requests per connection, so they run here instead of in a task.
+        for connection in queryset.filter(is_active=True):
+            result = refresh_owners(connection)
+            level = messages.WARNING if result.unmatched else messages.SUCCESS
+            unmatched = ", ".join(result.unmatched) or "none"
+            self.message_user(
+                request,
+                f"{connection}: {result.created} owners added, {result.updated} "
+                f"changed; without a matching user: {unmatched}",
+                level,
+            )
 
     def _start(
         self, request: HttpRequest, queryset: QuerySet[HubSpotConnection], kind: str
@@ -195,6 +213,28 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_filter = ["subscription_type"]
     search_fields = ["object_id"]
     readonly_fields = [field.name for field in WebhookEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(HubSpotOwner)
+class HubSpotOwnerAdmin(admin.ModelAdmin):
+    """Owners read from HubSpot; an unmatched owner may be given a user here."""
+
+    list_display = ["owner_id", "email", "first_name", "last_name", "archived", "user"]
+    list_filter = [("user", admin.EmptyFieldListFilter), "archived"]
+    search_fields = ["owner_id", "email"]
+    list_select_related = ["user"]
+    readonly_fields = [
+        "connection",
+        "owner_id",
+        "email",
+        "first_name",
+        "last_name",
+        "archived",
+    ]
+    raw_id_fields = ["user"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

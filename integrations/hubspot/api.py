@@ -16,13 +16,15 @@ from django.conf import settings
 from hubspot import Client
 from hubspot.crm.companies.exceptions import ApiException as CompanyApiException
 from hubspot.crm.contacts.exceptions import ApiException as ContactApiException
+from hubspot.crm.owners.exceptions import ApiException as OwnerApiException
 
 from integrations.hubspot.budget import shared_budget
 from integrations.hubspot.models import HubSpotConnection
 
 logger = logging.getLogger(__name__)
 
-API_EXCEPTIONS = (CompanyApiException, ContactApiException)
+# Each API module of the client raises its own ApiException class.
+API_EXCEPTIONS = (CompanyApiException, ContactApiException, OwnerApiException)
 # Seconds to wait after a 429 without a Retry-After header: HubSpot's
 # burst limit is counted over ten seconds.
 DEFAULT_RETRY_AFTER = 10

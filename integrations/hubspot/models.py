@@ -79,6 +79,7 @@ class Target(models.TextChoices):
     ROLE = "role", "Contact role"
     IS_CHAMPION = "is_champion", "Contact is champion"
     TIME_ZONE = "time_zone", "Time zone (IANA name)"
+    OWNER = "owner", "Account owner (a HubSpot owner id, matched to a CSM by email)"
     PROPERTY = "property", "Custom property"
 
 
@@ -97,6 +98,7 @@ ACCOUNT_TARGETS = frozenset(
         Target.CHURNED_ON,
         Target.HEALTH_SCORE,
         Target.TIME_ZONE,
+        Target.OWNER,
         Target.PROPERTY,
     }
 )
@@ -288,6 +290,14 @@ class SyncRun(models.Model):
         default=list,
         blank=True,
         help_text="The first errors of single records, which were skipped.",
+    )
+    warnings = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "The first problems of records that were still written, for example "
+            "an owner that matches no user."
+        ),
     )
     last_error = models.TextField(blank=True, help_text="Why the run failed.")
     started_at = models.DateTimeField(null=True, blank=True)

@@ -34,6 +34,7 @@ from integrations.hubspot.models import (
     PropertyMapping,
     Target,
 )
+from integrations.hubspot.owners import owner_user, set_account_owner
 
 logger = logging.getLogger(__name__)
 
@@ -111,15 +112,21 @@ def apply_record(
     connection: HubSpotConnection,
     record: HubSpotRecord,
     mappings: Sequence[PropertyMapping],
+    warnings: list[str] | None = None,
 ) -> Outcome:
-    """Write one record; raise RecordError or ConversionError to skip it."""
+    """Write one record; raise RecordError or ConversionError to skip it.
+
+    Problems that leave the rest of the record valid, such as an owner that
+    matches no user, are appended to warnings and the record is written.
+    """
     if record.archived:
         mark_archived(connection, record.object_type, record.hubspot_id)
         return Outcome.SKIPPED
     values = _converted(record, mappings)
+    warnings = [] if warnings is None else warnings
     with transaction.atomic():
         if record.object_type == ObjectType.COMPANY:
-            return _apply_company(connection, record, values)
+            return _apply_company(connection, record, values, warnings)
         return _apply_contact(connection, record, values)
 
 
@@ -157,8 +164,10 @@ def _apply_company(
     connection: HubSpotConnection,
     record: HubSpotRecord,
     values: list[tuple[PropertyMapping, Any]],
+    warnings: list[str],
 ) -> Outcome:
     changes, health_score = _split_changes(values, record)
+    owner_ids = [value for mapping, value in values if mapping.target == Target.OWNER]
     link = resolve_link(connection, record)
     created = link.account is None
     if created:
@@ -170,6 +179,13 @@ def _apply_company(
     if health_score is not None and account.health_score != health_score:
         record_health_score(account, _modified_date(record), health_score)
         changed = True
+    # An empty owner id keeps the stored owner, as other empty values do.
+    if owner_ids and owner_ids[-1] is not None:
+        user, problem = owner_user(connection, str(owner_ids[-1]))
+        if user is None:
+            warnings.append(f"{record.label}: {problem}; the account keeps its owner")
+        elif set_account_owner(account, user):
+            changed = True
     return _outcome(created, changed)
 
 
@@ -238,6 +254,8 @@ def _split_changes(
             properties[mapping.field_name] = _json_value(value)
         elif mapping.target == Target.HEALTH_SCORE:
             health_score = _health_score(mapping, value, record)
+        elif mapping.target == Target.OWNER:
+            continue
         elif value is not None or mapping.target in NULLABLE_TARGETS:
             changes[mapping.target] = value
     if properties:

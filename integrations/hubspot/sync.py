@@ -33,7 +33,9 @@ from integrations.hubspot.models import (
     SyncKind,
     SyncRun,
     SyncStatus,
+    Target,
 )
+from integrations.hubspot.owners import refresh_owners
 from integrations.hubspot.records import (
     MODIFIED_PROPERTY,
     HubSpotRecord,
@@ -155,6 +157,10 @@ def _page_through(run: SyncRun) -> None:
         )
     )
     properties = requested_properties(run.object_type, mappings)
+    if any(mapping.target == Target.OWNER for mapping in mappings):
+        # Owners change rarely and are few, so each company run reads them all
+        # before the companies that name them.
+        refresh_owners(connection)
     search = _search_function(connection, run.object_type)
     page_size = settings.NUDGEPATH_HUBSPOT_PAGE_SIZE
     cap = settings.NUDGEPATH_HUBSPOT_SEARCH_RESULT_LIMIT
@@ -225,13 +231,18 @@ def _apply(
     cursor: dict[str, Any],
 ) -> None:
     run.fetched += 1
+    warnings: list[str] = []
     try:
-        outcome = apply_record(connection, record, mappings)
+        outcome = apply_record(connection, record, mappings, warnings)
     except (ConversionError, RecordError) as error:
         outcome = Outcome.SKIPPED
         logger.warning("Skipped %s in sync run %s: %s", record.label, run.pk, error)
         if len(run.record_errors) < KEPT_RECORD_ERRORS:
             run.record_errors.append(str(error))
+    for warning in warnings:
+        logger.warning("Sync run %s: %s", run.pk, warning)
+        if len(run.warnings) < KEPT_RECORD_ERRORS:
+            run.warnings.append(warning)
     field = COUNTERS[outcome]
     setattr(run, field, getattr(run, field) + 1)
     modified = _modified_millis(record)
@@ -257,6 +268,7 @@ def _save_progress(run: SyncRun, cursor: dict[str, Any]) -> None:
                 "unchanged",
                 "skipped",
                 "record_errors",
+                "warnings",
             ]
         )
 

@@ -184,7 +184,12 @@ def _apply_object(connection: HubSpotConnection, events: list[WebhookEvent]) -> 
     mappings = list(
         PropertyMapping.objects.filter(connection=connection, object_type=object_type)
     )
-    apply_record(connection, HubSpotRecord.from_api(object_type, obj), mappings)
+    warnings: list[str] = []
+    apply_record(
+        connection, HubSpotRecord.from_api(object_type, obj), mappings, warnings
+    )
+    for warning in warnings:
+        logger.warning("HubSpot webhook for %s %s: %s", kind, object_id, warning)
 
 
 def _read_object(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 DATE_PROPERTIES = {"hs_lastmodifieddate", "lastmodifieddate", "createdate"}
 DEFAULT_PROPERTIES = {
@@ -74,6 +75,8 @@ class FakeHubSpot:
         self.search_cap = 10_000
         # Enumeration properties: the option values HubSpot accepts.
         self.options: dict[str, set[str]] = {}
+        # Owners as GET /crm/v3/owners/ returns them, archived ones included.
+        self.owners: list[dict[str, Any]] = []
         self.injected: list[Injected] = []
         self.requests: list[tuple[str, str, Any]] = []
         self.lock = threading.Lock()
@@ -147,6 +150,12 @@ class FakeHubSpot:
                     *fake.route(self.path, body, self.headers.get("Authorization"))
                 )
 
+            def do_GET(self) -> None:
+                fake.requests.append(("GET", self.path, None))
+                self._answer(
+                    *fake.route_get(self.path, self.headers.get("Authorization"))
+                )
+
             def _answer(
                 self, status: int, payload: Any, headers: dict[str, str]
             ) -> None:
@@ -160,6 +169,55 @@ class FakeHubSpot:
                 self.wfile.write(data)
 
         return Handler
+
+    def put_owner(
+        self,
+        owner_id: str,
+        email: str,
+        first: str = "",
+        last: str = "",
+        *,
+        archived: bool = False,
+    ) -> None:
+        """Store an owner with the fields HubSpot's owners API returns."""
+        self.owners.append(
+            {
+                "id": owner_id,
+                "email": email,
+                "type": "PERSON",
+                "firstName": first,
+                "lastName": last,
+                "userId": int(owner_id) + 1000,
+                "userIdIncludingInactive": int(owner_id) + 1000,
+                "createdAt": "2025-01-02T03:04:05.678Z",
+                "updatedAt": "2025-01-02T03:04:05.678Z",
+                "archived": archived,
+            }
+        )
+
+    def route_get(
+        self, path: str, authorization: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        if authorization != f"Bearer {self.token}":
+            return 401, {"status": "error", "category": "INVALID_AUTHENTICATION"}, {}
+        for index, injected in enumerate(self.injected):
+            if injected.path_part in path:
+                del self.injected[index]
+                return injected.status, injected.body, injected.headers
+        route, _, query = path.partition("?")
+        if route.rstrip("/") != "/crm/v3/owners":
+            return 404, {"status": "error", "message": f"no route {path}"}, {}
+        params = parse_qs(query)
+        # The official client sends the flag as Python writes it: True or False.
+        archived = params.get("archived", ["false"])[0].lower() == "true"
+        offset = int(params.get("after", ["0"])[0])
+        limit = int(params.get("limit", ["100"])[0])
+        matches = [owner for owner in self.owners if owner["archived"] == archived]
+        payload: dict[str, Any] = {"results": matches[offset : offset + limit]}
+        if offset + limit < len(matches):
+            after = str(offset + limit)
+            payload["paging"] = {"next": {"after": after, "link": f"?after={after}"}}
+        return 200, payload, {}
 
     def rate_headers(self) -> dict[str, str]:
         return {
