@@ -9,6 +9,7 @@ from django.urls import URLPattern
 
 from conditions import describe, fields, kinds
 from conditions.formatting import signature
+from customers.roles import OwnedAccountsAdmin
 from triggers import admin_views, delivery_forms, services
 from triggers.forms import TriggerForm
 from triggers.journey_admin import JourneyStepInline
@@ -204,7 +205,7 @@ class EmailTemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(Firing)
-class FiringAdmin(ReadOnlyAdmin):
+class FiringAdmin(OwnedAccountsAdmin, ReadOnlyAdmin):
     list_display = [
         "fired_at",
         "trigger",
@@ -229,7 +230,8 @@ class FiringAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OutboxEmail)
-class OutboxEmailAdmin(ReadOnlyAdmin):
+class OutboxEmailAdmin(OwnedAccountsAdmin, ReadOnlyAdmin):
+    account_field = "contact__account"
     list_display = [
         "created_at",
         "to_email",

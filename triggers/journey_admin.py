@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from conditions import Subject
 from conditions.forms import ConditionTextField
+from customers.roles import OwnedAccountsAdmin
 from triggers.csm_tasks import complete_tasks
 from triggers.models import (
     CrmWriteBack,
@@ -184,7 +185,9 @@ class TaskListFilter(admin.SimpleListFilter):
 
 
 @admin.register(CsmTask)
-class CsmTaskAdmin(admin.ModelAdmin):
+class CsmTaskAdmin(OwnedAccountsAdmin):
+    """Tasks of the accounts the user may see; a CSM works those of their own."""
+
     list_display = ["title", "account", "owner", "due_on", "status", "is_overdue"]
     list_filter = [TaskListFilter, "status", "owner"]
     search_fields = ["title", "details", "account__name"]
