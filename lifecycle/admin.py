@@ -4,15 +4,20 @@ A criterion's condition is edited as text in the condition language and
 stored as the tree; an invalid text is rejected with the line and column
 of the fault. Changing an
 account's stage here goes through set_stage(), which requires a reason and
-records the move in the stage history.
+records the move in the stage history. The stage list shows the time
+accounts spend in each stage, and an account's stage page the status of
+every criterion and its progress through the stage.
 """
 
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.db.models import Count, OuterRef, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from conditions import describe
 from conditions.forms import ConditionTextField
@@ -22,12 +27,15 @@ from conditions.widgets import ConditionBuilderWidget
 from lifecycle import health_admin  # noqa: F401
 from lifecycle.models import (
     AccountStage,
+    Advancement,
     CriterionMet,
     Stage,
     StageChange,
     SuccessCriterion,
 )
+from lifecycle.reports import stage_time_report
 from lifecycle.services import set_stage
+from lifecycle.status import account_criteria, count_rows, required_criteria_q
 
 
 class SuccessCriterionForm(forms.ModelForm):
@@ -41,7 +49,14 @@ class SuccessCriterionForm(forms.ModelForm):
 
     class Meta:
         model = SuccessCriterion
-        fields = ("order", "name", "description", "condition", "target_days")
+        fields = (
+            "order",
+            "name",
+            "description",
+            "condition",
+            "target_days",
+            "required_to_advance",
+        )
 
 
 class ConditionInWords:
@@ -54,9 +69,31 @@ class ConditionInWords:
         return describe(criterion.condition)
 
 
+class CriteriaFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        """Reject a stage that advances on chosen criteria but has none chosen."""
+        super().clean()
+        if self.instance.advancement != Advancement.CHOSEN:
+            return
+        chosen = [
+            form
+            for form in self.forms
+            if form.cleaned_data
+            and not form.cleaned_data.get("DELETE")
+            and form.cleaned_data.get("required_to_advance")
+        ]
+        if not chosen:
+            raise forms.ValidationError(
+                "The stage advances on the chosen criteria, but no criterion has "
+                '"Required to advance" ticked, so no account would move on. Tick '
+                "at least one, or set the stage to advance on all criteria."
+            )
+
+
 class SuccessCriterionInline(ConditionInWords, admin.StackedInline):
     model = SuccessCriterion
     form = SuccessCriterionForm
+    formset = CriteriaFormSet
     extra = 0
     fields = (
         "order",
@@ -65,15 +102,17 @@ class SuccessCriterionInline(ConditionInWords, admin.StackedInline):
         "condition",
         "condition_in_words",
         "target_days",
+        "required_to_advance",
     )
     readonly_fields = ("condition_in_words",)
 
 
 @admin.register(Stage)
 class StageAdmin(admin.ModelAdmin):
-    list_display = ("order", "name", "slug", "criteria_total")
+    list_display = ("order", "name", "slug", "advancement", "criteria_total")
     list_display_links = ("name",)
     prepopulated_fields = {"slug": ("name",)}
+    fields = ("order", "name", "slug", "description", "advancement")
     inlines = [SuccessCriterionInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Stage]:
@@ -82,6 +121,14 @@ class StageAdmin(admin.ModelAdmin):
     @admin.display(description="Success criteria", ordering="criteria_total")
     def criteria_total(self, stage: Any) -> int:
         return stage.criteria_total
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # The time in each stage over all accounts, shown above the list
+        # (templates/admin/lifecycle/stage/change_list.html).
+        context = {**(extra_context or {}), "stage_times": stage_time_report()}
+        return super().changelist_view(request, extra_context=context)
 
 
 @admin.register(SuccessCriterion)
@@ -119,17 +166,69 @@ class AccountStageAdmin(admin.ModelAdmin):
     """The current stage of each account. Saving here is a manual override."""
 
     form = AccountStageForm
-    list_display = ("account", "stage", "entered_at", "updated_at")
+    list_display = ("account", "stage", "entered_at", "progress", "updated_at")
     list_filter = ("stage",)
     list_select_related = ("account", "stage")
     search_fields = ("account__name", "account__external_id")
     raw_id_fields = ("account",)
     readonly_fields = ("entered_at",)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AccountStage]:
+        # The required criteria of the account's stage, and how many of them
+        # it met in this stay, in the list's one query.
+        required = SuccessCriterion.objects.filter(
+            required_criteria_q(), stage=OuterRef("stage")
+        )
+        met = CriterionMet.objects.filter(
+            required_criteria_q("criterion__"),
+            account=OuterRef("account"),
+            criterion__stage=OuterRef("stage"),
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(required_total=count_rows(required), required_met=count_rows(met))
+        )
+
+    @admin.display(description="Criteria to move on")
+    def progress(self, placement: Any) -> str:
+        if not placement.required_total:
+            return "none"
+        return f"{placement.required_met} of {placement.required_total} met"
+
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
-            return ("account", "entered_at")
+            return ("account", "entered_at", "criteria_status")
         return ("entered_at",)
+
+    def get_fields(self, request, obj=None):
+        fields = ["account", "stage", "reason", "entered_at"]
+        return [*fields, "criteria_status"] if obj is not None else fields
+
+    @admin.display(description="Success criteria")
+    def criteria_status(self, placement: AccountStage) -> str:
+        """Show every criterion's state for the account now, as its page does."""
+        statuses = account_criteria(placement.account, timezone.now()).statuses
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    status.criterion.stage.name,
+                    status.criterion.name,
+                    status.state.label,
+                    _when(status),
+                    status.reason or "",
+                )
+                for status in statuses
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>Stage</th><th>Criterion</th><th>Status</th>"
+            "<th>Met or due</th><th>Why not applicable</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # After a delete the next evaluation would place the account again as new.
@@ -148,6 +247,14 @@ class AccountStageAdmin(admin.ModelAdmin):
         saved = AccountStage.objects.get(account=account)
         obj.pk = saved.pk
         obj.refresh_from_db()
+
+
+def _when(status: Any) -> str:
+    if status.met_at is not None:
+        return f"met {status.met_at:%Y-%m-%d}"
+    if status.due_at is not None:
+        return f"due {status.due_at:%Y-%m-%d}"
+    return ""
 
 
 class HistoryAdmin(admin.ModelAdmin):

@@ -8,6 +8,11 @@ from django.db.models.functions import Coalesce
 from customers.models import Account
 
 
+class Advancement(models.TextChoices):
+    ALL = "all", "All success criteria met"
+    CHOSEN = "chosen", "The chosen success criteria met"
+
+
 class Stage(models.Model):
     """A lifecycle stage: onboarding, adoption, expansion, renewal, advocacy."""
 
@@ -15,6 +20,16 @@ class Stage(models.Model):
     name = models.CharField(max_length=100)
     order = models.PositiveSmallIntegerField(unique=True)
     description = models.TextField(blank=True)
+    advancement = models.CharField(
+        max_length=10,
+        choices=Advancement.choices,
+        default=Advancement.ALL,
+        help_text=(
+            "Which success criteria an account must meet before evaluation moves "
+            'it to the next stage. With "chosen", tick "Required to advance" on '
+            "each criterion that counts."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -37,6 +52,14 @@ class SuccessCriterion(models.Model):
         null=True,
         blank=True,
         help_text="Days after entering the stage by which the criterion should be met.",
+    )
+    required_to_advance = models.BooleanField(
+        default=True,
+        help_text=(
+            "Read only when the stage advances on the chosen criteria: whether "
+            "an account must meet this one to move on. Unticked criteria are "
+            "still recorded and shown."
+        ),
     )
     order = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -14,20 +14,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import (
-    Count,
     Exists,
     F,
-    IntegerField,
     OuterRef,
     Subquery,
-    Value,
 )
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from conditions import ConditionError, EvaluationContext, compile_condition
@@ -36,12 +31,19 @@ from customers.services import send_data_changed, subjects_as_of, utc_day_start
 from lifecycle.health import compute_health as compute_health
 from lifecycle.models import (
     AccountStage,
+    Advancement,
     CriterionMet,
     Stage,
     StageChange,
     StageChangeSource,
     SuccessCriterion,
 )
+
+# The criterion states and stage progress are lifecycle.status's; these
+# two are here too because other apps read lifecycle through this module.
+from lifecycle.status import account_criteria as account_criteria
+from lifecycle.status import count_rows, is_required, required_criteria_q
+from lifecycle.status import criteria_status as criteria_status
 
 logger = logging.getLogger(__name__)
 
@@ -77,18 +79,12 @@ class StageVisit:
     source: str
     reason: str
     changed_by_id: int | None
+    # The username of the CSM who moved the account by hand; blank otherwise.
+    changed_by_name: str = ""
 
-
-@dataclass(frozen=True)
-class CriterionStatus:
-    """Whether an account has met one success criterion, and by when it should."""
-
-    criterion: SuccessCriterion
-    met: bool
-    met_at: datetime | None
-    # Entry into the stage plus target_days; only for the account's stage.
-    due_at: datetime | None
-    overdue: bool
+    @property
+    def source_label(self) -> str:
+        return StageChangeSource(self.source).label
 
 
 # -- evaluation ---------------------------------------------------------------
@@ -267,25 +263,33 @@ def _record_criterion(criterion: SuccessCriterion, as_of: datetime) -> int | Non
 def _advance_complete_accounts(
     stages: list[Stage], pending: list[Stage], as_of: datetime
 ) -> list[StageChange]:
-    """Move accounts whose every criterion of their stage is met one stage on."""
+    """Move accounts that met the required criteria of their stage one stage on.
+
+    The required criteria are all of the stage's, or the chosen ones when
+    the stage advances on chosen criteria (Stage.advancement).
+    """
     following = {stage.pk: after for stage, after in itertools.pairwise(stages)}
     met_by_then = CriterionMet.objects.filter(
+        required_criteria_q("criterion__"),
         account=OuterRef("account"),
         criterion__stage=OuterRef("stage"),
         met_at__lte=as_of,
     )
-    criteria_of_stage = SuccessCriterion.objects.filter(stage=OuterRef("stage"))
+    criteria_of_stage = SuccessCriterion.objects.filter(
+        required_criteria_q(), stage=OuterRef("stage")
+    )
     complete = list(
         AccountStage.objects.filter(
             stage__in=[stage.pk for stage in pending if stage.pk in following],
             entered_at__lte=as_of,
         )
         .annotate(
-            criteria_total=_count(criteria_of_stage),
-            met_total=_count(met_by_then),
+            criteria_total=count_rows(criteria_of_stage),
+            met_total=count_rows(met_by_then),
             last_met_at=Subquery(met_by_then.order_by("-met_at").values("met_at")[:1]),
         )
-        # A stage without criteria keeps its accounts until a CSM moves them.
+        # A stage without required criteria keeps its accounts until a CSM
+        # moves them.
         .filter(criteria_total__gt=0, met_total=F("criteria_total"))
     )
     if not complete:
@@ -297,7 +301,7 @@ def _advance_complete_accounts(
     for placement in complete:
         stage = by_id[placement.stage_id]
         next_stage = following[stage.pk]
-        # The stage completed when its last criterion was met, or on entry
+        # The stage completed when its last required criterion was met, or on entry
         # when all were met already. It is never before entry, so the
         # history stays in time order.
         changed_at = max(placement.entered_at, placement.last_met_at)
@@ -320,20 +324,13 @@ def _advance_complete_accounts(
     return changes
 
 
-def _count(queryset: Any) -> Coalesce:
-    """Count a correlated subquery's rows, giving 0 rather than NULL for none."""
-    counted = (
-        queryset.order_by()
-        .values(group=Value(1))
-        .annotate(total=Count("pk"))
-        .values("total")
-    )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
-
-
 def _criteria_reason(stage: Stage) -> str:
-    names = "; ".join(criterion.name for criterion in stage.criteria.all())
-    return f"Met every success criterion of {stage.name}: {names}"
+    required = [
+        criterion.name for criterion in stage.criteria.all() if is_required(criterion)
+    ]
+    if stage.advancement == Advancement.CHOSEN:
+        return f"Met the chosen success criteria of {stage.name}: {'; '.join(required)}"
+    return f"Met every success criterion of {stage.name}: {'; '.join(required)}"
 
 
 # -- manual override ------------------------------------------------------------
@@ -417,7 +414,7 @@ def stage_history(
     as_of = _aware(as_of or timezone.now())
     changes = list(
         StageChange.objects.filter(account=account, changed_at__lte=as_of)
-        .select_related("to_stage")
+        .select_related("to_stage", "changed_by")
         .order_by("changed_at", "id")
     )
     visits = []
@@ -432,55 +429,12 @@ def stage_history(
                 source=change.source,
                 reason=change.reason,
                 changed_by_id=change.changed_by_id,
+                changed_by_name=(
+                    change.changed_by.get_username() if change.changed_by else ""
+                ),
             )
         )
     return visits
-
-
-def criteria_status(
-    account: Account, as_of: datetime | None = None
-) -> list[CriterionStatus]:
-    """Return every success criterion in stage order, met or not, as of as_of.
-
-    Met means an evaluation recorded it at or before as_of; this function
-    evaluates nothing itself. Due dates apply to the stage the account was
-    in at as_of.
-    """
-    as_of = _aware(as_of or timezone.now())
-    met_at = dict(
-        CriterionMet.objects.filter(account=account, met_at__lte=as_of).values_list(
-            "criterion_id", "met_at"
-        )
-    )
-    latest = (
-        StageChange.objects.filter(account=account, changed_at__lte=as_of)
-        .order_by("-changed_at", "-id")
-        .first()
-    )
-
-    statuses = []
-    criteria = SuccessCriterion.objects.select_related("stage").order_by(
-        "stage__order", "order", "id"
-    )
-    for criterion in criteria:
-        when = met_at.get(criterion.pk)
-        due_at = None
-        if (
-            latest is not None
-            and latest.to_stage_id == criterion.stage_id
-            and criterion.target_days is not None
-        ):
-            due_at = latest.changed_at + timedelta(days=criterion.target_days)
-        statuses.append(
-            CriterionStatus(
-                criterion=criterion,
-                met=when is not None,
-                met_at=when,
-                due_at=due_at,
-                overdue=when is None and due_at is not None and due_at < as_of,
-            )
-        )
-    return statuses
 
 
 def _aware(instant: datetime) -> datetime:

@@ -37,21 +37,24 @@ from lifecycle.models import (
     StageChange,
     SuccessCriterion,
 )
-from lifecycle.services import criteria_status, stage_history
+from lifecycle.reports import sum_stage_times
+from lifecycle.services import stage_history
+from lifecycle.status import account_criteria, missing_anchor_q
 
 
 def _stage_section(account: Account, today: date) -> dict[str, Any]:
-    placement = (
-        AccountStage.objects.filter(account=account).select_related("stage").first()
-    )
     now = timezone.now()
-    statuses = criteria_status(account, now)
-    current_stage_id = placement.stage_id if placement else None
+    criteria = account_criteria(account, now)
+    progress = criteria.progress
+    current_stage_id = progress.stage.pk if progress else None
+    statuses = criteria.statuses
+    history = stage_history(account, as_of=now)
     return {
-        "placement": placement,
+        "progress": progress,
         "current": [s for s in statuses if s.criterion.stage_id == current_stage_id],
         "others": [s for s in statuses if s.criterion.stage_id != current_stage_id],
-        "history": list(reversed(stage_history(account, as_of=now))),
+        "history": list(reversed(history)),
+        "stage_times": sum_stage_times(history),
     }
 
 
@@ -128,15 +131,17 @@ def behind_on_criterion(now: datetime) -> Q:
     """Accounts past the due date of a criterion of their current stage, unmet.
 
     Due is the entry into the stage plus the criterion's target days, as
-    on the account page; criteria without target days are never behind.
+    on the account page; criteria without target days are never behind, and
+    neither is a criterion that is not applicable because the account lacks
+    the date its condition is measured from.
     The condition has one term per such criterion, read with one query, and
     compares entered_at with a computed instant, so it needs no interval
     arithmetic, which SQLite's date functions lack.
     """
     behind = Q(pk__in=[])
     criteria = SuccessCriterion.objects.filter(target_days__isnull=False)
-    for criterion_id, stage_id, target_days in criteria.values_list(
-        "pk", "stage_id", "target_days"
+    for criterion_id, stage_id, target_days, condition in criteria.values_list(
+        "pk", "stage_id", "target_days", "condition"
     ):
         entered_before_due = AccountStage.objects.filter(
             account=OuterRef("pk"),
@@ -146,7 +151,11 @@ def behind_on_criterion(now: datetime) -> Q:
         met = CriterionMet.objects.filter(
             account=OuterRef("pk"), criterion_id=criterion_id
         )
-        behind |= Exists(entered_before_due) & ~Exists(met)
+        term = Exists(entered_before_due) & ~Exists(met)
+        missing_date = missing_anchor_q(condition)
+        if missing_date is not None:
+            term &= ~missing_date
+        behind |= term
     return behind
 
 
