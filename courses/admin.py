@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from courses.assessment_forms import QuestionAdminForm, QuestionFormSet
 from courses.certificates import revoke_certificate
+from courses.content import record_attendance
 from courses.forms import (
+    AttendanceAdminForm,
     CourseAdminForm,
     EnrollmentAdminForm,
     LessonAdminForm,
@@ -18,11 +20,14 @@ from courses.forms import (
 )
 from courses.models import (
     Attempt,
+    Attendance,
     Certificate,
+    ChecklistItem,
     Course,
     Enrollment,
     EnrollmentSource,
     Lesson,
+    LessonKind,
     LessonProgress,
     Module,
     Question,
@@ -161,10 +166,35 @@ class QuestionInline(admin.StackedInline):
         return super().get_queryset(request).prefetch_related("choices")
 
 
+class ChecklistItemInline(admin.TabularInline):
+    model = ChecklistItem
+    fields = ["order", "text"]
+    extra = 1
+    ordering = ["order", "id"]
+    verbose_name_plural = "Checklist steps (checklist lessons)"
+
+
+class AttendanceInline(admin.TabularInline):
+    model = Attendance
+    form = AttendanceAdminForm
+    fields = ["enrollment", "attended", "recorded_by", "recorded_at"]
+    readonly_fields = ["recorded_by", "recorded_at"]
+    raw_id_fields = ["enrollment"]
+    extra = 1
+    verbose_name_plural = "Attendance (live sessions)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Attendance]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("enrollment__contact", "recorded_by")
+        )
+
+
 @admin.register(Lesson)
 class LessonAdmin(admin.ModelAdmin):
     form = LessonAdminForm
-    inlines = [QuestionInline]
+    inlines = [QuestionInline, ChecklistItemInline, AttendanceInline]
     list_display = ["title", "module", "course_title", "kind", "order", "is_required"]
     list_filter = ["kind", "is_required", "module__course"]
     list_select_related = ["module__course"]
@@ -180,8 +210,18 @@ class LessonAdmin(admin.ModelAdmin):
                     ("kind", "is_required", "weight"),
                     "body",
                     "url",
+                    "file",
                     "external_id",
                 ]
+            },
+        ),
+        (
+            "Live session",
+            {
+                "fields": [("starts_at", "duration_minutes")],
+                "description": "Live session lessons: the join link goes in "
+                "Url. Record who attended in the Attendance rows below; "
+                "attending completes the lesson for that learner.",
             },
         ),
         (
@@ -200,6 +240,44 @@ class LessonAdmin(admin.ModelAdmin):
     @admin.display(description="Course", ordering="module__course__title")
     def course_title(self, lesson: Lesson) -> str:
         return lesson.module.course.title
+
+    def get_inline_instances(
+        self, request: HttpRequest, obj: Lesson | None = None
+    ) -> list[Any]:
+        # Each kind shows only the rows it uses; a new lesson shows them all
+        # until its kind is saved.
+        wanted: set[type] = {QuestionInline, ChecklistItemInline, AttendanceInline}
+        if obj is not None:
+            wanted = {QuestionInline}
+            if obj.kind == LessonKind.CHECKLIST:
+                wanted = {ChecklistItemInline}
+            elif obj.kind == LessonKind.LIVE_SESSION:
+                wanted = {AttendanceInline}
+        return [
+            inline
+            for inline in super().get_inline_instances(request, obj)
+            if type(inline) in wanted
+        ]
+
+    def save_formset(
+        self, request: HttpRequest, form: Any, formset: Any, change: bool
+    ) -> None:
+        if formset.model is not Attendance:
+            super().save_formset(request, form, formset, change)
+            return
+        # Attendance goes through the service, which completes the lesson
+        # for a learner who attended. save(commit=False) also fills the
+        # lists that the admin's change message reads.
+        changed = formset.save(commit=False)
+        for deleted in formset.deleted_objects:
+            deleted.delete()
+        for attendance in changed:
+            record_attendance(
+                attendance.enrollment,
+                form.instance,
+                attendance.attended,
+                recorded_by=request.user,
+            )
 
 
 class LessonProgressInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -3,9 +3,12 @@
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 
+from courses.content import VIDEO_EMBED_HOSTS, video_embed_url
 from courses.models import (
     MAX_PASS_MARK,
+    Attendance,
     CompletionRule,
     Course,
     Enrollment,
@@ -13,6 +16,7 @@ from courses.models import (
     LessonKind,
     Module,
 )
+from courses.uploads import validate_lesson_file
 
 
 class SignInLinkForm(forms.Form):
@@ -112,6 +116,9 @@ class LessonAdminForm(forms.ModelForm):
             "kind",
             "body",
             "url",
+            "file",
+            "starts_at",
+            "duration_minutes",
             "order",
             "is_required",
             "weight",
@@ -136,11 +143,23 @@ class LessonAdminForm(forms.ModelForm):
             "random order.",
             "external_id": "The id in the source system. Leave blank for a "
             "lesson written here.",
-            "kind": "What the lesson is. Every kind shows its text and link. "
+            "kind": "What the lesson is. Video: an uploaded file or a player "
+            "address. PDF and file download: an uploaded file. Checklist: the "
+            "steps below, completed when all are ticked. Live session: a start "
+            "time and join link, completed when you record attendance. "
             "Quizzes, exams and self-assessments with questions are completed "
             "by submitting answers; every other lesson with a button.",
-            "body": "Plain text shown to the learner. A blank line starts a new "
-            "paragraph. HTML is shown as typed, not rendered.",
+            "body": "Markdown shown to the learner: **bold**, *italic*, "
+            "# headings, - lists, [links](https://example.com), tables. A "
+            "single line break is kept. HTML is shown as typed, not rendered.",
+            "file": "Video lessons: MP4 or WebM, up to 500 MB. PDF lessons: a "
+            "PDF, up to 50 MB. File downloads: PDF, zip, Word, Excel, "
+            "PowerPoint, CSV, text, PNG or JPEG, up to 100 MB. Learners get "
+            "the file only through the portal, for courses they are enrolled in.",
+            "starts_at": "Live sessions: when the session starts. Learners see "
+            "it in their own time zone.",
+            "duration_minutes": "Live sessions: how long the session lasts, in "
+            "minutes; 60 in calendar files when blank.",
             "order": "Lessons are shown from the lowest number to the highest "
             "within their module.",
             "is_required": "A course is completed when every required lesson is "
@@ -151,6 +170,7 @@ class LessonAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        self._clean_content(cleaned)
         pass_mark = cleaned.get("pass_mark")
         # The inline on the module page has no rule fields, so it skips these checks.
         if "pass_mark" not in self.fields:
@@ -167,6 +187,81 @@ class LessonAdminForm(forms.ModelForm):
         for name in ("max_attempts", "questions_per_attempt", "time_limit_minutes"):
             if cleaned.get(name) == 0:
                 self.add_error(name, "Use a number of 1 or more, or leave it blank.")
+        return cleaned
+
+    def _clean_content(self, cleaned: dict[str, Any]) -> None:
+        """Check the file, video address and session time against the kind.
+
+        The inline on the module page has no file or time fields, so it
+        checks only the video address.
+        """
+        kind = cleaned.get("kind", self.instance.kind)
+        if "file" in self.fields:
+            self._clean_file(kind, cleaned)
+        url = cleaned.get("url") or ""
+        has_file = bool(
+            cleaned.get("file") or ("file" not in self.fields and self.instance.file)
+        )
+        if kind == LessonKind.VIDEO:
+            if url and video_embed_url(url) is None:
+                self.add_error(
+                    "url",
+                    f"“{url}” is not a video address that can be embedded. Use "
+                    "a video page on one of these hosts: "
+                    f"{', '.join(VIDEO_EMBED_HOSTS)}, or upload the video file.",
+                )
+            elif not url and not has_file and "file" in self.fields:
+                self.add_error(
+                    "file", "A video lesson needs a video file or a video address."
+                )
+        if (
+            kind == LessonKind.LIVE_SESSION
+            and "starts_at" in self.fields
+            and cleaned.get("starts_at") is None
+        ):
+            self.add_error("starts_at", "A live session needs its start date and time.")
+
+    def _clean_file(self, kind: str, cleaned: dict[str, Any]) -> None:
+        upload = cleaned.get("file")
+        if not upload:
+            if kind in (LessonKind.PDF, LessonKind.FILE):
+                self.add_error(
+                    "file",
+                    f"A {LessonKind(kind).label} lesson needs a file; upload one.",
+                )
+            return
+        # A stored file is checked again when the kind changes, so a PDF
+        # cannot become the file of a video lesson.
+        if "file" not in self.changed_data and "kind" not in self.changed_data:
+            return
+        try:
+            validate_lesson_file(kind, upload.name, upload.size, upload)
+        except ValidationError as error:
+            self.add_error("file", error)
+
+
+class AttendanceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Attendance
+        fields = ["enrollment", "attended"]
+        help_texts = {
+            "enrollment": "The learner's enrollment in this lesson's course; "
+            "use the search button to find it.",
+            "attended": "Ticked: attended, which completes the lesson for the "
+            "learner. Unticked: absent.",
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        enrollment = cleaned.get("enrollment")
+        lesson = self.instance.lesson if self.instance.lesson_id else None
+        if enrollment and lesson and enrollment.course_id != lesson.module.course_id:
+            self.add_error(
+                "enrollment",
+                f"Enrollment {enrollment.pk} is in another course, "
+                f"“{enrollment.course}”; choose an enrollment in this "
+                "lesson's course.",
+            )
         return cleaned
 
 

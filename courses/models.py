@@ -6,7 +6,10 @@ completed course adds a certificate.
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
+
+from courses.storage import lesson_file_path, lesson_file_storage
 
 # The highest pass mark, in percent.
 MAX_PASS_MARK = Decimal(100)
@@ -72,6 +75,7 @@ class LessonKind(models.TextChoices):
     LIVE_SESSION = "live_session", "Live session"
     LINK = "link", "Link"
     DISCUSSION = "discussion", "Discussion"
+    FILE = "file", "File download"
 
 
 class Lesson(models.Model):
@@ -81,8 +85,21 @@ class Lesson(models.Model):
     kind = models.CharField(
         max_length=20, choices=LessonKind.choices, default=LessonKind.TEXT
     )
+    # Markdown, rendered without raw HTML (courses.content.render_markdown).
     body = models.TextField(blank=True)
+    # A link lesson's page, a video's embed address, a live session's join link.
     url = models.URLField(blank=True)
+    # The video, PDF or download of the lesson; served only to enrolled
+    # learners, through the portal (courses.content_views.lesson_file).
+    file = models.FileField(
+        upload_to=lesson_file_path,
+        storage=lesson_file_storage,
+        max_length=300,
+        blank=True,
+    )
+    # Live sessions: when the session starts and how long it lasts.
+    starts_at = models.DateTimeField(null=True, blank=True)
+    duration_minutes = models.PositiveIntegerField(null=True, blank=True)
     order = models.PositiveIntegerField(default=0)
     is_required = models.BooleanField(default=True)
     # For assessments: the share of the course grade, in percent.
@@ -176,7 +193,17 @@ class LessonProgress(models.Model):
     started_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
     views = models.PositiveIntegerField(default=0)
+    # Seconds the learner spent on the lesson with the page visible and in
+    # use, summed from heartbeats that the server caps (courses.heartbeats).
     time_spent_seconds = models.PositiveIntegerField(default=0)
+    # A video lesson's playback position, in whole seconds, to resume from.
+    position_seconds = models.PositiveIntegerField(default=0)
+    # The page view (its number in views) whose heartbeats are counted, the
+    # last heartbeat sequence number counted from it, and when that heartbeat
+    # or the view arrived. Older views and replayed numbers are ignored.
+    heartbeat_view = models.PositiveIntegerField(default=0)
+    heartbeat_sequence = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     score = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -438,3 +465,77 @@ class PathEnrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact} on {self.path}"
+
+
+# --- Checklists and live sessions ----------------------------------------------
+
+
+class ChecklistItem(models.Model):
+    """One step of a checklist lesson, ticked by the learner."""
+
+    lesson = models.ForeignKey(
+        Lesson, on_delete=models.CASCADE, related_name="checklist_items"
+    )
+    text = models.CharField(max_length=300)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["lesson", "order", "id"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ChecklistTick(models.Model):
+    """A checklist item that a learner ticked."""
+
+    enrollment = models.ForeignKey(
+        Enrollment, on_delete=models.CASCADE, related_name="checklist_ticks"
+    )
+    item = models.ForeignKey(
+        ChecklistItem, on_delete=models.CASCADE, related_name="ticks"
+    )
+    ticked_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Ticking twice inserts nothing (ON CONFLICT DO NOTHING).
+            models.UniqueConstraint(
+                fields=["enrollment", "item"], name="one_tick_per_checklist_item"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.enrollment} ticked {self.item_id}"
+
+
+class Attendance(models.Model):
+    """Whether a learner attended a live session, as a CSM recorded it."""
+
+    enrollment = models.ForeignKey(
+        Enrollment, on_delete=models.CASCADE, related_name="attendances"
+    )
+    lesson = models.ForeignKey(
+        Lesson, on_delete=models.CASCADE, related_name="attendances"
+    )
+    attended = models.BooleanField(default=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "attendance"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment", "lesson"], name="one_attendance_per_session"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "attended" if self.attended else "absent"
+        return f"{self.enrollment} {state} at {self.lesson_id}"

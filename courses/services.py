@@ -521,6 +521,8 @@ def record_lesson_view(
 ) -> LessonProgress:
     """Record that the learner opened a lesson: one more view, started on first view.
 
+    The new view is the one whose heartbeats count time from then on.
+
     The first view of a lesson sends data_changed ("learning") for the
     contact's account. Later views only count views, which no condition
     reads, so they send nothing.
@@ -538,8 +540,14 @@ def record_lesson_view(
         [LessonProgress(enrollment=locked, lesson=lesson, started_at=viewed_at)],
         ignore_conflicts=True,
     )
+    # The view's number becomes the one whose heartbeats count from now on
+    # (courses.heartbeats), with its time as the start of the first interval.
     LessonProgress.objects.filter(enrollment=locked, lesson=lesson).update(
-        views=F("views") + 1, updated_at=timezone.now()
+        views=F("views") + 1,
+        heartbeat_view=F("views") + 1,
+        heartbeat_sequence=0,
+        heartbeat_at=viewed_at,
+        updated_at=timezone.now(),
     )
     advanced = _advance(locked, lesson, viewed_at)
     if first_view or advanced:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from courses import assessment_views, certificate_views, views
+from courses import assessment_views, certificate_views, content_views, views
 
 app_name = "portal"
 
@@ -29,6 +29,26 @@ urlpatterns = [
         "courses/<slug:slug>/lessons/<int:lesson_id>/complete/",
         views.complete,
         name="complete-lesson",
+    ),
+    path(
+        "courses/<slug:slug>/lessons/<int:lesson_id>/file/",
+        content_views.lesson_file,
+        name="lesson-file",
+    ),
+    path(
+        "courses/<slug:slug>/lessons/<int:lesson_id>/session.ics",
+        content_views.session_calendar,
+        name="session-calendar",
+    ),
+    path(
+        "courses/<slug:slug>/lessons/<int:lesson_id>/checklist/",
+        content_views.checklist,
+        name="checklist",
+    ),
+    path(
+        "courses/<slug:slug>/lessons/<int:lesson_id>/heartbeat/",
+        content_views.heartbeat,
+        name="heartbeat",
     ),
     path(
         "courses/<slug:slug>/lessons/<int:lesson_id>/attempts/",

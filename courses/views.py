@@ -15,14 +15,30 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from courses.assessments import assessment_state, is_assessment
+from courses.content import (
+    checklist_state,
+    render_markdown,
+    session_time,
+    video_embed_url,
+)
 from courses.forms import SignInLinkForm
-from courses.models import Certificate, Enrollment, EnrollmentStatus, Lesson, Question
+from courses.heartbeats import HEARTBEAT_INTERVAL_SECONDS
+from courses.models import (
+    Certificate,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    LessonKind,
+    LessonProgress,
+    Question,
+)
 from courses.services import (
     LessonEntry,
     Progress,
@@ -40,15 +56,15 @@ from customers.models import Contact
 
 logger = logging.getLogger(__name__)
 
-ContactView = Callable[Concatenate[HttpRequest, Contact, ...], HttpResponse]
+ContactView = Callable[Concatenate[HttpRequest, Contact, ...], HttpResponseBase]
 
 
-def contact_required(view: ContactView) -> Callable[..., HttpResponse]:
+def contact_required(view: ContactView) -> Callable[..., HttpResponseBase]:
     """Require a signed-in user with a contact, and pass the contact to the view."""
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # login_required ran first, so the user is a saved row with a pk.
         user_id = request.user.pk or 0
         contact = Contact.objects.filter(user_id=user_id).first()
@@ -232,8 +248,62 @@ def lesson(
         "assessment": (
             assessment_state(enrollment, current) if _has_questions(current) else None
         ),
+        "body_html": render_markdown(current.body),
+        "heartbeat_interval": HEARTBEAT_INTERVAL_SECONDS,
+        **_content_context(contact, enrollment, current, progress),
     }
     return render(request, "portal/lesson.html", context)
+
+
+def _content_context(
+    contact: Contact,
+    enrollment: Enrollment,
+    lesson: Lesson,
+    progress: LessonProgress | None,
+) -> dict[str, Any]:
+    """Return what the lesson page shows for the lesson's kind.
+
+    Only a checklist lesson costs queries of its own (two).
+    """
+    kind = lesson.kind
+    has_file = bool(lesson.file)
+    context: dict[str, Any] = {
+        "file_url": (
+            reverse(
+                "portal:lesson-file",
+                kwargs={"slug": enrollment.course.slug, "lesson_id": lesson.pk},
+            )
+            if has_file
+            else ""
+        ),
+        "file_name": lesson.file.name.rsplit("/", 1)[-1] if has_file else "",
+        "resume_position": progress.position_seconds if progress else 0,
+        "view_number": progress.views if progress else 0,
+    }
+    if kind == LessonKind.VIDEO and not has_file:
+        context["embed_url"] = video_embed_url(lesson.url) or ""
+    if kind == LessonKind.CHECKLIST:
+        context["checklist"] = checklist_state(enrollment, lesson)
+    if kind == LessonKind.LIVE_SESSION:
+        context["session"] = session_time(lesson, contact)
+    return context
+
+
+def _completed_otherwise(lesson: Lesson) -> str:
+    """Return why a lesson has no Mark complete button, or "" when it has one."""
+    if _has_questions(lesson):
+        return (
+            f"“{lesson.title}” is completed by submitting its answers, "
+            "not with a button."
+        )
+    if lesson.kind == LessonKind.CHECKLIST:
+        return f"“{lesson.title}” is completed by ticking every step of its checklist."
+    if lesson.kind == LessonKind.LIVE_SESSION:
+        return (
+            f"“{lesson.title}” is completed when your customer success manager "
+            "records that you attended."
+        )
+    return ""
 
 
 def _has_questions(lesson: Lesson) -> bool:
@@ -248,12 +318,9 @@ def complete(
     request: HttpRequest, contact: Contact, slug: str, lesson_id: int
 ) -> HttpResponse:
     enrollment, current = enrolled_lesson(contact, slug, lesson_id)
-    if _has_questions(current):
-        messages.error(
-            request,
-            f"“{current.title}” is completed by submitting its answers, "
-            "not with a button.",
-        )
+    refusal = _completed_otherwise(current)
+    if refusal:
+        messages.error(request, refusal)
         return redirect(lesson_path(enrollment.course, current))
     was_completed = enrollment.status == EnrollmentStatus.COMPLETED
     enrollment = complete_lesson(enrollment, current)

@@ -178,7 +178,7 @@ def test_lesson_body_is_escaped(learner_client, learner):
     content = learner_client.get(lesson_url(course, lessons[0])).content.decode()
 
     assert "<script>alert" not in content
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in content
+    assert "<p>&lt;script&gt;alert('x')&lt;/script&gt;</p>" in content
     assert "<p>Second &lt;b&gt;paragraph&lt;/b&gt;</p>" in content
     assert "javascript:" not in content
 

@@ -1,0 +1,411 @@
+"""Lesson content: Markdown text, video embeds, live sessions and checklists.
+
+The portal's lesson page and the admin call these; what they write goes
+through courses.services so completion and its signals stay in one place.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from urllib.parse import parse_qs, urlsplit
+
+import nh3
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from markdown_it import MarkdownIt
+
+from courses.models import (
+    Attendance,
+    ChecklistItem,
+    ChecklistTick,
+    Enrollment,
+    Lesson,
+    LessonKind,
+)
+from courses.services import complete_lesson, lesson_of_course, lock_enrollment
+from customers.models import Contact
+from customers.time_zones import load_time_zone
+
+logger = logging.getLogger(__name__)
+
+# --- Markdown -------------------------------------------------------------------
+
+# The tags that Markdown produces, and nothing else survives cleaning.
+MARKDOWN_TAGS = {
+    "a",
+    "blockquote",
+    "br",
+    "code",
+    "del",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "s",
+    "strong",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+}
+MARKDOWN_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "ol": {"start"},
+    "td": {"style"},
+    "th": {"style"},
+}
+LINK_SCHEMES = {"http", "https", "mailto"}
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    # CommonMark with raw HTML off, so typed HTML is shown as text. A single
+    # line break stays a line break, as lesson text was plain text before.
+    return MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(
+        ["table", "strikethrough"]
+    )
+
+
+def render_markdown(text: str) -> SafeString:
+    """Render lesson text from Markdown to HTML that is safe to put in a page.
+
+    markdown-it-py escapes raw HTML and drops javascript: links, and nh3
+    then keeps only MARKDOWN_TAGS with their listed attributes and links
+    with LINK_SCHEMES, so a bug in either one alone lets no script through.
+    """
+    html = _markdown().render(text)
+    cleaned = nh3.clean(
+        html,
+        tags=MARKDOWN_TAGS,
+        attributes=MARKDOWN_ATTRIBUTES,
+        url_schemes=LINK_SCHEMES,
+        link_rel="noopener noreferrer",
+        filter_style_properties={"text-align"},
+    )
+    return mark_safe(cleaned)
+
+
+# --- Video embeds -----------------------------------------------------------------
+
+# Hosts whose players a video lesson may embed, and the player address for
+# a video id on each. Any other address is rejected in the admin.
+YOUTUBE_PLAYER = "https://www.youtube-nocookie.com/embed/{id}"
+VIMEO_PLAYER = "https://player.vimeo.com/video/{id}"
+LOOM_PLAYER = "https://www.loom.com/embed/{id}"
+WISTIA_PLAYER = "https://fast.wistia.net/embed/iframe/{id}"
+
+VIDEO_EMBED_HOSTS = (
+    "youtube.com",
+    "youtu.be",
+    "youtube-nocookie.com",
+    "vimeo.com",
+    "loom.com",
+    "wistia.net",
+    "wistia.com",
+)
+
+
+def _clean_id(value: str) -> str | None:
+    # Video ids of these hosts are letters, digits, hyphens and underscores.
+    value = value.strip()
+    if value and all(char.isalnum() or char in "-_" for char in value):
+        return value
+    return None
+
+
+def _youtube_id(host: str, parts: list[str], query: str) -> str | None:
+    if host == "youtu.be":
+        return _clean_id(parts[0]) if parts else None
+    if parts[:1] == ["watch"]:
+        return _clean_id(parse_qs(query).get("v", [""])[0])
+    if len(parts) >= 2 and parts[0] in ("embed", "shorts", "live"):
+        return _clean_id(parts[1])
+    return None
+
+
+def video_embed_url(url: str) -> str | None:
+    """Return the player address to embed for a video page on an allowed host.
+
+    Accepts the usual share forms, such as youtube.com/watch?v=ID, youtu.be/ID,
+    vimeo.com/ID, loom.com/share/ID and fast.wistia.net/embed/iframe/ID.
+    Returns None for any other host, scheme or form.
+    """
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower().removeprefix("www.").removeprefix("m.")
+    if parts.scheme != "https" or host not in _embed_hosts():
+        return None
+    segments = [segment for segment in parts.path.split("/") if segment]
+
+    if host in ("youtube.com", "youtu.be", "youtube-nocookie.com"):
+        video_id = _youtube_id(host, segments, parts.query)
+        return YOUTUBE_PLAYER.format(id=video_id) if video_id else None
+    if host in ("vimeo.com", "player.vimeo.com"):
+        video_id = _clean_id(segments[-1]) if segments else None
+        return VIMEO_PLAYER.format(id=video_id) if video_id else None
+    if host == "loom.com" and len(segments) == 2 and segments[0] in ("share", "embed"):
+        video_id = _clean_id(segments[1])
+        return LOOM_PLAYER.format(id=video_id) if video_id else None
+    if host in ("fast.wistia.net", "fast.wistia.com") and segments[:2] == [
+        "embed",
+        "iframe",
+    ]:
+        video_id = _clean_id(segments[2]) if len(segments) > 2 else None
+        return WISTIA_PLAYER.format(id=video_id) if video_id else None
+    return None
+
+
+@cache
+def _embed_hosts() -> frozenset[str]:
+    return frozenset(
+        {*VIDEO_EMBED_HOSTS, "player.vimeo.com", "fast.wistia.net", "fast.wistia.com"}
+    )
+
+
+# --- Live sessions ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionTime:
+    starts_at: datetime
+    ends_at: datetime | None
+    # The IANA name of the zone the times are shown in.
+    zone_name: str
+
+
+def session_time(lesson: Lesson, contact: Contact) -> SessionTime | None:
+    """Return a live session's start and end in the learner's time zone.
+
+    The zone is the contact's, else the account's, else the site's
+    (settings.TIME_ZONE). Returns None when no start time is set.
+    """
+    if lesson.starts_at is None:
+        return None
+    zone_name = _zone_name(contact)
+    zone = load_time_zone(zone_name)
+    starts_at = lesson.starts_at.astimezone(zone)
+    ends_at = None
+    if lesson.duration_minutes:
+        ends_at = starts_at + timedelta(minutes=lesson.duration_minutes)
+    return SessionTime(starts_at=starts_at, ends_at=ends_at, zone_name=zone_name)
+
+
+def _zone_name(contact: Contact) -> str:
+    for name in (contact.time_zone, contact.account.time_zone):
+        if not name:
+            continue
+        try:
+            load_time_zone(name)
+        except ValueError:
+            # Imported rows skip the form's check, so the next zone is used.
+            logger.warning("Contact %s has an invalid time zone %r", contact.pk, name)
+            continue
+        return name
+    return timezone.get_default_timezone_name()
+
+
+# Lines of an iCalendar file are folded at 75 octets (RFC 5545, 3.1).
+ICS_LINE_OCTETS = 75
+
+
+def _ics_text(value: str) -> str:
+    # RFC 5545, 3.3.11: backslash, semicolon, comma and newlines are escaped.
+    return (
+        value.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+    )
+
+
+def _fold(line: str) -> str:
+    """Fold a content line into pieces of at most 75 octets, CRLF and a space apart."""
+    pieces: list[str] = []
+    current = ""
+    limit = ICS_LINE_OCTETS
+    for char in line:
+        if len((current + char).encode()) > limit:
+            pieces.append(current)
+            current = char
+            # Continuation lines start with a space, which counts as an octet.
+            limit = ICS_LINE_OCTETS - 1
+        else:
+            current += char
+    pieces.append(current)
+    return "\r\n ".join(pieces)
+
+
+def _ics_utc(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+# Length of a session without a duration, in the calendar file.
+DEFAULT_SESSION_MINUTES = 60
+
+
+def session_ics(lesson: Lesson, page_url: str, host: str) -> str:
+    """Return an iCalendar (.ics) file with one event for a live session.
+
+    Times are in UTC, so every calendar shows them in its own zone. The UID
+    is stable per lesson, so importing the file again updates the event.
+    Raises ValueError when the lesson has no start time.
+    """
+    if lesson.starts_at is None:
+        raise ValueError(f"Live session {lesson.pk} has no start time yet")
+    minutes = lesson.duration_minutes or DEFAULT_SESSION_MINUTES
+    ends_at = lesson.starts_at + timedelta(minutes=minutes)
+    description = f"Join: {lesson.url}\n" if lesson.url else ""
+    description += f"Lesson: {page_url}"
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Nudgepath//Live sessions//EN",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        "BEGIN:VEVENT",
+        f"UID:lesson-{lesson.pk}@{host}",
+        f"DTSTAMP:{_ics_utc(timezone.now())}",
+        f"DTSTART:{_ics_utc(lesson.starts_at)}",
+        f"DTEND:{_ics_utc(ends_at)}",
+        f"SUMMARY:{_ics_text(lesson.title)}",
+        f"DESCRIPTION:{_ics_text(description)}",
+    ]
+    if lesson.url:
+        lines += [f"LOCATION:{_ics_text(lesson.url)}", f"URL:{lesson.url}"]
+    lines += ["END:VEVENT", "END:VCALENDAR"]
+    return "".join(_fold(line) + "\r\n" for line in lines)
+
+
+@transaction.atomic
+def record_attendance(
+    enrollment: Enrollment,
+    lesson: Lesson,
+    attended: bool,
+    recorded_by: AbstractBaseUser | AnonymousUser | None = None,
+    at: datetime | None = None,
+) -> Attendance:
+    """Store whether a learner attended a live session; attending completes it.
+
+    Recording absence later keeps the lesson completed, because completion
+    is never taken back. Raises ValueError for a lesson of another course or
+    of another kind.
+    """
+    recorded_at = at or timezone.now()
+    lesson = lesson_of_course(enrollment, lesson)
+    if lesson.kind != LessonKind.LIVE_SESSION:
+        raise ValueError(
+            f"Lesson {lesson.pk} is a {lesson.get_kind_display()} lesson, but "
+            "attendance is recorded for live sessions only."
+        )
+    user = recorded_by if isinstance(recorded_by, AbstractBaseUser) else None
+    attendance, _created = Attendance.objects.update_or_create(
+        enrollment=enrollment,
+        lesson=lesson,
+        defaults={
+            "attended": attended,
+            "recorded_by": user,
+            "recorded_at": recorded_at,
+        },
+    )
+    if attended:
+        complete_lesson(enrollment, lesson, at=recorded_at)
+    logger.info(
+        "Recorded enrollment %s as %s at live session %s",
+        enrollment.pk,
+        "attended" if attended else "absent",
+        lesson.pk,
+    )
+    return attendance
+
+
+# --- Checklists -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChecklistEntry:
+    item: ChecklistItem
+    ticked: bool
+
+
+def checklist_state(enrollment: Enrollment, lesson: Lesson) -> list[ChecklistEntry]:
+    """Return the lesson's checklist items in order, each with whether it is ticked.
+
+    Two queries: the items, and the learner's ticks.
+    """
+    items = list(ChecklistItem.objects.filter(lesson=lesson))
+    ticked = set(
+        ChecklistTick.objects.filter(
+            enrollment=enrollment, item__lesson=lesson
+        ).values_list("item_id", flat=True)
+    )
+    return [ChecklistEntry(item=item, ticked=item.pk in ticked) for item in items]
+
+
+@transaction.atomic
+def save_checklist(
+    enrollment: Enrollment,
+    lesson: Lesson,
+    ticked_item_ids: Iterable[int],
+    at: datetime | None = None,
+) -> bool:
+    """Set the learner's ticks to exactly these items; return whether all are ticked.
+
+    Ticking every item completes the lesson. Unticking later keeps the
+    lesson completed. Saving the same set again changes nothing. Raises
+    ValueError naming an id that is not an item of this lesson.
+    """
+    ticked_at = at or timezone.now()
+    lesson = lesson_of_course(enrollment, lesson)
+    if lesson.kind != LessonKind.CHECKLIST:
+        raise ValueError(
+            f"Lesson {lesson.pk} is a {lesson.get_kind_display()} lesson, "
+            "not a checklist."
+        )
+    item_ids = set(
+        ChecklistItem.objects.filter(lesson=lesson).values_list("pk", flat=True)
+    )
+    requested = set(ticked_item_ids)
+    unknown = sorted(requested - item_ids)
+    if unknown:
+        raise ValueError(
+            f"Item {unknown[0]} is not on the checklist of “{lesson.title}”. "
+            "Reload the page to see its current items."
+        )
+
+    # The enrollment lock makes two saves from two tabs run one after another.
+    locked = lock_enrollment(enrollment)
+    ChecklistTick.objects.filter(enrollment=locked, item__lesson=lesson).exclude(
+        item_id__in=requested
+    ).delete()
+    ChecklistTick.objects.bulk_create(
+        [
+            ChecklistTick(enrollment=locked, item_id=item_id, ticked_at=ticked_at)
+            for item_id in sorted(requested)
+        ],
+        ignore_conflicts=True,
+    )
+
+    all_ticked = bool(item_ids) and requested == item_ids
+    if all_ticked:
+        complete_lesson(enrollment, lesson, at=ticked_at)
+    return all_ticked

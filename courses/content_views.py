@@ -1,0 +1,220 @@
+"""Portal endpoints of lesson content: files, calendar files, checklists, heartbeats.
+
+Each looks the lesson up through the signed-in contact's own enrollment,
+so another learner's lesson is a 404, as on the lesson page.
+"""
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import IO
+
+from django.contrib import messages
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET, require_POST
+
+from courses.content import save_checklist, session_ics
+from courses.heartbeats import parse_heartbeat, record_heartbeat
+from courses.models import LessonKind
+from courses.services import lesson_path
+from courses.uploads import file_type_of
+from courses.views import contact_required, enrolled_lesson
+from customers.models import Contact
+
+logger = logging.getLogger(__name__)
+
+# Lesson kinds whose file the browser shows in the page; others download.
+INLINE_KINDS = (LessonKind.VIDEO, LessonKind.PDF)
+
+# Bytes per chunk when streaming part of a file.
+CHUNK_BYTES = 64 * 1024
+
+RANGE_PATTERN = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _requested_range(header: str, size: int) -> tuple[int, int] | None:
+    """Return the (first, last) byte of a single-range header, or None to send all.
+
+    Raises ValueError for a range that starts past the end of the file.
+    Several ranges in one header are answered with the whole file, which
+    RFC 9110 allows.
+    """
+    match = RANGE_PATTERN.match(header.strip())
+    if match is None:
+        return None
+    start_text, end_text = match.groups()
+    if not start_text and not end_text:
+        return None
+    if not start_text:
+        # "bytes=-N" asks for the last N bytes.
+        suffix = int(end_text)
+        if suffix == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - suffix), size - 1
+    first = int(start_text)
+    last = int(end_text) if end_text else size - 1
+    if first >= size or last < first:
+        raise ValueError(f"range {first}-{last} is outside 0-{size - 1}")
+    return first, min(last, size - 1)
+
+
+def _read_range(handle: IO[bytes], first: int, last: int) -> Iterator[bytes]:
+    try:
+        handle.seek(first)
+        remaining = last - first + 1
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK_BYTES, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
+
+
+@contact_required
+@require_GET
+@xframe_options_sameorigin
+def lesson_file(
+    request: HttpRequest, contact: Contact, slug: str, lesson_id: int
+) -> HttpResponseBase:
+    """Send the lesson's file, whole or the byte range asked for.
+
+    Browsers seek in a video by asking for byte ranges, and Chromium does
+    not resume a video at a stored position when the server answers them
+    with the whole file, so single ranges are answered with 206.
+    """
+    _enrollment, lesson = enrolled_lesson(contact, slug, lesson_id)
+    file_type = file_type_of(lesson.file.name) if lesson.file else None
+    if file_type is None or not lesson.file.storage.exists(lesson.file.name):
+        raise Http404("This lesson has no file.")
+    size = lesson.file.size
+    as_attachment = lesson.kind not in INLINE_KINDS
+    filename = lesson.file.name.rsplit("/", 1)[-1]
+
+    try:
+        byte_range = _requested_range(request.headers.get("Range", ""), size)
+    except ValueError:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+
+    if byte_range is None:
+        whole = FileResponse(
+            lesson.file.open("rb"),
+            as_attachment=as_attachment,
+            filename=filename,
+            content_type=file_type.content_type,
+        )
+        whole["Accept-Ranges"] = "bytes"
+        whole["Cache-Control"] = "private, max-age=3600"
+        return whole
+
+    first, last = byte_range
+    partial = StreamingHttpResponse(
+        _read_range(lesson.file.open("rb"), first, last),
+        status=206,
+        content_type=file_type.content_type,
+    )
+    partial["Content-Range"] = f"bytes {first}-{last}/{size}"
+    partial["Content-Length"] = str(last - first + 1)
+    partial["Accept-Ranges"] = "bytes"
+    partial["Cache-Control"] = "private, max-age=3600"
+    return partial
+
+
+@contact_required
+@require_GET
+def session_calendar(
+    request: HttpRequest, contact: Contact, slug: str, lesson_id: int
+) -> HttpResponse:
+    """Send a live session as an .ics file for the learner's calendar."""
+    enrollment, lesson = enrolled_lesson(contact, slug, lesson_id)
+    if lesson.kind != LessonKind.LIVE_SESSION or lesson.starts_at is None:
+        raise Http404("This lesson is not a scheduled live session.")
+    page_url = request.build_absolute_uri(lesson_path(enrollment.course, lesson))
+    body = session_ics(lesson, page_url, request.get_host())
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="session-{lesson.pk}.ics"'
+    return response
+
+
+@contact_required
+@require_POST
+def checklist(
+    request: HttpRequest, contact: Contact, slug: str, lesson_id: int
+) -> HttpResponse:
+    """Save the ticked items of a checklist lesson and go back to it."""
+    enrollment, lesson = enrolled_lesson(contact, slug, lesson_id)
+    if lesson.kind != LessonKind.CHECKLIST:
+        raise Http404("This lesson is not a checklist.")
+    try:
+        item_ids = [int(value) for value in request.POST.getlist("item")]
+        all_ticked = save_checklist(enrollment, lesson, item_ids)
+    except ValueError as exc:
+        logger.info(
+            "Checklist of lesson %s rejected for enrollment %s: %s",
+            lesson.pk,
+            enrollment.pk,
+            exc,
+        )
+        messages.error(request, _learner_message(exc))
+        return redirect(lesson_path(enrollment.course, lesson))
+
+    if all_ticked:
+        messages.success(request, f"Every step of “{lesson.title}” is done.")
+    else:
+        messages.success(request, "Your checklist is saved.")
+    return redirect(lesson_path(enrollment.course, lesson))
+
+
+def _learner_message(exc: ValueError) -> str:
+    text = str(exc)
+    # int() of a tampered value says "invalid literal ..."; explain it plainly.
+    if text.startswith("invalid literal"):
+        return "The checklist form was not valid; reload the page and tick again."
+    return text
+
+
+@never_cache
+@require_POST
+def heartbeat(request: HttpRequest, slug: str, lesson_id: int) -> HttpResponse:
+    """Count the learner's active time on a lesson; see courses.heartbeats.
+
+    Answers JSON: 200 whether or not the heartbeat was counted (a replay is
+    not an error), 400 for a malformed one, 403 when signed out, and 404
+    for a lesson that is not the user's own.
+    """
+    if not request.user.is_authenticated:
+        return JsonResponse(
+            {"error": "You are signed out; sign in again to record your progress."},
+            status=403,
+        )
+    try:
+        beat = parse_heartbeat(request.POST)
+    except ValueError as exc:
+        logger.info("Heartbeat for lesson %s rejected: %s", lesson_id, exc)
+        return JsonResponse({"error": str(exc)}, status=400)
+
+    result = record_heartbeat(request.user.pk, slug, lesson_id, beat)
+    if result is None:
+        return JsonResponse({"error": "Lesson not found."}, status=404)
+    return JsonResponse(
+        {
+            "accepted": result.accepted,
+            "reason": result.reason,
+            "credited_seconds": result.credited_seconds,
+            "time_spent_seconds": result.time_spent_seconds,
+        }
+    )

@@ -1,0 +1,177 @@
+"""Time spent on lessons, measured by heartbeats from the lesson page.
+
+The page (static/portal/lesson.js) sends a heartbeat every
+HEARTBEAT_INTERVAL_SECONDS while it is visible and the learner is active,
+that is, used the mouse, keyboard or touch screen in the last minute or is
+playing the video. Each heartbeat reports the active seconds since the
+previous one. The server adds them to LessonProgress.time_spent_seconds,
+but never more than MAX_HEARTBEAT_SECONDS per heartbeat and never more than
+the time that passed since the previous heartbeat, so a tab left open
+overnight, a replayed request or a script that posts in a loop adds at most
+one interval.
+
+Each heartbeat names the page view it comes from (the view's number in
+LessonProgress.views) and a sequence number that starts at 1 on every page
+view. Only the latest view of the lesson is counted, and only numbers above
+the last one counted, so replays and a second tab on the same lesson add
+nothing.
+"""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import F
+from django.utils import timezone
+
+from courses.models import EnrollmentStatus, LessonProgress
+
+logger = logging.getLogger(__name__)
+
+# How often the page sends a heartbeat while the learner is active.
+HEARTBEAT_INTERVAL_SECONDS = 15
+# The most seconds one heartbeat adds: the interval plus slack for browser
+# timers that fire late on a busy machine.
+MAX_HEARTBEAT_SECONDS = 20
+# Seconds a heartbeat may claim beyond the time since the previous heartbeat
+# (or the page view), for the request's travel time and rounding.
+ELAPSED_SLACK_SECONDS = 2
+# The highest video position accepted, in seconds (24 hours).
+MAX_POSITION_SECONDS = 24 * 60 * 60
+# The highest view and sequence numbers accepted; the column is 32-bit.
+MAX_COUNTER = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    view: int
+    sequence: int
+    # Seconds the learner was active since the previous heartbeat, as the page
+    # measured them.
+    active_seconds: int
+    # The video's playback position in whole seconds; None for other lessons.
+    position_seconds: int | None
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    accepted: bool
+    credited_seconds: int
+    time_spent_seconds: int
+    # Why a heartbeat was not counted: "replayed" for a sequence number
+    # counted already, "superseded" for an older page view.
+    reason: str = ""
+
+
+def _integer(data: Mapping[str, str], name: str, maximum: int) -> int:
+    raw = data.get(name, "")
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Heartbeat field {name} is {raw!r}; send a whole number from 0 "
+            f"to {maximum}."
+        ) from None
+    if not 0 <= value <= maximum:
+        raise ValueError(
+            f"Heartbeat field {name} is {value}; send a whole number from 0 "
+            f"to {maximum}."
+        )
+    return value
+
+
+def parse_heartbeat(data: Mapping[str, str]) -> Heartbeat:
+    """Read a heartbeat from posted form fields; raise ValueError naming a bad field.
+
+    Fields: view, sequence (1 or more), active_seconds, and position for
+    video lessons. Active seconds above the cap are accepted here and capped
+    when recorded.
+    """
+    sequence = _integer(data, "sequence", MAX_COUNTER)
+    if sequence == 0:
+        raise ValueError("Heartbeat field sequence is 0; numbers start at 1.")
+    position = None
+    if data.get("position", "") != "":
+        position = _integer(data, "position", MAX_POSITION_SECONDS)
+    return Heartbeat(
+        view=_integer(data, "view", MAX_COUNTER),
+        sequence=sequence,
+        active_seconds=_integer(data, "active_seconds", MAX_COUNTER),
+        position_seconds=position,
+    )
+
+
+def credit_for(beat: Heartbeat, previous_at: datetime | None, now: datetime) -> int:
+    """Return the seconds a heartbeat adds: its active seconds, capped twice.
+
+    The caps are MAX_HEARTBEAT_SECONDS and the whole seconds since the
+    previous heartbeat or page view plus ELAPSED_SLACK_SECONDS.
+    """
+    credited = min(beat.active_seconds, MAX_HEARTBEAT_SECONDS)
+    if previous_at is None:
+        return credited
+    elapsed = max(0, int((now - previous_at).total_seconds()))
+    return max(0, min(credited, elapsed + ELAPSED_SLACK_SECONDS))
+
+
+def record_heartbeat(
+    user_id: int,
+    course_slug: str,
+    lesson_id: int,
+    beat: Heartbeat,
+    at: datetime | None = None,
+) -> HeartbeatResult | None:
+    """Add a heartbeat's capped seconds to the learner's progress on a lesson.
+
+    Returns None when the user has no progress row on this lesson through
+    an enrollment of their own in a published course, which the view turns
+    into a 404. Two queries: one reads the row through the user's
+    enrollment, and one conditional UPDATE writes it only if no other
+    heartbeat was counted in between, so concurrent replays count once.
+    """
+    now = at or timezone.now()
+    row = (
+        LessonProgress.objects.filter(
+            enrollment__contact__user_id=user_id,
+            enrollment__course__slug=course_slug,
+            enrollment__course__is_published=True,
+            lesson_id=lesson_id,
+            lesson__module__course_id=F("enrollment__course_id"),
+        )
+        .exclude(enrollment__status=EnrollmentStatus.UNENROLLED)
+        .values_list(
+            "pk",
+            "heartbeat_view",
+            "heartbeat_sequence",
+            "heartbeat_at",
+            "time_spent_seconds",
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    progress_id, view, sequence, previous_at, spent = row
+
+    if beat.view != view:
+        return HeartbeatResult(False, 0, spent, "superseded")
+    if beat.sequence <= sequence:
+        return HeartbeatResult(False, 0, spent, "replayed")
+
+    credited = credit_for(beat, previous_at, now)
+    changes: dict[str, object] = {
+        "time_spent_seconds": F("time_spent_seconds") + credited,
+        "heartbeat_sequence": beat.sequence,
+        "heartbeat_at": now,
+        "updated_at": now,
+    }
+    if beat.position_seconds is not None:
+        changes["position_seconds"] = beat.position_seconds
+    written = LessonProgress.objects.filter(
+        pk=progress_id, heartbeat_view=view, heartbeat_sequence=sequence
+    ).update(**changes)
+    if not written:
+        # Another heartbeat of the same view was counted between the read
+        # and the write; this one is treated as its replay.
+        return HeartbeatResult(False, 0, spent, "replayed")
+    return HeartbeatResult(True, credited, spent + credited)

@@ -1,0 +1,129 @@
+// Lesson page: reports active time to the server in heartbeats, saves a
+// video's position, and resumes the video where the learner left off.
+// The server caps what it counts (courses/heartbeats.py); this script only
+// decides when the learner is active.
+(function () {
+  "use strict";
+
+  const tracker = document.getElementById("lesson-tracker");
+  if (!tracker) {
+    return;
+  }
+  const url = tracker.dataset.heartbeatUrl;
+  const view = tracker.dataset.view;
+  const intervalMs = (Number(tracker.dataset.interval) || 15) * 1000;
+  const csrfToken = tracker.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const video = document.getElementById("lesson-video");
+
+  // Without input for this long, a learner who is not watching the video
+  // counts as away.
+  const IDLE_AFTER_MS = 60 * 1000;
+
+  let lastInputAt = Date.now();
+  let activeSeconds = 0;
+  let sequence = 0;
+  let lastSentPosition = null;
+  let stopped = false;
+  // Heartbeats are sent one after another, so they arrive in sequence order.
+  let queue = Promise.resolve();
+
+  for (const name of ["pointerdown", "pointermove", "keydown", "scroll", "wheel", "touchstart"]) {
+    document.addEventListener(name, () => { lastInputAt = Date.now(); }, { passive: true, capture: true });
+  }
+
+  function isPlaying() {
+    return Boolean(video) && !video.paused && !video.ended;
+  }
+
+  function isActive() {
+    if (document.visibilityState !== "visible") {
+      return false;
+    }
+    return isPlaying() || Date.now() - lastInputAt < IDLE_AFTER_MS;
+  }
+
+  function currentPosition() {
+    if (!video || !Number.isFinite(video.currentTime)) {
+      return null;
+    }
+    return Math.floor(video.currentTime);
+  }
+
+  function hasNews() {
+    return activeSeconds > 0 || currentPosition() !== lastSentPosition;
+  }
+
+  // Builds the next heartbeat and starts counting the next interval.
+  function nextBeat() {
+    sequence += 1;
+    const data = new URLSearchParams({
+      view: view,
+      sequence: String(sequence),
+      active_seconds: String(activeSeconds),
+      csrfmiddlewaretoken: csrfToken,
+    });
+    const position = currentPosition();
+    if (position !== null) {
+      data.set("position", String(position));
+      lastSentPosition = position;
+    }
+    activeSeconds = 0;
+    return data;
+  }
+
+  function showResult(result) {
+    tracker.dataset.timeSpent = String(result.time_spent_seconds);
+    tracker.dataset.accepted = String(result.accepted);
+    // A newer view of this lesson (another tab) now counts the time.
+    if (result.reason === "superseded") {
+      stopped = true;
+    }
+  }
+
+  function send() {
+    if (stopped || !hasNews()) {
+      return;
+    }
+    const body = nextBeat();
+    queue = queue
+      .then(() => fetch(url, { method: "POST", body: body, credentials: "same-origin" }))
+      .then((response) => (response.ok ? response.json() : null))
+      .then((result) => { if (result) { showResult(result); } })
+      .catch(() => { /* A lost heartbeat loses at most one interval. */ });
+  }
+
+  // Leaving the page: the browser may cancel a fetch, so use a beacon.
+  function sendOnLeave() {
+    if (stopped || !hasNews()) {
+      return;
+    }
+    navigator.sendBeacon(url, nextBeat());
+  }
+
+  setInterval(() => {
+    if (isActive()) {
+      activeSeconds += 1;
+    }
+  }, 1000);
+  setInterval(send, intervalMs);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") {
+      sendOnLeave();
+    }
+  });
+  window.addEventListener("pagehide", sendOnLeave);
+
+  if (video) {
+    // The position is saved when playback pauses or ends, not only on the timer.
+    video.addEventListener("pause", send);
+    video.addEventListener("ended", send);
+    video.addEventListener("loadedmetadata", () => {
+      const resumeAt = Number(video.dataset.resumePosition) || 0;
+      // Near the end, start again from the beginning instead.
+      if (resumeAt > 0 && resumeAt < video.duration - 1) {
+        video.currentTime = resumeAt;
+      }
+      lastSentPosition = resumeAt;
+    });
+  }
+})();

@@ -1,0 +1,294 @@
+"""Heartbeats: time spent per lesson, capped, replay-safe and per learner."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from courses import heartbeats
+from courses.heartbeats import (
+    ELAPSED_SLACK_SECONDS,
+    MAX_HEARTBEAT_SECONDS,
+    Heartbeat,
+    credit_for,
+    parse_heartbeat,
+    record_heartbeat,
+)
+from courses.models import LessonProgress
+from courses.services import portal_user_for, record_lesson_view
+from tests.factories import NOW, make_contact
+from tests.portal.helpers import enroll_contact, lesson_url, make_course, sign_in
+
+pytestmark = pytest.mark.django_db
+
+
+def beat_url(course, lesson) -> str:
+    return lesson_url(course, lesson) + "heartbeat/"
+
+
+@pytest.fixture
+def viewed():
+    """A learner who opened the first lesson once, at NOW."""
+    contact = make_contact()
+    course, lessons = make_course(2)
+    enrollment = enroll_contact(contact, course)
+    record_lesson_view(enrollment, lessons[0], at=NOW)
+    user = portal_user_for(contact)
+    return contact, user, course, lessons[0]
+
+
+def beat(sequence: int, active: int, *, view: int = 1, position=None) -> Heartbeat:
+    return Heartbeat(
+        view=view, sequence=sequence, active_seconds=active, position_seconds=position
+    )
+
+
+def progress_of(lesson) -> LessonProgress:
+    return LessonProgress.objects.get(lesson=lesson)
+
+
+def test_heartbeat_adds_active_seconds(viewed):
+    _contact, user, course, lesson = viewed
+
+    first = record_heartbeat(
+        user.pk, course.slug, lesson.pk, beat(1, 15), at=NOW + timedelta(seconds=15)
+    )
+    second = record_heartbeat(
+        user.pk, course.slug, lesson.pk, beat(2, 12), at=NOW + timedelta(seconds=30)
+    )
+
+    assert first is not None
+    assert first.accepted
+    assert first.credited_seconds == 15
+    assert second is not None
+    assert second.time_spent_seconds == 27
+    assert progress_of(lesson).time_spent_seconds == 27
+
+
+def test_heartbeat_capped_per_interval(viewed):
+    _contact, user, course, lesson = viewed
+
+    # A tab left open overnight reports 8 hours in its next heartbeat.
+    result = record_heartbeat(
+        user.pk, course.slug, lesson.pk, beat(1, 8 * 3600), at=NOW + timedelta(hours=8)
+    )
+
+    assert result is not None
+    assert result.credited_seconds == MAX_HEARTBEAT_SECONDS
+    assert progress_of(lesson).time_spent_seconds == MAX_HEARTBEAT_SECONDS
+
+
+def test_heartbeat_capped_by_elapsed_time(viewed):
+    _contact, user, course, lesson = viewed
+
+    # Three heartbeats posted 1 second apart, each claiming 15 seconds.
+    for number in (1, 2, 3):
+        record_heartbeat(
+            user.pk,
+            course.slug,
+            lesson.pk,
+            beat(number, 15),
+            at=NOW + timedelta(seconds=number),
+        )
+
+    assert progress_of(lesson).time_spent_seconds == 3 * (1 + ELAPSED_SLACK_SECONDS)
+
+
+def test_replayed_heartbeat_counts_once(viewed):
+    _contact, user, course, lesson = viewed
+    at = NOW + timedelta(seconds=15)
+
+    first = record_heartbeat(user.pk, course.slug, lesson.pk, beat(1, 10), at=at)
+    replay = record_heartbeat(
+        user.pk, course.slug, lesson.pk, beat(1, 10), at=at + timedelta(seconds=15)
+    )
+    older = record_heartbeat(
+        user.pk, course.slug, lesson.pk, beat(0, 10), at=at + timedelta(seconds=30)
+    )
+
+    assert first is not None and first.accepted
+    assert replay is not None
+    assert not replay.accepted
+    assert replay.reason == "replayed"
+    assert older is not None
+    assert not older.accepted
+    assert progress_of(lesson).time_spent_seconds == 10
+
+
+def test_older_view_is_superseded(viewed):
+    contact, user, course, lesson = viewed
+    enrollment = contact.enrollments.get()
+    # A second tab opens the lesson again: view 2 counts from now on.
+    record_lesson_view(enrollment, lesson, at=NOW + timedelta(seconds=5))
+
+    old_tab = record_heartbeat(
+        user.pk,
+        course.slug,
+        lesson.pk,
+        beat(1, 10, view=1),
+        at=NOW + timedelta(seconds=15),
+    )
+    new_tab = record_heartbeat(
+        user.pk,
+        course.slug,
+        lesson.pk,
+        beat(1, 10, view=2),
+        at=NOW + timedelta(seconds=20),
+    )
+
+    assert old_tab is not None
+    assert old_tab.reason == "superseded"
+    assert new_tab is not None
+    assert new_tab.accepted
+    assert progress_of(lesson).time_spent_seconds == 10
+
+
+def test_heartbeat_stores_video_position(viewed):
+    _contact, user, course, lesson = viewed
+
+    record_heartbeat(
+        user.pk,
+        course.slug,
+        lesson.pk,
+        beat(1, 5, position=42),
+        at=NOW + timedelta(seconds=5),
+    )
+
+    assert progress_of(lesson).position_seconds == 42
+
+
+def test_heartbeat_of_another_learner_not_found(viewed):
+    _contact, _user, course, lesson = viewed
+    stranger = portal_user_for(make_contact())
+
+    result = record_heartbeat(stranger.pk, course.slug, lesson.pk, beat(1, 10))
+
+    assert result is None
+    assert progress_of(lesson).time_spent_seconds == 0
+
+
+def test_credit_without_previous_time():
+    assert credit_for(beat(1, 5), None, NOW) == 5
+    assert credit_for(beat(1, 500), None, NOW) == MAX_HEARTBEAT_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"view": "1", "sequence": "x", "active_seconds": "1"}, "sequence"),
+        ({"view": "1", "sequence": "0", "active_seconds": "1"}, "sequence"),
+        ({"view": "1", "sequence": "1", "active_seconds": "-3"}, "active_seconds"),
+        ({"sequence": "1", "active_seconds": "1"}, "view"),
+        (
+            {"view": "1", "sequence": "1", "active_seconds": "1", "position": "1e9"},
+            "position",
+        ),
+    ],
+)
+def test_parse_rejects_bad_field(data, field):
+    with pytest.raises(ValueError, match=field):
+        parse_heartbeat(data)
+
+
+# --- The endpoint ------------------------------------------------------------
+
+
+def post_beat(client: Client, course, lesson, **fields):
+    data = {"view": "1", "sequence": "1", "active_seconds": "5", **fields}
+    return client.post(beat_url(course, lesson), data)
+
+
+def test_endpoint_records_heartbeat(client, viewed):
+    contact, _user, course, lesson = viewed
+    sign_in(client, contact)
+
+    response = post_beat(client, course, lesson, position="7")
+
+    body = response.json()
+    assert response.status_code == 200
+    assert body["accepted"] is True
+    assert body["credited_seconds"] == 5
+    assert body["time_spent_seconds"] == 5
+    assert progress_of(lesson).position_seconds == 7
+
+
+def test_endpoint_replay_answers_200(client, viewed):
+    contact, _user, course, lesson = viewed
+    sign_in(client, contact)
+
+    post_beat(client, course, lesson)
+    replay = post_beat(client, course, lesson)
+
+    assert replay.status_code == 200
+    assert replay.json()["accepted"] is False
+    assert progress_of(lesson).time_spent_seconds == 5
+
+
+def test_endpoint_other_contact_gets_404(client, viewed):
+    _contact, _user, course, lesson = viewed
+    sign_in(client, make_contact())
+
+    response = post_beat(client, course, lesson)
+
+    assert response.status_code == 404
+    assert progress_of(lesson).time_spent_seconds == 0
+
+
+def test_endpoint_signed_out_gets_403(client, viewed):
+    _contact, _user, course, lesson = viewed
+
+    response = post_beat(client, course, lesson)
+
+    assert response.status_code == 403
+    assert "sign in" in response.json()["error"]
+
+
+def test_endpoint_bad_field_gets_400(client, viewed):
+    contact, _user, course, lesson = viewed
+    sign_in(client, contact)
+
+    response = post_beat(client, course, lesson, active_seconds="lots")
+
+    assert response.status_code == 400
+    assert "active_seconds" in response.json()["error"]
+
+
+def test_endpoint_rejects_get(client, viewed):
+    contact, _user, course, lesson = viewed
+    sign_in(client, contact)
+
+    assert client.get(beat_url(course, lesson)).status_code == 405
+
+
+def test_endpoint_query_count(client, viewed):
+    contact, _user, course, lesson = viewed
+    sign_in(client, contact)
+    # More enrollments with progress must not add queries.
+    for _ in range(5):
+        other_course, other_lessons = make_course(1)
+        record_lesson_view(
+            enroll_contact(contact, other_course), other_lessons[0], at=NOW
+        )
+
+    with CaptureQueriesContext(connection) as queries:
+        post_beat(client, course, lesson)
+
+    own = [q["sql"] for q in queries.captured_queries if "lessonprogress" in q["sql"]]
+    # Besides the session and the user, which every signed-in request loads:
+    # one read through the enrollment and one conditional UPDATE.
+    assert len(own) == 2
+    assert len(queries.captured_queries) <= 4
+
+
+def test_interval_constant_is_in_page(client, viewed):
+    contact, _user, course, lesson = viewed
+    sign_in(client, contact)
+
+    content = client.get(lesson_url(course, lesson)).content.decode()
+
+    assert f'data-interval="{heartbeats.HEARTBEAT_INTERVAL_SECONDS}"' in content
+    # The page view just recorded is the second, so its heartbeats carry 2.
+    assert 'data-view="2"' in content
+    assert beat_url(course, lesson) in content
