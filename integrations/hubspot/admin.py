@@ -1,11 +1,13 @@
 """Admin pages of the HubSpot connection, its property mappings and sync runs."""
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from integrations.hubspot.crm_models import HubSpotOwner
+from integrations.hubspot.crm_models import HubSpotDeal, HubSpotOwner
 from integrations.hubspot.models import (
     HubSpotConnection,
     HubSpotLink,
@@ -17,6 +19,16 @@ from integrations.hubspot.models import (
 )
 from integrations.hubspot.owners import refresh_owners
 from integrations.hubspot.services import resume_sync, start_sync
+
+DEAL_SETTINGS: list[Any] = [
+    "sync_deals",
+    "renewal_date_from_deals",
+    "deal_type_property",
+    "renewal_deal_types",
+    "renewal_pipelines",
+    "expansion_deal_types",
+    "deal_seats_property",
+]
 
 # Characters of a secret shown at its end, so a person can tell tokens apart.
 SHOWN_SECRET_CHARACTERS = 4
@@ -53,7 +65,14 @@ class ConnectionForm(forms.ModelForm):
 
     class Meta:
         model = HubSpotConnection
-        fields = ["name", "access_token", "app_secret", "host", "is_active"]
+        fields = [
+            "name",
+            "access_token",
+            "app_secret",
+            "host",
+            "is_active",
+            *DEAL_SETTINGS,
+        ]
 
     def clean_access_token(self) -> str:
         token = self.cleaned_data["access_token"] or self.instance.access_token
@@ -85,14 +104,22 @@ class HubSpotConnectionAdmin(admin.ModelAdmin):
     form = ConnectionForm
     list_display = ["name", "token", "host", "is_active", "updated_at"]
     readonly_fields = ["token", "secret"]
-    fields = [
-        "name",
-        "token",
-        "access_token",
-        "secret",
-        "app_secret",
-        "host",
-        "is_active",
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "token",
+                    "access_token",
+                    "secret",
+                    "app_secret",
+                    "host",
+                    "is_active",
+                ]
+            },
+        ),
+        ("Deals", {"fields": DEAL_SETTINGS}),
     ]
     inlines = [MappingInline]
     actions = ["sync_changes", "sync_everything", "read_owners"]
@@ -237,4 +264,30 @@ class HubSpotOwnerAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(HubSpotDeal)
+class HubSpotDealAdmin(admin.ModelAdmin):
+    list_display = [
+        "hubspot_id",
+        "name",
+        "kind",
+        "account",
+        "close_date",
+        "amount",
+        "is_closed",
+        "is_won",
+    ]
+    list_filter = ["kind", "is_closed", "is_won", "pipeline"]
+    search_fields = ["hubspot_id", "name", "account__name"]
+    list_select_related = ["account"]
+    readonly_fields = [field.name for field in HubSpotDeal._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: HubSpotDeal | None = None
+    ) -> bool:
         return False

@@ -14,8 +14,12 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from hubspot import Client
+from hubspot.crm.associations.v4.exceptions import (
+    ApiException as AssociationApiException,
+)
 from hubspot.crm.companies.exceptions import ApiException as CompanyApiException
 from hubspot.crm.contacts.exceptions import ApiException as ContactApiException
+from hubspot.crm.deals.exceptions import ApiException as DealApiException
 from hubspot.crm.owners.exceptions import ApiException as OwnerApiException
 
 from integrations.hubspot.budget import shared_budget
@@ -24,7 +28,13 @@ from integrations.hubspot.models import HubSpotConnection
 logger = logging.getLogger(__name__)
 
 # Each API module of the client raises its own ApiException class.
-API_EXCEPTIONS = (CompanyApiException, ContactApiException, OwnerApiException)
+API_EXCEPTIONS = (
+    CompanyApiException,
+    ContactApiException,
+    DealApiException,
+    AssociationApiException,
+    OwnerApiException,
+)
 # Seconds to wait after a 429 without a Retry-After header: HubSpot's
 # burst limit is counted over ten seconds.
 DEFAULT_RETRY_AFTER = 10

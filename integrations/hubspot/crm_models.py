@@ -1,4 +1,4 @@
-"""Rows the HubSpot sync keeps beside the customer record: owners."""
+"""Rows the HubSpot sync keeps beside the customer record: owners and deals."""
 
 from django.conf import settings
 from django.db import models
@@ -50,3 +50,68 @@ class HubSpotOwner(models.Model):
 
     def __str__(self) -> str:
         return f"HubSpot owner {self.owner_id} <{self.email}>"
+
+
+class DealKind(models.TextChoices):
+    RENEWAL = "renewal", "Renewal"
+    EXPANSION = "expansion", "Expansion"
+    OTHER = "other", "Other"
+
+
+class HubSpotDeal(models.Model):
+    """A HubSpot deal as last read, with the account of its company.
+
+    The connection's settings decide the kind: a renewal sets its account's
+    renewal date while it is open, and a won expansion is recorded as an
+    upgrade subscription of its account.
+    """
+
+    connection = models.ForeignKey(
+        "integrations.HubSpotConnection",
+        on_delete=models.CASCADE,
+        related_name="deals",
+    )
+    hubspot_id = models.CharField(max_length=32)
+    name = models.CharField(max_length=200, blank=True)
+    pipeline = models.CharField(max_length=100, blank=True)
+    stage = models.CharField(max_length=100, blank=True)
+    deal_type = models.CharField(max_length=100, blank=True)
+    kind = models.CharField(
+        max_length=10, choices=DealKind.choices, default=DealKind.OTHER
+    )
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    close_date = models.DateField(null=True, blank=True)
+    is_closed = models.BooleanField(default=False)
+    is_won = models.BooleanField(default=False)
+    seats_added = models.IntegerField(null=True, blank=True)
+    company_id = models.CharField(
+        max_length=32, blank=True, help_text="The HubSpot id of the deal's company."
+    )
+    account = models.ForeignKey(
+        "customers.Account",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    modified_at = models.DateTimeField(
+        null=True, blank=True, help_text="The deal's last-modified date in HubSpot."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["connection", "-close_date"]
+        constraints = [
+            # Applying a deal is an upsert by its HubSpot id.
+            models.UniqueConstraint(
+                fields=["connection", "hubspot_id"], name="hubspot_deal_unique_id"
+            ),
+        ]
+        indexes = [
+            # The renewal date reads an account's open renewal deals.
+            models.Index(fields=["account", "kind", "is_closed"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"HubSpot deal {self.hubspot_id} {self.name}"

@@ -6,6 +6,7 @@ from django.db import models
 class ObjectType(models.TextChoices):
     COMPANY = "company", "Company (account)"
     CONTACT = "contact", "Contact"
+    DEAL = "deal", "Deal"
 
 
 class HubSpotConnection(models.Model):
@@ -37,6 +38,56 @@ class HubSpotConnection(models.Model):
     )
     is_active = models.BooleanField(
         default=True, help_text="Inactive connections are neither synced nor sent to."
+    )
+    sync_deals = models.BooleanField(
+        default=False,
+        help_text=(
+            "Also read deals and their companies after the companies and "
+            "contacts; needs the crm.objects.deals.read scope."
+        ),
+    )
+    renewal_date_from_deals = models.BooleanField(
+        default=False,
+        help_text=(
+            "Take each account's renewal date from the close date of its open "
+            "renewal deal, instead of from a company property."
+        ),
+    )
+    deal_type_property = models.CharField(
+        max_length=100,
+        default="dealtype",
+        help_text="The deal property whose value tells renewals and expansions apart.",
+    )
+    renewal_deal_types = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            'Values of that property that mark a renewal, for example ["renewal"].'
+        ),
+    )
+    renewal_pipelines = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Internal ids of pipelines whose deals are all renewals, for example "
+            '["renewals"]; HubSpot\'s default pipeline is "default".'
+        ),
+    )
+    expansion_deal_types = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Values of the deal type property that mark an expansion, for example "
+            '["upgrade", "seats"].'
+        ),
+    )
+    deal_seats_property = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text=(
+            "The deal property that holds the seats an expansion adds; blank "
+            "when deals do not record seats."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -170,6 +221,13 @@ class PropertyMapping(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
+        if self.object_type == ObjectType.DEAL:
+            raise ValidationError(
+                {
+                    "object_type": "Deals take no property mappings; set the deal "
+                    "settings of the connection instead."
+                }
+            )
         allowed = (
             ACCOUNT_TARGETS
             if self.object_type == ObjectType.COMPANY

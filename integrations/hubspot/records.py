@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 MODIFIED_PROPERTY = {
     ObjectType.COMPANY: "hs_lastmodifieddate",
     ObjectType.CONTACT: "lastmodifieddate",
+    ObjectType.DEAL: "hs_lastmodifieddate",
 }
 BASE_PROPERTIES = {
     ObjectType.COMPANY: ["name", "createdate", "hs_merged_object_ids"],
@@ -53,6 +54,16 @@ BASE_PROPERTIES = {
         "createdate",
         "associatedcompanyid",
         "hs_merged_object_ids",
+    ],
+    ObjectType.DEAL: [
+        "dealname",
+        "pipeline",
+        "dealstage",
+        "amount",
+        "closedate",
+        "hs_is_closed",
+        "hs_is_closed_won",
+        "createdate",
     ],
 }
 
@@ -122,6 +133,10 @@ def apply_record(
     if record.archived:
         mark_archived(connection, record.object_type, record.hubspot_id)
         return Outcome.SKIPPED
+    if connection.renewal_date_from_deals:
+        # The deal sync owns the renewal date, so a company property must not
+        # overwrite it.
+        mappings = [m for m in mappings if m.target != Target.RENEWAL_DATE]
     values = _converted(record, mappings)
     warnings = [] if warnings is None else warnings
     with transaction.atomic():
@@ -324,7 +339,7 @@ def _company_account(
     company_id = record.properties.get("associatedcompanyid")
     if not company_id:
         return None
-    link = _followed_link(connection, ObjectType.COMPANY, str(company_id))
+    link = followed_link(connection, ObjectType.COMPANY, str(company_id))
     if link is None or link.account is None:
         raise RecordError(
             f"{record.label}: its company {company_id} is not synced yet; run the "
@@ -333,7 +348,7 @@ def _company_account(
     return link.account
 
 
-def _followed_link(
+def followed_link(
     connection: HubSpotConnection, object_type: str, hubspot_id: str
 ) -> HubSpotLink | None:
     """Return the link of hubspot_id, following merges to the surviving record."""

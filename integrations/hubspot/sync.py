@@ -23,9 +23,13 @@ from hubspot.crm.companies import PublicObjectSearchRequest as CompanySearch
 from hubspot.crm.contacts import Filter as ContactFilter
 from hubspot.crm.contacts import FilterGroup as ContactFilterGroup
 from hubspot.crm.contacts import PublicObjectSearchRequest as ContactSearch
+from hubspot.crm.deals import Filter as DealFilter
+from hubspot.crm.deals import FilterGroup as DealFilterGroup
+from hubspot.crm.deals import PublicObjectSearchRequest as DealSearch
 
 from integrations.hubspot.api import build_client, call
 from integrations.hubspot.conversion import ConversionError
+from integrations.hubspot.deals import apply_deal, deal_properties, read_deal_companies
 from integrations.hubspot.models import (
     HubSpotConnection,
     ObjectType,
@@ -156,7 +160,10 @@ def _page_through(run: SyncRun) -> None:
             connection=connection, object_type=run.object_type
         )
     )
-    properties = requested_properties(run.object_type, mappings)
+    if run.object_type == ObjectType.DEAL:
+        properties = deal_properties(connection)
+    else:
+        properties = requested_properties(run.object_type, mappings)
     if any(mapping.target == Target.OWNER for mapping in mappings):
         # Owners change rarely and are few, so each company run reads them all
         # before the companies that name them.
@@ -183,14 +190,9 @@ def _page_through(run: SyncRun) -> None:
             search=True,
         )
         results = page.results or []
+        apply = _applier(run, connection, mappings, results)
         for obj in results:
-            _apply(
-                run,
-                connection,
-                HubSpotRecord.from_api(run.object_type, obj),
-                mappings,
-                cursor,
-            )
+            _apply(run, HubSpotRecord.from_api(run.object_type, obj), apply, cursor)
         in_window += len(results)
         next_after = (
             page.paging.next.after if page.paging and page.paging.next else None
@@ -223,17 +225,37 @@ def _next_window(run: SyncRun, cursor: dict[str, Any]) -> dict[str, Any]:
     return {"since": last, "max_modified": last}
 
 
-def _apply(
+Applier = Callable[[HubSpotRecord, list[str]], Outcome]
+
+
+def _applier(
     run: SyncRun,
     connection: HubSpotConnection,
-    record: HubSpotRecord,
     mappings: list[PropertyMapping],
+    results: list[Any],
+) -> Applier:
+    """Return the function that writes one record of this page."""
+    if run.object_type != ObjectType.DEAL:
+        return lambda record, warnings: apply_record(
+            connection, record, mappings, warnings
+        )
+    # One batch read gives the companies of the whole page.
+    companies = read_deal_companies(connection, [str(obj.id) for obj in results])
+    return lambda record, warnings: apply_deal(
+        connection, record, companies.get(record.hubspot_id), warnings
+    )
+
+
+def _apply(
+    run: SyncRun,
+    record: HubSpotRecord,
+    apply: Applier,
     cursor: dict[str, Any],
 ) -> None:
     run.fetched += 1
     warnings: list[str] = []
     try:
-        outcome = apply_record(connection, record, mappings, warnings)
+        outcome = apply(record, warnings)
     except (ConversionError, RecordError) as error:
         outcome = Outcome.SKIPPED
         logger.warning("Skipped %s in sync run %s: %s", record.label, run.pk, error)
@@ -279,6 +301,8 @@ def _search_function(
     client = build_client(connection)
     if object_type == ObjectType.COMPANY:
         return client.crm.companies.search_api.do_search
+    if object_type == ObjectType.DEAL:
+        return client.crm.deals.search_api.do_search
     return client.crm.contacts.search_api.do_search
 
 
@@ -295,6 +319,12 @@ def _search_request(
             CompanySearch,
             CompanyFilter,
             CompanyFilterGroup,
+        )
+    elif object_type == ObjectType.DEAL:
+        request_class, filter_class, group_class = (
+            DealSearch,
+            DealFilter,
+            DealFilterGroup,
         )
     else:
         request_class, filter_class, group_class = (

@@ -20,6 +20,16 @@ from urllib.parse import parse_qs
 
 DATE_PROPERTIES = {"hs_lastmodifieddate", "lastmodifieddate", "createdate"}
 DEFAULT_PROPERTIES = {
+    "deals": [
+        "dealname",
+        "amount",
+        "closedate",
+        "dealstage",
+        "pipeline",
+        "createdate",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+    ],
     "companies": [
         "name",
         "domain",
@@ -70,7 +80,10 @@ class FakeHubSpot:
         self.objects: dict[str, dict[str, dict[str, Any]]] = {
             "companies": {},
             "contacts": {},
+            "deals": {},
         }
+        # (from kind, to kind) -> from id -> [(to id, association type id)]
+        self.associations: dict[tuple[str, str], dict[str, list[tuple[str, int]]]] = {}
         # HubSpot's search returns at most 10,000 results of one query.
         self.search_cap = 10_000
         # Enumeration properties: the option values HubSpot accepts.
@@ -100,7 +113,7 @@ class FakeHubSpot:
     ) -> None:
         """Store a company or contact; values become strings, as in HubSpot."""
         modified_name = (
-            "hs_lastmodifieddate" if kind == "companies" else "lastmodifieddate"
+            "lastmodifieddate" if kind == "contacts" else "hs_lastmodifieddate"
         )
         created = properties.pop("createdate", None) or iso(modified)
         values = {
@@ -122,6 +135,13 @@ class FakeHubSpot:
                 "updatedAt": iso(modified),
                 "archived": False,
             }
+
+    def associate(
+        self, from_kind: str, from_id: str, to_kind: str, to_id: str, type_id: int
+    ) -> None:
+        """Associate two records; HubSpot's type id 5 is a deal's primary company."""
+        targets = self.associations.setdefault((from_kind, to_kind), {})
+        targets.setdefault(from_id, []).append((to_id, type_id))
 
     def remove(self, kind: str, object_id: str) -> None:
         with self.lock:
@@ -246,6 +266,12 @@ class FakeHubSpot:
                 del self.injected[index]
                 return injected.status, injected.body, injected.headers
         parts = path.split("?")[0].strip("/").split("/")
+        # crm / v4 / associations / {from} / {to} / batch / read
+        if parts[:3] == ["crm", "v4", "associations"] and parts[5:] == [
+            "batch",
+            "read",
+        ]:
+            return self.read_associations(parts[3], parts[4], body)
         # crm / v3 / objects / {kind} / search | batch / read
         kind = parts[3]
         if parts[4:] == ["search"]:
@@ -326,6 +352,56 @@ class FakeHubSpot:
                 ),
                 "context": {"ids": missing},
             }
+        ]
+        return 207, payload, {}
+
+    def read_associations(
+        self, from_kind: str, to_kind: str, body: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """Answer as HubSpot's v4 batch read: 207 names the ids without any."""
+        now = iso(datetime.now(UTC))
+        known = self.associations.get((from_kind, to_kind), {})
+        results, missing = [], []
+        for item in body.get("inputs", []):
+            from_id = str(item["id"])
+            if not known.get(from_id):
+                missing.append(from_id)
+                continue
+            results.append(
+                {
+                    "from": {"id": from_id},
+                    "to": [
+                        {
+                            "toObjectId": int(to_id),
+                            "associationTypes": [
+                                {
+                                    "category": "HUBSPOT_DEFINED",
+                                    "typeId": type_id,
+                                    "label": "Primary" if type_id == 5 else None,
+                                }
+                            ],
+                        }
+                        for to_id, type_id in known[from_id]
+                    ],
+                }
+            )
+        payload: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": now,
+            "completedAt": now,
+        }
+        if not missing:
+            return 200, payload, {}
+        payload["numErrors"] = len(missing)
+        payload["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": f"No {to_kind} are associated with {from_kind} {from_id}",
+                "context": {"fromObjectId": [from_id]},
+            }
+            for from_id in missing
         ]
         return 207, payload, {}
 
