@@ -1,10 +1,15 @@
-"""Admin pages of the metrics app: impact settings and scheduled reports."""
+"""Admin pages of the metrics app: impact settings, course topics and reports."""
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
-from metrics.models import ImpactSettings, ReportDelivery, ReportSchedule
+from metrics.models import (
+    CourseTopic,
+    ImpactSettings,
+    ReportDelivery,
+    ReportSchedule,
+)
 
 
 @admin.register(ImpactSettings)
@@ -25,6 +30,14 @@ class ImpactSettingsAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(
             reverse("admin:metrics_impactsettings_change", args=[settings.pk])
         )
+
+
+@admin.register(CourseTopic)
+class CourseTopicAdmin(admin.ModelAdmin):
+    list_display = ["course", "topic", "created_at"]
+    list_filter = ["course"]
+    search_fields = ["topic", "course__title"]
+    autocomplete_fields = ["course"]
 
 
 DELIVERY_COLUMNS = (

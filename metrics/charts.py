@@ -8,6 +8,7 @@ in the table beside each chart and in its CSV download.
 
 from typing import Any
 
+from metrics.changes import ChangeComparison, OutcomeChanges
 from metrics.engagement import CourseEngagement, score_bin_labels
 from metrics.impact import ImpactReport
 
@@ -138,4 +139,31 @@ def impact_charts(report: ImpactReport) -> dict[str, Chart]:
             ],
             "unit": "accounts",
         },
+    }
+
+
+def _before_after_chart(metric: ChangeComparison) -> Chart:
+    groups = (metric.trained, metric.untrained)
+    return {
+        "kind": "bar",
+        "labels": ["Trained", "Untrained"],
+        "datasets": [
+            {
+                "label": "Before training",
+                "data": [_one_decimal(group.mean_before) for group in groups],
+            },
+            {
+                "label": "After training",
+                "data": [_one_decimal(group.mean_after) for group in groups],
+            },
+        ],
+        "unit": metric.unit,
+    }
+
+
+def change_charts(report: OutcomeChanges) -> dict[str, Chart]:
+    """Return the before-and-after charts of usage and health by canvas id."""
+    return {
+        "changes-usage": _before_after_chart(report.usage),
+        "changes-health": _before_after_chart(report.health),
     }

@@ -8,6 +8,7 @@ import csv
 import io
 from collections.abc import Iterable
 
+from metrics.changes import ChangeComparison, OutcomeChanges
 from metrics.engagement import SCORE_BIN_WIDTH
 from metrics.holdouts import HoldoutComparison
 from metrics.impact import ImpactReport
@@ -80,6 +81,123 @@ def outcome_rows(comparison: Comparison) -> Iterable[list]:
             difference.test,
             blank_if_none(difference.p_value),
             metric.verdict.value,
+        ]
+
+
+CHANGES_HEADER = [
+    "as_of",
+    "rule",
+    "course_id",
+    "path_id",
+    "metric",
+    "unit",
+    *(
+        f"{group}_{column}"
+        for group in ("trained", "untrained")
+        for column in (
+            "n",
+            "left_out",
+            "before",
+            "after",
+            "estimate",
+            "ci_low",
+            "ci_high",
+        )
+    ),
+    "difference",
+    "difference_ci_low",
+    "difference_ci_high",
+    "interval_method",
+    "test",
+    "p_value",
+    "verdict",
+]
+
+
+def _change_columns(metric: ChangeComparison) -> list:
+    columns: list = []
+    for group in (metric.trained, metric.untrained):
+        columns += [
+            group.n,
+            group.left_out,
+            blank_if_none(group.mean_before),
+            blank_if_none(group.mean_after),
+            blank_if_none(group.change.value),
+            *bounds(group.change.interval),
+        ]
+    difference = metric.difference
+    return [
+        metric.key,
+        metric.unit,
+        *columns,
+        blank_if_none(difference.estimate),
+        *bounds(difference.interval),
+        difference.interval_method,
+        difference.test,
+        blank_if_none(difference.p_value),
+        metric.verdict.value,
+    ]
+
+
+def change_rows(report: OutcomeChanges) -> Iterable[list]:
+    """Yield the changes around training, the expansion share and tickets by topic.
+
+    For a change, ``estimate`` is the mean change and ``before`` and
+    ``after`` are the mean values. For expansion, ``estimate`` is the share
+    and ``before`` and ``after`` are blank. For a topic, ``before`` and
+    ``after`` are ticket totals and the other columns are blank.
+    """
+    cohort = report.cohort
+    first = [
+        report.as_of.isoformat(),
+        cohort.rule.value,
+        cohort.course.pk if cohort.course else "",
+        cohort.path.pk if cohort.path else "",
+    ]
+    for metric in (report.usage, report.health, report.tickets):
+        yield [*first, *_change_columns(metric)]
+
+    expansion = report.expansion
+    share_columns: list = []
+    for group in (expansion.trained, expansion.untrained):
+        share_columns += [
+            group.n,
+            group.excluded,
+            "",
+            "",
+            blank_if_none(group.estimate),
+            *bounds(group.interval),
+        ]
+    yield [
+        *first,
+        expansion.key,
+        expansion.unit,
+        *share_columns,
+        blank_if_none(expansion.difference.estimate),
+        *bounds(expansion.difference.interval),
+        expansion.difference.interval_method,
+        expansion.difference.test,
+        blank_if_none(expansion.difference.p_value),
+        expansion.verdict.value,
+    ]
+
+    for topic in report.tickets_by_topic:
+        blank_group = ["", ""]
+        # The prefix also keeps a topic such as "=cmd" from reading as a formula.
+        yield [
+            *first,
+            f"topic_tickets:{topic.topic}",
+            "tickets",
+            *blank_group,
+            topic.trained_before,
+            topic.trained_after,
+            "",
+            "",
+            "",
+            *blank_group,
+            topic.untrained_before,
+            topic.untrained_after,
+            *([""] * 10),
         ]
 
 

@@ -1,7 +1,9 @@
 """Read the dashboard's query-string filters, rejecting bad values with a clear message.
 
 ``course`` and ``as_of`` narrow the outcome comparison; ``start``, ``end``,
-``plan`` and ``stage`` build the Scope that every report shares.
+``plan``, ``stage`` and ``segment`` build the Scope that every report
+shares; ``rule``, ``course`` and ``path`` define the cohorts of the changes
+around training.
 """
 
 from dataclasses import dataclass
@@ -9,9 +11,10 @@ from datetime import date
 
 from django.http import HttpRequest
 
-from courses.models import Course
+from courses.models import Course, LearningPath
 from customers.models import Plan
 from lifecycle.models import Stage
+from metrics.cohorts import Cohort, CohortRule
 from metrics.scope import Scope
 
 
@@ -96,6 +99,11 @@ def _stage_filter(request: HttpRequest) -> str:
     return raw
 
 
+def _segment_filter(request: HttpRequest) -> str:
+    # Any industry is valid: a segment with no accounts shows empty tables.
+    return request.GET.get("segment", "").strip()
+
+
 def scope_filter(request: HttpRequest) -> Scope:
     start = date_filter(request, "start", "to start with the first enrollment")
     end = date_filter(request, "end", "to include enrollments up to today")
@@ -108,7 +116,43 @@ def scope_filter(request: HttpRequest) -> Scope:
         end=period.end,
         plan=_plan_filter(request),
         stage=_stage_filter(request),
+        segment=_segment_filter(request),
     )
+
+
+def _path_filter(request: HttpRequest) -> LearningPath | None:
+    raw = request.GET.get("path", "").strip()
+    if not raw:
+        return None
+    path = LearningPath.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+    if path is None:
+        raise InvalidFilter(
+            f"Learning path {raw!r} was not found. "
+            "Pick a path from the list or remove the path filter.",
+            status=404,
+        )
+    return path
+
+
+def _rule_filter(request: HttpRequest) -> CohortRule:
+    raw = request.GET.get("rule", "").strip() or CohortRule.COMPLETED.value
+    if raw not in {rule.value for rule in CohortRule}:
+        raise InvalidFilter(
+            f"Invalid rule {raw!r}: use one of "
+            f"{', '.join(rule.value for rule in CohortRule)}, or remove it to count "
+            "completions.",
+            status=400,
+        )
+    return CohortRule(raw)
+
+
+def cohort_filter(request: HttpRequest) -> Cohort:
+    """Read what counts as training: ``rule`` on ``course`` or ``path``."""
+    course, path = course_filter(request), _path_filter(request)
+    try:
+        return Cohort(rule=_rule_filter(request), course=course, path=path)
+    except ValueError as error:
+        raise InvalidFilter(str(error), status=400) from None
 
 
 def dashboard_filters(request: HttpRequest) -> DashboardFilters:

@@ -197,3 +197,33 @@ class ReportDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule} for {self.period_start} to {self.period_end}"
+
+
+class CourseTopic(models.Model):
+    """A support-ticket topic that a course teaches.
+
+    Kept in metrics rather than on the course, because only the outcome
+    comparison reads it: tickets on a course's topics are compared before
+    and after training. The topic must equal ``SupportTicket.topic``.
+    """
+
+    course = models.ForeignKey(
+        "courses.Course", on_delete=models.CASCADE, related_name="+"
+    )
+    topic = models.CharField(
+        max_length=100,
+        help_text="A support-ticket topic, spelled as on the tickets, such as Billing.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["course", "topic"]
+        constraints = [
+            # Saving the same mapping twice adds nothing.
+            models.UniqueConstraint(
+                fields=["course", "topic"], name="topic_once_per_course"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.course}: {self.topic}"

@@ -17,15 +17,17 @@ class Scope:
     """The accounts and the period that a report covers.
 
     ``start`` and ``end`` are UTC days, both included; either may be None for
-    an open end. ``plan`` is an account plan and ``stage`` a lifecycle stage
-    slug; blank means every plan or every stage. An account with no current
-    stage matches only when no stage is chosen.
+    an open end. ``plan`` is an account plan, ``stage`` a lifecycle stage
+    slug and ``segment`` an account industry, the segment field of the
+    customer record. Blank means every plan, stage or segment. An account
+    with no current stage matches only when no stage is chosen.
     """
 
     start: date | None = None
     end: date | None = None
     plan: str = ""
     stage: str = ""
+    segment: str = ""
 
     def __post_init__(self) -> None:
         if self.start and self.end and self.start > self.end:
@@ -55,6 +57,8 @@ class Scope:
             condition &= Q(**{f"{prefix}plan": self.plan})
         if self.stage:
             condition &= Q(**{f"{prefix}lifecycle__stage__slug": self.stage})
+        if self.segment:
+            condition &= Q(**{f"{prefix}industry": self.segment})
         return condition
 
     def in_period(self, field: str) -> Q:

@@ -358,3 +358,19 @@ def difference_of_means(
         interval_method=WELCH_INTERVAL,
         small_sample=small_sample,
     )
+
+
+def difference_in_differences(
+    changes_a: Summary, changes_b: Summary, confidence: float = CONFIDENCE
+) -> Difference:
+    """Compare group a's mean change with group b's over aligned periods.
+
+    Each subject contributes one change, its value after minus its value
+    before. The mean change of a minus that of b is the same estimate as
+    the interaction coefficient of an ordinary least squares fit of value
+    on group, period and group x period over the two periods stacked. The
+    Welch standard error equals that of a fit of the change on the group
+    with HC2 robust errors. Unlike the pooled fit with plain errors, it does
+    not treat a subject's two values as independent.
+    """
+    return difference_of_means(changes_a, changes_b, confidence)

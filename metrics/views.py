@@ -17,16 +17,20 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from courses.models import Course
+from courses.models import Course, LearningPath
 from customers.models import Plan
 from lifecycle.models import Stage
-from metrics.charts import engagement_charts, impact_charts
+from metrics.changes import outcome_changes
+from metrics.charts import change_charts, engagement_charts, impact_charts
+from metrics.cohorts import DAYS_AFTER, DAYS_BEFORE, CohortRule
 from metrics.exports import (
+    CHANGES_HEADER,
     ENGAGEMENT_HEADER,
     HOLDOUT_HEADER,
     IMPACT_HEADER,
     OUTCOME_HEADER,
     SCORES_HEADER,
+    change_rows,
     csv_text,
     engagement_rows,
     holdout_rows,
@@ -37,6 +41,7 @@ from metrics.exports import (
 from metrics.filters import (
     InvalidFilter,
     as_of_filter,
+    cohort_filter,
     course_filter,
     dashboard_filters,
     scope_filter,
@@ -95,17 +100,36 @@ def _invalid_filter_response(
 def dashboard(request: HttpRequest) -> HttpResponse:
     try:
         filters = dashboard_filters(request)
+        cohort = cohort_filter(request)
     except InvalidFilter as error:
         return _invalid_filter_response(request, error, as_csv=False)
 
     scope = filters.scope
     engagement = learning_engagement(filters.course, scope)
     impact = impact_report(scope)
+    changes = outcome_changes(cohort, scope, filters.as_of)
+    charts = engagement_charts(engagement) | impact_charts(impact)
     context = {
         "comparison": outcome_comparison(filters.as_of, filters.course, scope),
+        "changes": changes,
+        "changes_metrics": [
+            {
+                "label": metric.label,
+                "unit": metric.unit,
+                "groups": (metric.trained, metric.untrained),
+                "difference": metric.difference,
+                "verdict": metric.verdict,
+            }
+            for metric in (changes.usage, changes.health, changes.tickets)
+        ],
+        "expansion_groups": (changes.expansion.trained, changes.expansion.untrained),
+        "days_before": DAYS_BEFORE,
+        "days_after": DAYS_AFTER,
+        "rules": [rule.value for rule in CohortRule],
+        "paths": LearningPath.objects.order_by("title", "pk").values("pk", "title"),
         "engagement": engagement,
         "impact": impact,
-        "charts": engagement_charts(engagement) | impact_charts(impact),
+        "charts": charts | change_charts(changes),
         "score_bins": score_bin_labels(),
         "courses": Course.objects.order_by("title", "pk").values("pk", "title"),
         "plans": Plan.values,
@@ -138,6 +162,18 @@ def outcomes_csv(request: HttpRequest) -> HttpResponse:
         return _invalid_filter_response(request, error, as_csv=True)
     comparison = outcome_comparison(filters.as_of, filters.course, filters.scope)
     return _csv_response("outcomes.csv", OUTCOME_HEADER, outcome_rows(comparison))
+
+
+@require_GET
+@staff_required
+def changes_csv(request: HttpRequest) -> HttpResponse:
+    try:
+        filters = dashboard_filters(request)
+        cohort = cohort_filter(request)
+    except InvalidFilter as error:
+        return _invalid_filter_response(request, error, as_csv=True)
+    report = outcome_changes(cohort, filters.scope, filters.as_of)
+    return _csv_response("changes.csv", CHANGES_HEADER, change_rows(report))
 
 
 def _engagement_download(

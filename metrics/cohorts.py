@@ -1,0 +1,280 @@
+"""Trained and untrained cohorts, each subject placed on a day of training.
+
+A cohort rule defines training: a contact started, completed
+or passed a course, or started or completed a learning path. The trained
+are the contacts (or accounts, through their first trained contact) that
+met the rule in the period. The untrained are the contacts or accounts of
+the same plan, stage and segment that had not met it by the as-of day.
+
+The untrained have no training day of their own, so each is given one of
+the trained days (``align_anchors``). Both groups are then measured over
+windows at the same calendar dates, which is what a difference in
+differences needs. This comparison is observational: only a trigger's
+holdout (metrics.holdouts) measures an effect.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import Any
+
+from django.db.models import F, Min, QuerySet
+from django.db.models.functions import TruncDate
+
+from courses.models import (
+    Attempt,
+    Course,
+    Enrollment,
+    EnrollmentStatus,
+    LearningPath,
+    PathEnrollment,
+)
+from customers.models import Account, Contact
+from customers.services import utc_day_start
+from metrics.scope import Scope
+
+logger = logging.getLogger(__name__)
+
+# Days of usage before and after the training day that are compared. The
+# training day itself is in neither window, because it is partly both.
+DAYS_BEFORE = 7
+DAYS_AFTER = 30
+
+# At most this many untrained subjects are measured, chosen by a hash of
+# their id. Precision is limited by the smaller group, which is nearly always
+# the trained one, so a larger sample only slows the dashboard down.
+UNTRAINED_SAMPLE_LIMIT = 5000
+
+# Knuth's multiplicative hash: spreads consecutive ids over [0, 2**32), so
+# the sample of untrained subjects does not follow the order of their ids.
+HASH_MULTIPLIER = 2654435761
+HASH_MODULUS = 2**32
+
+
+class CohortRule(StrEnum):
+    STARTED = "started"
+    COMPLETED = "completed"
+    PASSED = "passed"
+
+
+class SubjectLevel(StrEnum):
+    CONTACT = "contact"
+    ACCOUNT = "account"
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """The definition of training: a rule on one course, one path, or any course."""
+
+    rule: CohortRule = CohortRule.COMPLETED
+    course: Course | None = None
+    path: LearningPath | None = None
+
+    def __post_init__(self) -> None:
+        if self.course is not None and self.path is not None:
+            raise ValueError(
+                "a cohort is defined by a course or by a learning path, not both; "
+                "remove one of the two filters"
+            )
+        if self.path is not None and self.rule == CohortRule.PASSED:
+            raise ValueError(
+                f"rule 'passed' applies to a course, not to the learning path "
+                f"{self.path.slug!r}; use 'started' or 'completed', or pick a course"
+            )
+
+    @property
+    def description(self) -> str:
+        if self.path is not None:
+            return f"{self.rule} the learning path {self.path.title}"
+        if self.course is not None:
+            return f"{self.rule} the course {self.course.title}"
+        return f"{self.rule} a course"
+
+
+ANY_COMPLETION = Cohort()
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One subject placed on a training day, real or aligned."""
+
+    subject_id: int
+    trained: bool
+    day: date
+
+    @property
+    def before_start(self) -> date:
+        return self.day - timedelta(days=DAYS_BEFORE)
+
+    @property
+    def before_end(self) -> date:
+        return self.day - timedelta(days=1)
+
+    @property
+    def after_start(self) -> date:
+        return self.day + timedelta(days=1)
+
+    @property
+    def after_end(self) -> date:
+        return self.day + timedelta(days=DAYS_AFTER)
+
+
+@dataclass(frozen=True)
+class AnchoredCohorts:
+    """The subjects measured, and how many of each group were left out and why."""
+
+    level: SubjectLevel
+    anchors: list[Anchor]
+    trained_awaiting_follow_up: int
+    untrained_eligible: int
+
+    @property
+    def trained_count(self) -> int:
+        return sum(1 for anchor in self.anchors if anchor.trained)
+
+    @property
+    def untrained_count(self) -> int:
+        return len(self.anchors) - self.trained_count
+
+
+def _path_rows(cohort: Cohort, path: LearningPath) -> tuple[QuerySet[Any], str]:
+    field = "enrolled_at" if cohort.rule == CohortRule.STARTED else "completed_at"
+    rows = PathEnrollment.objects.filter(path=path, **{f"{field}__isnull": False})
+    return rows, field
+
+
+def _attempt_rows(cohort: Cohort) -> QuerySet[Any]:
+    rows = Attempt.objects.filter(passed=True, submitted_at__isnull=False)
+    if cohort.course is not None:
+        rows = rows.filter(enrollment__course=cohort.course)
+    return rows
+
+
+def _enrollment_rows(cohort: Cohort) -> tuple[QuerySet[Any], str]:
+    field = "started_at" if cohort.rule == CohortRule.STARTED else "completed_at"
+    rows = Enrollment.objects.filter(**{f"{field}__isnull": False})
+    if cohort.rule == CohortRule.COMPLETED:
+        rows = rows.filter(status=EnrollmentStatus.COMPLETED)
+    if cohort.course is not None:
+        rows = rows.filter(course=cohort.course)
+    return rows, field
+
+
+def _training_days(cohort: Cohort, scope: Scope) -> QuerySet[Any]:
+    """Return (contact, account, first UTC day the rule was met) rows in scope."""
+    contact = "contact__"
+    if cohort.path is not None:
+        rows, field = _path_rows(cohort, cohort.path)
+    elif cohort.rule == CohortRule.PASSED:
+        rows, field = _attempt_rows(cohort), "submitted_at"
+        contact = "enrollment__contact__"
+    else:
+        rows, field = _enrollment_rows(cohort)
+    return (
+        rows.filter(scope.accounts(f"{contact}account__"))
+        .order_by()
+        .values(learner=F(f"{contact}id"), account=F(f"{contact}account_id"))
+        .annotate(instant=Min(field))
+        .annotate(day=TruncDate("instant"))
+    )
+
+
+def _trained_anchors(
+    cohort: Cohort, scope: Scope, level: SubjectLevel, as_of: date
+) -> tuple[list[Anchor], set[int], int]:
+    """Return the trained anchors, every subject trained by as_of, and those waiting.
+
+    A subject is trained on the UTC day it first met the rule, and an account
+    on the first such day of any of its contacts. It waits when its window
+    after training has not ended by as_of.
+    """
+    rows = _training_days(cohort, scope).filter(
+        instant__lt=utc_day_start(as_of + timedelta(days=1))
+    )
+    subject_field = "learner" if level == SubjectLevel.CONTACT else "account"
+    first_day: dict[int, date] = {}
+    for subject, day in rows.values_list(subject_field, "day"):
+        if subject not in first_day or day < first_day[subject]:
+            first_day[subject] = day
+
+    anchors, awaiting = [], 0
+    for subject, day in sorted(first_day.items()):
+        in_period = (scope.start is None or day >= scope.start) and (
+            scope.end is None or day <= scope.end
+        )
+        if not in_period:
+            continue
+        if day + timedelta(days=DAYS_AFTER) > as_of:
+            awaiting += 1
+            continue
+        anchors.append(Anchor(subject_id=subject, trained=True, day=day))
+    return anchors, set(first_day), awaiting
+
+
+def _untrained_sample(
+    scope: Scope, level: SubjectLevel, trained: set[int]
+) -> tuple[list[int], int]:
+    """Return a hashed sample of untrained subject ids and the number eligible."""
+    subjects: QuerySet[Any]
+    if level == SubjectLevel.CONTACT:
+        subjects = Contact.objects.filter(scope.accounts("account__"))
+    else:
+        subjects = Account.objects.filter(scope.accounts())
+    # Trained subjects are dropped in Python. Fetching as many extra rows as
+    # there are trained subjects still leaves the limit, and no trained id
+    # has to go back to the database as a parameter.
+    ordered = subjects.annotate(
+        sample_key=(F("pk") * HASH_MULTIPLIER) % HASH_MODULUS
+    ).order_by("sample_key", "pk")
+    eligible = subjects.count() - len(trained)
+    limit = UNTRAINED_SAMPLE_LIMIT + len(trained)
+    sample = [
+        pk for pk in ordered.values_list("pk", flat=True)[:limit] if pk not in trained
+    ]
+    return sample[:UNTRAINED_SAMPLE_LIMIT], eligible
+
+
+def align_anchors(trained_days: list[date], untrained_ids: list[int]) -> list[Anchor]:
+    """Give each untrained subject one of the trained days, in equal shares.
+
+    The trained days are sorted and dealt out in turn, so the untrained
+    anchors have the same calendar spread as the trained ones. Seasonal
+    changes in usage then move both groups alike and cancel in the
+    difference in differences.
+    """
+    if not trained_days:
+        return []
+    days = sorted(trained_days)
+    return [
+        Anchor(subject_id=subject, trained=False, day=days[index % len(days)])
+        for index, subject in enumerate(untrained_ids)
+    ]
+
+
+def anchored_cohorts(
+    cohort: Cohort, scope: Scope, level: SubjectLevel, as_of: date
+) -> AnchoredCohorts:
+    """Place the trained on their training day and the untrained on aligned days.
+
+    Only subjects whose whole window after training ended by ``as_of`` are
+    measured; the trained still within it are counted as awaiting follow-up.
+    """
+    trained, trained_ids, awaiting = _trained_anchors(cohort, scope, level, as_of)
+    untrained_ids, eligible = _untrained_sample(scope, level, trained_ids)
+    untrained = align_anchors([anchor.day for anchor in trained], untrained_ids)
+    logger.info(
+        "Anchored %s cohorts (%s): %s trained, %s awaiting, %s of %s untrained",
+        level,
+        cohort.description,
+        len(trained),
+        awaiting,
+        len(untrained),
+        eligible,
+    )
+    return AnchoredCohorts(
+        level=level,
+        anchors=trained + untrained,
+        trained_awaiting_follow_up=awaiting,
+        untrained_eligible=eligible,
+    )

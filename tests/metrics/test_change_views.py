@@ -1,0 +1,145 @@
+"""The changes around training on the dashboard page and in changes.csv."""
+
+import csv
+import html
+import io
+from datetime import date
+
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from courses.models import EnrollmentStatus, LearningPath
+from metrics.changes import outcome_changes
+from metrics.cohorts import Cohort
+from metrics.exports import CHANGES_HEADER
+from metrics.models import CourseTopic
+from tests.factories import make_contact
+from tests.metrics.builders import at_noon, make_course, make_enrollment
+from tests.metrics.test_changes import ADDED_AT, AS_OF, draw_usage, save_usage
+
+pytestmark = pytest.mark.django_db
+
+DASHBOARD = reverse("metrics:dashboard")
+CHANGES_CSV = reverse("metrics:changes-csv")
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    user = django_user_model.objects.create_user(username="manager", is_staff=True)
+    client.force_login(user)
+    return client
+
+
+def read_csv(response) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(response.content.decode())))
+
+
+def test_page_states_comparison_is_observational(staff_client):
+    response = staff_client.get(DASHBOARD, {"as_of": AS_OF.isoformat()})
+    text = html.unescape(response.content.decode())
+
+    assert response.status_code == 200
+    assert "Changes around training" in text
+    assert "Trained against untrained is observational." in text
+    assert "measures an effect" in text
+
+
+def test_small_cohort_shows_warning_on_page(staff_client):
+    course = make_course((1,))
+    contact = make_contact(added_at=ADDED_AT)
+    make_enrollment(
+        contact,
+        course,
+        status=EnrollmentStatus.COMPLETED,
+        completed_at=at_noon(date(2024, 4, 1)),
+    )
+
+    response = staff_client.get(
+        DASHBOARD, {"as_of": AS_OF.isoformat(), "course": course.pk}
+    )
+
+    text = response.content.decode()
+    section = text[text.index('id="changes-heading"') : text.index('id="engagement')]
+    assert "Too few accounts for a verdict" in section
+
+
+def test_changes_csv_matches_service(staff_client):
+    course = make_course((1,))
+    CourseTopic.objects.create(course=course, topic="Billing")
+    save_usage(draw_usage(np.random.default_rng(5), 5, 5, effect=1.0), course)
+    expected = outcome_changes(Cohort(course=course), as_of=AS_OF)
+
+    response = staff_client.get(
+        CHANGES_CSV, {"as_of": AS_OF.isoformat(), "course": course.pk}
+    )
+    rows = read_csv(response)
+
+    assert response["Content-Disposition"] == 'attachment; filename="changes.csv"'
+    assert list(rows[0]) == CHANGES_HEADER
+    assert [row["metric"] for row in rows] == [
+        "usage",
+        "health",
+        "topic_tickets",
+        "expansion",
+        "topic_tickets:Billing",
+    ]
+    usage = rows[0]
+    assert int(usage["trained_n"]) == expected.usage.trained.n
+    assert float(usage["difference"]) == pytest.approx(
+        expected.usage.difference.estimate
+    )
+    assert usage["verdict"] == "small sample"
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ({"rule": "finished"}, 400, "Invalid rule 'finished'"),
+        ({"path": "999999"}, 404, "Learning path '999999' was not found"),
+        ({"path": "x"}, 404, "Learning path 'x' was not found"),
+    ],
+)
+def test_invalid_cohort_rejected(staff_client, query, status, message):
+    for url in (DASHBOARD, CHANGES_CSV):
+        response = staff_client.get(url, query)
+
+        assert response.status_code == status, url
+        assert message in html.unescape(response.content.decode()), url
+
+
+def test_course_and_path_together_rejected(staff_client):
+    course = make_course((1,))
+    path = LearningPath.objects.create(slug="both", title="Both")
+
+    response = staff_client.get(CHANGES_CSV, {"course": course.pk, "path": path.pk})
+
+    assert response.status_code == 400
+    assert "not both" in response.content.decode()
+
+
+def test_passed_rule_on_path_rejected(staff_client):
+    path = LearningPath.objects.create(slug="exam-only", title="Exam only")
+
+    response = staff_client.get(DASHBOARD, {"rule": "passed", "path": path.pk})
+
+    assert response.status_code == 400
+    assert "'exam-only'" in html.unescape(response.content.decode())
+
+
+def test_segment_filter_narrows_cohort(staff_client):
+    course = make_course((1,))
+    save_usage(draw_usage(np.random.default_rng(6), 3, 3, effect=0.0), course)
+
+    everything = read_csv(
+        staff_client.get(CHANGES_CSV, {"as_of": AS_OF.isoformat(), "course": course.pk})
+    )
+    nobody = read_csv(
+        staff_client.get(
+            CHANGES_CSV,
+            {"as_of": AS_OF.isoformat(), "course": course.pk, "segment": "Mining"},
+        )
+    )
+
+    assert everything[0]["trained_n"] == "3"
+    assert nobody[0]["trained_n"] == "0"
