@@ -1,8 +1,12 @@
-"""Condition kinds over the lifecycle: an account's stage and its time in it.
+"""Condition kinds over the lifecycle: an account's stage, its time in it, and entries.
 
-Both read the stage history (StageChange), so evaluation as of a past
+All read the stage history (StageChange), so evaluation as of a past
 instant sees the stage the account was in then. A contact is in the stage
 of its account. Saving a condition that names a missing stage is rejected.
+
+entered_stage makes a stage change an event that triggers react to: it
+matches accounts that moved into a stage in the last N days, by criteria,
+by hand or on placement. "Stuck in a stage" is days_in_stage.
 """
 
 from collections.abc import Mapping
@@ -23,6 +27,7 @@ from conditions import (
     Subject,
     TextForm,
     ValueSlot,
+    WindowSlot,
     compare,
     compare_local_date,
     register,
@@ -90,6 +95,32 @@ def compile_days_in_stage(context: EvaluationContext, params: Params) -> Q:
         to_stage__slug=params["stage"],
     )
     return Q(Exists(row))
+
+
+def _entries(context: EvaluationContext, params: Params) -> Any:
+    """Select the account's moves into the stage in (as_of - N days, as_of]."""
+    account = OuterRef("account_id" if context.subject == "contact" else "pk")
+    return StageChange.objects.filter(
+        account=account,
+        to_stage__slug=params["stage"],
+        changed_at__gt=context.as_of - timedelta(days=params["days"]),
+        changed_at__lte=context.as_of,
+    )
+
+
+def compile_entered_stage(context: EvaluationContext, params: Params) -> Q:
+    """Match accounts with a move into the stage in the window.
+
+    The move counts even when the account has left the stage since, because
+    a trigger over it reacts to the entry and not to the stay.
+    """
+    return Q(Exists(_entries(context, params)))
+
+
+def value_entered_stage(context: EvaluationContext, params: Params) -> Subquery:
+    """Select when the account last entered the stage within the window."""
+    latest = _entries(context, params).order_by("-changed_at", "-pk")
+    return Subquery(latest.values("changed_at")[:1])
 
 
 def check_stage_value(params: Params, subject: Subject) -> None:
@@ -160,6 +191,22 @@ register(
             "value": Param(int, minimum=0, maximum=36500, help="Days."),
         },
         text=TextForm("days_in_stage", (ValueSlot("stage"),)),
+        check_references=check_stage_param,
+    )
+)
+register(
+    Kind(
+        name="entered_stage",
+        reads=frozenset({"stage"}),
+        label="Entered a lifecycle stage in the last N days",
+        compile=per_account(compile_entered_stage),
+        value=value_entered_stage,
+        describe=lambda p: f"entered stage {p['stage']} in the last {p['days']} days",
+        params={
+            "stage": Param(str, help="Stage slug."),
+            "days": Param(int, minimum=1, maximum=3650, help="Window in days."),
+        },
+        text=TextForm("entered_stage", (ValueSlot("stage"), WindowSlot("days"))),
         check_references=check_stage_param,
     )
 )

@@ -396,6 +396,13 @@ CASES = {
         lapsed_contact,
         "2024-06-03 10:00 (12 days ago)",
     ),
+    "entered_stage": Case(
+        {"kind": "entered_stage", "stage": "adoption", "days": 30},
+        "account",
+        staged_account,
+        # A time of day shows whole days elapsed: 19 days and 13 hours.
+        "2024-05-26 23:00 (19 days ago)",
+    ),
     "lifecycle_stage": Case(
         {"kind": "lifecycle_stage", "op": "==", "value": "adoption"},
         "account",
