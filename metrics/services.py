@@ -30,11 +30,11 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce, Least, TruncDate
+from django.db.models.functions import Cast, Coalesce, Least
 from django.utils import timezone
 
 from courses.models import Course, Enrollment, EnrollmentStatus
-from customers.models import ChurnEvent, SupportTicket, UsageEvent
+from customers.models import ChurnEvent, SupportTicket, UsageDay
 from customers.services import subjects_as_of, utc_date, utc_day_start
 from metrics.engagement import (
     CourseEngagement,
@@ -171,15 +171,18 @@ def _accounts_with_outcomes(
     first_churn_event = (
         churn_events.order_by().values("account").annotate(day=Min("churned_on"))
     )
+    # The daily roll-up has a row for every day with an event of the account,
+    # whether or not the event names a contact, so its first day is the
+    # first usage event's UTC day.
     first_usage = (
-        UsageEvent.objects.filter(
+        UsageDay.objects.filter(
             account=OuterRef("pk"),
-            occurred_at__date__gte=OuterRef("signup_date"),
-            occurred_at__lt=cutoff,
+            day__gte=OuterRef("signup_date"),
+            day__lte=as_of,
         )
         .order_by()
         .values("account")
-        .annotate(day=Min(TruncDate("occurred_at")))
+        .annotate(first_day=Min("day"))
     )
     tickets = (
         SupportTicket.objects.filter(
@@ -211,7 +214,9 @@ def _accounts_with_outcomes(
                 Coalesce(Subquery(first_churn_event.values("day")), Value(as_of)),
             ),
             tenure_days=DaysBetween(F("tenure_end"), F("signup_date")),
-            ttv_days=DaysBetween(Subquery(first_usage.values("day")), F("signup_date")),
+            ttv_days=DaysBetween(
+                Subquery(first_usage.values("first_day")), F("signup_date")
+            ),
             ticket_count=Coalesce(Subquery(tickets.values("count")), 0),
         )
         .annotate(
@@ -381,7 +386,7 @@ def outcome_comparison(
     as_of_given = as_of is not None
     as_of = as_of or utc_date(timezone.now())
     # Days are UTC calendar days throughout the customer record, so the
-    # __date lookups and TruncDate compile in UTC whatever TIME_ZONE is.
+    # __date lookups compile in UTC whatever TIME_ZONE is.
     with timezone.override(UTC):
         accounts = _accounts_with_outcomes(as_of, course, as_of_given, scope)
         totals = _group_totals(accounts, as_of)
