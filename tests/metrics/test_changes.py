@@ -450,3 +450,17 @@ def test_no_topics_counts_no_tickets():
     assert report.topics == []
     assert report.tickets.trained.mean_before == 0
     assert report.tickets.trained.mean_after == 0
+
+
+def test_groups_capped_at_sample_limit(monkeypatch):
+    monkeypatch.setattr("metrics.cohorts.SAMPLE_LIMIT", 3)
+    rng = np.random.default_rng(14)
+    course = make_course((1,))
+    save_usage(draw_usage(rng, trained=5, untrained=6, effect=0.0), course)
+
+    contacts = outcome_changes(Cohort(course=course), as_of=AS_OF).contacts
+
+    assert contacts.trained_count == 3
+    assert contacts.trained_eligible == 5
+    assert contacts.untrained_count == 3
+    assert contacts.untrained_eligible == 6
