@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from integrations.hubspot.crm_models import HubSpotDeal, HubSpotOwner
+from integrations.hubspot.crm_models import FieldConflict, HubSpotDeal, HubSpotOwner
 from integrations.hubspot.models import (
     HubSpotConnection,
     HubSpotLink,
@@ -96,6 +96,7 @@ class MappingInline(admin.TabularInline):
         "custom_name",
         "value_type",
         "options",
+        "owner",
     ]
 
 
@@ -289,5 +290,34 @@ class HubSpotDealAdmin(admin.ModelAdmin):
 
     def has_change_permission(
         self, request: HttpRequest, obj: HubSpotDeal | None = None
+    ) -> bool:
+        return False
+
+
+@admin.register(FieldConflict)
+class FieldConflictAdmin(admin.ModelAdmin):
+    """The conflict log: fields that both sides changed, and the value that lost."""
+
+    list_display = [
+        "created_at",
+        "object_type",
+        "hubspot_id",
+        "account",
+        "contact",
+        "field_name",
+        "owner",
+        "hubspot_value",
+        "nudgepath_value",
+    ]
+    list_filter = ["owner", "object_type", "field_name"]
+    search_fields = ["hubspot_id", "account__name", "contact__email", "field_name"]
+    list_select_related = ["account", "contact"]
+    readonly_fields = [field.name for field in FieldConflict._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: FieldConflict | None = None
     ) -> bool:
         return False

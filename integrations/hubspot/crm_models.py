@@ -1,4 +1,7 @@
-"""Rows the HubSpot sync keeps beside the customer record: owners and deals."""
+"""Rows the HubSpot sync keeps beside the customer record.
+
+They are owners, deals and the conflict log of mapped fields.
+"""
 
 from django.conf import settings
 from django.db import models
@@ -115,3 +118,57 @@ class HubSpotDeal(models.Model):
 
     def __str__(self) -> str:
         return f"HubSpot deal {self.hubspot_id} {self.name}"
+
+
+class FieldConflict(models.Model):
+    """A mapped field that both sides changed since the last sync.
+
+    The mapping's owner won. The row keeps both values and the one of the
+    last sync, so a person can restore the losing value by hand.
+    """
+
+    connection = models.ForeignKey(
+        "integrations.HubSpotConnection",
+        on_delete=models.CASCADE,
+        related_name="conflicts",
+    )
+    object_type = models.CharField(max_length=10)
+    hubspot_id = models.CharField(max_length=32)
+    account = models.ForeignKey(
+        "customers.Account",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    contact = models.ForeignKey(
+        "customers.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    field_name = models.CharField(max_length=100)
+    hubspot_property = models.CharField(max_length=100)
+    owner = models.CharField(
+        max_length=10, help_text="The side that owns the field, whose value stands."
+    )
+    hubspot_value = models.JSONField(null=True, blank=True)
+    nudgepath_value = models.JSONField(null=True, blank=True)
+    synced_value = models.JSONField(
+        null=True, blank=True, help_text="HubSpot's value at the sync before."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.field_name} of HubSpot {self.object_type} {self.hubspot_id}"
+
+    @property
+    def losing_value(self) -> object:
+        """The value that did not stand: the side that does not own the field."""
+        if self.owner == "hubspot":
+            return self.nudgepath_value
+        return self.hubspot_value

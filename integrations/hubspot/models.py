@@ -166,6 +166,13 @@ CONTACT_TARGETS = frozenset(
 )
 
 
+class FieldOwner(models.TextChoices):
+    """The side whose value wins when both changed a field since the last sync."""
+
+    HUBSPOT = "hubspot", "HubSpot"
+    NUDGEPATH = "nudgepath", "Nudgepath"
+
+
 class PropertyMapping(models.Model):
     """A rule that fills an account or contact field from a HubSpot property."""
 
@@ -195,6 +202,16 @@ class PropertyMapping(models.Model):
         help_text=(
             "For an enumeration: HubSpot option value to stored value, for example "
             '{"enterprise": "Enterprise"}. Values missing here are rejected.'
+        ),
+    )
+    owner = models.CharField(
+        max_length=10,
+        choices=FieldOwner.choices,
+        default=FieldOwner.HUBSPOT,
+        help_text=(
+            "The side whose value wins when both HubSpot and Nudgepath changed "
+            "the field since the last sync; the other value goes to the "
+            "conflict log."
         ),
     )
 
@@ -278,6 +295,14 @@ class HubSpotLink(models.Model):
     )
     archived_at = models.DateTimeField(
         null=True, blank=True, help_text="When the sync saw the record archived."
+    )
+    synced_values = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "HubSpot's value of each mapped field at the last sync, by field "
+            "name, which tells which side changed a field since."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -35,6 +35,7 @@ from integrations.hubspot.models import (
     Target,
 )
 from integrations.hubspot.owners import owner_user, set_account_owner
+from integrations.hubspot.ownership import settle_fields
 
 logger = logging.getLogger(__name__)
 
@@ -181,15 +182,17 @@ def _apply_company(
     values: list[tuple[PropertyMapping, Any]],
     warnings: list[str],
 ) -> Outcome:
-    changes, health_score = _split_changes(values, record)
-    owner_ids = [value for mapping, value in values if mapping.target == Target.OWNER]
     link = resolve_link(connection, record)
     created = link.account is None
+    new_row = False
     if created:
-        link.account = _find_or_create_account(record)
+        link.account, new_row = _find_or_create_account(record)
         link.save(update_fields=["account", "updated_at"])
     account = link.account
     assert account is not None
+    values = settle_fields(connection, link, account, values, new_row=new_row)
+    changes, health_score = _split_changes(values, record)
+    owner_ids = [value for mapping, value in values if mapping.target == Target.OWNER]
     changed = _update(update_account_attributes, account, changes, record)
     if health_score is not None and account.health_score != health_score:
         record_health_score(account, _modified_date(record), health_score)
@@ -209,15 +212,18 @@ def _apply_contact(
     record: HubSpotRecord,
     values: list[tuple[PropertyMapping, Any]],
 ) -> Outcome:
-    changes, _ = _split_changes(values, record)
     account = _company_account(connection, record)
     link = resolve_link(connection, record)
     created = link.contact is None
+    new_row = False
     if created:
-        link.contact = _find_or_create_contact(record, account, changes)
+        new_values, _ = _split_changes(values, record)
+        link.contact, new_row = _find_or_create_contact(record, account, new_values)
         link.save(update_fields=["contact", "updated_at"])
     contact = link.contact
     assert contact is not None
+    values = settle_fields(connection, link, contact, values, new_row=new_row)
+    changes, _ = _split_changes(values, record)
     changed = _update(update_contact_attributes, contact, changes, record)
     if account is not None and _associate(contact, account):
         changed = True
@@ -317,10 +323,11 @@ def _update(
         raise RecordError(f"{record.label}: {error}") from None
 
 
-def _find_or_create_account(record: HubSpotRecord) -> Account:
+def _find_or_create_account(record: HubSpotRecord) -> tuple[Account, bool]:
+    """Return the record's account and whether it is new."""
     existing = Account.objects.filter(external_id=record.hubspot_id).first()
     if existing is not None:
-        return existing
+        return existing, False
     name = (record.properties.get("name") or "").strip() or record.label
     account = Account(
         external_id=record.hubspot_id,
@@ -330,7 +337,7 @@ def _find_or_create_account(record: HubSpotRecord) -> Account:
     account.save()
     send_data_changed(Account, account.pk, "crm")
     logger.info("Created account %s for %s", account.pk, record.label)
-    return account
+    return account, True
 
 
 def _company_account(
@@ -379,13 +386,14 @@ def followed_link(
 
 def _find_or_create_contact(
     record: HubSpotRecord, account: Account | None, changes: dict[str, Any]
-) -> Contact:
+) -> tuple[Contact, bool]:
+    """Return the record's contact and whether it is new."""
     email = changes.get("email") or (record.properties.get("email") or "").strip()
     existing = Contact.objects.filter(external_id=record.hubspot_id).first()
     if existing is None and email:
         existing = Contact.objects.filter(email__iexact=email).first()
     if existing is not None:
-        return existing
+        return existing, False
     if account is None:
         raise RecordError(
             f"{record.label} has no company, and a new contact needs an account; "
@@ -416,7 +424,7 @@ def _find_or_create_contact(
     contact.save()
     send_data_changed(Contact, account.pk, "contacts")
     logger.info("Created contact %s for %s", contact.pk, record.label)
-    return contact
+    return contact, True
 
 
 def _associate(contact: Contact, account: Account) -> bool:
