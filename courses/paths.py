@@ -10,15 +10,18 @@ contacts on a path costs the same few queries as one contact.
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from courses.models import (
+    Course,
     Enrollment,
     EnrollmentSource,
     EnrollmentStatus,
+    LearningPath,
     PathCourse,
     PathEnrollment,
 )
@@ -141,3 +144,96 @@ def _course_states(
         if status == EnrollmentStatus.COMPLETED:
             completed[contact_id].add(course_id)
     return enrolled, completed
+
+
+# --- The learner's view of their paths -----------------------------------------
+
+
+class StepState(models.TextChoices):
+    COMPLETED = "completed", "Completed"
+    OPEN = "open", "Open"
+    # Every prerequisite is completed, but the enrollment is not there yet,
+    # for example for a course added to the path later.
+    READY = "ready", "Opens soon"
+    LOCKED = "locked", "Locked"
+    # Enrolled, but the course is unpublished or the enrollment ended.
+    UNAVAILABLE = "unavailable", "Not available"
+
+
+@dataclass(frozen=True)
+class PathStep:
+    course: Course
+    state: StepState
+    # Prerequisites not completed yet, in path order; empty unless locked.
+    waiting_for: list[Course]
+
+
+@dataclass(frozen=True)
+class PathOverview:
+    path: LearningPath
+    enrollment: PathEnrollment
+    steps: list[PathStep]
+    completed: int
+
+
+def path_overview(contact_id: int) -> list[PathOverview]:
+    """Return the contact's published paths, each course with its state.
+
+    Four queries, however many paths, courses and enrollments the contact
+    has: the path enrollments, the path courses, their prerequisites, and
+    the contact's course enrollments.
+    """
+    on_paths = list(
+        PathEnrollment.objects.filter(
+            contact_id=contact_id, path__is_published=True
+        ).select_related("path")
+    )
+    if not on_paths:
+        return []
+    path_courses = (
+        PathCourse.objects.filter(path_id__in={row.path_id for row in on_paths})
+        .select_related("course")
+        .prefetch_related("prerequisites")
+        .order_by("path_id", "order", "pk")
+    )
+    steps_by_path: dict[int, list[PathCourse]] = defaultdict(list)
+    for step in path_courses:
+        steps_by_path[step.path_id].append(step)
+    status_by_course = dict(
+        Enrollment.objects.filter(contact_id=contact_id).values_list(
+            "course_id", "status"
+        )
+    )
+
+    overview = []
+    for row in on_paths:
+        steps = [
+            _step_state(step, steps_by_path[row.path_id], status_by_course)
+            for step in steps_by_path[row.path_id]
+        ]
+        completed = sum(step.state == StepState.COMPLETED for step in steps)
+        overview.append(PathOverview(row.path, row, steps, completed))
+    return overview
+
+
+def _step_state(
+    step: PathCourse, path_steps: list[PathCourse], status_by_course: dict[int, str]
+) -> PathStep:
+    status = status_by_course.get(step.course_id)
+    if status == EnrollmentStatus.COMPLETED:
+        return PathStep(step.course, StepState.COMPLETED, [])
+    if status is not None:
+        usable = step.course.is_published and status != EnrollmentStatus.UNENROLLED
+        state = StepState.OPEN if usable else StepState.UNAVAILABLE
+        return PathStep(step.course, state, [])
+
+    required = {course.pk for course in step.prerequisites.all()}
+    # Listed in path order, so the learner reads them in the order to take.
+    waiting_for = [
+        other.course
+        for other in path_steps
+        if other.course_id in required
+        and status_by_course.get(other.course_id) != EnrollmentStatus.COMPLETED
+    ]
+    state = StepState.LOCKED if waiting_for else StepState.READY
+    return PathStep(step.course, state, waiting_for)

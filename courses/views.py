@@ -39,6 +39,7 @@ from courses.models import (
     LessonProgress,
     Question,
 )
+from courses.paths import path_overview
 from courses.services import (
     LessonEntry,
     Progress,
@@ -163,7 +164,8 @@ def home(request: HttpRequest, contact: Contact) -> HttpResponse:
         }
         for enrollment in enrollments
     ]
-    return render(request, "portal/home.html", {"contact": contact, "rows": rows})
+    context = {"contact": contact, "rows": rows, "paths": path_overview(contact.pk)}
+    return render(request, "portal/home.html", context)
 
 
 def _resume_url(enrollment: Enrollment, progress: Progress) -> str | None:
