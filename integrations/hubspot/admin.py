@@ -7,7 +7,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from integrations.hubspot.crm_models import FieldConflict, HubSpotDeal, HubSpotOwner
+from integrations.hubspot.crm_models import (
+    ContactMove,
+    FieldConflict,
+    HubSpotDeal,
+    HubSpotOwner,
+)
 from integrations.hubspot.models import (
     HubSpotConnection,
     HubSpotLink,
@@ -319,5 +324,28 @@ class FieldConflictAdmin(admin.ModelAdmin):
 
     def has_change_permission(
         self, request: HttpRequest, obj: FieldConflict | None = None
+    ) -> bool:
+        return False
+
+
+@admin.register(ContactMove)
+class ContactMoveAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "contact",
+        "from_account",
+        "to_account",
+        "from_company_id",
+        "to_company_id",
+    ]
+    search_fields = ["contact__email", "from_company_id", "to_company_id"]
+    list_select_related = ["contact", "from_account", "to_account"]
+    readonly_fields = [field.name for field in ContactMove._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: ContactMove | None = None
     ) -> bool:
         return False

@@ -1,6 +1,7 @@
 """Rows the HubSpot sync keeps beside the customer record.
 
-They are owners, deals and the conflict log of mapped fields.
+They are owners, deals, the conflict log of mapped fields and the moves
+of contacts between accounts.
 """
 
 from django.conf import settings
@@ -172,3 +173,40 @@ class FieldConflict(models.Model):
         if self.owner == "hubspot":
             return self.nudgepath_value
         return self.hubspot_value
+
+
+class ContactMove(models.Model):
+    """A contact that moved to another account because its HubSpot company changed."""
+
+    connection = models.ForeignKey(
+        "integrations.HubSpotConnection",
+        on_delete=models.CASCADE,
+        related_name="contact_moves",
+    )
+    contact = models.ForeignKey(
+        "customers.Contact", on_delete=models.CASCADE, related_name="+"
+    )
+    from_account = models.ForeignKey(
+        "customers.Account",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    to_account = models.ForeignKey(
+        "customers.Account",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    from_company_id = models.CharField(max_length=32)
+    to_company_id = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return (
+            f"contact {self.contact_id}: account {self.from_account_id} to "
+            f"{self.to_account_id}"
+        )

@@ -34,6 +34,7 @@ from integrations.hubspot.models import (
     PropertyMapping,
     Target,
 )
+from integrations.hubspot.moves import follow_company
 from integrations.hubspot.owners import owner_user, set_account_owner
 from integrations.hubspot.ownership import settle_fields
 
@@ -225,7 +226,10 @@ def _apply_contact(
     values = settle_fields(connection, link, contact, values, new_row=new_row)
     changes, _ = _split_changes(values, record)
     changed = _update(update_contact_attributes, contact, changes, record)
-    if account is not None and _associate(contact, account):
+    company_id = str(record.properties.get("associatedcompanyid") or "")
+    if account is not None and follow_company(
+        connection, link, contact, account, company_id
+    ):
         changed = True
     return _outcome(created, changed)
 
@@ -425,21 +429,6 @@ def _find_or_create_contact(
     send_data_changed(Contact, account.pk, "contacts")
     logger.info("Created contact %s for %s", contact.pk, record.label)
     return contact, True
-
-
-def _associate(contact: Contact, account: Account) -> bool:
-    """Make the contact a contact of its HubSpot company too; return whether new.
-
-    The contact's own account is kept: moving a contact to another account
-    is not a CRM attribute that customers lets a sync change.
-    """
-    if contact.account_id == account.pk:
-        return False
-    if contact.associated_accounts.filter(pk=account.pk).exists():
-        return False
-    contact.associated_accounts.add(account)
-    send_data_changed(Contact, account.pk, "contacts")
-    return True
 
 
 def _outcome(created: bool, changed: bool) -> Outcome:
