@@ -20,6 +20,8 @@ BENCHMARKS = {
     "events": "bench.events",
     "health": "bench.health",
     "ingest": "bench.ingest",
+    "dashboard": "bench.dashboard",
+    "portal": "bench.portal",
 }
 
 

@@ -40,7 +40,7 @@ import redis
 from django.conf import settings
 from django.db import connection, transaction
 
-from bench import ingest_http
+from bench import ingest_http, servers
 from customers.models import Account, Contact, UsageEvent
 from customers.signals import data_changed
 from integrations.models import EventSource
@@ -241,19 +241,18 @@ def time_http_round(
     """Return seconds to send one round over HTTP with HTTP_CLIENTS clients."""
     batches = make_round(generator, contacts, ROUNDS + 1)
     bodies = [gzip.compress(request_body(batch)) for batch in batches]
-    port = ingest_http.free_port()
+    port = servers.free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
         log = Path(folder) / "server.log"
-        server = ingest_http.start_server(port, log)
+        server = ingest_http.start_runserver(port, log)
         try:
-            ingest_http.wait_until_ready(server, url, log)
+            servers.wait_until_ready(server, url, log)
             return ingest_http.time_http(
                 url, source.write_key, bodies, HTTP_CLIENTS, BATCH_CALLS
             )
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            servers.stop_server(server)
             clear_event_path_state()
 
 

@@ -1,0 +1,497 @@
+"""Time the learner portal under gunicorn: the lesson page and the heartbeat.
+
+gunicorn serves the benchmark database in a child process, as in
+production, with DEBUG off. wrk, an HTTP load generator written in C,
+keeps CLIENTS connections busy for DURATION_SECONDS against each of:
+
+- a bare Django view, which returns "ok" through the same middleware
+  (sessions, authentication, CSRF), so the ratios show what the portal
+  adds to what any Django page costs here;
+- the lesson page of signed-in learners, rotating over learners and
+  lessons, with the 95th percentile latency against LESSON_P95_LIMIT_MS;
+- the progress heartbeat, posted with a growing sequence number per page
+  view as the page sends it, with the rate against HEARTBEAT_RATE_LIMIT.
+
+The load generator runs on the same two cores as the server and the
+database, so the figures include its share of the machine. A run with
+any error response fails.
+"""
+
+import itertools
+import json
+import random
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import requests as http
+from django.conf import settings
+from django.db import transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+
+from bench.servers import free_port, start_server, stop_server, wait_until_ready
+from courses.models import (
+    Course,
+    Enrollment,
+    Lesson,
+    LessonProgress,
+    Module,
+)
+from courses.services import enroll, portal_user_for
+from customers.models import Account, Contact
+
+LESSON_P95_LIMIT_MS = 50.0
+HEARTBEAT_RATE_LIMIT = 1000.0
+CLIENTS = 32
+DURATION_SECONDS = 15
+WARM_UP_SECONDS = 3
+# Sync workers, one request each at a time: two per core and one more, as
+# gunicorn's documentation suggests.
+WORKERS = 5
+
+COURSES = 20
+MODULES_PER_COURSE = 3
+LESSONS_PER_MODULE = 5
+ACCOUNTS = 500
+CONTACTS_PER_ACCOUNT = 10
+COURSES_PER_CONTACT = 4
+LEARNERS = 64
+
+LESSON_BODY = (
+    "## What this lesson covers\n\n"
+    "Reports show how each team uses the product. This lesson walks "
+    "through **saved views**, *filters* and exports.\n\n"
+    "1. Open the report.\n2. Pick a filter.\n3. Save the view.\n\n"
+) * 8
+
+
+@dataclass(frozen=True)
+class Load:
+    """The request count, errors and latencies wrk measured in one run."""
+
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def run() -> int:
+    if subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
+        print("wrk is not installed; install it with: apt-get install wrk")
+        return 1
+
+    courses = build_catalogue()
+    learners = build_learners(courses[0])
+    build_background(courses)
+    print(
+        f"{Course.objects.count()} courses, {Lesson.objects.count():,} lessons, "
+        f"{Contact.objects.count():,} contacts, "
+        f"{Enrollment.objects.count():,} enrollments, "
+        f"{LessonProgress.objects.count():,} lesson progress rows; "
+        f"{LEARNERS} signed-in learners; gunicorn with {WORKERS} sync workers; "
+        f"wrk with {CLIENTS} connections for {DURATION_SECONDS} s each"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-portal-") as folder:
+        return measure(Path(folder), courses[0], learners)
+
+
+def measure(folder: Path, course: Course, learners: list["Learner"]) -> int:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = folder / "gunicorn.log"
+    server = start_server(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(WORKERS),
+            "--worker-class",
+            "sync",
+            "--log-level",
+            "warning",
+            # Every gunicorn shares one control socket path by default.
+            "--no-control-socket",
+            "config.wsgi:application",
+        ],
+        log,
+        DJANGO_SETTINGS_MODULE="bench.portal_settings",
+    )
+    try:
+        wait_until_ready(server, url, log)
+        lessons = list(Lesson.objects.filter(module__course=course).order_by("pk"))
+        bare_get = [Request("GET", "/bench/bare/", learner) for learner in learners]
+        pages = [
+            Request("GET", lesson_path(course, lesson), learner)
+            for learner, lesson in itertools.product(learners, lessons)
+        ]
+        bare_post = [Request("POST", "/bench/bare/", learner) for learner in learners]
+        beats = [
+            Request("POST", heartbeat_path(course, lesson), learner, beat=lesson.pk)
+            for learner, lesson in itertools.product(learners, lessons)
+        ]
+
+        run_wrk(url, folder, "warm-up", pages, WARM_UP_SECONDS)
+        bare = run_wrk(url, folder, "bare-get", bare_get)
+        page = run_wrk(url, folder, "lesson", pages)
+        open_page_views(learners, course, lessons)
+        bare_posts = run_wrk(url, folder, "bare-post", bare_post)
+        heartbeat = run_wrk(url, folder, "heartbeat", beats)
+    finally:
+        stop_server(server)
+
+    return report(bare, page, bare_posts, heartbeat)
+
+
+def report(bare: Load, page: Load, bare_posts: Load, heartbeat: Load) -> int:
+    print(f"{'':<28} {'requests':>9} {'per s':>8} {'p50 ms':>7} {'p95 ms':>7}")
+    for name, load in (
+        ("bare view, GET", bare),
+        ("lesson page", page),
+        ("bare view, POST", bare_posts),
+        ("heartbeat", heartbeat),
+    ):
+        print(
+            f"{name:<28} {load.requests:>9,} {load.rate:>8.0f} "
+            f"{load.p50_ms:>7.1f} {load.p95_ms:>7.1f}"
+        )
+
+    page_ratio = page.p95_ms / LESSON_P95_LIMIT_MS
+    beat_ratio = HEARTBEAT_RATE_LIMIT / heartbeat.rate
+    print(
+        f"lesson page p95 {page.p95_ms:.1f} ms against {LESSON_P95_LIMIT_MS:.0f} ms: "
+        f"ratio {page_ratio:.2f}; {page.p95_ms / bare.p95_ms:.2f} times the bare "
+        f"view's p95 ({bare.p95_ms:.1f} ms)"
+    )
+    print(
+        f"heartbeat {heartbeat.rate:.0f} requests/s against at least "
+        f"{HEARTBEAT_RATE_LIMIT:.0f}: ratio {beat_ratio:.2f}; "
+        f"{heartbeat.rate / bare_posts.rate:.2f} of the bare view's POST rate "
+        f"({bare_posts.rate:.0f}/s)"
+    )
+
+    errors = sum(load.errors for load in (bare, page, bare_posts, heartbeat))
+    if errors:
+        print(f"{errors} requests failed; see the gunicorn log")
+        return 1
+    return 0 if max(page_ratio, beat_ratio) <= 1.0 else 1
+
+
+# --- Data ---------------------------------------------------------------------
+
+
+def build_catalogue() -> list[Course]:
+    """Create published courses of modules of Markdown lessons."""
+    courses = Course.objects.bulk_create(
+        Course(
+            slug=f"portal-bench-{number}",
+            title=f"Portal bench course {number}",
+            is_published=True,
+        )
+        for number in range(1, COURSES + 1)
+    )
+    modules = Module.objects.bulk_create(
+        Module(course=course, title=f"Module {order}", order=order)
+        for course in courses
+        for order in range(1, MODULES_PER_COURSE + 1)
+    )
+    Lesson.objects.bulk_create(
+        Lesson(
+            module=module,
+            title=f"Lesson {module.order}.{order}",
+            body=LESSON_BODY,
+            order=order,
+        )
+        for module in modules
+        for order in range(1, LESSONS_PER_MODULE + 1)
+    )
+    return courses
+
+
+@dataclass(frozen=True)
+class Learner:
+    contact_id: int
+    session: str
+    csrf: str
+
+
+def build_learners(course: Course) -> list[Learner]:
+    """Sign in LEARNERS contacts enrolled in course; return their cookies."""
+    account = Account.objects.create(
+        external_id="PORTAL-LEARNERS",
+        name="Portal bench learners",
+        signup_date=date(2024, 1, 1),
+    )
+    learners = []
+    for number in range(LEARNERS):
+        contact = Contact.objects.create(
+            account=account,
+            external_id=f"PORTAL-L{number}",
+            email=f"learner{number}@portal-bench.example",
+            added_at=timezone.now() - timedelta(days=30),
+        )
+        enroll(contact, course)
+        with transaction.atomic():
+            user = portal_user_for(contact)
+        client = Client()
+        client.force_login(user)
+        learners.append(
+            Learner(
+                contact_id=contact.pk,
+                session=client.cookies[settings.SESSION_COOKIE_NAME].value,
+                # Any 32 letters and digits pass as a CSRF cookie and token.
+                csrf=get_random_string(32),
+            )
+        )
+    return learners
+
+
+def build_background(courses: list[Course], seed: int = 3) -> None:
+    """Create other learners' enrollments and progress, which no page reads."""
+    generator = random.Random(seed)
+    accounts = Account.objects.bulk_create(
+        Account(
+            external_id=f"PORTAL-{number}",
+            name=f"Portal bench account {number}",
+            signup_date=date(2024, 1, 1),
+        )
+        for number in range(ACCOUNTS)
+    )
+    contacts = Contact.objects.bulk_create(
+        Contact(
+            account=account,
+            external_id=f"PORTAL-{account.pk}-{number}",
+            email=f"c{account.pk}-{number}@portal-bench.example",
+            added_at=timezone.now() - timedelta(days=200),
+        )
+        for account in accounts
+        for number in range(CONTACTS_PER_ACCOUNT)
+    )
+    enrollments = Enrollment.objects.bulk_create(
+        Enrollment(contact=contact, course=course, enrolled_at=timezone.now())
+        for contact in contacts
+        for course in generator.sample(courses, COURSES_PER_CONTACT)
+    )
+    lessons: dict[int, list[int]] = {}
+    for lesson_id, course_id in Lesson.objects.values_list("pk", "module__course"):
+        lessons.setdefault(course_id, []).append(lesson_id)
+    LessonProgress.objects.bulk_create(
+        (
+            LessonProgress(
+                enrollment=enrollment,
+                lesson_id=lesson_id,
+                started_at=enrollment.enrolled_at,
+            )
+            for enrollment in enrollments
+            for lesson_id in lessons[enrollment.course_id][: generator.randint(1, 15)]
+        ),
+        batch_size=5000,
+    )
+
+
+def open_page_views(
+    learners: list[Learner], course: Course, lessons: list[Lesson]
+) -> None:
+    """Check that every learner opened each lesson of the course.
+
+    A heartbeat counts only for a page view, so without one every heartbeat
+    would be rejected as superseded.
+    """
+    missing = LessonProgress.objects.filter(
+        enrollment__course=course,
+        enrollment__contact_id__in=[learner.contact_id for learner in learners],
+        views=0,
+    ).count()
+    if missing:
+        raise RuntimeError(
+            f"{missing} lessons were never opened by the lesson page run; "
+            "the heartbeat run needs a page view to count for"
+        )
+
+
+# --- Load ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    learner: Learner
+    # For a heartbeat, the lesson's id; its page view number is read from
+    # the learner's progress just before the run.
+    beat: int | None = None
+
+
+def lesson_path(course: Course, lesson: Lesson) -> str:
+    return reverse("portal:lesson", args=[course.slug, lesson.pk])
+
+
+def heartbeat_path(course: Course, lesson: Lesson) -> str:
+    return reverse("portal:heartbeat", args=[course.slug, lesson.pk])
+
+
+def run_wrk(
+    url: str,
+    folder: Path,
+    name: str,
+    requests: list[Request],
+    seconds: int = DURATION_SECONDS,
+) -> Load:
+    script = folder / f"{name}.lua"
+    script.write_text(lua_script(requests))
+    finished = subprocess.run(
+        [
+            "wrk",
+            "--threads",
+            "2",
+            "--connections",
+            str(CLIENTS),
+            "--duration",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            "--script",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(
+        line for line in finished.stdout.splitlines() if line.startswith("RESULT ")
+    )
+    requests_done, errors, micros, p50, p95, p99 = line.split()[1:]
+    if int(errors):
+        show_failure(url, requests[-1])
+    return Load(
+        requests=int(requests_done),
+        errors=int(errors),
+        seconds=int(micros) / 1e6,
+        p50_ms=float(p50) / 1000,
+        p95_ms=float(p95) / 1000,
+        p99_ms=float(p99) / 1000,
+    )
+
+
+def show_failure(url: str, request: Request) -> None:
+    """Send one of the failing requests again and print the server's response."""
+    learner = request.learner
+    response = http.request(
+        request.method,
+        url + request.path,
+        cookies={
+            settings.SESSION_COOKIE_NAME: learner.session,
+            settings.CSRF_COOKIE_NAME: learner.csrf,
+        },
+        headers={"X-CSRFToken": learner.csrf},
+        data={"view": "1", "sequence": "1", "active_seconds": "15"},
+        timeout=30,
+    )
+    print(
+        f"{request.method} {request.path} failed, for example: HTTP "
+        f"{response.status_code} {response.text[:300]!r}"
+    )
+
+
+def lua_script(requests: list[Request]) -> str:
+    """Return a wrk script that sends the requests in turn, split by thread.
+
+    Each wrk thread takes every other request, so a page view's heartbeats
+    come from one thread, whose counter gives them growing sequence numbers.
+    """
+    views = page_views([request for request in requests if request.beat])
+    entries = []
+    for request in requests:
+        headers = {
+            "Cookie": (
+                f"{settings.SESSION_COOKIE_NAME}={request.learner.session}; "
+                f"{settings.CSRF_COOKIE_NAME}={request.learner.csrf}"
+            ),
+        }
+        if request.method == "POST":
+            headers["X-CSRFToken"] = request.learner.csrf
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        view = views.get((request.learner.contact_id, request.beat), 0)
+        entries.append(
+            "{"
+            f"method={json.dumps(request.method)}, path={json.dumps(request.path)}, "
+            f"headers={lua_table(headers)}, view={view}"
+            "}"
+        )
+    return LUA_TEMPLATE.replace("ENTRIES", ",\n".join(entries))
+
+
+def page_views(beats: list[Request]) -> dict[tuple[int, int | None], int]:
+    """Return (contact id, lesson id) -> the latest page view's number."""
+    if not beats:
+        return {}
+    rows = LessonProgress.objects.filter(
+        enrollment__contact_id__in={beat.learner.contact_id for beat in beats},
+        lesson_id__in={beat.beat for beat in beats},
+    ).values_list("enrollment__contact_id", "lesson_id", "views")
+    return {(contact, lesson): views for contact, lesson, views in rows}
+
+
+def lua_table(values: dict[str, str]) -> str:
+    # A JSON string is a valid Lua string for the ASCII text used here.
+    pairs = (f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in values.items())
+    return "{" + ", ".join(pairs) + "}"
+
+
+LUA_TEMPLATE = """
+local all = {
+ENTRIES
+}
+local mine = {}
+local index = 0
+local sequence = 0
+
+function setup(thread)
+  thread:set("offset", setup_count or 0)
+  setup_count = (setup_count or 0) + 1
+end
+
+function init(args)
+  for i = 1 + offset, #all, 2 do
+    table.insert(mine, all[i])
+  end
+end
+
+function request()
+  index = index % #mine + 1
+  local entry = mine[index]
+  local body = nil
+  if entry.view > 0 then
+    if index == 1 then
+      sequence = sequence + 1
+    end
+    body = "view=" .. entry.view .. "&sequence=" .. sequence .. "&active_seconds=15"
+  end
+  return wrk.format(entry.method, entry.path, entry.headers, body)
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d\\n",
+    summary.requests,
+    errors.connect + errors.read + errors.write + errors.status + errors.timeout,
+    summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
