@@ -25,9 +25,12 @@ from conditions.widgets import ConditionBuilderWidget
 
 # Registers the health weight sets and the account health pages.
 from lifecycle import health_admin  # noqa: F401
+from lifecycle.checklists import tick_item
 from lifecycle.models import (
     AccountStage,
     Advancement,
+    ChecklistItem,
+    ChecklistTick,
     CriterionMet,
     Stage,
     StageChange,
@@ -293,3 +296,70 @@ class CriterionMetAdmin(HistoryAdmin):
     list_select_related = ("account", "criterion__stage")
     search_fields = ("account__name", "account__external_id", "criterion__name")
     date_hierarchy = "met_at"
+
+
+class OptionalConditionField(ConditionTextField):
+    """A condition that may be left blank, which stores NULL."""
+
+    def clean(self, value: Any) -> Any:
+        if not str(value or "").strip():
+            return None
+        return super().clean(value)
+
+
+class ChecklistItemForm(forms.ModelForm):
+    # Optional: an item may be ticked by an event alone, or only by hand.
+    condition = OptionalConditionField(
+        subject="account",
+        label="Condition",
+        required=False,
+        widget=ConditionBuilderWidget(subject="account"),
+        help_text=(
+            "The item is ticked for an account when this holds at a lifecycle "
+            "refresh. Leave blank when no condition ticks it."
+        ),
+    )
+
+    class Meta:
+        model = ChecklistItem
+        fields = ("stage", "order", "name", "description", "event_name", "condition")
+
+
+@admin.register(ChecklistItem)
+class ChecklistItemAdmin(ConditionInWords, admin.ModelAdmin):
+    form = ChecklistItemForm
+    list_display = ("name", "stage", "event_name", "condition_in_words", "order")
+    list_filter = ("stage",)
+    list_select_related = ("stage",)
+    search_fields = ("name", "description", "event_name")
+    readonly_fields = ("condition_in_words",)
+
+
+class ChecklistTickForm(forms.ModelForm):
+    class Meta:
+        model = ChecklistTick
+        fields = ("account", "item")
+
+
+@admin.register(ChecklistTick)
+class ChecklistTickAdmin(admin.ModelAdmin):
+    """Ticks by usage, condition or hand. Adding one here ticks the item by hand."""
+
+    form = ChecklistTickForm
+    list_display = ("account", "item", "ticked_at", "source", "ticked_by")
+    list_filter = ("source", "item")
+    list_select_related = ("account", "item__stage", "ticked_by")
+    search_fields = ("account__name", "account__external_id", "item__name")
+    raw_id_fields = ("account",)
+    date_hierarchy = "ticked_at"
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        tick = tick_item(obj.account, obj.item, by=request.user)
+        if tick is None:
+            messages.info(request, f"{obj.item} was ticked for {obj.account} already.")
+            tick = ChecklistTick.objects.get(account=obj.account, item=obj.item)
+        obj.pk = tick.pk
+        obj.refresh_from_db()

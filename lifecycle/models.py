@@ -248,3 +248,72 @@ class AccountHealth(Account):
         proxy = True
         verbose_name = "account health"
         verbose_name_plural = "account health"
+
+
+class ChecklistItem(models.Model):
+    """A step of a stage's checklist, such as "invite 3 team members".
+
+    Usage ticks it when event_name is set (dated by the first matching
+    event), or a condition when one is set (dated by the evaluation that
+    saw it hold). A CSM can tick any item by hand.
+    """
+
+    stage = models.ForeignKey(
+        Stage, on_delete=models.CASCADE, related_name="checklist_items"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    order = models.PositiveSmallIntegerField(default=0)
+    event_name = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=(
+            "A usage event with this name, sent by any contact of the account, "
+            "ticks the item. Blank when no event does."
+        ),
+    )
+    # A condition tree over accounts; NULL when no condition ticks the item.
+    condition = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["stage__order", "order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.stage}: {self.name}"
+
+
+class ChecklistTickSource(models.TextChoices):
+    EVENT = "event", "A usage event"
+    CONDITION = "condition", "Its condition held"
+    MANUAL = "manual", "Ticked by a CSM"
+
+
+class ChecklistTick(models.Model):
+    """When an account's checklist item was ticked, and by what."""
+
+    account = models.ForeignKey(
+        "customers.Account", on_delete=models.CASCADE, related_name="checklist_ticks"
+    )
+    item = models.ForeignKey(
+        ChecklistItem, on_delete=models.CASCADE, related_name="ticks"
+    )
+    ticked_at = models.DateTimeField()
+    source = models.CharField(max_length=20, choices=ChecklistTickSource.choices)
+    ticked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account", "ticked_at"]
+        constraints = [
+            # An item is ticked once per account; the job inserts or ignores.
+            models.UniqueConstraint(
+                fields=["account", "item"], name="checklist_item_ticked_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} ticked {self.item} at {self.ticked_at:%Y-%m-%d}"

@@ -1,4 +1,4 @@
-"""Daily lifecycle work: today's health scores, then stage evaluation."""
+"""Daily lifecycle work: today's health scores, stage evaluation and checklist ticks."""
 
 import logging
 from datetime import date
@@ -7,6 +7,7 @@ from typing import Any
 from celery import shared_task
 from django.utils import timezone
 
+from lifecycle.checklists import tick_checklists
 from lifecycle.health import compute_health
 from lifecycle.services import evaluate_stages
 
@@ -15,21 +16,27 @@ logger = logging.getLogger(__name__)
 
 @shared_task
 def refresh_lifecycle() -> dict[str, Any]:
-    """Score every account for today, then move accounts whose criteria are met.
+    """Score every account for today, move accounts on and tick checklist items.
 
     Health first, because criteria and triggers read the health history.
-    Both steps are idempotent for the same day, so a retry or a second beat
-    tick rewrites the same rows.
+    Health rewrites the same day's rows, and evaluation and ticking insert
+    or ignore, so a retry or a second beat tick writes nothing twice.
     """
     now = timezone.now()
     health = compute_health(timezone.localdate(now))
     report = evaluate_stages(now)
+    checklists = tick_checklists(now)
     logger.info(
-        "Lifecycle refresh: %s health scores, %s stage changes",
+        "Lifecycle refresh: %s health scores, %s stage changes, %s checklist ticks",
         health.scored,
         report.stage_changes,
+        checklists.ticked,
     )
-    return {"health_scores": health.scored, "stage_changes": report.stage_changes}
+    return {
+        "health_scores": health.scored,
+        "stage_changes": report.stage_changes,
+        "checklist_ticks": checklists.ticked,
+    }
 
 
 @shared_task

@@ -2,7 +2,8 @@
 
 Registered from LifecycleConfig.ready(), because customers cannot import
 lifecycle. The section shows the current stage, every success criterion
-with when it was met or is due, and the stage history. The timeline
+with its state, the checklist with what ticked each item, and the stage
+history. The timeline
 source adds stage moves and criteria met. The account list gets a stage
 filter and a stage column, and the attention list the rule "behind on a
 criterion". Each runs a fixed number of queries.
@@ -30,6 +31,7 @@ from customers.timeline import (
     register_source,
     sorted_entries,
 )
+from lifecycle.checklists import account_checklist
 from lifecycle.models import (
     AccountStage,
     CriterionMet,
@@ -49,12 +51,15 @@ def _stage_section(account: Account, today: date) -> dict[str, Any]:
     current_stage_id = progress.stage.pk if progress else None
     statuses = criteria.statuses
     history = stage_history(account, as_of=now)
+    checklist = account_checklist(account, now)
     return {
         "progress": progress,
         "current": [s for s in statuses if s.criterion.stage_id == current_stage_id],
         "others": [s for s in statuses if s.criterion.stage_id != current_stage_id],
         "history": list(reversed(history)),
         "stage_times": sum_stage_times(history),
+        "checklist": checklist,
+        "checklist_ticked": sum(1 for entry in checklist if entry.tick is not None),
     }
 
 
