@@ -3,12 +3,17 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from customers.accounts_view import registered_sections
 from customers.models import Account
+from lifecycle.checklists import tick_item
 from lifecycle.models import (
     AccountStage,
     Advancement,
+    ChecklistItem,
     Stage,
     StageChange,
     SuccessCriterion,
@@ -343,3 +348,23 @@ def test_admin_rejects_chosen_stage_without_chosen(admin_client):
         True,
         False,
     ]
+
+
+def test_stage_section_queries_do_not_grow(admin_user):
+    section = next(s for s in registered_sections() if s.key == "stage")
+    onboarding = Stage.objects.get(slug="onboarding")
+
+    def queries_for(stays: int) -> int:
+        account = make_account()
+        for index in range(stays):
+            slug = "onboarding" if index % 2 == 0 else "adoption"
+            move(account, slug, index)
+            checklist_item = ChecklistItem.objects.create(
+                stage=onboarding, name=f"Step {stays}-{index}"
+            )
+            tick_item(account, checklist_item, by=admin_user, at=SIGNUP)
+        with CaptureQueriesContext(connection) as queries:
+            section.load(account, NOW.date())
+        return len(queries)
+
+    assert queries_for(2) == queries_for(12)

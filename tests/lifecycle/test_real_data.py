@@ -1,4 +1,4 @@
-"""Criterion states and stage progression on the imported RavenStack data.
+"""Criterion states, stage progression and checklist ticks on the RavenStack data.
 
 The expectations come from the CSV files with plain Python and the rules
 that docs/data.md gives for the import (contacts from seats, usage at
@@ -22,9 +22,12 @@ from django.db import transaction
 from conditions import EvaluationContext, compile_condition
 from customers.models import Account, UsageEvent
 from integrations.services import import_ravenstack
+from lifecycle.checklists import tick_checklists
 from lifecycle.models import (
     AccountStage,
     Advancement,
+    ChecklistItem,
+    ChecklistTick,
     CriterionMet,
     Stage,
     StageChange,
@@ -45,6 +48,7 @@ SECOND = datetime(2024, 5, 2, tzinfo=UTC)
 TEAM, FIRST_USAGE, FEATURES = "onboarding:1", "onboarding:2", "adoption:1"
 TARGET_DAYS = {TEAM: 14, FIRST_USAGE: 14, FEATURES: 30}
 MOVED_BACK = FIRST + timedelta(days=1)
+DAY = timedelta(days=1)
 
 
 # -- the CSV files, read without the importer ------------------------------------
@@ -441,3 +445,45 @@ def test_manual_move_back_and_history(stages, admin_user):
             stage_history(account, as_of=FIRST)[-1].stage.slug
             == (first_only[account.external_id].stage_at[FIRST][0])
         )
+
+
+def test_checklist_ticks_from_usage_and_team(ravenstack):
+    onboarding = Stage.objects.get(slug="onboarding")
+    first_usage = ChecklistItem.objects.create(
+        stage=onboarding, name="Use the product", event_name="Feature Used"
+    )
+    team = ChecklistItem.objects.create(
+        stage=onboarding,
+        name="Invite 3 team members",
+        condition={"kind": "contact_count", "op": ">=", "value": 3},
+    )
+
+    # Run forward, then once more as of the earlier instant: the condition
+    # ticks move back to it where the team was there by then.
+    tick_checklists(SECOND)
+    tick_checklists(FIRST)
+
+    wanted_usage = {
+        account_id: midnight(min(account.usage_dates)) + timedelta(hours=12)
+        for account_id, account in ravenstack.items()
+        if account.usage_dates and min(account.usage_dates) <= SECOND.date() - DAY
+    }
+    wanted_team = {}
+    for account_id, account in ravenstack.items():
+        for as_of in (FIRST, SECOND):
+            signed_up = account.signup <= as_of.date()
+            if signed_up and contacts_by(account, as_of) >= 3:
+                wanted_team[account_id] = as_of
+                break
+    assert ticked(first_usage) == wanted_usage
+    assert ticked(team) == wanted_team
+    assert FIRST in wanted_team.values()
+    assert SECOND in wanted_team.values()
+
+
+def ticked(item: ChecklistItem) -> dict[str, datetime]:
+    return dict(
+        ChecklistTick.objects.filter(item=item).values_list(
+            "account__external_id", "ticked_at"
+        )
+    )
