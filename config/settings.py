@@ -189,6 +189,23 @@ NUDGEPATH_PERIODIC_TASKS = {
     },
 }
 
+# The HubSpot entries of beat's schedule, created by the integrations
+# migration 0007 (docs/hubspot.md).
+NUDGEPATH_HUBSPOT_PERIODIC_TASKS = {
+    "hubspot-sync": {
+        "task": "integrations.hubspot.tasks.sync_all_connections",
+        "seconds": env_int("NUDGEPATH_HUBSPOT_SYNC_SECONDS", 15 * 60, minimum=60),
+    },
+    "hubspot-write-back": {
+        "task": "integrations.hubspot.tasks.push_crm_write_backs",
+        "seconds": 60,
+    },
+    "hubspot-release-stuck-runs": {
+        "task": "integrations.hubspot.tasks.release_stuck_runs",
+        "seconds": 5 * 60,
+    },
+}
+
 # A change to the customer record (a usage event, ticket, survey response or
 # CRM update) evaluates the triggers that read that data for its account at
 # once; further changes to the same account within this many seconds are
@@ -234,6 +251,12 @@ NUDGEPATH_HUBSPOT_RETRY_JITTER_MS = env_int(
 NUDGEPATH_HUBSPOT_PAGE_SIZE = env_int("NUDGEPATH_HUBSPOT_PAGE_SIZE", 100, minimum=1)
 NUDGEPATH_HUBSPOT_SEARCH_RESULT_LIMIT = env_int(
     "NUDGEPATH_HUBSPOT_SEARCH_RESULT_LIMIT", 10_000, minimum=1
+)
+# A running sync run saves its cursor after every page. One whose last
+# save is older than this many minutes belongs to a worker that died, so
+# it is marked failed and resumed from its cursor.
+NUDGEPATH_HUBSPOT_STUCK_RUN_MINUTES = env_int(
+    "NUDGEPATH_HUBSPOT_STUCK_RUN_MINUTES", 10, minimum=1
 )
 
 # Email. The demo writes each message to a file under var/mail; production

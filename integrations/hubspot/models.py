@@ -384,6 +384,14 @@ class SyncRun(models.Model):
     )
     last_error = models.TextField(blank=True, help_text="Why the run failed.")
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "When the worker last saved the run's progress; a running run "
+            "without one for long is released and resumed."
+        ),
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

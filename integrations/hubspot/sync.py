@@ -11,11 +11,12 @@ its cursor, so a run that fails is resumed from the page it was on.
 
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from hubspot.crm.companies import Filter as CompanyFilter
 from hubspot.crm.companies import FilterGroup as CompanyFilterGroup
@@ -64,6 +65,10 @@ COUNTERS = {
 }
 
 
+class RunReleased(RuntimeError):
+    """The run was released as stuck while this worker still ran it."""
+
+
 class SyncStuck(RuntimeError):
     """More records share one last-modified instant than one query can return."""
 
@@ -97,6 +102,36 @@ def create_run(
     )
 
 
+def stuck_runs(now: datetime | None = None) -> QuerySet[SyncRun]:
+    """Select running runs whose progress is older than the stuck-run limit."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(minutes=settings.NUDGEPATH_HUBSPOT_STUCK_RUN_MINUTES)
+    return SyncRun.objects.filter(status=SyncStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+
+
+def release_run(run: SyncRun) -> bool:
+    """Mark a stuck run failed, unless it beat since it was read; return whether.
+
+    The update matches the heartbeat that was read, so a run whose worker
+    saved progress in the meantime stays running.
+    """
+    released = SyncRun.objects.filter(
+        pk=run.pk, status=SyncStatus.RUNNING, heartbeat_at=run.heartbeat_at
+    ).update(
+        status=SyncStatus.FAILED,
+        finished_at=timezone.now(),
+        last_error=(
+            f"no progress since {run.heartbeat_at or run.started_at}, so its "
+            "worker is taken to have stopped; resumed from the cursor in a new run"
+        ),
+    )
+    if released:
+        run.refresh_from_db()
+    return bool(released)
+
+
 def create_resumed_run(failed: SyncRun) -> SyncRun:
     """Create a queued run that starts at the cursor of a failed run."""
     if failed.status != SyncStatus.FAILED:
@@ -114,8 +149,9 @@ def create_resumed_run(failed: SyncRun) -> SyncRun:
 
 def claim_run(run_id: int) -> SyncRun | None:
     """Mark a queued run running and return it; None if another worker has it."""
+    now = timezone.now()
     claimed = SyncRun.objects.filter(pk=run_id, status=SyncStatus.QUEUED).update(
-        status=SyncStatus.RUNNING, started_at=timezone.now()
+        status=SyncStatus.RUNNING, started_at=now, heartbeat_at=now
     )
     if not claimed:
         return None
@@ -130,16 +166,23 @@ def execute_run(run: SyncRun) -> SyncRun:
     )
     try:
         _page_through(run)
+    except RunReleased:
+        # The run is failed and resumed by another; its row is not ours to save.
+        logger.warning(
+            "HubSpot sync run %s was released while this worker ran it; stopped",
+            run.pk,
+        )
+        return run
     except Exception as error:
         run.status = SyncStatus.FAILED
         run.last_error = str(error)[:4000]
         run.finished_at = timezone.now()
-        run.save(update_fields=["status", "last_error", "finished_at"])
+        _finish(run, last_error=run.last_error)
         logger.exception("HubSpot sync run %s failed at cursor %s", run.pk, run.cursor)
         return run
     run.status = SyncStatus.SUCCEEDED
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "finished_at"])
+    _finish(run)
     logger.info(
         "HubSpot sync run %s finished in %.0f ms: %s fetched, %s created, %s "
         "updated, %s skipped",
@@ -212,6 +255,13 @@ def _page_through(run: SyncRun) -> None:
         _save_progress(run, cursor)
 
 
+def _finish(run: SyncRun, **fields: Any) -> None:
+    # Only while running: a run released as stuck keeps the releaser's error.
+    SyncRun.objects.filter(pk=run.pk, status=SyncStatus.RUNNING).update(
+        status=run.status, finished_at=run.finished_at, **fields
+    )
+
+
 def _next_window(run: SyncRun, cursor: dict[str, Any]) -> dict[str, Any]:
     """Start a new query at the last record's last-modified date."""
     last = cursor.get("max_modified")
@@ -279,20 +329,26 @@ def _modified_millis(record: HubSpotRecord) -> int | None:
 
 
 def _save_progress(run: SyncRun, cursor: dict[str, Any]) -> None:
+    """Save the cursor and counts, and beat the heartbeat, if the run is still ours.
+
+    The update applies only while the run is running, so a worker whose run
+    was released as stuck stops here instead of writing over the run.
+    """
     run.cursor = cursor
-    with transaction.atomic():
-        run.save(
-            update_fields=[
-                "cursor",
-                "fetched",
-                "created",
-                "updated",
-                "unchanged",
-                "skipped",
-                "record_errors",
-                "warnings",
-            ]
-        )
+    run.heartbeat_at = timezone.now()
+    saved = SyncRun.objects.filter(pk=run.pk, status=SyncStatus.RUNNING).update(
+        cursor=cursor,
+        fetched=run.fetched,
+        created=run.created,
+        updated=run.updated,
+        unchanged=run.unchanged,
+        skipped=run.skipped,
+        record_errors=run.record_errors,
+        warnings=run.warnings,
+        heartbeat_at=run.heartbeat_at,
+    )
+    if not saved:
+        raise RunReleased(f"sync run {run.pk} is no longer running")
 
 
 def _search_function(

@@ -29,11 +29,21 @@ def run_sync(run_ids: list[int]) -> None:
 
 @shared_task
 def sync_all_connections() -> None:
-    """Queue an incremental sync of every active connection; for beat."""
-    from integrations.hubspot.services import start_sync
+    """Queue an incremental sync of every active connection not syncing; for beat."""
+    from integrations.hubspot.services import start_scheduled_syncs
 
-    for connection in HubSpotConnection.objects.filter(is_active=True):
-        start_sync(connection)
+    runs = start_scheduled_syncs()
+    logger.info("Queued %s scheduled HubSpot sync runs", len(runs))
+
+
+@shared_task
+def release_stuck_runs() -> None:
+    """Fail sync runs whose worker stopped and resume them; for beat."""
+    from integrations.hubspot.services import release_stuck_runs as release
+
+    resumed = release()
+    if resumed:
+        logger.info("Resumed %s stuck HubSpot sync runs", len(resumed))
 
 
 @shared_task
