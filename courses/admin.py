@@ -96,6 +96,15 @@ class CourseAdmin(admin.ModelAdmin):
             },
         ),
         (
+            "Catalogue",
+            {
+                "fields": ["in_catalogue", "lifecycle_stages", "audience", "tags"],
+                "description": "Who may find the course in the portal's "
+                "catalogue and enroll themselves. Enrollments by triggers and "
+                "in this admin ignore these fields.",
+            },
+        ),
+        (
             "Schedule and source",
             {
                 "fields": ["starts_on", "length_days", "external_id"],

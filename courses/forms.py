@@ -5,6 +5,8 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from conditions.forms import ConditionTextField
+from courses.catalogue import clean_stage_slugs
 from courses.content import VIDEO_EMBED_HOSTS, video_embed_url
 from courses.models import (
     MAX_PASS_MARK,
@@ -29,7 +31,29 @@ class SignInLinkForm(forms.Form):
     next = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
 
 
+def _split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+
+
 class CourseAdminForm(forms.ModelForm):
+    lifecycle_stages = forms.CharField(
+        required=False,
+        help_text="Optional. Stage slugs the course is for, separated by commas, "
+        "such as onboarding, adoption. The catalogue shows the course only to "
+        "contacts whose account is in one of them; blank for every stage.",
+    )
+    tags = forms.CharField(
+        required=False,
+        help_text="Optional. Topics, separated by commas, such as reports, "
+        "billing. Learners filter the catalogue by them.",
+    )
+    audience = ConditionTextField(
+        required=False,
+        help_text="Optional. A condition over the contact, such as "
+        'contact.role == "admin" and account.plan == "Enterprise". The '
+        "catalogue shows the course only to contacts who match; blank for all.",
+    )
+
     class Meta:
         model = Course
         fields = [
@@ -43,8 +67,14 @@ class CourseAdminForm(forms.ModelForm):
             "completion_rule",
             "issues_certificates",
             "certificate_valid_days",
+            "in_catalogue",
+            "lifecycle_stages",
+            "audience",
+            "tags",
         ]
         help_texts = {
+            "in_catalogue": "List the course in the portal's catalogue, where "
+            "the contacts it is meant for enroll themselves.",
             "completion_rule": "When a learner's enrollment becomes completed. "
             "Under “Pass every exam”, the course is completed once every exam "
             "lesson has a passing attempt.",
@@ -64,6 +94,31 @@ class CourseAdminForm(forms.ModelForm):
             "starts_on": "Optional. The date a cohort course starts.",
             "length_days": "Optional. The planned length of the course, in days.",
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The lists are edited as comma-separated text.
+        self.initial["lifecycle_stages"] = ", ".join(self.instance.lifecycle_stages)
+        self.initial["tags"] = ", ".join(self.instance.tags)
+
+    def clean_lifecycle_stages(self) -> list[str]:
+        try:
+            return clean_stage_slugs(_split_list(self.cleaned_data["lifecycle_stages"]))
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    def clean_tags(self) -> list[str]:
+        return list(
+            dict.fromkeys(tag.lower() for tag in _split_list(self.cleaned_data["tags"]))
+        )
+
+    def clean_audience(self) -> dict[str, Any] | None:
+        text = self.cleaned_data.get("audience") or ""
+        if not text.strip():
+            return None
+        field = self.fields["audience"]
+        assert isinstance(field, ConditionTextField)
+        return field.to_tree(text, "contact")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -38,6 +38,17 @@ class Course(models.Model):
     issues_certificates = models.BooleanField(default=True)
     # Days a certificate stays valid after it is issued; null for no expiry.
     certificate_valid_days = models.PositiveIntegerField(null=True, blank=True)
+    # Listed in the catalogue, where contacts it is meant for enroll themselves.
+    in_catalogue = models.BooleanField(default=False)
+    # Slugs of the lifecycle stages (lifecycle.Stage.slug) the course is for;
+    # empty for every stage. Checked through the condition vocabulary, because
+    # courses may not import lifecycle (courses.catalogue).
+    lifecycle_stages = models.JSONField(default=list, blank=True)
+    # A condition tree over the contact that decides who sees the course in
+    # the catalogue; null for every contact.
+    audience = models.JSONField(null=True, blank=True)
+    # Topics that group courses in the catalogue.
+    tags = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -13,6 +13,12 @@ urlpatterns = [
     path("sign-in/staff/", views.StaffSignInView.as_view(), name="staff-sign-in"),
     path("sign-in/<str:token>/", views.magic_link, name="magic-link"),
     path("sign-out/", views.sign_out, name="sign-out"),
+    path("catalogue/", views.catalogue, name="catalogue"),
+    path(
+        "catalogue/<slug:slug>/enroll/",
+        views.catalogue_enroll,
+        name="catalogue-enroll",
+    ),
     path("courses/<slug:slug>/", views.course, name="course"),
     path(
         "courses/<slug:slug>/certificate.pdf",

@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView, LogoutView
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,6 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from courses.assessments import assessment_state, is_assessment
+from courses.catalogue import catalogue_for, catalogue_tags, enroll_from_catalogue
 from courses.content import (
     checklist_state,
     render_markdown,
@@ -339,3 +340,30 @@ def complete(
     if following is None:
         return redirect("portal:course", slug=slug)
     return redirect(lesson_path(enrollment.course, following))
+
+
+# --- The catalogue ---------------------------------------------------------------
+
+
+@contact_required
+@require_http_methods(["GET", "HEAD"])
+def catalogue(request: HttpRequest, contact: Contact) -> HttpResponse:
+    tag = request.GET.get("tag", "").strip().lower()
+    entries = catalogue_for(contact)
+    context = {
+        "tags": catalogue_tags(entries),
+        "tag": tag,
+        "entries": [entry for entry in entries if not tag or tag in entry.course.tags],
+    }
+    return render(request, "portal/catalogue.html", context)
+
+
+@contact_required
+@require_POST
+def catalogue_enroll(request: HttpRequest, contact: Contact, slug: str) -> HttpResponse:
+    try:
+        enrollment = enroll_from_catalogue(contact, slug)
+    except LookupError:
+        raise Http404("This course is not in your catalogue.") from None
+    messages.success(request, f"You are enrolled in {enrollment.course.title}.")
+    return redirect("portal:course", slug=slug)
