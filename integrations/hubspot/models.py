@@ -296,6 +296,14 @@ class HubSpotLink(models.Model):
     archived_at = models.DateTimeField(
         null=True, blank=True, help_text="When the sync saw the record archived."
     )
+    primary_company_id = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text=(
+            "For a contact: the HubSpot id of its primary company at the last "
+            "sync, which tells that the contact moved."
+        ),
+    )
     synced_values = models.JSONField(
         default=dict,
         blank=True,

@@ -17,10 +17,6 @@ from integrations.hubspot.models import HubSpotConnection, HubSpotLink
 
 logger = logging.getLogger(__name__)
 
-# The key of the primary company in HubSpotLink.synced_values. It holds a
-# space, so no mapped field, whose names are identifiers, can clash with it.
-PRIMARY_COMPANY_KEY = "primary company"
-
 
 def follow_company(
     connection: HubSpotConnection,
@@ -37,14 +33,14 @@ def follow_company(
     account and gains the company's account as an associated account.
     The caller holds the link's row lock.
     """
-    previous = link.synced_values.get(PRIMARY_COMPANY_KEY)
-    if previous is not None and previous != company_id:
+    previous = link.primary_company_id
+    if previous and previous != company_id:
         changed = move_contact(connection, contact, account, previous, company_id)
     else:
         changed = associate(contact, account)
     if previous != company_id:
-        link.synced_values = {**link.synced_values, PRIMARY_COMPANY_KEY: company_id}
-        link.save(update_fields=["synced_values", "updated_at"])
+        link.primary_company_id = company_id
+        link.save(update_fields=["primary_company_id", "updated_at"])
     return changed
 
 
