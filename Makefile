@@ -43,6 +43,8 @@ lint: install
 # BENCH names a subset, for example make bench BENCH=sweep.
 BENCH ?=
 bench: install
+	# The portal benchmark loads the server with wrk, an HTTP load generator.
+	command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 	DATABASE_URL=$(TEST_DATABASE_URL)_bench CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 		$(BIN)/python -m bench $(BENCH)
 

@@ -417,6 +417,15 @@ STAGE_CASES = [
         " WHERE latest.slug = 'adoption'"
         " AND latest.changed_at < (%(today)s - 14)::timestamptz))",
     ),
+    Case(
+        "entered_stage",
+        'entered_stage("adoption", last 30 days)',
+        ACCOUNTS_MATCHING + "EXISTS (SELECT 1 FROM lifecycle_stagechange sc"
+        " JOIN lifecycle_stage st ON st.id = sc.to_stage_id"
+        " WHERE sc.account_id = a.id AND st.slug = 'adoption'"
+        " AND sc.changed_at > %(as_of)s - INTERVAL '30 days'"
+        " AND sc.changed_at <= %(as_of)s))",
+    ),
 ]
 
 KIND_CASES = CUSTOMER_CASES + LEARNING_CASES + STAGE_CASES
