@@ -10,6 +10,10 @@ the time that passed since the previous heartbeat, so a tab left open
 overnight, a replayed request or a script that posts in a loop adds at most
 one interval.
 
+On a PDF lesson, each heartbeat also carries the pages seen so far and the
+PDF's number of pages, from the viewer in static/portal/pdf_viewer.js, and
+the server adds them to LessonProgress.pages_viewed.
+
 Each heartbeat names the page view it comes from (the view's number in
 LessonProgress.views) and a sequence number that starts at 1 on every page
 view. Only the latest view of the lesson is counted, and only numbers above
@@ -41,6 +45,8 @@ ELAPSED_SLACK_SECONDS = 2
 MAX_POSITION_SECONDS = 24 * 60 * 60
 # The highest view and sequence numbers accepted; the column is 32-bit.
 MAX_COUNTER = 2**31 - 1
+# The most pages a PDF lesson may report.
+MAX_PAGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,10 @@ class Heartbeat:
     active_seconds: int
     # The video's playback position in whole seconds; None for other lessons.
     position_seconds: int | None
+    # PDF lessons: the pages seen so far in this page view, and the PDF's
+    # number of pages; empty and None for other lessons.
+    pages: frozenset[int] = frozenset()
+    page_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,12 +104,38 @@ def parse_heartbeat(data: Mapping[str, str]) -> Heartbeat:
     position = None
     if data.get("position", "") != "":
         position = _integer(data, "position", MAX_POSITION_SECONDS)
+    page_count = None
+    if data.get("page_count", "") != "":
+        page_count = _integer(data, "page_count", MAX_PAGES)
     return Heartbeat(
         view=_integer(data, "view", MAX_COUNTER),
         sequence=sequence,
         active_seconds=_integer(data, "active_seconds", MAX_COUNTER),
         position_seconds=position,
+        pages=_pages(data.get("pages", ""), page_count),
+        page_count=page_count,
     )
+
+
+def _pages(raw: str, page_count: int | None) -> frozenset[int]:
+    """Read "1,2,5" into page numbers; raise ValueError for a page out of range."""
+    limit = page_count or MAX_PAGES
+    pages = set()
+    for part in raw.split(",") if raw else []:
+        try:
+            page = int(part)
+        except ValueError:
+            raise ValueError(
+                f"Heartbeat field pages contains {part!r}; send page numbers "
+                "separated by commas, such as 1,2,5."
+            ) from None
+        if not 1 <= page <= limit:
+            raise ValueError(
+                f"Heartbeat field pages contains page {page}; pages are numbered "
+                f"from 1 to {limit}."
+            )
+        pages.add(page)
+    return frozenset(pages)
 
 
 def credit_for(beat: Heartbeat, previous_at: datetime | None, now: datetime) -> int:
@@ -146,12 +182,13 @@ def record_heartbeat(
             "heartbeat_sequence",
             "heartbeat_at",
             "time_spent_seconds",
+            "pages_viewed",
         )
         .first()
     )
     if row is None:
         return None
-    progress_id, view, sequence, previous_at, spent = row
+    progress_id, view, sequence, previous_at, spent, pages_viewed = row
 
     if beat.view != view:
         return HeartbeatResult(False, 0, spent, "superseded")
@@ -167,6 +204,12 @@ def record_heartbeat(
     }
     if beat.position_seconds is not None:
         changes["position_seconds"] = beat.position_seconds
+    if beat.page_count is not None:
+        changes["page_count"] = beat.page_count
+    if not beat.pages <= set(pages_viewed):
+        # The conditional UPDATE below fails if another heartbeat wrote in
+        # between, so this union never loses pages that it counted.
+        changes["pages_viewed"] = sorted(beat.pages | set(pages_viewed))
     written = LessonProgress.objects.filter(
         pk=progress_id, heartbeat_view=view, heartbeat_sequence=sequence
     ).update(**changes)

@@ -209,6 +209,10 @@ class LessonProgress(models.Model):
     time_spent_seconds = models.PositiveIntegerField(default=0)
     # A video lesson's playback position, in whole seconds, to resume from.
     position_seconds = models.PositiveIntegerField(default=0)
+    # A PDF lesson's pages (numbered from 1) the learner has seen, sorted,
+    # and the number of pages of the PDF as the portal's viewer read it.
+    pages_viewed = models.JSONField(default=list, blank=True)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
     # The page view (its number in views) whose heartbeats are counted, the
     # last heartbeat sequence number counted from it, and when that heartbeat
     # or the view arrived. Older views and replayed numbers are ignored.

@@ -49,8 +49,12 @@
     return Math.floor(video.currentTime);
   }
 
+  // PDF lessons: pdf_viewer.js keeps the pages seen in the tracker's data.
+  let lastSentPages = "";
+
   function hasNews() {
-    return activeSeconds > 0 || currentPosition() !== lastSentPosition;
+    const pagesSeen = tracker.dataset.pagesSeen || "";
+    return activeSeconds > 0 || currentPosition() !== lastSentPosition || pagesSeen !== lastSentPages;
   }
 
   // Builds the next heartbeat and starts counting the next interval.
@@ -66,6 +70,11 @@
     if (position !== null) {
       data.set("position", String(position));
       lastSentPosition = position;
+    }
+    if (tracker.dataset.pageCount) {
+      data.set("page_count", tracker.dataset.pageCount);
+      data.set("pages", tracker.dataset.pagesSeen || "");
+      lastSentPages = tracker.dataset.pagesSeen || "";
     }
     activeSeconds = 0;
     return data;

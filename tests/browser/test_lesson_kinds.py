@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
+from fpdf import FPDF
 from playwright.sync_api import Page, expect
 
+from courses import views
 from courses.models import (
     ChecklistItem,
     Course,
@@ -140,7 +142,7 @@ def test_live_session_in_learner_zone(new_page: OpenPage, site_url: str) -> None
     save_screenshot(page, "live-session-lesson")
 
 
-def test_pdf_lesson_shown_inline(
+def test_pdf_file_served_to_viewer(
     new_page: OpenPage, site_url: str, settings, tmp_path
 ) -> None:
     settings.LESSON_FILE_ROOT = tmp_path / "lesson-files"
@@ -152,12 +154,61 @@ def test_pdf_lesson_shown_inline(
     page = new_page()
     sign_in(page, contact, f"/learn/courses/{course.slug}/lessons/{guide.pk}/")
 
-    document = page.locator("object.lesson-pdf")
-    expect(document).to_have_attribute("type", "application/pdf")
-    response = page.request.get(site_url + (document.get_attribute("data") or ""))
+    viewer = page.locator("#pdf-viewer")
+    file_path = viewer.get_attribute("data-url") or ""
+    response = page.request.get(site_url + file_path)
     assert response.status == 200
     assert response.body() == PDF_BYTES
     save_screenshot(page, "pdf-lesson")
+
+
+def three_page_pdf() -> bytes:
+    document = FPDF()
+    document.set_font("Helvetica", size=28)
+    for number in (1, 2, 3):
+        document.add_page()
+        document.cell(text=f"Admin guide, page {number}")
+    return bytes(document.output())
+
+
+def test_pdf_pages_tracked_with_pdfjs(
+    new_page: OpenPage, site_url: str, settings, tmp_path, monkeypatch
+) -> None:
+    settings.LESSON_FILE_ROOT = tmp_path / "lesson-files"
+    monkeypatch.setattr(views, "HEARTBEAT_INTERVAL_SECONDS", 2)
+    course = make_kinds_course()
+    guide = lesson_of(course, LessonKind.PDF)
+    guide.file.save("admin-guide.pdf", ContentFile(three_page_pdf()))
+    contact = make_contact()
+    enroll(contact, course)
+    page = new_page()
+    sign_in(page, contact, f"/learn/courses/{course.slug}/lessons/{guide.pk}/")
+
+    # PDF.js replaces the browser's viewer with one canvas per page.
+    expect(page.get_by_role("img", name="Page 1 of 3")).to_be_visible()
+    page.wait_for_function(
+        "document.getElementById('lesson-tracker').dataset.pagesSeen === '1'"
+    )
+    save_screenshot(page, "pdf-lesson-pdfjs")
+    for number in (2, 3):
+        page.get_by_role("img", name=f"Page {number} of 3").scroll_into_view_if_needed()
+        page.wait_for_function(
+            "document.getElementById('lesson-tracker').dataset.pagesSeen"
+            f".split(',').includes('{number}')"
+        )
+
+    # The next heartbeat carries the pages; wait for the server to store them.
+    progress = LessonProgress.objects.get(lesson=guide)
+    for _ in range(50):
+        progress.refresh_from_db()
+        if progress.pages_viewed == [1, 2, 3]:
+            break
+        page.wait_for_timeout(200)
+    assert progress.pages_viewed == [1, 2, 3]
+    assert progress.page_count == 3
+
+    page.reload()
+    expect(page.locator("#pdf-progress")).to_have_text("You have viewed 3 of 3 pages.")
 
 
 def test_path_shows_locked_course(new_page: OpenPage, site_url: str) -> None:

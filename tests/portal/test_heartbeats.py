@@ -174,9 +174,59 @@ def test_credit_without_previous_time():
     assert credit_for(beat(1, 500), None, NOW) == MAX_HEARTBEAT_SECONDS
 
 
+def test_heartbeat_merges_pdf_pages(viewed):
+    _contact, user, course, lesson = viewed
+    first = Heartbeat(1, 1, 5, None, pages=frozenset({1, 2}), page_count=4)
+    second = Heartbeat(1, 2, 5, None, pages=frozenset({2, 4}), page_count=4)
+
+    record_heartbeat(
+        user.pk, course.slug, lesson.pk, first, at=NOW + timedelta(seconds=5)
+    )
+    record_heartbeat(
+        user.pk, course.slug, lesson.pk, second, at=NOW + timedelta(seconds=10)
+    )
+
+    progress = progress_of(lesson)
+    assert progress.pages_viewed == [1, 2, 4]
+    assert progress.page_count == 4
+
+
+def test_parse_reads_pages():
+    beat = parse_heartbeat(
+        {
+            "view": "1",
+            "sequence": "1",
+            "active_seconds": "3",
+            "pages": "3,1,3",
+            "page_count": "3",
+        }
+    )
+
+    assert beat.pages == frozenset({1, 3})
+    assert beat.page_count == 3
+
+
 @pytest.mark.parametrize(
     ("data", "field"),
     [
+        (
+            {"view": "1", "sequence": "1", "active_seconds": "1", "pages": "1,x"},
+            "pages",
+        ),
+        (
+            {
+                "view": "1",
+                "sequence": "1",
+                "active_seconds": "1",
+                "pages": "4",
+                "page_count": "3",
+            },
+            "pages",
+        ),
+        (
+            {"view": "1", "sequence": "1", "active_seconds": "1", "pages": "0"},
+            "pages",
+        ),
         ({"view": "1", "sequence": "x", "active_seconds": "1"}, "sequence"),
         ({"view": "1", "sequence": "0", "active_seconds": "1"}, "sequence"),
         ({"view": "1", "sequence": "1", "active_seconds": "-3"}, "active_seconds"),
