@@ -48,7 +48,7 @@ DAYS_AFTER = 30
 SAMPLE_LIMIT = 5000
 
 # Knuth's multiplicative hash: spreads consecutive ids over [0, 2**32), so
-# the sample of untrained subjects does not follow the order of their ids.
+# the sample of each group does not follow the order of their ids.
 HASH_MULTIPLIER = 2654435761
 HASH_MODULUS = 2**32
 
