@@ -177,7 +177,7 @@ class QuestionInline(admin.StackedInline):
 
 class ChecklistItemInline(admin.TabularInline):
     model = ChecklistItem
-    fields = ["order", "text"]
+    fields = ["order", "text", "event_name"]
     extra = 1
     ordering = ["order", "id"]
     verbose_name_plural = "Checklist steps (checklist lessons)"

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import nh3
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
@@ -27,7 +28,7 @@ from courses.models import (
     LessonKind,
 )
 from courses.services import complete_lesson, lesson_of_course, lock_enrollment
-from customers.models import Contact
+from customers.models import Contact, UsageEvent
 from customers.time_zones import load_time_zone
 
 logger = logging.getLogger(__name__)
@@ -345,6 +346,52 @@ def record_attendance(
 class ChecklistEntry:
     item: ChecklistItem
     ticked: bool
+
+
+@transaction.atomic
+def tick_by_events(
+    enrollment: Enrollment, lesson: Lesson, at: datetime | None = None
+) -> int:
+    """Tick the steps whose usage event the learner has; return how many were new.
+
+    A step with an event name is ticked once the contact has a usage event
+    of that name, at any time, since the step asks for something done in
+    the product. Ticking the last step completes the lesson. One query when
+    nothing is new. The lesson page calls this, so steps are ticked when the
+    learner opens the lesson, not when the event arrives.
+    """
+    ticked_at = at or timezone.now()
+    done = UsageEvent.objects.filter(
+        contact_id=enrollment.contact_id, name=OuterRef("event_name")
+    )
+    ticked = ChecklistTick.objects.filter(enrollment=enrollment, item=OuterRef("pk"))
+    new_item_ids = list(
+        ChecklistItem.objects.filter(lesson=lesson)
+        .exclude(event_name="")
+        .filter(Exists(done))
+        .exclude(Exists(ticked))
+        .values_list("pk", flat=True)
+    )
+    if not new_item_ids:
+        return 0
+
+    ChecklistTick.objects.bulk_create(
+        [
+            ChecklistTick(enrollment=enrollment, item_id=item_id, ticked_at=ticked_at)
+            for item_id in new_item_ids
+        ],
+        ignore_conflicts=True,
+    )
+    unticked = ChecklistItem.objects.filter(lesson=lesson).exclude(Exists(ticked))
+    if not unticked.exists():
+        complete_lesson(enrollment, lesson, at=ticked_at)
+    logger.info(
+        "Ticked %s checklist steps of lesson %s for enrollment %s by usage events",
+        len(new_item_ids),
+        lesson.pk,
+        enrollment.pk,
+    )
+    return len(new_item_ids)
 
 
 def checklist_state(enrollment: Enrollment, lesson: Lesson) -> list[ChecklistEntry]:

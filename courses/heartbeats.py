@@ -4,11 +4,11 @@ The page (static/portal/lesson.js) sends a heartbeat every
 HEARTBEAT_INTERVAL_SECONDS while it is visible and the learner is active,
 that is, used the mouse, keyboard or touch screen in the last minute or is
 playing the video. Each heartbeat reports the active seconds since the
-previous one. The server adds them to LessonProgress.time_spent_seconds,
-but never more than MAX_HEARTBEAT_SECONDS per heartbeat and never more than
-the time that passed since the previous heartbeat, so a tab left open
-overnight, a replayed request or a script that posts in a loop adds at most
-one interval.
+previous one. The server adds them to LessonProgress.time_spent_seconds.
+It adds at most MAX_HEARTBEAT_SECONDS per heartbeat, and never more than
+the time that passed since the previous heartbeat. So a tab left open
+overnight, a replayed request or a script that posts in a loop adds at
+most one interval.
 
 On a PDF lesson, each heartbeat also carries the pages seen so far and the
 PDF's number of pages, from the viewer in static/portal/pdf_viewer.js, and
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 # How often the page sends a heartbeat while the learner is active.
 HEARTBEAT_INTERVAL_SECONDS = 15
-# The most seconds one heartbeat adds: the interval plus slack for browser
+# The maximum seconds one heartbeat adds: the interval plus slack for browser
 # timers that fire late on a busy machine.
 MAX_HEARTBEAT_SECONDS = 20
 # Seconds a heartbeat may claim beyond the time since the previous heartbeat
@@ -45,7 +45,7 @@ ELAPSED_SLACK_SECONDS = 2
 MAX_POSITION_SECONDS = 24 * 60 * 60
 # The highest view and sequence numbers accepted; the column is 32-bit.
 MAX_COUNTER = 2**31 - 1
-# The most pages a PDF lesson may report.
+# The maximum number of pages a PDF lesson may report.
 MAX_PAGES = 10_000
 
 

@@ -493,6 +493,16 @@ class ChecklistItem(models.Model):
     )
     text = models.CharField(max_length=300)
     order = models.PositiveIntegerField(default=0)
+    # A usage event name, such as "Report Created": the step is ticked for a
+    # learner once they have such an event (courses.content.tick_by_events).
+    event_name = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text=(
+            "Optional. A usage event name, such as Report Created: the step is "
+            "ticked for a learner who has such an event when they open the lesson."
+        ),
+    )
 
     class Meta:
         ordering = ["lesson", "order", "id"]

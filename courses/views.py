@@ -27,6 +27,7 @@ from courses.content import (
     checklist_state,
     render_markdown,
     session_time,
+    tick_by_events,
     video_embed_url,
 )
 from courses.forms import SignInLinkForm
@@ -232,6 +233,10 @@ def lesson(
 ) -> HttpResponse:
     enrollment, current = enrolled_lesson(contact, slug, lesson_id)
     if request.method == "GET":
+        # Before the view is recorded, so the progress shown includes a
+        # completion by the last step.
+        if current.kind == LessonKind.CHECKLIST:
+            tick_by_events(enrollment, current)
         progress = record_lesson_view(enrollment, current)
     else:
         progress = None

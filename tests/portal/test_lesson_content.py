@@ -17,6 +17,7 @@ from courses.content import (
     render_markdown,
     save_checklist,
     session_ics,
+    tick_by_events,
     video_embed_url,
 )
 from courses.forms import LessonAdminForm
@@ -29,7 +30,7 @@ from courses.models import (
     LessonProgress,
 )
 from courses.uploads import MEGABYTE, validate_lesson_file
-from tests.factories import make_account, make_contact
+from tests.factories import NOW, make_account, make_contact, make_event
 from tests.portal.helpers import enroll_contact, lesson_url, make_course, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -465,6 +466,55 @@ def test_checklist_not_completed_by_button(client, learner):
 
     assert "completed by ticking every step" in response.content.decode()
     assert not LessonProgress.objects.filter(completed_at__isnull=False).exists()
+
+
+def test_usage_event_ticks_step(learner):
+    course, lesson, items = checklist_lesson(2)
+    items[0].event_name = "Report Created"
+    items[0].save()
+    enrollment = enroll_contact(learner, course)
+    make_event(learner, NOW, name="Report Created")
+    # Another contact's event and another name tick nothing.
+    make_event(make_contact(account=learner.account), NOW, name="Logo Uploaded")
+    items[1].event_name = "Logo Uploaded"
+    items[1].save()
+
+    new = tick_by_events(enrollment, lesson, at=NOW)
+    again = tick_by_events(enrollment, lesson, at=NOW)
+
+    assert new == 1
+    assert again == 0
+    ticked = ChecklistTick.objects.filter(enrollment=enrollment)
+    assert list(ticked.values_list("item_id", flat=True)) == [items[0].pk]
+    assert not LessonProgress.objects.filter(completed_at__isnull=False).exists()
+
+
+def test_usage_event_on_last_step_completes(learner):
+    course, lesson, items = checklist_lesson(1)
+    items[0].event_name = "Report Created"
+    items[0].save()
+    enrollment = enroll_contact(learner, course)
+    make_event(learner, NOW, name="Report Created")
+
+    tick_by_events(enrollment, lesson, at=NOW)
+
+    progress = LessonProgress.objects.get(enrollment=enrollment, lesson=lesson)
+    assert progress.completed_at == NOW
+
+
+def test_checklist_page_ticks_by_event(client, learner):
+    course, lesson, items = checklist_lesson(1)
+    items[0].event_name = "Report Created"
+    items[0].save()
+    enroll_contact(learner, course)
+    make_event(learner, NOW, name="Report Created")
+    sign_in(client, learner)
+
+    content = client.get(lesson_url(course, lesson)).content.decode()
+
+    assert f'id="item-{items[0].pk}" checked' in content
+    assert "(ticked when you do it in the product)" in content
+    assert "Completed on" in content
 
 
 # --- Live sessions -------------------------------------------------------------
