@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -233,3 +234,24 @@ def test_admin_item_condition_as_text(admin_client):
     assert ChecklistItem.objects.get(name=form["name"]).condition == THREE_CONTACTS
     assert rejected.status_code == 200
     assert "Line 1, column" in rejected.content.decode()
+
+
+def test_role_groups_have_checklist_permissions():
+    admins = Group.objects.get(name="Nudgepath admins")
+    managers = Group.objects.get(name="CS managers")
+    csms = Group.objects.get(name="CSMs")
+
+    def codenames(group) -> set[str]:
+        return set(
+            group.permissions.filter(
+                content_type__model__startswith="checklist"
+            ).values_list("codename", flat=True)
+        )
+
+    assert codenames(admins) == {
+        f"{action}_{model}"
+        for action in ("add", "change", "delete", "view")
+        for model in ("checklistitem", "checklisttick")
+    }
+    assert codenames(managers) == {"view_checklistitem", "view_checklisttick"}
+    assert codenames(csms) == set()
