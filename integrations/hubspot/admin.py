@@ -34,6 +34,12 @@ DEAL_SETTINGS: list[Any] = [
     "expansion_deal_types",
     "deal_seats_property",
 ]
+TICKET_SETTINGS: list[Any] = [
+    "sync_tickets",
+    "ticket_priorities",
+    "ticket_topic_property",
+    "ticket_closed_stages",
+]
 
 # Characters of a secret shown at its end, so a person can tell tokens apart.
 SHOWN_SECRET_CHARACTERS = 4
@@ -77,6 +83,7 @@ class ConnectionForm(forms.ModelForm):
             "host",
             "is_active",
             *DEAL_SETTINGS,
+            *TICKET_SETTINGS,
         ]
 
     def clean_access_token(self) -> str:
@@ -126,6 +133,7 @@ class HubSpotConnectionAdmin(admin.ModelAdmin):
             },
         ),
         ("Deals", {"fields": DEAL_SETTINGS}),
+        ("Tickets", {"fields": TICKET_SETTINGS}),
     ]
     inlines = [MappingInline]
     actions = ["sync_changes", "sync_everything", "read_owners"]

@@ -21,6 +21,7 @@ from hubspot.crm.companies.exceptions import ApiException as CompanyApiException
 from hubspot.crm.contacts.exceptions import ApiException as ContactApiException
 from hubspot.crm.deals.exceptions import ApiException as DealApiException
 from hubspot.crm.owners.exceptions import ApiException as OwnerApiException
+from hubspot.crm.tickets.exceptions import ApiException as TicketApiException
 
 from integrations.hubspot.budget import shared_budget
 from integrations.hubspot.models import HubSpotConnection
@@ -34,6 +35,7 @@ API_EXCEPTIONS = (
     DealApiException,
     AssociationApiException,
     OwnerApiException,
+    TicketApiException,
 )
 # Seconds to wait after a 429 without a Retry-After header: HubSpot's
 # burst limit is counted over ten seconds.

@@ -17,13 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from hubspot.crm.associations.v4 import (
-    BatchInputPublicFetchAssociationsBatchRequest as AssociationsRead,
-)
 
 from customers.models import Account, Subscription
 from customers.services import send_data_changed, update_account_attributes
-from integrations.hubspot.api import build_client, call
+from integrations.hubspot.associations import read_associations
 from integrations.hubspot.conversion import convert
 from integrations.hubspot.crm_models import DealKind, HubSpotDeal
 from integrations.hubspot.models import (
@@ -40,9 +37,6 @@ from integrations.hubspot.records import (
 )
 
 logger = logging.getLogger(__name__)
-
-# HubSpot's association type id of a deal's primary company (HUBSPOT_DEFINED).
-PRIMARY_COMPANY_TYPE_ID = 5
 
 
 def deal_properties(connection: HubSpotConnection) -> list[str]:
@@ -65,34 +59,10 @@ def read_deal_companies(
     """Return the company id of each deal that has one, by one batch read.
 
     A deal with several companies takes its primary one, or else the one
-    with the lowest id. HubSpot returns 207 for deals without companies,
-    and those are left out.
+    with the lowest id.
     """
-    if not deal_ids:
-        return {}
-    api = build_client(connection).crm.associations.v4.batch_api
-    request = AssociationsRead(inputs=[{"id": deal_id} for deal_id in deal_ids])
-    response = call(
-        connection,
-        lambda: api.get_page(
-            "deals",
-            "companies",
-            batch_input_public_fetch_associations_batch_request=request,
-        ),
-        description=f"read the companies of {len(deal_ids)} deals",
-    )
-    companies: dict[str, str] = {}
-    for result in response.results or []:
-        targets = sorted(result.to or [], key=_primary_first)
-        if targets:
-            companies[str(result._from.id)] = str(targets[0].to_object_id)
-    return companies
-
-
-def _primary_first(target: Any) -> tuple[int, int]:
-    types = target.association_types or []
-    primary = any(kind.type_id == PRIMARY_COMPANY_TYPE_ID for kind in types)
-    return (0 if primary else 1, int(target.to_object_id))
+    associated = read_associations(connection, "deals", "companies", deal_ids)
+    return {deal_id: ids[0] for deal_id, ids in associated.items() if ids}
 
 
 @dataclass

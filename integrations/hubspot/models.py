@@ -7,6 +7,12 @@ class ObjectType(models.TextChoices):
     COMPANY = "company", "Company (account)"
     CONTACT = "contact", "Contact"
     DEAL = "deal", "Deal"
+    TICKET = "ticket", "Ticket"
+
+
+def default_ticket_priorities() -> dict[str, str]:
+    """Return HubSpot's ticket priorities mapped to the support ticket's."""
+    return {"LOW": "low", "MEDIUM": "medium", "HIGH": "high", "URGENT": "urgent"}
 
 
 class HubSpotConnection(models.Model):
@@ -87,6 +93,34 @@ class HubSpotConnection(models.Model):
         help_text=(
             "The deal property that holds the seats an expansion adds; blank "
             "when deals do not record seats."
+        ),
+    )
+    sync_tickets = models.BooleanField(
+        default=False,
+        help_text=(
+            "Also read tickets into support tickets, after the contacts; needs "
+            "the tickets scope."
+        ),
+    )
+    ticket_priorities = models.JSONField(
+        default=default_ticket_priorities,
+        blank=True,
+        help_text=(
+            "HubSpot's hs_ticket_priority values mapped to low, medium, high or urgent."
+        ),
+    )
+    ticket_topic_property = models.CharField(
+        max_length=100,
+        default="hs_ticket_category",
+        blank=True,
+        help_text="The ticket property stored as the ticket's topic; blank for none.",
+    )
+    ticket_closed_stages = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Internal ids of pipeline stages that mean closed, for tickets "
+            "without a closed_date; a ticket with a closed_date is closed."
         ),
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -46,6 +46,7 @@ MODIFIED_PROPERTY = {
     ObjectType.COMPANY: "hs_lastmodifieddate",
     ObjectType.CONTACT: "lastmodifieddate",
     ObjectType.DEAL: "hs_lastmodifieddate",
+    ObjectType.TICKET: "hs_lastmodifieddate",
 }
 BASE_PROPERTIES = {
     ObjectType.COMPANY: ["name", "createdate", "hs_merged_object_ids"],

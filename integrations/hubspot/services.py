@@ -24,16 +24,18 @@ logger = logging.getLogger(__name__)
 def start_sync(
     connection: HubSpotConnection, kind: str = SyncKind.INCREMENTAL
 ) -> list[SyncRun]:
-    """Create a run for companies, contacts and, if enabled, deals; queue them.
+    """Create a run for companies, contacts and, if enabled, deals and tickets.
 
-    The runs are queued after the commit, in that order, because contacts
-    and deals find their accounts through the companies.
+    The runs are queued after the commit, in that order, because contacts,
+    deals and tickets find their accounts through the companies.
     """
     from integrations.hubspot.tasks import run_sync
 
     object_types = [ObjectType.COMPANY, ObjectType.CONTACT]
     if connection.sync_deals:
         object_types.append(ObjectType.DEAL)
+    if connection.sync_tickets:
+        object_types.append(ObjectType.TICKET)
     with transaction.atomic():
         runs = [
             create_run(connection, object_type, kind) for object_type in object_types

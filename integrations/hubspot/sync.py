@@ -27,8 +27,12 @@ from hubspot.crm.contacts import PublicObjectSearchRequest as ContactSearch
 from hubspot.crm.deals import Filter as DealFilter
 from hubspot.crm.deals import FilterGroup as DealFilterGroup
 from hubspot.crm.deals import PublicObjectSearchRequest as DealSearch
+from hubspot.crm.tickets import Filter as TicketFilter
+from hubspot.crm.tickets import FilterGroup as TicketFilterGroup
+from hubspot.crm.tickets import PublicObjectSearchRequest as TicketSearch
 
 from integrations.hubspot.api import build_client, call
+from integrations.hubspot.associations import read_associations
 from integrations.hubspot.conversion import ConversionError
 from integrations.hubspot.deals import apply_deal, deal_properties, read_deal_companies
 from integrations.hubspot.models import (
@@ -50,6 +54,7 @@ from integrations.hubspot.records import (
     parse_instant,
     requested_properties,
 )
+from integrations.hubspot.tickets import apply_ticket, ticket_properties
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +210,8 @@ def _page_through(run: SyncRun) -> None:
     )
     if run.object_type == ObjectType.DEAL:
         properties = deal_properties(connection)
+    elif run.object_type == ObjectType.TICKET:
+        properties = ticket_properties(connection)
     else:
         properties = requested_properties(run.object_type, mappings)
     if any(mapping.target == Target.OWNER for mapping in mappings):
@@ -285,14 +292,25 @@ def _applier(
     results: list[Any],
 ) -> Applier:
     """Return the function that writes one record of this page."""
+    ids = [str(obj.id) for obj in results]
+    if run.object_type == ObjectType.TICKET:
+        # Two batch reads give the companies and contacts of the whole page.
+        companies = read_associations(connection, "tickets", "companies", ids)
+        contacts = read_associations(connection, "tickets", "contacts", ids)
+        return lambda record, warnings: apply_ticket(
+            connection,
+            record,
+            companies.get(record.hubspot_id, []),
+            contacts.get(record.hubspot_id, []),
+        )
     if run.object_type != ObjectType.DEAL:
         return lambda record, warnings: apply_record(
             connection, record, mappings, warnings
         )
     # One batch read gives the companies of the whole page.
-    companies = read_deal_companies(connection, [str(obj.id) for obj in results])
+    deal_companies = read_deal_companies(connection, ids)
     return lambda record, warnings: apply_deal(
-        connection, record, companies.get(record.hubspot_id), warnings
+        connection, record, deal_companies.get(record.hubspot_id), warnings
     )
 
 
@@ -359,6 +377,8 @@ def _search_function(
         return client.crm.companies.search_api.do_search
     if object_type == ObjectType.DEAL:
         return client.crm.deals.search_api.do_search
+    if object_type == ObjectType.TICKET:
+        return client.crm.tickets.search_api.do_search
     return client.crm.contacts.search_api.do_search
 
 
@@ -381,6 +401,12 @@ def _search_request(
             DealSearch,
             DealFilter,
             DealFilterGroup,
+        )
+    elif object_type == ObjectType.TICKET:
+        request_class, filter_class, group_class = (
+            TicketSearch,
+            TicketFilter,
+            TicketFilterGroup,
         )
     else:
         request_class, filter_class, group_class = (

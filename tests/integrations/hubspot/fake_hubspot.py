@@ -20,6 +20,16 @@ from urllib.parse import parse_qs
 
 DATE_PROPERTIES = {"hs_lastmodifieddate", "lastmodifieddate", "createdate"}
 DEFAULT_PROPERTIES = {
+    "tickets": [
+        "subject",
+        "content",
+        "hs_pipeline",
+        "hs_pipeline_stage",
+        "hs_ticket_priority",
+        "createdate",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+    ],
     "deals": [
         "dealname",
         "amount",
@@ -81,6 +91,7 @@ class FakeHubSpot:
             "companies": {},
             "contacts": {},
             "deals": {},
+            "tickets": {},
         }
         # (from kind, to kind) -> from id -> [(to id, association type id)]
         self.associations: dict[tuple[str, str], dict[str, list[tuple[str, int]]]] = {}
