@@ -1,5 +1,6 @@
 """What other apps may use from lifecycle: stage evaluation, overrides and history,
-and compute_health(), which scores health with the configured weights.
+criterion states, and compute_health(), which scores health with the
+configured weights.
 
 An account is always in one stage (AccountStage) and its moves are the
 stage history (StageChange). evaluate_stages() records which success

@@ -107,6 +107,10 @@ def account_criteria(
     Runs three queries whatever the number of criteria or records.
     """
     as_of = as_of or timezone.now()
+    if as_of.tzinfo is None:
+        raise ValueError(
+            f"instant {as_of.isoformat()} has no time zone; pass an aware datetime"
+        )
     met_at = dict(
         CriterionMet.objects.filter(account=account, met_at__lte=as_of).values_list(
             "criterion_id", "met_at"

@@ -368,3 +368,10 @@ def test_stage_section_queries_do_not_grow(admin_user):
         return len(queries)
 
     assert queries_for(2) == queries_for(12)
+
+
+def test_naive_as_of_rejected():
+    account = make_account()
+
+    with pytest.raises(ValueError, match="has no time zone"):
+        account_criteria(account, NOW.replace(tzinfo=None))
