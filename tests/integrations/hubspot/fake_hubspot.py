@@ -102,6 +102,10 @@ class FakeHubSpot:
         # Owners as GET /crm/v3/owners/ returns them, archived ones included.
         self.owners: list[dict[str, Any]] = []
         self.injected: list[Injected] = []
+        # With hold_from set, search requests from that number on (counted
+        # from 1) wait until release is set, as a stalled request would.
+        self.hold_from: int | None = None
+        self.release = threading.Event()
         self.requests: list[tuple[str, str, Any]] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -296,6 +300,8 @@ class FakeHubSpot:
     def search(
         self, kind: str, body: dict[str, Any]
     ) -> tuple[int, Any, dict[str, str]]:
+        if self.hold_from is not None and len(self.searches(kind)) >= self.hold_from:
+            self.release.wait(timeout=120)
         offset = int(body.get("after") or 0)
         limit = int(body.get("limit") or 10)
         if offset >= self.search_cap:
