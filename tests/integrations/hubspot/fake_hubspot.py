@@ -375,7 +375,7 @@ class FakeHubSpot:
     def read_associations(
         self, from_kind: str, to_kind: str, body: dict[str, Any]
     ) -> tuple[int, Any, dict[str, str]]:
-        """Return what HubSpot's v4 batch read returns: 207 lists the ids without any."""
+        """Return HubSpot's v4 batch read result: 207 lists the ids without any."""
         now = iso(datetime.now(UTC))
         known = self.associations.get((from_kind, to_kind), {})
         results, missing = [], []
