@@ -47,6 +47,12 @@ DAYS_AFTER = 30
 # dashboard's cost stops growing with the population.
 SAMPLE_LIMIT = 5000
 
+# The untrained sample is four times the trained group, and at least 1,000.
+# At four to one, when both groups vary alike, the untrained group adds a
+# fifth of the variance of the difference, so more barely narrow the interval.
+UNTRAINED_PER_TRAINED = 4
+MIN_UNTRAINED_SAMPLE = 1000
+
 # Knuth's multiplicative hash: spreads consecutive ids over [0, 2**32), so
 # the sample of each group does not follow the order of their ids.
 HASH_MULTIPLIER = 2654435761
@@ -215,7 +221,7 @@ def _trained_anchors(
 
 
 def _untrained_sample(
-    scope: Scope, level: SubjectLevel, trained: set[int]
+    scope: Scope, level: SubjectLevel, trained: set[int], size: int
 ) -> tuple[list[int], int]:
     """Return a hashed sample of untrained subject ids and the number eligible."""
     subjects: QuerySet[Any]
@@ -230,11 +236,13 @@ def _untrained_sample(
         sample_key=(F("pk") * HASH_MULTIPLIER) % HASH_MODULUS
     ).order_by("sample_key", "pk")
     eligible = subjects.count() - len(trained)
-    limit = SAMPLE_LIMIT + len(trained)
+    if size == 0:
+        return [], eligible
+    limit = size + len(trained)
     sample = [
         pk for pk in ordered.values_list("pk", flat=True)[:limit] if pk not in trained
     ]
-    return sample[:SAMPLE_LIMIT], eligible
+    return sample[:size], eligible
 
 
 def _sample_key(subject_id: int) -> tuple[int, int]:
@@ -271,7 +279,12 @@ def anchored_cohorts(
     trained_eligible = len(trained)
     trained = sorted(trained, key=lambda anchor: _sample_key(anchor.subject_id))
     trained = trained[:SAMPLE_LIMIT]
-    untrained_ids, eligible = _untrained_sample(scope, level, trained_ids)
+    size = 0
+    if trained:
+        size = max(MIN_UNTRAINED_SAMPLE, UNTRAINED_PER_TRAINED * len(trained))
+    untrained_ids, eligible = _untrained_sample(
+        scope, level, trained_ids, min(size, SAMPLE_LIMIT)
+    )
     untrained = align_anchors([anchor.day for anchor in trained], untrained_ids)
     logger.info(
         "Anchored %s cohorts (%s): %s trained, %s awaiting, %s of %s untrained",

@@ -22,7 +22,13 @@ from customers.models import Plan
 from lifecycle.models import Stage
 from metrics.changes import outcome_changes
 from metrics.charts import change_charts, engagement_charts, impact_charts
-from metrics.cohorts import DAYS_AFTER, DAYS_BEFORE, SAMPLE_LIMIT, CohortRule
+from metrics.cohorts import (
+    DAYS_AFTER,
+    DAYS_BEFORE,
+    MIN_UNTRAINED_SAMPLE,
+    SAMPLE_LIMIT,
+    CohortRule,
+)
 from metrics.exports import (
     CHANGES_HEADER,
     ENGAGEMENT_HEADER,
@@ -126,6 +132,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "days_before": DAYS_BEFORE,
         "days_after": DAYS_AFTER,
         "sample_limit": SAMPLE_LIMIT,
+        "min_untrained_sample": MIN_UNTRAINED_SAMPLE,
         "rules": [rule.value for rule in CohortRule],
         "paths": LearningPath.objects.order_by("title", "pk").values("pk", "title"),
         "engagement": engagement,

@@ -464,3 +464,16 @@ def test_groups_capped_at_sample_limit(monkeypatch):
     assert contacts.trained_eligible == 5
     assert contacts.untrained_count == 3
     assert contacts.untrained_eligible == 6
+
+
+def test_untrained_sample_four_per_trained(monkeypatch):
+    monkeypatch.setattr("metrics.cohorts.MIN_UNTRAINED_SAMPLE", 2)
+    rng = np.random.default_rng(15)
+    course = make_course((1,))
+    save_usage(draw_usage(rng, trained=2, untrained=12, effect=0.0), course)
+
+    contacts = outcome_changes(Cohort(course=course), as_of=AS_OF).contacts
+
+    assert contacts.trained_count == 2
+    assert contacts.untrained_count == 8
+    assert contacts.untrained_eligible == 12
