@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from courses import views
 from courses.models import Lesson, LessonKind, LessonProgress
@@ -23,6 +23,7 @@ from courses.services import (
     enroll,
     ensure_course,
 )
+from tests.browser.conftest import TIMEOUT_MS
 from tests.browser.webm import grey_webm
 from tests.factories import make_contact
 
@@ -152,3 +153,33 @@ def test_video_file_needs_enrollment(
     assert page_response.status == 404
     assert file_response is not None
     assert file_response.status == 404
+
+
+# A phone in portrait, in CSS pixels.
+PHONE_VIEWPORT: ViewportSize = {"width": 390, "height": 844}
+
+
+def test_video_lesson_fits_phone(
+    browser: Browser, site_url: str, video_lesson: Lesson
+) -> None:
+    course = video_lesson.module.course
+    contact = make_contact()
+    enroll(contact, course)
+    context = browser.new_context(viewport=PHONE_VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        lesson_path = f"/learn/courses/{course.slug}/lessons/{video_lesson.pk}/"
+        page.goto(create_sign_in_url(contact, next_path=lesson_path))
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_function(f"{VIDEO}.readyState >= 1")
+
+        root = "document.documentElement"
+        overflow = page.evaluate(f"{root}.scrollWidth - {root}.clientWidth")
+        assert overflow <= 0
+        video_box = page.locator("#lesson-video").bounding_box()
+        assert video_box is not None
+        assert video_box["x"] + video_box["width"] <= PHONE_VIEWPORT["width"]
+        save_screenshot(page, "video-lesson-phone")
+    finally:
+        context.close()
