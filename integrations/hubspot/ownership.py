@@ -60,6 +60,12 @@ def settle_fields(
         if local == remote:
             synced[key] = remote
             continue
+        if mapping.target == Target.OWNER and local is None:
+            # An account without a CSM takes HubSpot's owner whenever it can:
+            # the owner may have matched no user at the sync before.
+            to_apply.append((mapping, value))
+            synced[key] = remote
+            continue
         remote_changed = base is NEVER_SYNCED or remote != base
         local_changed = base is NEVER_SYNCED or local != base
         if not remote_changed:

@@ -148,3 +148,19 @@ def test_sync_again_writes_no_owner_change(owner_mapping, fake_hubspot, csm):
     assert again.unchanged == 1
     assert again.updated == 0
     assert Account.objects.get(external_id="1").updated_at == stamp
+
+
+def test_owner_matched_later_is_set_next_sync(owner_mapping, fake_hubspot):
+    fake_hubspot.put_owner("504", "lin@example.com")
+    fake_hubspot.put("companies", "1", at(1), name="Acme", hubspot_owner_id="504")
+    first = run_companies(owner_mapping)
+    assert len(first.warnings) == 1
+    lin = get_user_model().objects.create_user(
+        username="lin", email="lin@example.com", is_staff=True
+    )
+
+    again = run_companies(owner_mapping)
+
+    assert again.warnings == []
+    assert again.updated == 1
+    assert Account.objects.get(external_id="1").owner == lin
