@@ -143,6 +143,38 @@ def _deal_values(connection: HubSpotConnection, record: HubSpotRecord) -> DealVa
     )
 
 
+def attach_waiting_deals(connection: HubSpotConnection) -> int:
+    """Give deals stored without an account the account their company has now.
+
+    A deal read before its company was synced is stored without an account.
+    An incremental deal sync would not read it again, so each deal run
+    starts with this pass; it returns how many deals found their account.
+    """
+    attached = 0
+    waiting = HubSpotDeal.objects.filter(
+        connection=connection, account__isnull=True
+    ).exclude(company_id="")
+    for deal_id, company_id in waiting.values_list("pk", "company_id"):
+        link = followed_link(connection, ObjectType.COMPANY, company_id)
+        if link is None or link.account is None:
+            continue
+        with transaction.atomic():
+            deal = HubSpotDeal.objects.select_for_update().get(pk=deal_id)
+            if deal.account_id is not None:
+                continue
+            deal.account = link.account
+            deal.save(update_fields=["account", "updated_at"])
+            _apply_to_account(connection, deal, link.account.pk)
+        attached += 1
+    if attached:
+        logger.info(
+            "HubSpot connection %s: %s deals found their account",
+            connection.pk,
+            attached,
+        )
+    return attached
+
+
 def deal_kind(connection: HubSpotConnection, pipeline: str, deal_type: str) -> str:
     """Return whether a deal is a renewal, an expansion or neither."""
     if pipeline in connection.renewal_pipelines:

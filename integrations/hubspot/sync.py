@@ -34,7 +34,12 @@ from hubspot.crm.tickets import PublicObjectSearchRequest as TicketSearch
 from integrations.hubspot.api import build_client, call
 from integrations.hubspot.associations import read_associations
 from integrations.hubspot.conversion import ConversionError
-from integrations.hubspot.deals import apply_deal, deal_properties, read_deal_companies
+from integrations.hubspot.deals import (
+    apply_deal,
+    attach_waiting_deals,
+    deal_properties,
+    read_deal_companies,
+)
 from integrations.hubspot.models import (
     HubSpotConnection,
     ObjectType,
@@ -210,6 +215,7 @@ def _page_through(run: SyncRun) -> None:
     )
     if run.object_type == ObjectType.DEAL:
         properties = deal_properties(connection)
+        attach_waiting_deals(connection)
     elif run.object_type == ObjectType.TICKET:
         properties = ticket_properties(connection)
     else:

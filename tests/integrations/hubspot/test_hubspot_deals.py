@@ -300,3 +300,25 @@ def test_start_sync_adds_a_deal_run(deals_connection):
     runs = start_sync(deals_connection, SyncKind.FULL)
 
     assert [run.object_type for run in runs] == ["company", "contact", "deal"]
+
+
+def test_deal_finds_its_company_synced_later(deals_connection, fake_hubspot):
+    put_deal(
+        fake_hubspot,
+        51,
+        1,
+        company=3,
+        dealtype="renewal",
+        closedate="2027-09-30T00:00:00.000Z",
+    )
+    first = run(deals_connection, "deal")
+    assert len(first.warnings) == 1
+    fake_hubspot.put("companies", "3", at(60), name="Globex")
+    run(deals_connection, "company", SyncKind.INCREMENTAL)
+
+    # The deal did not change, so the incremental run does not read it again.
+    run(deals_connection, "deal", SyncKind.INCREMENTAL)
+
+    globex = Account.objects.get(external_id="3")
+    assert HubSpotDeal.objects.get(hubspot_id="51").account == globex
+    assert globex.renewal_date == date(2027, 9, 30)
