@@ -291,8 +291,24 @@ class LessonAdmin(admin.ModelAdmin):
 
 class LessonProgressInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = LessonProgress
-    fields = ["lesson", "started_at", "completed_at", "views", "time_spent_seconds"]
-    readonly_fields = ["lesson", "started_at", "completed_at", "views"]
+    fields = [
+        "lesson",
+        "started_at",
+        "completed_at",
+        "views",
+        "time_spent_seconds",
+        "position_seconds",
+        "pages_viewed",
+    ]
+    readonly_fields = [
+        "lesson",
+        "started_at",
+        "completed_at",
+        "views",
+        "time_spent_seconds",
+        "position_seconds",
+        "pages_viewed",
+    ]
     extra = 0
     ordering = ["lesson__module__order", "lesson__module_id", "lesson__order"]
     verbose_name_plural = "Lesson progress (recorded by the portal)"
@@ -389,6 +405,7 @@ class LessonProgressAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "started_at",
         "completed_at",
         "views",
+        "time_spent_seconds",
     ]
     list_filter = ["enrollment__course"]
     list_select_related = ["enrollment__contact", "enrollment__course", "lesson"]

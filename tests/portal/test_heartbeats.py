@@ -342,3 +342,17 @@ def test_interval_constant_is_in_page(client, viewed):
     # The page view just recorded is the second, so its heartbeats carry 2.
     assert 'data-view="2"' in content
     assert beat_url(course, lesson) in content
+
+
+def test_admin_shows_time_spent(admin_client, viewed):
+    contact, user, course, lesson = viewed
+    record_heartbeat(
+        user.pk, course.slug, lesson.pk, beat(1, 14), at=NOW + timedelta(seconds=15)
+    )
+    enrollment = contact.enrollments.get()
+
+    page = admin_client.get(f"/admin/courses/enrollment/{enrollment.pk}/change/")
+    listing = admin_client.get("/admin/courses/lessonprogress/")
+
+    assert "Time spent seconds" in page.content.decode()
+    assert '<td class="field-time_spent_seconds">14</td>' in listing.content.decode()
