@@ -89,11 +89,10 @@ def _read_range(handle: IO[bytes], first: int, last: int) -> Iterator[bytes]:
 def lesson_file(
     request: HttpRequest, contact: Contact, slug: str, lesson_id: int
 ) -> HttpResponseBase:
-    """Send the lesson's file, whole or the byte range asked for.
+    """Send the lesson's file, whole or the byte range requested.
 
-    Browsers seek in a video by asking for byte ranges, and Chromium does
-    not resume a video at a stored position when the server answers them
-    with the whole file, so single ranges are answered with 206.
+    Browsers request byte ranges to seek in a video and to start it at a
+    saved position, so a single range is answered with 206.
     """
     _enrollment, lesson = enrolled_lesson(contact, slug, lesson_id)
     file_type = file_type_of(lesson.file.name) if lesson.file else None
