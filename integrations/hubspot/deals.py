@@ -4,10 +4,11 @@ A deal is stored as a HubSpotDeal with the account of its company. The
 connection decides what a deal means. A deal in one of the renewal
 pipelines, or whose type property contains a renewal value, is a renewal.
 With renewal dates taken from deals, an account's renewal date is the
-earliest close date among its open renewal deals. A deal whose type holds
-an expansion value is an expansion; once won, it is recorded as an
-upgrade subscription of its account (customers.Subscription with
-is_upgrade), which conditions and metrics already read.
+earliest close date among its open renewal deals. A deal whose type
+contains an expansion value is an expansion. Once won, it is recorded as
+an upgrade subscription of its account (customers.Subscription with
+is_upgrade), which the upgrade condition already reads and metrics can
+count.
 """
 
 import logging

@@ -30,7 +30,7 @@ OWNERS_PAGE_SIZE = 500
 
 @dataclass
 class OwnerRead:
-    """What a read of the owners changed, and which owners match no user."""
+    """The counts of a read of the owners, and the owners that match no user."""
 
     created: int = 0
     updated: int = 0
