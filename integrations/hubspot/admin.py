@@ -152,7 +152,7 @@ class HubSpotConnectionAdmin(admin.ModelAdmin):
     ) -> None:
         self._start(request, queryset, SyncKind.INCREMENTAL)
 
-    @admin.action(description="Sync all companies and contacts")
+    @admin.action(description="Sync all records (a full sync)")
     def sync_everything(
         self, request: HttpRequest, queryset: QuerySet[HubSpotConnection]
     ) -> None:
