@@ -271,7 +271,8 @@ def _content_context(
 ) -> dict[str, Any]:
     """Return what the lesson page shows for the lesson's kind.
 
-    Only a checklist lesson costs queries of its own (two).
+    A checklist lesson costs two queries of its own, and a live session one
+    (the account, for its time zone).
     """
     kind = lesson.kind
     has_file = bool(lesson.file)
