@@ -419,11 +419,11 @@ STAGE_CASES = [
     ),
     Case(
         "entered_stage",
-        'entered_stage("adoption", last 30 days)',
+        'entered_stage("renewal", last 90 days)',
         ACCOUNTS_MATCHING + "EXISTS (SELECT 1 FROM lifecycle_stagechange sc"
         " JOIN lifecycle_stage st ON st.id = sc.to_stage_id"
-        " WHERE sc.account_id = a.id AND st.slug = 'adoption'"
-        " AND sc.changed_at > %(as_of)s - INTERVAL '30 days'"
+        " WHERE sc.account_id = a.id AND st.slug = 'renewal'"
+        " AND sc.changed_at > %(as_of)s - INTERVAL '90 days'"
         " AND sc.changed_at <= %(as_of)s))",
     ),
 ]
