@@ -235,3 +235,23 @@ def test_path_shows_locked_course(new_page: OpenPage, site_url: str) -> None:
     expect(paths).to_contain_text(f"Opens after you complete {basics.title}.")
     expect(paths).to_contain_text("0 of 2 courses completed.")
     save_screenshot(page, "home-learning-paths")
+
+
+def test_catalogue_enroll_in_browser(new_page: OpenPage, site_url: str) -> None:
+    course = make_kinds_course()
+    course.in_catalogue = True
+    course.tags = ["admin", "setup"]
+    course.save()
+    contact = make_contact()
+    page = new_page()
+    sign_in(page, contact)
+
+    page.get_by_role("link", name="Catalogue").click()
+    expect(page.get_by_role("heading", name="Course catalogue")).to_be_visible()
+    expect(page.get_by_role("link", name="setup")).to_be_visible()
+    save_screenshot(page, "catalogue")
+    page.get_by_role("button", name=f"Enroll in {course.title}").click()
+
+    expect(page.get_by_text(f"You are enrolled in {course.title}.")).to_be_visible()
+    expect(page.get_by_role("heading", name=course.title, level=1)).to_be_visible()
+    assert contact.enrollments.get().origin == "catalogue"
