@@ -200,6 +200,12 @@ CONTACT_TARGETS = frozenset(
 )
 
 
+# Fields that an empty HubSpot value clears; the others keep their value.
+NULLABLE_TARGETS = frozenset(
+    {Target.KICKOFF_DATE, Target.RENEWAL_DATE, Target.CHURNED_ON}
+)
+
+
 class FieldOwner(models.TextChoices):
     """The side whose value wins when both changed a field since the last sync."""
 

@@ -18,6 +18,7 @@ from typing import Any
 from customers.models import Account, Contact
 from integrations.hubspot.crm_models import FieldConflict, HubSpotOwner
 from integrations.hubspot.models import (
+    NULLABLE_TARGETS,
     FieldOwner,
     HubSpotConnection,
     HubSpotLink,
@@ -54,6 +55,9 @@ def settle_fields(
             # has no local changes to protect.
             to_apply.append((mapping, value))
             synced[key] = remote
+            if value is None and not _cleared_by_empty(mapping):
+                # The stored value stays, so it is what both sides last agreed.
+                synced[key] = comparable(_local_value(connection, mapping, row, remote))
             continue
         local = comparable(_local_value(connection, mapping, row, remote))
         base = synced.get(key, NEVER_SYNCED)
@@ -82,6 +86,10 @@ def settle_fields(
         link.synced_values = synced
         link.save(update_fields=["synced_values", "updated_at"])
     return to_apply
+
+
+def _cleared_by_empty(mapping: PropertyMapping) -> bool:
+    return mapping.target == Target.PROPERTY or mapping.target in NULLABLE_TARGETS
 
 
 def comparable(value: Any) -> Any:

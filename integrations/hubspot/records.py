@@ -28,6 +28,7 @@ from customers.services import (
 )
 from integrations.hubspot.conversion import ConversionError, convert
 from integrations.hubspot.models import (
+    NULLABLE_TARGETS,
     HubSpotConnection,
     HubSpotLink,
     ObjectType,
@@ -297,12 +298,6 @@ def _health_score(mapping: PropertyMapping, value: Any, record: HubSpotRecord) -
             "is invalid for health_score; expected a whole number from 0 to 100"
         )
     return value
-
-
-# Fields that an empty HubSpot value clears; the others keep their value.
-NULLABLE_TARGETS = frozenset(
-    {Target.KICKOFF_DATE, Target.RENEWAL_DATE, Target.CHURNED_ON}
-)
 
 
 def _json_value(value: Any) -> Any:

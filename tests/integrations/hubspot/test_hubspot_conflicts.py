@@ -150,3 +150,16 @@ def test_conflict_log_lists_rows_in_admin(
     assert "Acme" in page.content.decode()
     for path in ("hubspotowner", "hubspotdeal"):
         assert admin_client.get(f"/admin/integrations/{path}/").status_code == 200
+
+
+def test_value_filled_in_hubspot_is_no_conflict(connection, fake_hubspot):
+    # HubSpot has no seats at first, so the new account keeps its default.
+    fake_hubspot.put("companies", "1", at(1), name="Acme", seats="")
+    run(connection, SyncKind.FULL)
+    assert Account.objects.get(external_id="1").seats == 1
+    fake_hubspot.put("companies", "1", at(10), name="Acme", seats="25")
+
+    run(connection)
+
+    assert Account.objects.get(external_id="1").seats == 25
+    assert FieldConflict.objects.count() == 0
