@@ -25,6 +25,7 @@ from metrics.scope import Scope
 from metrics.stats import MIN_SUBJECTS, Verdict
 from tests.factories import make_account, make_contact, make_health, make_ticket
 from tests.metrics.builders import at_noon, make_course, make_enrollment, present
+from tests.sqlite_child import run_on_sqlite
 
 pytestmark = pytest.mark.django_db
 
@@ -477,3 +478,51 @@ def test_untrained_sample_four_per_trained(monkeypatch):
     assert contacts.trained_count == 2
     assert contacts.untrained_count == 8
     assert contacts.untrained_eligible == 12
+
+
+def test_changes_on_sqlite(tmp_path):
+    """Run the comparison on SQLite, the demo's database, with hand-set rows."""
+    script = """
+import json
+from datetime import UTC, date, datetime, timedelta
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from customers.models import Account, Contact, HealthScore, UsageEvent
+from metrics.changes import outcome_changes
+from metrics.cohorts import Cohort
+from tests.metrics.builders import at_noon, make_course, make_enrollment
+course = make_course((1,))
+trained_on = date(2024, 4, 1)
+people = []
+for n in range(2):
+    account = Account.objects.create(
+        name=f"A{n}", external_id=f"A{n}", signup_date="2023-01-01")
+    people.append(Contact.objects.create(account=account, email=f"p{n}@example.com",
+        external_id=f"C{n}", added_at=datetime(2023, 1, 1, tzinfo=UTC)))
+    for offset, score in ((-2, 50 + n), (9, 70 - n)):
+        HealthScore.objects.create(account=account, score=score,
+            scored_on=trained_on + timedelta(days=offset))
+make_enrollment(people[0], course, status="completed", completed_at=at_noon(trained_on))
+plan = {0: [(-3, 2), (5, 3)], 1: [(-1, 1), (30, 6), (31, 4)]}
+for n, days in plan.items():
+    for offset, count in days:
+        for minute in range(count):
+            UsageEvent.objects.create(account=people[n].account, contact=people[n],
+                name="Signed In",
+                occurred_at=at_noon(trained_on + timedelta(days=offset))
+                + timedelta(minutes=minute))
+report = outcome_changes(Cohort(course=course), as_of=date(2024, 6, 30))
+print(json.dumps({
+    "usage": [[g.n, g.mean_before, g.mean_after]
+              for g in (report.usage.trained, report.usage.untrained)],
+    "health": [[g.n, g.mean_before, g.mean_after]
+               for g in (report.health.trained, report.health.untrained)],
+}))
+"""
+    result = run_on_sqlite(script, tmp_path)
+
+    assert result["usage"][0] == [1, pytest.approx(2 / 7), pytest.approx(3 / 30)]
+    assert result["usage"][1] == [1, pytest.approx(1 / 7), pytest.approx(6 / 30)]
+    assert result["health"] == [[1, 50, 70], [1, 51, 69]]
