@@ -42,8 +42,12 @@
     return isPlaying() || Date.now() - lastInputAt < IDLE_AFTER_MS;
   }
 
+  // Set once the video starts at the saved position, so that a heartbeat
+  // sent before then cannot overwrite that position with 0.
+  let positionReady = false;
+
   function currentPosition() {
-    if (!video || !Number.isFinite(video.currentTime)) {
+    if (!video || !positionReady || !Number.isFinite(video.currentTime)) {
       return null;
     }
     return Math.floor(video.currentTime);
@@ -126,13 +130,21 @@
     // The position is saved when playback pauses or ends, not only on the timer.
     video.addEventListener("pause", send);
     video.addEventListener("ended", send);
-    video.addEventListener("loadedmetadata", () => {
+    const resume = () => {
       const resumeAt = Number(video.dataset.resumePosition) || 0;
       // Near the end, start again from the beginning instead.
       if (resumeAt > 0 && resumeAt < video.duration - 1) {
         video.currentTime = resumeAt;
       }
       lastSentPosition = resumeAt;
-    });
+      positionReady = true;
+    };
+    // A cached video can load its metadata before this deferred script
+    // runs, and then loadedmetadata has fired already.
+    if (video.readyState >= HTMLMediaElement.HAVE_METADATA) {
+      resume();
+    } else {
+      video.addEventListener("loadedmetadata", resume, { once: true });
+    }
   }
 })();
