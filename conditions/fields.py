@@ -241,12 +241,21 @@ def compile_attribute(context: EvaluationContext, params: Mapping[str, Any]) -> 
 
     # A property is compared as JSON, so "fintech" must reach the database
     # as the JSON string '"fintech"' and 250 as the JSON number 250.
-    value = [_json(item) for item in value] if isinstance(value, list) else _json(value)
+    values = value if isinstance(value, list) else [value]
+    json_value = (
+        [_json(item) for item in value] if isinstance(value, list) else _json(value)
+    )
+    comparison = compare(lhs, params["op"], json_value)
+    if params["op"] in ("==", "in") and None not in values:
+        # Equal to a value that is not null is never JSON null, so the test
+        # below would only add a second JSON extraction per row.
+        return comparison
+
     # A CRM that clears a property often stores JSON null. It counts as
     # missing, so that != and < are false for it as for an absent key.
     # A missing key makes this test NULL, but compare() is false there anyway.
     is_json_null = lhs.get_lookup("exact")(lhs, _json(None))
-    return compare(lhs, params["op"], value) & ~Q(is_json_null)
+    return comparison & ~Q(is_json_null)
 
 
 def _json(value: Any) -> Value:

@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from django.core.exceptions import FieldError
 from django.db.models import BooleanField, F, Func, Q
-from django.db.models.fields.json import KeyTransform
 from django.db.models.lookups import (
     Exact,
     GreaterThan,
@@ -509,14 +508,15 @@ def compare(lhs: Any, op: str, value: Any) -> Q:
     lookup_class = _lookup_class(lhs, op)
     if op == "!=":
         return Q(IsNull(lhs, False)) & ~Q(lookup_class(lhs, value))
-    if isinstance(lhs, F | KeyTransform):
+    if isinstance(lhs, F):
         # "column OP value AND column IS NOT NULL" is two-valued too, and
         # unlike COALESCE it leaves the column bare, so PostgreSQL estimates
         # how many rows match from its statistics and can use an index.
         return Q(lookup_class(lhs, value)) & Q(IsNull(lhs, False))
-    # A subquery would run twice in that form. "(comparison) IS TRUE" runs it
-    # once, and PostgreSQL estimates it as it does the bare comparison,
-    # where it takes COALESCE(..., false) to match half the rows.
+    # A subquery, or a JSON key that is extracted per row, would be computed
+    # twice in that form. "(comparison) IS TRUE" computes it once, and
+    # PostgreSQL estimates it as it does the bare comparison, where it takes
+    # COALESCE(..., false) to match half the rows.
     return Q(IsTrue(lookup_class(lhs, value)))
 
 
