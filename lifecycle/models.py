@@ -279,6 +279,8 @@ class ChecklistItem(models.Model):
 
     class Meta:
         ordering = ["stage__order", "order", "id"]
+        # "Account" tells them apart from the checklist lessons of courses.
+        verbose_name = "account checklist item"
 
     def __str__(self) -> str:
         return f"{self.stage}: {self.name}"
@@ -308,6 +310,7 @@ class ChecklistTick(models.Model):
 
     class Meta:
         ordering = ["account", "ticked_at"]
+        verbose_name = "account checklist tick"
         constraints = [
             # An item is ticked once per account; the job inserts or ignores.
             models.UniqueConstraint(

@@ -244,7 +244,8 @@ def test_role_groups_have_checklist_permissions():
     def codenames(group) -> set[str]:
         return set(
             group.permissions.filter(
-                content_type__model__startswith="checklist"
+                content_type__app_label="lifecycle",
+                content_type__model__startswith="checklist",
             ).values_list("codename", flat=True)
         )
 
