@@ -77,35 +77,8 @@ WHERE occurred_at >= %(day)s::timestamptz
 """
 
 
-def _default_new_progress_columns() -> None:
-    """Give lesson progress columns that bench.scale's SQL omits a database default.
-
-    NOTE: bench.scale inserts lesson progress rows by column list, and the
-    columns added to courses.LessonProgress since (heartbeats, playback
-    position, pages viewed) have a default in Django only, not in the
-    database. Until its SQL names them, this throw-away database gets
-    database defaults (0, or an empty JSON list) so the population builds.
-    """
-    defaults = {"smallint": "0", "integer": "0", "bigint": "0", "jsonb": "'[]'"}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT column_name, data_type FROM information_schema.columns
-            WHERE table_name = 'courses_lessonprogress' AND is_nullable = 'NO'
-                AND column_default IS NULL AND column_name NOT LIKE '%id'
-            """
-        )
-        for column, data_type in cursor.fetchall():
-            if data_type in defaults:
-                cursor.execute(
-                    "ALTER TABLE courses_lessonprogress "
-                    f'ALTER COLUMN "{column}" SET DEFAULT {defaults[data_type]}'
-                )
-
-
 def run() -> int:
     started = time.perf_counter()
-    _default_new_progress_columns()
     _build_population()
     print(
         f"Scale {SCALE:g} (NUDGEPATH_BENCH_SCALE): {ACCOUNTS:,} accounts, "
@@ -122,28 +95,7 @@ def run() -> int:
     worst = _time_pages(course)
     _time_sections(course)
     worst = max(worst, _time_refresh())
-    _time_with_contact_day_index(course)
     return 0 if worst <= 1.0 else 1
-
-
-def _time_with_contact_day_index(course: Course) -> None:
-    """Time the page again with an index on the roll-up by contact and day.
-
-    The roll-up's own indexes start with (contact, name, feature) or with
-    the account, so the usage query reads every roll-up row of a contact to
-    keep the 38 days it needs. This index, which customers.UsageDay does
-    not have, turns that into an index-only range scan. The figures are
-    printed for comparison and are not held to the limit.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE INDEX bench_usage_day_contact_day ON customers_usageday "
-            "(contact_id, day) INCLUDE (count) WHERE contact_id IS NOT NULL"
-        )
-        cursor.execute("VACUUM ANALYZE customers_usageday")
-    print("with an index on the roll-up by (contact, day), not held to the limit:")
-    _time_pages(course, with_user=False)
-    _time_sections(course)
 
 
 def _p95(samples: list[float]) -> float:

@@ -249,7 +249,7 @@ POPULATION_SQL = [
     INSERT INTO courses_lessonprogress (
         enrollment_id, lesson_id, started_at, completed_at, views,
         time_spent_seconds, score, updated_at, position_seconds,
-        heartbeat_view, heartbeat_sequence)
+        heartbeat_view, heartbeat_sequence, pages_viewed)
     SELECT en.id, l.id, en.started_at + l."order" * INTERVAL '1 day',
         CASE WHEN en.completed_at IS NOT NULL OR (en.id + l."order") % 3 <> 0
              THEN en.started_at + l."order" * INTERVAL '1 day' + INTERVAL '1 hour'
@@ -257,7 +257,7 @@ POPULATION_SQL = [
         1, 300,
         CASE WHEN l.kind IN ('quiz', 'exam')
              THEN round((40 + random() * 60)::numeric, 2) END,
-        now(), 0, 0, 0
+        now(), 0, 0, 0, '[]'::jsonb
     FROM courses_enrollment en
     JOIN courses_module m ON m.course_id = en.course_id
     JOIN courses_lesson l ON l.module_id = m.id

@@ -270,7 +270,18 @@ class UsageDay(models.Model):
                 name="one_usage_day_per_account",
             ),
         ]
-        indexes = [models.Index(fields=["account", "day"])]
+        indexes = [
+            models.Index(fields=["account", "day"]),
+            # A contact's events over a window of days, summed by the
+            # dashboards' before-and-after comparisons, read from the index
+            # alone instead of every roll-up row of the contact.
+            models.Index(
+                fields=["contact", "day"],
+                include=["count"],
+                condition=models.Q(contact__isnull=False),
+                name="usage_day_contact_window",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} on {self.day}: {self.count}"
