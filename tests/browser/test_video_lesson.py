@@ -122,7 +122,9 @@ def test_video_time_recorded_and_resumed(
 
     # Opening the lesson again starts the video where the learner paused.
     second = new_page()
-    second.context.add_cookies(page.context.cookies())
+    # A cookie read from a context is a valid cookie to set. Playwright types
+    # the two with TypedDicts that differ only in which keys are optional.
+    second.context.add_cookies(page.context.cookies())  # type: ignore[arg-type]
     second.goto(lesson_url)
     second.wait_for_function(f"{VIDEO}.readyState >= 1")
     second.wait_for_function(f"{VIDEO}.currentTime >= {paused_at}")

@@ -75,7 +75,9 @@ def test_second_run_changes_nothing():
     account = make_account()
     for _ in range(3):
         make_contact(account)
-    make_event(account.contacts.first(), NOW - timedelta(days=2), name="Workflow Run")
+    make_event(
+        account.contacts.earliest("pk"), NOW - timedelta(days=2), name="Workflow Run"
+    )
     tick_checklists(NOW)
     before = (ticks(workflow), ticks(team))
 
@@ -147,7 +149,7 @@ def test_run_queries_do_not_grow():
             account = make_account()
             for _ in range(3):
                 make_contact(account)
-            make_event(account.contacts.first(), NOW, name="Workflow Run")
+            make_event(account.contacts.earliest("pk"), NOW, name="Workflow Run")
         with CaptureQueriesContext(connection) as queries:
             tick_checklists(NOW)
         return len(queries)

@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils.datastructures import MultiValueDict
 
 from courses.content import (
     record_attendance,
@@ -245,7 +246,8 @@ def admin_form(lesson, data: dict, files: dict | None = None) -> LessonAdminForm
         "is_required": "on",
     }
     fields.update(data)
-    return LessonAdminForm(data=fields, files=files or {}, instance=lesson)
+    uploads = MultiValueDict(files or {})
+    return LessonAdminForm(data=fields, files=uploads, instance=lesson)
 
 
 def test_admin_form_rejects_wrong_file_for_kind():

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from courses.models import LearningPath, PathCourse
+from courses.models import Course, LearningPath, PathCourse
 from courses.paths import StepState, enroll_in_paths, path_overview
 from courses.services import complete_lesson, enroll
 from tests.factories import NOW, make_contact
@@ -153,7 +153,7 @@ def count_home_queries(path_total: int, courses_per_path: int) -> int:
     pairs = []
     for number in range(path_total):
         courses = [make_course(1)[0] for _ in range(courses_per_path)]
-        steps = [(courses[0], [])] + [
+        steps: list[tuple[Course, list[Course]]] = [(courses[0], [])] + [
             (course, [courses[index]]) for index, course in enumerate(courses[1:])
         ]
         path = make_path(f"count-{path_total}-{number}", *steps)
