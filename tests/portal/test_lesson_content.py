@@ -246,7 +246,7 @@ def admin_form(lesson, data: dict, files: dict | None = None) -> LessonAdminForm
         "is_required": "on",
     }
     fields.update(data)
-    uploads = MultiValueDict(files or {})
+    uploads = MultiValueDict({name: [file] for name, file in (files or {}).items()})
     return LessonAdminForm(data=fields, files=uploads, instance=lesson)
 
 
