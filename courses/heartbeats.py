@@ -5,10 +5,14 @@ HEARTBEAT_INTERVAL_SECONDS while it is visible and the learner is active,
 that is, used the mouse, keyboard or touch screen in the last minute or is
 playing the video. Each heartbeat reports the active seconds since the
 previous one. The server adds them to LessonProgress.time_spent_seconds.
-It adds at most MAX_HEARTBEAT_SECONDS per heartbeat, and never more than
-the time that passed since the previous heartbeat. So a tab left open
-overnight, a replayed request or a script that posts in a loop adds at
-most one interval.
+It adds at most MAX_HEARTBEAT_SECONDS per heartbeat. LessonProgress.
+heartbeat_at is the instant the credited time reaches: a page view sets it
+to the view's time, and each heartbeat moves it on by the seconds it
+added. A heartbeat may add only up to ELAPSED_SLACK_SECONDS past now, so
+the time of a page view never grows faster than the clock, however often
+heartbeats arrive. After a pause the mark moves up to
+MAX_HEARTBEAT_SECONDS before now, so a tab left open overnight, a replayed
+request or a script that posts in a loop adds at most one interval.
 
 On a PDF lesson, each heartbeat also carries the pages seen so far and the
 PDF's number of pages, from the viewer in static/portal/pdf_viewer.js, and
@@ -24,7 +28,7 @@ nothing.
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import F
 from django.utils import timezone
@@ -138,17 +142,34 @@ def _pages(raw: str, page_count: int | None) -> frozenset[int]:
     return frozenset(pages)
 
 
-def credit_for(beat: Heartbeat, previous_at: datetime | None, now: datetime) -> int:
+def _credit_start(credited_to: datetime | None, now: datetime) -> datetime:
+    """Return the instant a heartbeat's seconds are counted from.
+
+    It is never more than MAX_HEARTBEAT_SECONDS before now, so the time that
+    passed with no heartbeat, such as a night with the tab hidden, cannot be
+    claimed later.
+    """
+    floor = now - timedelta(seconds=MAX_HEARTBEAT_SECONDS)
+    return floor if credited_to is None else max(credited_to, floor)
+
+
+def credit_for(beat: Heartbeat, credited_to: datetime | None, now: datetime) -> int:
     """Return the seconds a heartbeat adds: its active seconds, capped twice.
 
-    The caps are MAX_HEARTBEAT_SECONDS and the whole seconds since the
-    previous heartbeat or page view plus ELAPSED_SLACK_SECONDS.
+    The caps are MAX_HEARTBEAT_SECONDS and the whole seconds from the
+    instant the credited time reaches (credited_to) to now, plus
+    ELAPSED_SLACK_SECONDS.
     """
-    credited = min(beat.active_seconds, MAX_HEARTBEAT_SECONDS)
-    if previous_at is None:
-        return credited
-    elapsed = max(0, int((now - previous_at).total_seconds()))
-    return max(0, min(credited, elapsed + ELAPSED_SLACK_SECONDS))
+    start = _credit_start(credited_to, now)
+    allowance = int((now - start).total_seconds()) + ELAPSED_SLACK_SECONDS
+    return max(0, min(beat.active_seconds, MAX_HEARTBEAT_SECONDS, allowance))
+
+
+def credited_until(
+    credited_to: datetime | None, credited: int, now: datetime
+) -> datetime:
+    """Return the instant the credited time reaches after a heartbeat."""
+    return _credit_start(credited_to, now) + timedelta(seconds=credited)
 
 
 def record_heartbeat(
@@ -199,7 +220,7 @@ def record_heartbeat(
     changes: dict[str, object] = {
         "time_spent_seconds": F("time_spent_seconds") + credited,
         "heartbeat_sequence": beat.sequence,
-        "heartbeat_at": now,
+        "heartbeat_at": credited_until(previous_at, credited, now),
         "updated_at": now,
     }
     if beat.position_seconds is not None:

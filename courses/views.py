@@ -129,17 +129,24 @@ def magic_link(request: HttpRequest, token: str) -> HttpResponse:
     if not redeemed.user.is_active:
         logger.warning("Sign-in link used for inactive user %s", redeemed.user.pk)
         return _referrer_origin_only(_invalid_link(request, inactive=True))
+    if redeemed.user.is_staff or redeemed.user.is_superuser:
+        # A link signs in a learner. A contact tied to a staff user, by
+        # mistake or on purpose, must not open the admin without a password.
+        logger.warning("Sign-in link rejected for staff user %s", redeemed.user.pk)
+        return _referrer_origin_only(_invalid_link(request, staff=True))
 
     login(request, redeemed.user, backend="django.contrib.auth.backends.ModelBackend")
     return redirect(redeemed.next_path)
 
 
-def _invalid_link(request: HttpRequest, *, inactive: bool = False) -> HttpResponse:
+def _invalid_link(
+    request: HttpRequest, *, inactive: bool = False, staff: bool = False
+) -> HttpResponse:
     return render(
         request,
         "portal/magic_link_invalid.html",
-        {"form": SignInLinkForm(), "inactive": inactive},
-        status=403 if inactive else 410,
+        {"form": SignInLinkForm(), "inactive": inactive, "staff": staff},
+        status=403 if inactive or staff else 410,
     )
 
 

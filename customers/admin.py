@@ -75,8 +75,10 @@ class ContactAdmin(OwnedAccountsAdmin):
     list_filter = ("is_champion",)
     list_select_related = ("account",)
     search_fields = ("email", "first_name", "last_name", "external_id", "account__name")
-    raw_id_fields = ("account", "user")
-    readonly_fields = ("created_at", "updated_at")
+    raw_id_fields = ("account",)
+    # The portal creates the contact's user at first sign-in. Setting it by
+    # hand could tie a contact's sign-in links to a staff user.
+    readonly_fields = ("user", "created_at", "updated_at")
 
 
 @admin.register(Subscription)

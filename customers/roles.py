@@ -130,6 +130,15 @@ class OwnedAccountsAdmin(admin.ModelAdmin):
             kwargs["queryset"] = visible_accounts(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def formfield_for_manytomany(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        # Linking a contact to another CSM's account would let it receive
+        # that account's emails and enrollments, and list its name.
+        if db_field.related_model is Account and not sees_all_accounts(request.user):
+            kwargs["queryset"] = visible_accounts(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = tuple(super().get_readonly_fields(request, obj))
         # Handing an account to another CSM is for those who see them all.

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -189,13 +190,28 @@ class CsmTaskAdmin(OwnedAccountsAdmin):
     """Tasks of the accounts the user may see; a CSM works those of their own."""
 
     list_display = ["title", "account", "owner", "due_on", "status", "is_overdue"]
-    list_filter = [TaskListFilter, "status", "owner"]
+    # Only owners of the tasks the user may see, not every user.
+    list_filter = [
+        TaskListFilter,
+        "status",
+        ("owner", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["title", "details", "account__name"]
     date_hierarchy = "due_on"
     list_select_related = ["account", "owner"]
     raw_id_fields = ["account"]
     readonly_fields = ["firing", "step", "completed_at", "created_at", "updated_at"]
     actions = ["mark_done"]
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        # A task goes to a staff member, never to a learner's portal user.
+        if db_field.name == "owner":
+            kwargs["queryset"] = get_user_model().objects.filter(
+                is_staff=True, is_active=True
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(boolean=True, description="overdue")
     def is_overdue(self, task: CsmTask) -> bool:

@@ -156,3 +156,40 @@ def test_manager_reads_every_task_and_cannot_change_one(
     assert response.status_code == 403
     task.refresh_from_db()
     assert task.title != "Changed by a manager"
+
+
+def test_csm_cannot_set_the_portal_user_of_a_contact(client, accounts):
+    csm, own, _other = accounts
+    contact = own.contacts.earliest("pk")
+    client.force_login(csm)
+
+    response = client.get(reverse("admin:customers_contact_change", args=[contact.pk]))
+
+    form = response.context["adminform"].form
+    assert "user" not in form.fields
+
+
+def test_contact_form_offers_only_visible_accounts(client, accounts):
+    csm, own, other = accounts
+    contact = own.contacts.earliest("pk")
+    client.force_login(csm)
+
+    response = client.get(reverse("admin:customers_contact_change", args=[contact.pk]))
+
+    offered = response.context["adminform"].form.fields["associated_accounts"]
+    assert set(offered.queryset.values_list("pk", flat=True)) == {own.pk}
+    assert f'<option value="{other.pk}"' not in response.content.decode()
+
+
+def test_task_owner_choices_are_active_staff(client, accounts, django_user_model):
+    csm, own, _other = accounts
+    learner = django_user_model.objects.create_user(username="learner", password="x")
+    task = CsmTask.objects.get(account=own)
+    client.force_login(csm)
+
+    response = client.get(reverse("admin:triggers_csmtask_change", args=[task.pk]))
+
+    owners = response.context["adminform"].form.fields["owner"].queryset
+    assert csm in owners
+    assert learner not in owners
+    assert not owners.filter(is_staff=False).exists()

@@ -93,7 +93,45 @@ def test_heartbeat_capped_by_elapsed_time(viewed):
             at=NOW + timedelta(seconds=number),
         )
 
-    assert progress_of(lesson).time_spent_seconds == 3 * (1 + ELAPSED_SLACK_SECONDS)
+    # The slack is allowed once, not once per heartbeat: 3 s passed.
+    assert progress_of(lesson).time_spent_seconds == 3 + ELAPSED_SLACK_SECONDS
+
+
+def test_heartbeat_loop_adds_no_more_than_time_passed(viewed):
+    _contact, user, course, lesson = viewed
+
+    # A script posts 50 heartbeats in 4 seconds, each claiming 20 seconds.
+    for number in range(1, 51):
+        record_heartbeat(
+            user.pk,
+            course.slug,
+            lesson.pk,
+            beat(number, 20),
+            at=NOW + timedelta(milliseconds=80 * number),
+        )
+
+    spent = progress_of(lesson).time_spent_seconds
+    assert spent <= 4 + ELAPSED_SLACK_SECONDS
+    assert spent >= 4
+
+
+def test_hidden_night_not_claimable_later(viewed):
+    _contact, user, course, lesson = viewed
+    morning = NOW + timedelta(hours=8)
+
+    # After a night with no heartbeat, a burst claims at most one interval
+    # plus the slack, not the night.
+    for number in range(1, 21):
+        record_heartbeat(
+            user.pk,
+            course.slug,
+            lesson.pk,
+            beat(number, 20),
+            at=morning + timedelta(milliseconds=50 * number),
+        )
+
+    spent = progress_of(lesson).time_spent_seconds
+    assert spent <= MAX_HEARTBEAT_SECONDS + 1 + ELAPSED_SLACK_SECONDS
 
 
 def test_replayed_heartbeat_counts_once(viewed):

@@ -126,6 +126,22 @@ def test_inactive_user_cannot_sign_in(client):
     assert signed_in_user_id(client) is None
 
 
+@pytest.mark.parametrize("role", ["is_staff", "is_superuser"])
+def test_link_never_signs_in_staff(client, django_user_model, role):
+    contact = make_contact()
+    staff = django_user_model.objects.create_user(
+        username=f"staff-{role}", password="x", **{role: True}
+    )
+    contact.user = staff
+    contact.save(update_fields=["user"])
+
+    response = client.post(path_of(create_sign_in_url(contact)))
+
+    assert response.status_code == 403
+    assert signed_in_user_id(client) is None
+    assert "staff sign-in page" in response.content.decode()
+
+
 def test_local_next_path_is_followed(client):
     contact = make_contact()
     path = path_of(create_sign_in_url(contact, "/learn/courses/intro/?from=email"))
