@@ -175,7 +175,17 @@ def backend_gone(pid: int) -> bool:
 
 
 def mail_files(tmp_path: Path) -> list[str]:
-    return [path.read_text() for path in sorted((tmp_path / "mail").glob("*.log"))]
+    """Return the messages the file email backend wrote, one string each.
+
+    The backend writes every message sent over one connection to the same
+    file, each followed by a line of 79 dashes, so one file may hold several.
+    """
+    separator = "\n" + "-" * 79 + "\n"
+    messages: list[str] = []
+    for path in sorted((tmp_path / "mail").glob("*.log")):
+        parts = path.read_text().split(separator)
+        messages.extend(part for part in parts if part.strip())
+    return messages
 
 
 def clear_broker() -> None:
