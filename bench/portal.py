@@ -396,7 +396,7 @@ def run_wrk(
 def check_first(url: str, request: Request) -> None:
     """Raise unless the first request of a run returns 200.
 
-    wrk counts only 4xx and 5xx answers as errors, so a lost session, which
+    wrk counts only 4xx and 5xx responses as errors, so a lost session, which
     redirects to the sign-in page, would otherwise be timed as a page.
     """
     learner = request.learner

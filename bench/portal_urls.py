@@ -1,6 +1,6 @@
 """The URLs of bench.portal's server: the project's own plus a bare view.
 
-The bare view answers through the same middleware as every portal page,
+The bare view returns "ok" through the same middleware as every portal page,
 so the benchmark can print the portal's figures beside what any Django
 view costs on the same machine in the same run.
 """

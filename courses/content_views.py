@@ -47,7 +47,7 @@ def _requested_range(header: str, size: int) -> tuple[int, int] | None:
     """Return the (first, last) byte of a single-range header, or None to send all.
 
     Raises ValueError for a range that starts past the end of the file.
-    Several ranges in one header are answered with the whole file, which
+    For several ranges in one header the whole file is sent, which
     RFC 9110 allows.
     """
     match = RANGE_PATTERN.match(header.strip())
@@ -57,7 +57,7 @@ def _requested_range(header: str, size: int) -> tuple[int, int] | None:
     if not start_text and not end_text:
         return None
     if not start_text:
-        # "bytes=-N" asks for the last N bytes.
+        # "bytes=-N" requests the last N bytes.
         suffix = int(end_text)
         if suffix == 0:
             raise ValueError("empty suffix range")
@@ -92,7 +92,7 @@ def lesson_file(
     """Send the lesson's file, whole or the byte range requested.
 
     Browsers request byte ranges to seek in a video and to start it at a
-    saved position, so a single range is answered with 206.
+    saved position, so a single range gets a 206 response.
     """
     _enrollment, lesson = enrolled_lesson(contact, slug, lesson_id)
     file_type = file_type_of(lesson.file.name) if lesson.file else None
@@ -180,7 +180,8 @@ def checklist(
 
 def _learner_message(exc: ValueError) -> str:
     text = str(exc)
-    # int() of a tampered value says "invalid literal ..."; explain it plainly.
+    # int() of a tampered value raises "invalid literal ...", which a learner
+    # would not understand.
     if text.startswith("invalid literal"):
         return "The checklist form was not valid; reload the page and tick again."
     return text
@@ -191,7 +192,7 @@ def _learner_message(exc: ValueError) -> str:
 def heartbeat(request: HttpRequest, slug: str, lesson_id: int) -> HttpResponse:
     """Count the learner's active time on a lesson; see courses.heartbeats.
 
-    Answers JSON: 200 whether or not the heartbeat was counted (a replay is
+    Returns JSON: 200 whether or not the heartbeat was counted (a replay is
     not an error), 400 for a malformed one, 403 when signed out, and 404
     for a lesson that is not the user's own.
     """

@@ -279,7 +279,7 @@ class ChecklistItem(models.Model):
 
     class Meta:
         ordering = ["stage__order", "order", "id"]
-        # "Account" tells them apart from the checklist lessons of courses.
+        # "Account" distinguishes them from the checklist lessons of courses.
         verbose_name = "account checklist item"
 
     def __str__(self) -> str:

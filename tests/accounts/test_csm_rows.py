@@ -158,7 +158,7 @@ def test_manager_reads_every_task_and_cannot_change_one(
     assert task.title != "Changed by a manager"
 
 
-def test_csm_cannot_set_the_portal_user_of_a_contact(client, accounts):
+def test_contact_portal_user_read_only(client, accounts):
     csm, own, _other = accounts
     contact = own.contacts.earliest("pk")
     client.force_login(csm)
