@@ -118,7 +118,9 @@ def _replay_step(
     report.health_scores += compute_health(day).scored
     scored = time.monotonic()
     if evaluate_stages_now:
-        report.stage_changes += evaluate_stages(as_of).stage_changes
+        # The sweep below evaluates every trigger right after, so the
+        # event path would only evaluate the moved accounts twice.
+        report.stage_changes += evaluate_stages(as_of, announce=False).stage_changes
         report.stage_evaluations += 1
     staged = time.monotonic()
     report.sweeps += run_sweep(as_of, deliver_after=deliver_after, queue_email=False)

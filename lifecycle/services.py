@@ -48,6 +48,15 @@ from lifecycle.status import criteria_status as criteria_status
 
 logger = logging.getLogger(__name__)
 
+# An evaluation as of an instant at most this long ago announces its
+# placements and moves to the event path. Older ones are replays.
+ANNOUNCE_WITHIN = timedelta(days=1)
+
+# Above this many accounts placed or moved in one evaluation, one event-path
+# evaluation per account would cost more than the next sweep, which
+# evaluates each trigger over every account in one query.
+MAX_ANNOUNCED_ACCOUNTS = 500
+
 
 @dataclass(frozen=True)
 class StageReport:
@@ -91,7 +100,9 @@ class StageVisit:
 # -- evaluation ---------------------------------------------------------------
 
 
-def evaluate_stages(as_of: datetime | None = None) -> StageReport:
+def evaluate_stages(
+    as_of: datetime | None = None, *, announce: bool = True
+) -> StageReport:
     """Record met criteria and move accounts on, for every account, as of as_of.
 
     Each pass runs one query per criterion over all accounts in that
@@ -104,12 +115,15 @@ def evaluate_stages(as_of: datetime | None = None) -> StageReport:
 
     Running it again with the same as_of changes nothing.
 
-    It sends no data_changed, on purpose. The scheduled sweep evaluates
-    every trigger that reads stages within one sweep interval (15 minutes
-    by default), in one query per trigger, while one signal per moved
-    account would queue one evaluation per account. Evaluations as of a
-    past instant (the demo's replay, backfills) would also queue
-    evaluations as of now for accounts whose history is being rebuilt.
+    Placements and moves are stage changes that triggers react to, as
+    manual moves are: an evaluation as of the last day (the lifecycle
+    refresh) sends data_changed ("stage") for each account it placed or
+    moved, so the triggers that read stages are evaluated for those
+    accounts once the evaluation commits. It sends nothing with
+    announce=False (the demo's replay, which sweeps right after), as of an
+    earlier instant (backfills), or when it placed or moved more than
+    MAX_ANNOUNCED_ACCOUNTS accounts. The next sweep then evaluates the
+    moves, in one query per trigger.
     """
     as_of = _aware(as_of or timezone.now())
     started = time.monotonic()
@@ -120,7 +134,7 @@ def evaluate_stages(as_of: datetime | None = None) -> StageReport:
             logger.warning("No lifecycle stages exist; nothing to evaluate")
             return StageReport(as_of=as_of)
 
-        placed = _place_new_accounts(stages[0], as_of)
+        placed_ids = _place_new_accounts(stages[0], as_of)
         criteria_met = 0
         invalid: list[int] = []
         changes: list[StageChange] = []
@@ -144,11 +158,15 @@ def evaluate_stages(as_of: datetime | None = None) -> StageReport:
             arrived = {change.to_stage_id for change in moved}
             pending = [stage for stage in stages if stage.pk in arrived]
 
+        moved_ids = {change.account_id for change in changes}
+        if announce:
+            _announce_stage_changes(set(placed_ids) | moved_ids, as_of)
+
     report = StageReport(
         as_of=as_of,
-        placed=placed,
+        placed=len(placed_ids),
         criteria_met=criteria_met,
-        advanced=len({change.account_id for change in changes}),
+        advanced=len(moved_ids),
         stage_changes=len(changes),
         invalid_criteria=tuple(sorted(set(invalid))),
     )
@@ -175,15 +193,18 @@ def _lock_stages() -> list[Stage]:
     )
 
 
-def _place_new_accounts(first_stage: Stage, as_of: datetime) -> int:
-    """Put accounts that existed by as_of and have no stage into the first stage."""
+def _place_new_accounts(first_stage: Stage, as_of: datetime) -> list[int]:
+    """Put accounts that existed by as_of and have no stage into the first stage.
+
+    Returns the ids of the accounts placed.
+    """
     newcomers = list(
         subjects_as_of("account", as_of)
         .filter(lifecycle__isnull=True)
         .values_list("pk", "signup_date")
     )
     if not newcomers:
-        return 0
+        return []
 
     placements = []
     changes = []
@@ -206,7 +227,7 @@ def _place_new_accounts(first_stage: Stage, as_of: datetime) -> int:
         )
     AccountStage.objects.bulk_create(placements)
     StageChange.objects.bulk_create(changes)
-    return len(newcomers)
+    return [account_id for account_id, _ in newcomers]
 
 
 def _record_criterion(criterion: SuccessCriterion, as_of: datetime) -> int | None:
@@ -323,6 +344,31 @@ def _advance_complete_accounts(
     StageChange.objects.bulk_create(changes)
     AccountStage.objects.bulk_update(complete, ["stage", "entered_at", "updated_at"])
     return changes
+
+
+def _announce_stage_changes(account_ids: set[int], as_of: datetime) -> None:
+    """Send data_changed ("stage") for accounts placed or moved by a current evaluation.
+
+    Must run inside the evaluation's transaction: the receiver hands the
+    accounts on only once it commits.
+    """
+    if not account_ids:
+        return
+    if as_of < timezone.now() - ANNOUNCE_WITHIN:
+        # A backfill rebuilds history, and an evaluation as of now for each
+        # account would cost more than the next sweep.
+        return
+    if len(account_ids) > MAX_ANNOUNCED_ACCOUNTS:
+        logger.info(
+            "Evaluation as of %s placed or moved %s accounts, more than %s; "
+            "the next sweep evaluates the triggers that read stages",
+            as_of.isoformat(),
+            len(account_ids),
+            MAX_ANNOUNCED_ACCOUNTS,
+        )
+        return
+    for account_id in sorted(account_ids):
+        send_data_changed(StageChange, account_id, "stage")
 
 
 def _criteria_reason(stage: Stage) -> str:

@@ -8,13 +8,15 @@ from django.utils import timezone
 
 from courses import services as courses
 from courses.models import Course, Enrollment, Lesson, LessonKind, Module
-from customers.models import Contact
+from customers.models import Account, Contact
 from customers.signals import data_changed
-from lifecycle.models import AccountStage, Stage
+from lifecycle import services as lifecycle_services
+from lifecycle.models import AccountStage, Stage, StageChange, StageChangeSource
 from lifecycle.services import evaluate_stages, set_stage
-from tests.factories import make_account, make_contact
+from tests.factories import NOW, make_account, make_contact, make_event
 from tests.triggers.factories import make_course, make_template, make_trigger
 from triggers.models import Firing, OutboxEmail, Sweep
+from triggers.services import run_sweep
 
 # Matches every contact without usage; it reads usage, not learning or stages.
 USAGE_ONLY = {"kind": "inactivity", "days": 10}
@@ -160,15 +162,70 @@ def test_set_stage_announces_stage(announced):
     assert announced == [(account.pk, "stage")]
 
 
+def onboarded_today() -> Account:
+    """An account that meets both onboarding criteria now, and no adoption one."""
+    today = timezone.localdate()
+    account = make_account(
+        signup_date=today - timedelta(days=3), kickoff_date=today - timedelta(days=3)
+    )
+    contacts = [make_contact(account) for _ in range(3)]
+    make_event(contacts[0], timezone.now() - timedelta(hours=1))
+    return account
+
+
 @pytest.mark.django_db
-def test_evaluate_stages_announces_nothing(announced):
-    account = make_account()
+def test_evaluate_stages_announces_moves(announced):
+    moved = onboarded_today()
+    placed = make_account(signup_date=timezone.localdate())
 
-    report = evaluate_stages()
+    report = evaluate_stages(timezone.now())
 
-    # The account was placed in the first stage, and the sweep picks that up.
-    assert report.placed >= 1
-    assert AccountStage.objects.filter(account=account).exists()
+    assert report.placed == 2
+    assert report.advanced == 1
+    assert AccountStage.objects.get(account=moved).stage.slug == "adoption"
+    assert sorted(announced) == sorted([(moved.pk, "stage"), (placed.pk, "stage")])
+
+
+@pytest.mark.django_db
+def test_second_evaluation_announces_nothing(announced):
+    onboarded_today()
+    evaluate_stages(timezone.now())
+    announced.clear()
+
+    evaluate_stages(timezone.now())
+
+    assert announced == []
+
+
+@pytest.mark.django_db
+def test_past_evaluation_announces_nothing(announced):
+    make_account(signup_date=timezone.localdate() - timedelta(days=10))
+
+    report = evaluate_stages(timezone.now() - timedelta(days=2))
+
+    assert report.placed == 1
+    assert announced == []
+
+
+@pytest.mark.django_db
+def test_evaluation_without_announce_sends_nothing(announced):
+    onboarded_today()
+
+    report = evaluate_stages(timezone.now(), announce=False)
+
+    assert report.advanced == 1
+    assert announced == []
+
+
+@pytest.mark.django_db
+def test_large_evaluation_left_to_sweep(announced, monkeypatch):
+    monkeypatch.setattr(lifecycle_services, "MAX_ANNOUNCED_ACCOUNTS", 1)
+    make_account(signup_date=timezone.localdate())
+    make_account(signup_date=timezone.localdate())
+
+    report = evaluate_stages(timezone.now())
+
+    assert report.placed == 2
     assert announced == []
 
 
@@ -251,6 +308,63 @@ def test_manual_stage_evaluates_stage_triggers(django_capture_on_commit_callback
         assert fired == {(account.pk,)}, trigger.slug
     assert not Firing.objects.filter(trigger=usage_only).exists()
     assert list(Sweep.objects.values_list("triggers_evaluated", flat=True)) == [2]
+
+
+@pytest.mark.django_db
+def test_automatic_move_fires_entered_stage(django_capture_on_commit_callbacks):
+    account = onboarded_today()
+    make_contact(account, is_champion=True)
+    # In adoption already, moved there before the window of the trigger.
+    earlier = make_account()
+    adoption = Stage.objects.get(slug="adoption")
+    entered_at = timezone.now() - timedelta(days=40)
+    AccountStage.objects.create(account=earlier, stage=adoption, entered_at=entered_at)
+    StageChange.objects.create(
+        account=earlier,
+        to_stage=adoption,
+        changed_at=entered_at,
+        source=StageChangeSource.MANUAL,
+    )
+    entered_adoption = make_trigger(
+        {"kind": "entered_stage", "stage": "adoption", "days": 7},
+        subject_type="account",
+    )
+    usage_only = make_trigger(USAGE_ONLY)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluate_stages(timezone.now())
+
+    fired = set(
+        Firing.objects.filter(trigger=entered_adoption).values_list("account_id")
+    )
+    assert fired == {(account.pk,)}
+    assert not Firing.objects.filter(trigger=usage_only).exists()
+    # One evaluation for the moved account, of the stage trigger alone.
+    assert list(Sweep.objects.values_list("triggers_evaluated", flat=True)) == [1]
+
+
+@pytest.mark.django_db
+def test_stuck_in_onboarding_fires_at_sweep():
+    onboarding = Stage.objects.get(slug="onboarding")
+    # Calendar days in the site time zone: 30 and 29 days before NOW.
+    stuck = make_account()
+    recent = make_account()
+    for account, days in ((stuck, 30), (recent, 29)):
+        StageChange.objects.create(
+            account=account,
+            to_stage=onboarding,
+            changed_at=NOW - timedelta(days=days),
+            source=StageChangeSource.INITIAL,
+        )
+    stuck_30_days = make_trigger(
+        {"kind": "days_in_stage", "stage": "onboarding", "op": ">=", "value": 30},
+        subject_type="account",
+    )
+
+    run_sweep(NOW, triggers=[stuck_30_days])
+
+    fired = set(Firing.objects.filter(trigger=stuck_30_days).values_list("account_id"))
+    assert fired == {(stuck.pk,)}
 
 
 @pytest.mark.django_db
