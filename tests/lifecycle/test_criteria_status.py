@@ -22,13 +22,19 @@ from lifecycle.reports import account_stage_times, stage_time_report
 from lifecycle.services import evaluate_stages, set_stage
 from lifecycle.status import CriterionState, account_criteria
 from lifecycle.timeline import behind_on_criterion
-from tests.factories import NOW, make_account, make_contact
+from tests.factories import NOW, make_account, make_contact, make_event
 from tests.lifecycle.helpers import onboarded_account
 
 pytestmark = pytest.mark.django_db
 
 SIGNUP = datetime(2024, 1, 1, tzinfo=UTC)
 CONTACTS = '{"kind": "contact_count", "op": ">=", "value": 3}'
+# Every seeded criterion after onboarding's two, by stage and order.
+LATER_CRITERIA = [
+    f"{stage}:{order}"
+    for stage in ("adoption", "expansion", "renewal", "advocacy")
+    for order in (1, 2)
+]
 
 
 def states(account, as_of) -> dict[str, CriterionState]:
@@ -186,6 +192,63 @@ def test_chosen_stage_without_chosen_criteria_keeps_accounts():
 
     assert AccountStage.objects.get(account=account).stage.slug == "onboarding"
     assert states(account, NOW)["onboarding:1"] == CriterionState.MET
+
+
+def no_kickoff_account() -> Account:
+    """Three contacts and a first usage, but no kickoff date to count it from."""
+    account = make_account(kickoff_date=None)
+    contacts = [make_contact(account) for _ in range(3)]
+    make_event(contacts[0], datetime(2024, 6, 3, 10, tzinfo=UTC))
+    return account
+
+
+def test_not_applicable_required_criterion_holds_stage():
+    account = no_kickoff_account()
+
+    evaluate_stages(NOW)
+
+    assert AccountStage.objects.get(account=account).stage.slug == "onboarding"
+    assert states(account, NOW) == {
+        "onboarding:1": CriterionState.MET,
+        "onboarding:2": CriterionState.NOT_APPLICABLE,
+        **{key: CriterionState.NOT_APPLICABLE for key in LATER_CRITERIA},
+    }
+    progress = account_criteria(account, NOW).progress
+    assert progress is not None
+    assert (progress.required_met, progress.required) == (1, 2)
+    assert not progress.complete
+
+
+def test_chosen_not_applicable_criterion_holds_stage():
+    # Onboarding advances on the kickoff criterion alone.
+    choose_only("onboarding", 2)
+    account = no_kickoff_account()
+
+    evaluate_stages(NOW)
+
+    assert AccountStage.objects.get(account=account).stage.slug == "onboarding"
+
+
+def test_kickoff_date_set_releases_stage():
+    account = no_kickoff_account()
+    evaluate_stages(NOW)
+
+    Account.objects.filter(pk=account.pk).update(kickoff_date=date(2024, 6, 1))
+    evaluate_stages(NOW + timedelta(hours=1))
+
+    assert AccountStage.objects.get(account=account).stage.slug == "adoption"
+
+
+def test_unchosen_not_applicable_criterion_does_not_hold():
+    # Onboarding advances on the team size alone.
+    choose_only("onboarding", 1)
+    account = no_kickoff_account()
+
+    evaluate_stages(NOW)
+
+    assert AccountStage.objects.get(account=account).stage.slug == "adoption"
+    # The kickoff criterion of the stage it left stays unmet, not applicable.
+    assert states(account, NOW)["onboarding:2"] == CriterionState.NOT_APPLICABLE
 
 
 # -- time in each stage -------------------------------------------------------------
