@@ -56,6 +56,8 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Django's HTML page, except JSON for the portal's heartbeat endpoint.
+CSRF_FAILURE_VIEW = "courses.content_views.csrf_failure"
 
 # The address that links in emails point to.
 SITE_URL = env_url("NUDGEPATH_SITE_URL", "http://127.0.0.1:8000")
@@ -204,6 +206,10 @@ NUDGEPATH_HUBSPOT_PERIODIC_TASKS = {
         "task": "integrations.hubspot.tasks.release_stuck_runs",
         "seconds": 5 * 60,
     },
+    "hubspot-retry-webhook-events": {
+        "task": "integrations.hubspot.tasks.retry_webhook_events",
+        "seconds": 60,
+    },
 }
 
 # A change to the customer record (a usage event, ticket, survey response or
@@ -257,6 +263,12 @@ NUDGEPATH_HUBSPOT_SEARCH_RESULT_LIMIT = env_int(
 # it is marked failed and resumed from its cursor.
 NUDGEPATH_HUBSPOT_STUCK_RUN_MINUTES = env_int(
     "NUDGEPATH_HUBSPOT_STUCK_RUN_MINUTES", 10, minimum=1
+)
+# A run still queued after this many minutes, while no run of its
+# connection is running, lost its task message (for example to a broker
+# restart); it is marked failed and queued again.
+NUDGEPATH_HUBSPOT_QUEUED_RUN_MINUTES = env_int(
+    "NUDGEPATH_HUBSPOT_QUEUED_RUN_MINUTES", 30, minimum=1
 )
 
 # Email. The demo writes each message to a file under var/mail; production

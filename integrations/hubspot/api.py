@@ -3,7 +3,8 @@
 Every call takes a unit from the shared request budget first. A 429
 response is retried after its Retry-After header plus jitter, or after
 ten seconds without the header. A 5xx response is retried after a capped
-exponential backoff. Other errors raise HubSpotError at once.
+exponential backoff, and so is a request that got no response (refused,
+reset or timed out). Other errors raise HubSpotError at once.
 """
 
 import logging
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import urllib3
 from django.conf import settings
 from hubspot import Client
 from hubspot.crm.associations.v4.exceptions import (
@@ -52,6 +54,11 @@ class HubSpotError(RuntimeError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+    @property
+    def transient(self) -> bool:
+        """Whether trying again later may succeed: no response, 429 or 5xx."""
+        return self.status is None or _retryable(self.status)
 
 
 def build_client(connection: HubSpotConnection) -> Client:
@@ -96,6 +103,22 @@ def call(
                 wait * 1000,
             )
             sleep(wait)
+        except urllib3.exceptions.HTTPError as error:
+            # No response at all: refused, reset or timed out. The client does
+            # not wrap these, so they are retried here like a 5xx.
+            message = f"HubSpot {description} failed with no response ({error})"[:2000]
+            if attempt == attempts:
+                raise HubSpotError(message) from None
+            wait = _backoff_seconds(attempt)
+            logger.warning(
+                "HubSpot %s got no response; retry %s of %s in %.0f ms: %s",
+                description,
+                attempt,
+                attempts - 1,
+                wait * 1000,
+                error,
+            )
+            sleep(wait)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -103,10 +126,15 @@ def _retryable(status: int | None) -> bool:
     return status == 429 or (status is not None and status >= 500)
 
 
+def _backoff_seconds(attempt: int) -> float:
+    jitter = random.uniform(0, settings.NUDGEPATH_HUBSPOT_RETRY_JITTER_MS / 1000)
+    return min(2 ** (attempt - 1), MAX_BACKOFF_SECONDS) + jitter
+
+
 def _wait_seconds(error: Any, attempt: int) -> float:
     jitter = random.uniform(0, settings.NUDGEPATH_HUBSPOT_RETRY_JITTER_MS / 1000)
     if error.status != 429:
-        return min(2 ** (attempt - 1), MAX_BACKOFF_SECONDS) + jitter
+        return _backoff_seconds(attempt)
     headers = error.headers or {}
     retry_after = headers.get("Retry-After")
     try:

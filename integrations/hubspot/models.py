@@ -10,6 +10,15 @@ class ObjectType(models.TextChoices):
     TICKET = "ticket", "Ticket"
 
 
+# Plural names of the object types, as HubSpot's API paths spell them.
+PLURALS = {
+    "company": "companies",
+    "contact": "contacts",
+    "deal": "deals",
+    "ticket": "tickets",
+}
+
+
 def default_ticket_priorities() -> dict[str, str]:
     """Return HubSpot's ticket priorities mapped to the support ticket's."""
     return {"LOW": "low", "MEDIUM": "medium", "HIGH": "high", "URGENT": "urgent"}
@@ -453,7 +462,8 @@ class SyncRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} sync of {self.object_type}s ({self.status})"
+        plural = PLURALS.get(self.object_type, f"{self.object_type} records")
+        return f"{self.kind} sync of {plural} ({self.status})"
 
 
 class WebhookEvent(models.Model):
@@ -468,6 +478,17 @@ class WebhookEvent(models.Model):
     payload = models.JSONField()
     processed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times a worker tried to apply this event and failed."
+    )
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "When a worker tries again after HubSpot could not be reached; "
+            "blank for a new event and for one that failed for good."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -142,6 +142,21 @@ def release_run(run: SyncRun) -> bool:
     return bool(released)
 
 
+def release_queued_run(run: SyncRun) -> bool:
+    """Mark a queued run failed as lost, unless a worker claimed it; return whether."""
+    released = SyncRun.objects.filter(pk=run.pk, status=SyncStatus.QUEUED).update(
+        status=SyncStatus.FAILED,
+        finished_at=timezone.now(),
+        last_error=(
+            f"queued since {run.created_at} and never started, so its task "
+            "message is taken to be lost; queued again from the cursor in a new run"
+        ),
+    )
+    if released:
+        run.refresh_from_db()
+    return bool(released)
+
+
 def create_resumed_run(failed: SyncRun) -> SyncRun:
     """Create a queued run that starts at the cursor of a failed run."""
     if failed.status != SyncStatus.FAILED:

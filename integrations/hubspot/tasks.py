@@ -38,12 +38,26 @@ def sync_all_connections() -> None:
 
 @shared_task
 def release_stuck_runs() -> None:
-    """Fail sync runs whose worker stopped and resume them; for beat."""
+    """Resume runs whose worker stopped and queue lost queued runs again; for beat."""
+    from integrations.hubspot.services import release_lost_runs
     from integrations.hubspot.services import release_stuck_runs as release
 
     resumed = release()
     if resumed:
         logger.info("Resumed %s stuck HubSpot sync runs", len(resumed))
+    requeued = release_lost_runs()
+    if requeued:
+        logger.info("Queued %s lost HubSpot sync runs again", len(requeued))
+
+
+@shared_task
+def retry_webhook_events() -> None:
+    """Queue processing of stored webhook events that are due; for beat."""
+    from integrations.hubspot.services import queue_due_webhook_events
+
+    queued = queue_due_webhook_events()
+    if queued:
+        logger.info("Queued HubSpot webhook events of connections %s", queued)
 
 
 @shared_task

@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from integrations.hubspot.models import HubSpotConnection
-from integrations.hubspot.tasks import process_webhook_events
+from integrations.hubspot.services import queue_processing
 from integrations.hubspot.webhooks import InvalidWebhook, check_signature, store_events
 
 logger = logging.getLogger(__name__)
@@ -18,7 +18,12 @@ logger = logging.getLogger(__name__)
 @csrf_exempt
 @require_POST
 def webhook(request: HttpRequest, connection_id: int) -> HttpResponse:
-    """Check the signature, store the events once each and queue their processing."""
+    """Check the signature, store the events once each and queue their processing.
+
+    The response is 200 once the events are committed, even when the broker
+    cannot take the processing task: HubSpot would only send them again,
+    and the hubspot-retry-webhook-events task applies stored events later.
+    """
     connection = get_object_or_404(HubSpotConnection, pk=connection_id, is_active=True)
     try:
         check_signature(
@@ -37,7 +42,10 @@ def webhook(request: HttpRequest, connection_id: int) -> HttpResponse:
     try:
         with transaction.atomic():
             received = store_events(connection, request.body)
-            transaction.on_commit(lambda: process_webhook_events.delay(connection.pk))
+            transaction.on_commit(lambda: queue_processing(connection.pk))
     except InvalidWebhook as error:
+        logger.info(
+            "Rejected HubSpot webhook body for connection %s: %s", connection_id, error
+        )
         return JsonResponse({"error": str(error)}, status=400)
     return JsonResponse({"received": received})

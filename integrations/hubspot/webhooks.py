@@ -12,11 +12,14 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from hubspot.crm.companies import BatchReadInputSimplePublicObjectId as CompanyRead
 from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId as ContactRead
@@ -42,6 +45,19 @@ logger = logging.getLogger(__name__)
 # HubSpot's rule: a timestamp older than five minutes is rejected.
 MAX_AGE_MS = 5 * 60 * 1000
 OBJECT_TYPES = {"company": ObjectType.COMPANY, "contact": ObjectType.CONTACT}
+# WebhookEvent.event_id is a bigint; HubSpot's ids are 64-bit integers.
+MAX_ID = 2**63 - 1
+SUBSCRIPTION_TYPE = re.compile(r"[a-z_]{1,40}\.[A-Za-z_]{1,59}")
+# HubSpot's events are flat objects; this leaves room for nested values
+# while keeping a hostile body from exhausting the stack.
+MAX_PAYLOAD_DEPTH = 20
+SURROGATE = re.compile("[\ud800-\udfff]")
+# Attempts of an event whose record HubSpot could not return (a network
+# error, a rate limit or a server error); then it fails for good.
+MAX_WEBHOOK_ATTEMPTS = 8
+# Wait before retry n: 1, 2, 4 ... minutes, at most an hour.
+RETRY_BASE = timedelta(minutes=1)
+RETRY_MAX = timedelta(hours=1)
 
 
 class InvalidWebhook(ValueError):
@@ -88,39 +104,123 @@ def store_events(connection: HubSpotConnection, body: bytes) -> int:
     """Store the events of a webhook request, each event id once; return how many.
 
     Returns the number of events in the request. Events already stored
-    (a redelivery) are ignored.
+    (a redelivery) are ignored. Every event is checked before any is
+    stored, so a request with one malformed event stores nothing.
     """
-    try:
-        events = json.loads(body)
-    except ValueError as error:
-        raise InvalidWebhook(f"body is not JSON: {error}") from None
-    if not isinstance(events, list):
-        raise InvalidWebhook("body must be a JSON array of events")
-    rows = []
-    for index, event in enumerate(events):
-        if not isinstance(event, dict) or not isinstance(event.get("eventId"), int):
-            raise InvalidWebhook(f"event {index} has no numeric eventId")
-        rows.append(
-            WebhookEvent(
-                connection=connection,
-                event_id=event["eventId"],
-                subscription_type=str(event.get("subscriptionType", ""))[:100],
-                object_id=str(event.get("objectId", ""))[:32],
-                payload=event,
-            )
+    events = parse_events(body)
+    rows = [
+        WebhookEvent(
+            connection=connection,
+            event_id=event["eventId"],
+            subscription_type=event["subscriptionType"],
+            object_id=str(event["objectId"]),
+            payload=event,
         )
+        for event in events
+    ]
     WebhookEvent.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
 
 
+def parse_events(body: bytes) -> list[dict[str, Any]]:
+    """Return the events of a webhook body; raise InvalidWebhook naming the problem."""
+    try:
+        events = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidWebhook(
+            "body is nested too deeply to be read; HubSpot sends a flat array "
+            "of event objects"
+        ) from None
+    except ValueError as error:
+        raise InvalidWebhook(f"body is not JSON: {error}") from None
+    if not isinstance(events, list):
+        raise InvalidWebhook("body must be a JSON array of events")
+    for index, event in enumerate(events):
+        _check_event(index, event)
+    return events
+
+
+def _reject_constant(name: str) -> Any:
+    # PostgreSQL's jsonb has no NaN or Infinity, so they cannot be stored.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_event(index: int, event: Any) -> None:
+    if not isinstance(event, dict):
+        raise InvalidWebhook(f"event {index} is not a JSON object")
+    _check_id(index, "eventId", event.get("eventId"))
+    _check_id(index, "objectId", event.get("objectId"))
+    subscription_type = event.get("subscriptionType")
+    if not isinstance(subscription_type, str) or not SUBSCRIPTION_TYPE.fullmatch(
+        subscription_type
+    ):
+        raise InvalidWebhook(
+            f"event {index} has subscriptionType {_shown(subscription_type)}; "
+            "expected OBJECT.ACTION, for example contact.propertyChange"
+        )
+    problem = _storage_problem(event, depth=0)
+    if problem:
+        raise InvalidWebhook(f"event {index} {problem}")
+
+
+def _check_id(index: int, name: str, value: Any) -> None:
+    # bool is a subclass of int in Python, and true is no event id.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidWebhook(
+            f"event {index} has {name} {_shown(value)}; expected a positive "
+            "whole number"
+        )
+    if not 0 < value <= MAX_ID:
+        raise InvalidWebhook(
+            f"event {index} has {name} {_shown(value)}, outside 1 to {MAX_ID}; "
+            "HubSpot ids are positive 64-bit integers"
+        )
+
+
+def _storage_problem(value: Any, depth: int) -> str:
+    """Return why value cannot be stored as jsonb, or an empty string."""
+    if depth > MAX_PAYLOAD_DEPTH:
+        return f"is nested more than {MAX_PAYLOAD_DEPTH} levels deep"
+    if isinstance(value, str):
+        return _text_problem(value)
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return ""
+    for item in items:
+        problem = _storage_problem(item, depth + 1)
+        if problem:
+            return problem
+    return ""
+
+
+def _text_problem(text: str) -> str:
+    # jsonb rejects the NUL character and unpaired UTF-16 surrogates.
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which cannot be stored"
+    if SURROGATE.search(text):
+        return "contains an unpaired UTF-16 surrogate, which is not valid Unicode"
+    return ""
+
+
+def _shown(value: Any) -> str:
+    """Return value as JSON, cut short, for an error message."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def process_events(connection: HubSpotConnection) -> int:
-    """Apply the stored events not yet processed, one object at a time; return count.
+    """Apply the stored events that are due, one object at a time; return count.
 
     Each object's events are claimed with SKIP LOCKED and marked processed
     in the transaction that applies them, so two workers never hand on the
     same change twice. Events of one object are applied with one read of
-    the object as it is now. An event that fails keeps its error and is
-    not tried again.
+    the object as it is now. When HubSpot cannot be reached or responds with
+    a rate limit or server error, the events stay pending with the error
+    and a later next_attempt_at, and fail for good after
+    MAX_WEBHOOK_ATTEMPTS. Any other error fails them for good at once.
     """
     processed = 0
     while True:
@@ -129,22 +229,38 @@ def process_events(connection: HubSpotConnection) -> int:
             if not events:
                 return processed
             try:
-                _apply_object(connection, events)
-            except (HubSpotError, RecordError, ConversionError) as error:
-                logger.warning(
-                    "HubSpot webhook events %s failed: %s",
-                    [event.event_id for event in events],
-                    error,
-                )
-                _finish(events, str(error))
+                # A savepoint, so a record that fails halfway leaves nothing.
+                with transaction.atomic():
+                    _apply_object(connection, events)
+            except HubSpotError as error:
+                if error.transient:
+                    _schedule_retry(events, str(error))
+                else:
+                    _fail(events, str(error))
                 continue
-            _finish(events, "")
+            except (RecordError, ConversionError) as error:
+                _fail(events, str(error))
+                continue
+            _mark_processed(events)
             processed += len(events)
 
 
+def due_events(now: datetime | None = None) -> QuerySet[WebhookEvent]:
+    """Select the events waiting to be applied: new ones and retries that are due."""
+    now = now or timezone.now()
+    return WebhookEvent.objects.filter(processed_at__isnull=True).filter(
+        Q(last_error="", next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Return the wait before the next attempt after `attempts` failed ones."""
+    return min(RETRY_BASE * 2 ** max(attempts - 1, 0), RETRY_MAX)
+
+
 def _claim_object_events(connection: HubSpotConnection) -> list[WebhookEvent]:
-    pending = WebhookEvent.objects.select_for_update(skip_locked=True).filter(
-        connection=connection, processed_at__isnull=True, last_error=""
+    pending = (
+        due_events().select_for_update(skip_locked=True).filter(connection=connection)
     )
     first = pending.order_by("event_id").first()
     if first is None:
@@ -157,12 +273,50 @@ def _claim_object_events(connection: HubSpotConnection) -> list[WebhookEvent]:
     )
 
 
-def _finish(events: list[WebhookEvent], error: str) -> None:
+def _mark_processed(events: list[WebhookEvent]) -> None:
     now = timezone.now()
     for event in events:
+        event.processed_at = now
+        event.last_error = ""
+        event.next_attempt_at = None
+    WebhookEvent.objects.bulk_update(
+        events, ["processed_at", "last_error", "next_attempt_at"]
+    )
+
+
+def _fail(events: list[WebhookEvent], error: str) -> None:
+    logger.warning(
+        "HubSpot webhook events %s failed: %s", [e.event_id for e in events], error
+    )
+    for event in events:
+        event.attempts += 1
         event.last_error = error
-        event.processed_at = None if error else now
-    WebhookEvent.objects.bulk_update(events, ["last_error", "processed_at"])
+        event.next_attempt_at = None
+    WebhookEvent.objects.bulk_update(
+        events, ["attempts", "last_error", "next_attempt_at"]
+    )
+
+
+def _schedule_retry(events: list[WebhookEvent], error: str) -> None:
+    attempts = max(event.attempts for event in events) + 1
+    if attempts >= MAX_WEBHOOK_ATTEMPTS:
+        _fail(events, f"gave up after {attempts} attempts: {error}")
+        return
+    retry_at = timezone.now() + retry_delay(attempts)
+    logger.warning(
+        "HubSpot webhook events %s: attempt %s failed, retrying at %s: %s",
+        [event.event_id for event in events],
+        attempts,
+        retry_at.isoformat(),
+        error,
+    )
+    for event in events:
+        event.attempts = attempts
+        event.last_error = error
+        event.next_attempt_at = retry_at
+    WebhookEvent.objects.bulk_update(
+        events, ["attempts", "last_error", "next_attempt_at"]
+    )
 
 
 def _apply_object(connection: HubSpotConnection, events: list[WebhookEvent]) -> None:

@@ -10,7 +10,11 @@ from django_celery_beat.models import PeriodicTask
 
 from customers.models import Account
 from integrations.hubspot.models import SyncKind, SyncRun, SyncStatus
-from integrations.hubspot.services import release_stuck_runs, start_scheduled_syncs
+from integrations.hubspot.services import (
+    release_lost_runs,
+    release_stuck_runs,
+    start_scheduled_syncs,
+)
 from integrations.hubspot.sync import (
     RunReleased,
     _save_progress,
@@ -18,6 +22,7 @@ from integrations.hubspot.sync import (
     create_run,
     execute_run,
 )
+from integrations.hubspot.tasks import release_stuck_runs as release_task
 from tests.integrations.hubspot.conftest import at
 
 pytestmark = pytest.mark.django_db
@@ -25,15 +30,19 @@ pytestmark = pytest.mark.django_db
 schedule_migration = importlib.import_module(
     "integrations.migrations.0007_hubspot_schedule"
 )
+retry_migration = importlib.import_module(
+    "integrations.migrations.0010_hubspot_webhook_retries"
+)
 
 
 def test_beat_schedule_has_the_hubspot_tasks():
     # A committing test elsewhere may have flushed the table that the
     # migration filled; creating the missing entries again is what it does.
-    schedule_migration.create_schedule(apps, schema_editor=None)
-    schedule_migration.create_schedule(apps, schema_editor=None)
+    for migration in (schedule_migration, retry_migration):
+        migration.create_schedule(apps, schema_editor=None)
+        migration.create_schedule(apps, schema_editor=None)
 
-    assert PeriodicTask.objects.filter(name__startswith="hubspot-").count() == 3
+    assert PeriodicTask.objects.filter(name__startswith="hubspot-").count() == 4
     tasks = dict(
         PeriodicTask.objects.filter(name__startswith="hubspot-").values_list(
             "name", "task"
@@ -44,6 +53,9 @@ def test_beat_schedule_has_the_hubspot_tasks():
         "hubspot-sync": "integrations.hubspot.tasks.sync_all_connections",
         "hubspot-write-back": "integrations.hubspot.tasks.push_crm_write_backs",
         "hubspot-release-stuck-runs": "integrations.hubspot.tasks.release_stuck_runs",
+        "hubspot-retry-webhook-events": (
+            "integrations.hubspot.tasks.retry_webhook_events"
+        ),
     }
     assert PeriodicTask.objects.get(name="hubspot-sync").interval.every == 15 * 60
 
@@ -138,3 +150,88 @@ def test_released_run_keeps_the_releasers_error(connection, fake_hubspot, settin
 
     assert finished.pk == stale.pk
     assert SyncRun.objects.get(pk=stale.pk).last_error == error
+
+
+def queued_runs(connection, minutes_ago):
+    """Return a company and a contact run queued minutes_ago whose task was lost."""
+    runs = [
+        create_run(connection, kind, SyncKind.INCREMENTAL)
+        for kind in ("company", "contact")
+    ]
+    SyncRun.objects.filter(pk__in=[run.pk for run in runs]).update(
+        created_at=timezone.now() - timedelta(minutes=minutes_ago)
+    )
+    return runs
+
+
+def test_lost_queued_runs_are_queued_again(
+    connection, fake_hubspot, settings, django_capture_on_commit_callbacks
+):
+    settings.NUDGEPATH_HUBSPOT_QUEUED_RUN_MINUTES = 30
+    fake_hubspot.put("companies", "1", at(1), name="Acme")
+    fake_hubspot.put(
+        "contacts", "501", at(2), email="ada@acme.example", associatedcompanyid="1"
+    )
+    lost = queued_runs(connection, minutes_ago=31)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        release_task()
+
+    for run in lost:
+        run.refresh_from_db()
+        assert run.status == SyncStatus.FAILED
+        assert "never started" in run.last_error
+    again = list(SyncRun.objects.filter(resumed_from__in=lost).order_by("pk"))
+    assert [run.object_type for run in again] == ["company", "contact"]
+    # Celery runs eagerly here: the company ran first, so the contact found it.
+    assert [run.status for run in again] == [SyncStatus.SUCCEEDED] * 2
+    assert Account.objects.get(external_id="1").contacts.count() == 1
+
+
+def test_recently_queued_run_stays(connection, fake_hubspot, settings):
+    settings.NUDGEPATH_HUBSPOT_QUEUED_RUN_MINUTES = 30
+    runs = queued_runs(connection, minutes_ago=29)
+
+    assert release_lost_runs() == []
+
+    assert {
+        run.status for run in SyncRun.objects.filter(pk__in=[r.pk for r in runs])
+    } == {SyncStatus.QUEUED}
+
+
+def test_queued_run_behind_a_running_one_stays(connection, fake_hubspot, settings):
+    settings.NUDGEPATH_HUBSPOT_QUEUED_RUN_MINUTES = 30
+    company, contact = queued_runs(connection, minutes_ago=60)
+    # The task that runs both in order has reached the company run.
+    assert claim_run(company.pk) is not None
+
+    assert release_lost_runs() == []
+
+    contact.refresh_from_db()
+    assert contact.status == SyncStatus.QUEUED
+
+
+def test_released_lost_run_unblocks_the_schedule(
+    connection, fake_hubspot, settings, django_capture_on_commit_callbacks
+):
+    settings.NUDGEPATH_HUBSPOT_QUEUED_RUN_MINUTES = 30
+    queued_runs(connection, minutes_ago=45)
+    assert start_scheduled_syncs() == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        release_lost_runs()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        runs = start_scheduled_syncs()
+    assert [run.object_type for run in runs] == ["company", "contact"]
+
+
+def test_run_claimed_meanwhile_is_not_released(connection, fake_hubspot):
+    from integrations.hubspot.sync import release_queued_run
+
+    (run, _) = queued_runs(connection, minutes_ago=60)
+    stale = SyncRun.objects.get(pk=run.pk)
+    claim_run(run.pk)
+
+    assert release_queued_run(stale) is False
+    assert SyncRun.objects.get(pk=run.pk).status == SyncStatus.RUNNING
