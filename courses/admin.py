@@ -6,11 +6,14 @@ from django.contrib import admin
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.urls import URLPattern
 from django.utils import timezone
+from django.utils.html import format_html
 
 from courses.assessment_forms import QuestionAdminForm, QuestionFormSet
 from courses.certificates import revoke_certificate
 from courses.content import record_attendance
+from courses.course_admin_views import course_urls
 from courses.forms import (
     AttendanceAdminForm,
     CourseAdminForm,
@@ -24,6 +27,7 @@ from courses.models import (
     Certificate,
     ChecklistItem,
     Course,
+    CourseVersion,
     Enrollment,
     EnrollmentSource,
     Lesson,
@@ -34,6 +38,7 @@ from courses.models import (
     SignInLink,
 )
 from courses.services import announce_learning_change
+from courses.versions import version_state
 
 
 class ReadOnlyAdminMixin:
@@ -66,15 +71,43 @@ class ModuleInline(admin.TabularInline):
         return getattr(module, "lesson_total", 0)
 
 
+# The columns of a course's version history, all read-only.
+VERSION_COLUMNS = [
+    "number",
+    "published_at",
+    "published_by",
+    "lesson_count",
+    "requires_recertification",
+    "recertification_count",
+    "expired_certificates",
+    "note",
+]
+
+
+class CourseVersionInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = CourseVersion
+    fields = tuple(VERSION_COLUMNS)
+    readonly_fields = tuple(VERSION_COLUMNS)
+    extra = 0
+    verbose_name_plural = "published versions"
+
+
 @admin.register(Course)
 class CourseAdmin(admin.ModelAdmin):
     form = CourseAdminForm
-    inlines = [ModuleInline]
-    list_display = ["title", "slug", "is_published", "module_total", "enrollment_total"]
+    inlines = [ModuleInline, CourseVersionInline]
+    list_display = [
+        "title",
+        "slug",
+        "is_published",
+        "version",
+        "module_total",
+        "enrollment_total",
+    ]
     list_filter = ["is_published"]
     search_fields = ["title", "slug", "external_id"]
     prepopulated_fields = {"slug": ["title"]}
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["version", "content_changes", "created_at", "updated_at"]
     fieldsets = [
         (
             None,
@@ -83,6 +116,16 @@ class CourseAdmin(admin.ModelAdmin):
                 "description": "A course holds modules, and each module holds "
                 "lessons. Edit the modules below: the Order column sets the "
                 "order learners see. Open a module to edit its lessons.",
+            },
+        ),
+        (
+            "Version",
+            {
+                "fields": ["version", "content_changes"],
+                "description": "Learners' completions and certificates record "
+                "the version they completed. After changing lessons, use "
+                "Publish a new version at the top of this page to decide "
+                "whether earlier completions need recertification.",
             },
         ),
         (
@@ -123,6 +166,26 @@ class CourseAdmin(admin.ModelAdmin):
                 enrollments_total=Count("enrollments", distinct=True),
             )
         )
+
+    def get_urls(self) -> list[URLPattern]:
+        # The course pages come first, before the admin's catch-all pattern.
+        return course_urls(self) + super().get_urls()
+
+    @admin.display(description="Content changes")
+    def content_changes(self, course: Course) -> str:
+        if course.pk is None:
+            return "-"
+        state = version_state(course)
+        if state.changed is None:
+            return "No version has been published from this page yet."
+        if state.changed:
+            return format_html(
+                "<strong>Lessons changed since version {}.</strong> "
+                "Learners see the changes already; publish a new version to "
+                "record them and decide about recertification.",
+                state.number,
+            )
+        return f"None since version {state.number}."
 
     @admin.display(description="Modules", ordering="modules_total")
     def module_total(self, course: Course) -> int:

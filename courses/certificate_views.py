@@ -2,17 +2,17 @@
 
 import logging
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from courses.certificates import (
     certificate_pdf,
+    current_certificate,
     is_expired,
     verifiable_certificate,
 )
-from courses.models import Certificate
 from courses.services import enrollments_for
 from courses.views import contact_required
 from customers.models import Contact
@@ -25,9 +25,9 @@ logger = logging.getLogger(__name__)
 def download(request: HttpRequest, contact: Contact, slug: str) -> HttpResponse:
     """Send the learner's own certificate for the course as a PDF."""
     enrollment = get_object_or_404(enrollments_for(contact), course__slug=slug)
-    certificate = get_object_or_404(
-        Certificate, enrollment=enrollment, revoked_at__isnull=True
-    )
+    certificate = current_certificate(enrollment)
+    if certificate is None:
+        raise Http404("This course has no certificate of yours.")
     response = HttpResponse(
         certificate_pdf(certificate), content_type="application/pdf"
     )

@@ -35,16 +35,21 @@ def new_certificate_code() -> str:
 
 
 def issue_certificate(locked: Enrollment, at: datetime) -> Certificate | None:
-    """Issue the enrollment's certificate once and return it.
+    """Issue the enrollment's certificate for its completed version once; return it.
 
     Returns None when the course issues no certificates. The caller holds
     the enrollment lock, so a second call finds and returns the first
-    certificate, and the unique enrollment column backs that up.
+    certificate, and the unique (enrollment, course_version) constraint
+    backs that up. A recertification completes a newer version and so gets
+    a certificate of its own.
     """
     course = Course.objects.get(pk=locked.course_id)
     if not course.issues_certificates:
         return None
-    existing = Certificate.objects.filter(enrollment=locked).first()
+    version = locked.completed_version or course.version
+    existing = Certificate.objects.filter(
+        enrollment=locked, course_version=version
+    ).first()
     if existing is not None:
         return existing
     expires_at = (
@@ -57,6 +62,7 @@ def issue_certificate(locked: Enrollment, at: datetime) -> Certificate | None:
         code=new_certificate_code(),
         learner_name=locked.contact.full_name or "Unnamed learner",
         course_title=course.title,
+        course_version=version,
         issued_at=at,
         expires_at=expires_at,
     )
@@ -77,6 +83,15 @@ def revoke_certificate(certificate: Certificate, at: datetime | None = None) -> 
         logger.info("Revoked certificate %s", certificate.pk)
     certificate.refresh_from_db()
     return bool(revoked)
+
+
+def current_certificate(enrollment: Enrollment) -> Certificate | None:
+    """Return the enrollment's newest certificate that is not revoked, if any."""
+    return (
+        Certificate.objects.filter(enrollment=enrollment, revoked_at__isnull=True)
+        .order_by("-course_version", "-issued_at")
+        .first()
+    )
 
 
 def verifiable_certificate(code: str) -> Certificate | None:
@@ -142,7 +157,8 @@ def certificate_pdf(certificate: Certificate) -> bytes:
     pdf.cell(
         0,
         6,
-        f"Certificate id {certificate.code}",
+        f"Certificate id {certificate.code}, course version "
+        f"{certificate.course_version}",
         align="C",
         new_x="LMARGIN",
         new_y="NEXT",

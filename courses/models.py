@@ -49,6 +49,9 @@ class Course(models.Model):
     audience = models.JSONField(null=True, blank=True)
     # Topics that group courses in the catalogue.
     tags = models.JSONField(default=list, blank=True)
+    # The published content version, raised by courses.versions.publish_version;
+    # enrollments and certificates record the version they completed.
+    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -57,6 +60,44 @@ class Course(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class CourseVersion(models.Model):
+    """A published version of a course's content, and what it asked of learners."""
+
+    course = models.ForeignKey(
+        Course, on_delete=models.CASCADE, related_name="versions"
+    )
+    number = models.PositiveIntegerField()
+    # SHA-256 of the lessons that matter to learners (courses.versions), so
+    # the admin can tell whether the content changed since this version.
+    fingerprint = models.CharField(max_length=64)
+    lesson_count = models.PositiveIntegerField()
+    note = models.TextField(blank=True)
+    requires_recertification = models.BooleanField(default=False)
+    expired_certificates = models.BooleanField(default=False)
+    # Enrollments marked as needing recertification when it was published.
+    recertification_count = models.PositiveIntegerField(default=0)
+    published_at = models.DateTimeField()
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["course", "-number"]
+        constraints = [
+            # Two CSMs publishing at once cannot both take the same number.
+            models.UniqueConstraint(
+                fields=["course", "number"], name="one_row_per_course_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.course} version {self.number}"
 
 
 class Module(models.Model):
@@ -177,6 +218,13 @@ class Enrollment(models.Model):
         Lesson, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     score = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    # The course version the learner completed (or last recertified on); null
+    # until completed.
+    completed_version = models.PositiveIntegerField(null=True, blank=True)
+    # The course version the learner must complete to be certified again;
+    # null when no recertification is due. The status stays completed.
+    recertification_version = models.PositiveIntegerField(null=True, blank=True)
+    recertified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -387,9 +435,12 @@ class Answer(models.Model):
 class Certificate(models.Model):
     """Proof that a learner completed a course, verifiable by its public code."""
 
-    enrollment = models.OneToOneField(
-        Enrollment, on_delete=models.CASCADE, related_name="certificate"
+    enrollment = models.ForeignKey(
+        Enrollment, on_delete=models.CASCADE, related_name="certificates"
     )
+    # The course version the certificate was issued for; a recertification
+    # issues a new certificate for the new version.
+    course_version = models.PositiveIntegerField(default=1)
     # A random 128-bit token in the verification URL, so ids cannot be guessed.
     code = models.CharField(max_length=32, unique=True)
     # Copied when issued, so the certificate keeps the name it was issued to.
@@ -398,6 +449,17 @@ class Certificate(models.Model):
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["enrollment", "-course_version"]
+        constraints = [
+            # One certificate per enrollment and version, so completing a
+            # version twice issues nothing new.
+            models.UniqueConstraint(
+                fields=["enrollment", "course_version"],
+                name="one_certificate_per_version",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Certificate for {self.learner_name} in {self.course_title}"

@@ -747,20 +747,65 @@ def _complete(locked: Enrollment, lesson: Lesson, completed_at: datetime) -> boo
 def _finish_if_due(locked: Enrollment, completed_at: datetime) -> bool:
     """Complete an active enrollment once its course's completion rule is met.
 
-    Returns whether the enrollment changed.
+    A completed enrollment due for recertification is recertified the same
+    way, on the course's current version. Returns whether it changed.
     """
-    if locked.status != EnrollmentStatus.ACTIVE or _lessons_left_by_rule(locked):
+    recertifying = (
+        locked.status == EnrollmentStatus.COMPLETED
+        and locked.recertification_version is not None
+    )
+    if locked.status != EnrollmentStatus.ACTIVE and not recertifying:
         return False
+    if _lessons_left_by_rule(locked):
+        return False
+    version = Course.objects.values_list("version", flat=True).get(pk=locked.course_id)
+    if recertifying:
+        _recertify(locked, version, completed_at)
+        return True
     locked.status = EnrollmentStatus.COMPLETED
     locked.completed_at = completed_at
-    locked.save(update_fields=["status", "completed_at", "updated_at"])
-    logger.info("Enrollment %s completed course %s", locked.pk, locked.course_id)
+    locked.completed_version = version
+    locked.save(
+        update_fields=["status", "completed_at", "completed_version", "updated_at"]
+    )
+    logger.info(
+        "Enrollment %s completed version %s of course %s",
+        locked.pk,
+        version,
+        locked.course_id,
+    )
     issue_certificate(locked, completed_at)
     # Imported here because courses.paths imports this module.
     from courses.paths import open_path_courses
 
     open_path_courses([locked.contact_id], completed_at)
     return True
+
+
+def _recertify(locked: Enrollment, version: int, at: datetime) -> None:
+    """Record a recertification on the current version and issue its certificate.
+
+    completed_at keeps the first completion, which conditions and the
+    dashboards count from.
+    """
+    locked.completed_version = version
+    locked.recertification_version = None
+    locked.recertified_at = at
+    locked.save(
+        update_fields=[
+            "completed_version",
+            "recertification_version",
+            "recertified_at",
+            "updated_at",
+        ]
+    )
+    logger.info(
+        "Enrollment %s recertified on version %s of course %s",
+        locked.pk,
+        version,
+        locked.course_id,
+    )
+    issue_certificate(locked, at)
 
 
 def _lessons_left_by_rule(enrollment: Enrollment) -> bool:

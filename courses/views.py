@@ -23,6 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from courses.assessments import assessment_state, is_assessment
 from courses.catalogue import catalogue_for, catalogue_tags, enroll_from_catalogue
+from courses.certificates import current_certificate
 from courses.content import (
     checklist_state,
     render_markdown,
@@ -33,7 +34,6 @@ from courses.content import (
 from courses.forms import SignInLinkForm
 from courses.heartbeats import HEARTBEAT_INTERVAL_SECONDS
 from courses.models import (
-    Certificate,
     Enrollment,
     EnrollmentStatus,
     Lesson,
@@ -55,6 +55,7 @@ from courses.services import (
     redeem_sign_in_link,
     request_sign_in_link,
 )
+from courses.versions import version_notice
 from customers.models import Contact
 
 logger = logging.getLogger(__name__)
@@ -196,9 +197,8 @@ def course(request: HttpRequest, contact: Contact, slug: str) -> HttpResponse:
         "progress": progress,
         "outline": course_outline(enrollment),
         "resume_url": _resume_url(enrollment, progress),
-        "certificate": Certificate.objects.filter(
-            enrollment=enrollment, revoked_at__isnull=True
-        ).first(),
+        "certificate": current_certificate(enrollment),
+        "version": version_notice(enrollment),
     }
     return render(request, "portal/course.html", context)
 

@@ -5,6 +5,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
 
@@ -62,6 +63,19 @@ def enroll_contact(contact: Contact, course: Course) -> Enrollment:
 def sign_in(client: Client, contact: Contact) -> Client:
     client.force_login(portal_user_for(contact))
     return client
+
+
+def staff_client(*codenames: str, username: str = "csm") -> tuple[Client, User]:
+    """Return a client signed in as a staff user with these courses permissions."""
+    user = User.objects.create_user(username, password="a password", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="courses", codename__in=codenames
+        )
+    )
+    client = Client()
+    client.force_login(user)
+    return client, user
 
 
 def lesson_url(course: Course, lesson: Lesson) -> str:
