@@ -5,11 +5,12 @@ through courses.services so completion and its signals stay in one place.
 """
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 import nh3
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -90,6 +91,8 @@ def render_markdown(text: str) -> SafeString:
     markdown-it-py escapes raw HTML and drops javascript: links, and nh3
     then keeps only MARKDOWN_TAGS with their listed attributes and links
     with LINK_SCHEMES, so a bug in either one alone lets no script through.
+    An image from another host is dropped (its alt text stays), because
+    the portal loads nothing from other sites.
     """
     html = _markdown().render(text)
     cleaned = nh3.clean(
@@ -99,8 +102,33 @@ def render_markdown(text: str) -> SafeString:
         url_schemes=LINK_SCHEMES,
         link_rel="noopener noreferrer",
         filter_style_properties={"text-align"},
+        attribute_filter=_drop_remote_image,
     )
     return mark_safe(cleaned)
+
+
+def is_local_url(url: str) -> bool:
+    """Return whether a URL stays on this site: a path, with no scheme or host.
+
+    Browsers read a backslash as a slash in http(s) URLs, so "/\\evil.example"
+    and "\\\\evil.example" would reach another host; any backslash, and any
+    control character or space, makes the URL not local.
+    """
+    if not url or "\\" in url or any(ord(char) <= 0x20 for char in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return not parts.scheme and not parts.netloc and not url.startswith("//")
+
+
+def _drop_remote_image(tag: str, attribute: str, value: str) -> str | None:
+    # nh3 calls this for each attribute it keeps; None removes the attribute.
+    # An image without src loads nothing, and browsers show its alt text.
+    if tag == "img" and attribute == "src" and not is_local_url(value):
+        return None
+    return value
 
 
 # --- Video embeds -----------------------------------------------------------------
@@ -148,12 +176,11 @@ def video_embed_url(url: str) -> str | None:
     vimeo.com/ID, loom.com/share/ID and fast.wistia.net/embed/iframe/ID.
     Returns None for any other host, scheme or form.
     """
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
+    parts = _strict_https_parts(url.strip())
+    if parts is None:
         return None
-    host = (parts.hostname or "").lower().removeprefix("www.").removeprefix("m.")
-    if parts.scheme != "https" or host not in _embed_hosts():
+    host = parts.netloc.lower().removeprefix("www.").removeprefix("m.")
+    if host not in _embed_hosts():
         return None
     segments = [segment for segment in parts.path.split("/") if segment]
 
@@ -173,6 +200,31 @@ def video_embed_url(url: str) -> str | None:
         video_id = _clean_id(segments[2]) if len(segments) > 2 else None
         return WISTIA_PLAYER.format(id=video_id) if video_id else None
     return None
+
+
+# The characters of a host name: letters, digits, hyphens and dots.
+HOST_NAME = re.compile(r"[a-z0-9.-]+", re.ASCII | re.IGNORECASE)
+
+
+def _strict_https_parts(url: str) -> SplitResult | None:
+    """Split an https URL, or return None for anything a browser might read otherwise.
+
+    Python's urlsplit and browsers disagree on some URLs: a browser reads a
+    backslash as a slash, so in "https://evil.example\\@www.youtube.com/"
+    Python finds the host www.youtube.com and a browser evil.example. Such
+    URLs are rejected outright: a backslash, a space or control character,
+    a non-ASCII character, user information (@), a port, or a host that is
+    not a plain name.
+    """
+    if not url.isascii() or "\\" in url or any(ord(c) <= 0x20 for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme != "https" or not HOST_NAME.fullmatch(parts.netloc):
+        return None
+    return parts
 
 
 @cache
@@ -229,14 +281,37 @@ ICS_LINE_OCTETS = 75
 
 
 def _ics_text(value: str) -> str:
-    # RFC 5545, 3.3.11: backslash, semicolon, comma and newlines are escaped.
+    """Escape a TEXT value as RFC 5545 (3.3.11) requires.
+
+    Backslash, semicolon and comma get a backslash, and each line break
+    (CRLF, LF or a lone CR) becomes the two characters \\n. TEXT allows no
+    other control characters, so they are dropped: a lone CR left in a
+    value would end the content line early in some readers.
+    """
+    text = value.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(char for char in text if char in "\n\t" or not _is_control(char))
     return (
-        value.replace("\\", "\\\\")
+        text.replace("\\", "\\\\")
         .replace(";", "\\;")
         .replace(",", "\\,")
-        .replace("\r\n", "\\n")
         .replace("\n", "\\n")
     )
+
+
+def _is_control(char: str) -> bool:
+    return ord(char) < 0x20 or ord(char) == 0x7F
+
+
+def _ics_uri(value: str) -> str | None:
+    """Return a URI for a URI-valued property, or None when it cannot be one.
+
+    URI values are not escaped (RFC 5545, 3.3.13), so a value with a space
+    or a control character, which could break the line, is left out.
+    """
+    url = value.strip()
+    if not url or any(_is_control(char) or char == " " for char in url):
+        return None
+    return url
 
 
 def _fold(line: str) -> str:
@@ -292,7 +367,10 @@ def session_ics(lesson: Lesson, page_url: str, host: str) -> str:
         f"DESCRIPTION:{_ics_text(description)}",
     ]
     if lesson.url:
-        lines += [f"LOCATION:{_ics_text(lesson.url)}", f"URL:{lesson.url}"]
+        lines.append(f"LOCATION:{_ics_text(lesson.url)}")
+        uri = _ics_uri(lesson.url)
+        if uri:
+            lines.append(f"URL:{uri}")
     lines += ["END:VEVENT", "END:VCALENDAR"]
     return "".join(_fold(line) + "\r\n" for line in lines)
 

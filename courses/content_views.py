@@ -20,6 +20,8 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
+from django.urls import Resolver404, ResolverMatch, resolve
+from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
@@ -40,32 +42,47 @@ INLINE_KINDS = (LessonKind.VIDEO, LessonKind.PDF)
 # Bytes per chunk when streaming part of a file.
 CHUNK_BYTES = 64 * 1024
 
-RANGE_PATTERN = re.compile(r"^bytes=(\d*)-(\d*)$")
+# A byte range as RFC 9110 (14.1.2) writes it: "bytes=first-last",
+# "bytes=first-" or "bytes=-suffix". The unit is case-insensitive.
+RANGE_PATTERN = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.ASCII | re.IGNORECASE)
 
 
-def _requested_range(header: str, size: int) -> tuple[int, int] | None:
-    """Return the (first, last) byte of a single-range header, or None to send all.
+class UnsatisfiableRange(ValueError):
+    """A valid byte range that starts at or past the end of the file."""
 
-    Raises ValueError for a range that starts past the end of the file.
-    For several ranges in one header the whole file is sent, which
-    RFC 9110 allows.
+
+def _requested_range(request: HttpRequest, size: int) -> tuple[int, int] | None:
+    """Return the (first, last) byte of a single-range request, or None to send all.
+
+    Follows RFC 9110, section 14.2: a Range header that is not one valid
+    byte range is ignored, so the whole file is sent. That covers another
+    unit, a syntax error, "bytes=5-2" (last before first), several ranges,
+    which this server may ignore, and any If-Range, whose validator cannot
+    match because these responses carry none. Raises UnsatisfiableRange
+    for a valid range that starts at or past the end of the file, and for
+    "bytes=-0", which the server answers with 416.
     """
-    match = RANGE_PATTERN.match(header.strip())
+    header = request.headers.get("Range", "")
+    if not header or "If-Range" in request.headers or size == 0:
+        return None
+    match = RANGE_PATTERN.fullmatch(header)
     if match is None:
         return None
-    start_text, end_text = match.groups()
-    if not start_text and not end_text:
-        return None
-    if not start_text:
-        # "bytes=-N" requests the last N bytes.
-        suffix = int(end_text)
+    first_text, last_text = match.groups()
+    if not first_text:
+        if not last_text:
+            return None
+        # "bytes=-N" requests the last N bytes; the whole file when N is larger.
+        suffix = int(last_text)
         if suffix == 0:
-            raise ValueError("empty suffix range")
+            raise UnsatisfiableRange("bytes=-0 selects no byte")
         return max(0, size - suffix), size - 1
-    first = int(start_text)
-    last = int(end_text) if end_text else size - 1
-    if first >= size or last < first:
-        raise ValueError(f"range {first}-{last} is outside 0-{size - 1}")
+    first = int(first_text)
+    if last_text and int(last_text) < first:
+        return None
+    last = int(last_text) if last_text else size - 1
+    if first >= size:
+        raise UnsatisfiableRange(f"range {first}-{last} starts past byte {size - 1}")
     return first, min(last, size - 1)
 
 
@@ -103,8 +120,8 @@ def lesson_file(
     filename = lesson.file.name.rsplit("/", 1)[-1]
 
     try:
-        byte_range = _requested_range(request.headers.get("Range", ""), size)
-    except ValueError:
+        byte_range = _requested_range(request, size)
+    except UnsatisfiableRange:
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
         return response
@@ -203,11 +220,10 @@ def heartbeat(request: HttpRequest, slug: str, lesson_id: int) -> HttpResponse:
         )
     try:
         beat = parse_heartbeat(request.POST)
+        result = record_heartbeat(request.user.pk, slug, lesson_id, beat)
     except ValueError as exc:
         logger.info("Heartbeat for lesson %s rejected: %s", lesson_id, exc)
         return JsonResponse({"error": str(exc)}, status=400)
-
-    result = record_heartbeat(request.user.pk, slug, lesson_id, beat)
     if result is None:
         return JsonResponse({"error": "Lesson not found."}, status=404)
     return JsonResponse(
@@ -216,5 +232,33 @@ def heartbeat(request: HttpRequest, slug: str, lesson_id: int) -> HttpResponse:
             "reason": result.reason,
             "credited_seconds": result.credited_seconds,
             "time_spent_seconds": result.time_spent_seconds,
+            "completed": result.completed,
         }
     )
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Answer a failed CSRF check: JSON for the heartbeat, Django's page otherwise.
+
+    The lesson page's script reads the heartbeat's answers as JSON, so a
+    missing or stale token gets a message it can show, as other errors do.
+    settings.CSRF_FAILURE_VIEW points here.
+    """
+    match = getattr(request, "resolver_match", None) or _resolve(request.path_info)
+    if match is not None and match.view_name == "portal:heartbeat":
+        logger.info("Heartbeat rejected by the CSRF check: %s", reason)
+        return JsonResponse(
+            {
+                "error": "The heartbeat's CSRF token is missing or invalid "
+                f"({reason}); reload the lesson page to get a new one."
+            },
+            status=403,
+        )
+    return django_csrf_failure(request, reason=reason)
+
+
+def _resolve(path: str) -> ResolverMatch | None:
+    try:
+        return resolve(path)
+    except Resolver404:
+        return None

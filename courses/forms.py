@@ -1,5 +1,6 @@
 """Forms of the learner portal and the courses admin."""
 
+import logging
 from typing import Any
 
 from django import forms
@@ -19,6 +20,8 @@ from courses.models import (
     Module,
 )
 from courses.uploads import validate_lesson_file
+
+logger = logging.getLogger(__name__)
 
 
 class SignInLinkForm(forms.Form):
@@ -253,6 +256,8 @@ class LessonAdminForm(forms.ModelForm):
         kind = cleaned.get("kind", self.instance.kind)
         if "file" in self.fields:
             self._clean_file(kind, cleaned)
+        elif "kind" in self.changed_data and self.instance.file:
+            self._recheck_stored_file(kind)
         url = cleaned.get("url") or ""
         has_file = bool(
             cleaned.get("file") or ("file" not in self.fields and self.instance.file)
@@ -293,6 +298,30 @@ class LessonAdminForm(forms.ModelForm):
             validate_lesson_file(kind, upload.name, upload.size, upload)
         except ValidationError as error:
             self.add_error("file", error)
+
+    def _recheck_stored_file(self, kind: str) -> None:
+        """Check the stored file against a new kind, where the form has no file field.
+
+        The lessons inline on the module page changes the kind without
+        showing the file, so the reason goes on the kind.
+        """
+        stored = self.instance.file
+        name = stored.name.rsplit("/", 1)[-1]
+        try:
+            with stored.open("rb") as stream:
+                validate_lesson_file(kind, name, stored.size, stream)
+        except FileNotFoundError:
+            # A missing file is served as 404 and replaced on the lesson page.
+            logger.warning(
+                "Lesson %s has no stored file %s", self.instance.pk, stored.name
+            )
+        except ValidationError as error:
+            self.add_error(
+                "kind",
+                f"The lesson's stored file does not fit the kind "
+                f"{LessonKind(kind).label}: {error.messages[0]} Change the file "
+                "on the lesson's own page first.",
+            )
 
 
 class AttendanceAdminForm(forms.ModelForm):

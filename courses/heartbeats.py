@@ -18,22 +18,44 @@ On a PDF lesson, each heartbeat also carries the pages seen so far and the
 PDF's number of pages, from the viewer in static/portal/pdf_viewer.js, and
 the server adds them to LessonProgress.pages_viewed.
 
+On a video lesson, each heartbeat carries the playback position and the
+video's duration; courses.video_watch turns the positions into the watched
+share, and watching WATCHED_PERCENT_TO_COMPLETE percent of it completes the
+lesson. A field of another lesson kind (position on a PDF, pages on a
+video) is rejected.
+
 Each heartbeat names the page view it comes from (the view's number in
 LessonProgress.views) and a sequence number that starts at 1 on every page
 view. Only the latest view of the lesson is counted, and only numbers above
 the last one counted, so replays and a second tab on the same lesson add
 nothing.
+
+The heartbeat's write is committed with synchronous_commit off: a crash of
+the database server may lose the last fraction of a second of heartbeats,
+which costs a learner a few seconds of counted time. A completion is
+always committed synchronously, in its own transaction.
 """
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from courses.models import EnrollmentStatus, LessonProgress
+from courses import video_watch
+from courses.models import (
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    LessonKind,
+    LessonProgress,
+)
+from courses.services import complete_lesson
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +88,8 @@ class Heartbeat:
     # number of pages; empty and None for other lessons.
     pages: frozenset[int] = frozenset()
     page_count: int | None = None
+    # Video lessons: the video's duration in whole seconds, when known.
+    duration_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,48 +100,63 @@ class HeartbeatResult:
     # Why a heartbeat was not counted: "replayed" for a sequence number
     # counted already, "superseded" for an older page view.
     reason: str = ""
+    # Whether the lesson is completed after this heartbeat.
+    completed: bool = False
+
+
+# Whole numbers as the page sends them: ASCII digits only. int() alone would
+# also accept other scripts' digits ("١٢"), underscores ("1_000"), signs and
+# spaces. Ten digits cover every limit below.
+WHOLE_NUMBER = re.compile(r"[0-9]{1,10}", re.ASCII)
+
+
+def _whole_number(raw: str) -> int | None:
+    return int(raw) if WHOLE_NUMBER.fullmatch(raw) else None
 
 
 def _integer(data: Mapping[str, str], name: str, maximum: int) -> int:
     raw = data.get(name, "")
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
+    value = _whole_number(raw) if isinstance(raw, str) else None
+    if value is None or value > maximum:
         raise ValueError(
             f"Heartbeat field {name} is {raw!r}; send a whole number from 0 "
-            f"to {maximum}."
-        ) from None
-    if not 0 <= value <= maximum:
-        raise ValueError(
-            f"Heartbeat field {name} is {value}; send a whole number from 0 "
-            f"to {maximum}."
+            f"to {maximum} in the digits 0-9."
         )
     return value
+
+
+def _optional_integer(data: Mapping[str, str], name: str, maximum: int) -> int | None:
+    if data.get(name, "") == "":
+        return None
+    return _integer(data, name, maximum)
 
 
 def parse_heartbeat(data: Mapping[str, str]) -> Heartbeat:
     """Read a heartbeat from posted form fields; raise ValueError naming a bad field.
 
-    Fields: view, sequence (1 or more), active_seconds, and position for
-    video lessons. Active seconds above the cap are accepted here and capped
-    when recorded.
+    Fields: view, sequence (1 or more), active_seconds; position and
+    duration for video lessons; pages and page_count for PDF lessons.
+    Active seconds above the cap are accepted here and capped when
+    recorded.
     """
     sequence = _integer(data, "sequence", MAX_COUNTER)
     if sequence == 0:
         raise ValueError("Heartbeat field sequence is 0; numbers start at 1.")
-    position = None
-    if data.get("position", "") != "":
-        position = _integer(data, "position", MAX_POSITION_SECONDS)
-    page_count = None
-    if data.get("page_count", "") != "":
-        page_count = _integer(data, "page_count", MAX_PAGES)
+    page_count = _optional_integer(data, "page_count", MAX_PAGES)
+    pages = _pages(data.get("pages", ""), page_count)
+    if pages and page_count is None:
+        raise ValueError(
+            "Heartbeat field page_count is missing; send the PDF's number of "
+            "pages with the pages seen."
+        )
     return Heartbeat(
         view=_integer(data, "view", MAX_COUNTER),
         sequence=sequence,
         active_seconds=_integer(data, "active_seconds", MAX_COUNTER),
-        position_seconds=position,
-        pages=_pages(data.get("pages", ""), page_count),
+        position_seconds=_optional_integer(data, "position", MAX_POSITION_SECONDS),
+        pages=pages,
         page_count=page_count,
+        duration_seconds=_optional_integer(data, "duration", MAX_POSITION_SECONDS),
     )
 
 
@@ -126,13 +165,12 @@ def _pages(raw: str, page_count: int | None) -> frozenset[int]:
     limit = page_count or MAX_PAGES
     pages = set()
     for part in raw.split(",") if raw else []:
-        try:
-            page = int(part)
-        except ValueError:
+        page = _whole_number(part)
+        if page is None:
             raise ValueError(
                 f"Heartbeat field pages contains {part!r}; send page numbers "
-                "separated by commas, such as 1,2,5."
-            ) from None
+                "in the digits 0-9 separated by commas, such as 1,2,5."
+            )
         if not 1 <= page <= limit:
             raise ValueError(
                 f"Heartbeat field pages contains page {page}; pages are numbered "
@@ -140,6 +178,30 @@ def _pages(raw: str, page_count: int | None) -> frozenset[int]:
             )
         pages.add(page)
     return frozenset(pages)
+
+
+# The heartbeat fields each lesson kind may send, besides view, sequence
+# and active_seconds.
+VIDEO_FIELDS = ("position", "duration")
+PDF_FIELDS = ("pages", "page_count")
+
+
+def check_fields_for_kind(beat: Heartbeat, lesson_id: int, kind: str) -> None:
+    """Raise ValueError naming a field that the lesson's kind does not take."""
+    sent = {
+        "position": beat.position_seconds is not None,
+        "duration": beat.duration_seconds is not None,
+        "pages": bool(beat.pages),
+        "page_count": beat.page_count is not None,
+    }
+    allowed = {LessonKind.VIDEO: VIDEO_FIELDS, LessonKind.PDF: PDF_FIELDS}
+    for name, present in sent.items():
+        if present and name not in allowed.get(LessonKind(kind), ()):
+            owner = "video" if name in VIDEO_FIELDS else "PDF"
+            raise ValueError(
+                f"Heartbeat field {name} is for {owner} lessons only, and lesson "
+                f"{lesson_id} is a {LessonKind(kind).label} lesson; leave it out."
+            )
 
 
 def _credit_start(credited_to: datetime | None, now: datetime) -> datetime:
@@ -183,9 +245,12 @@ def record_heartbeat(
 
     Returns None when the user has no progress row on this lesson through
     an enrollment of their own in a published course, which the view turns
-    into a 404. Two queries: one reads the row through the user's
-    enrollment, and one conditional UPDATE writes it only if no other
-    heartbeat was counted in between, so concurrent replays count once.
+    into a 404. Raises ValueError for a field the lesson's kind does not
+    take. Two queries, and a third (SET LOCAL) on PostgreSQL: one reads the
+    row through the user's enrollment, and one conditional UPDATE writes it
+    only if no other heartbeat was counted in between, so concurrent
+    replays count once. Watching WATCHED_PERCENT_TO_COMPLETE percent of a
+    video completes the lesson, with complete_lesson's queries.
     """
     now = at or timezone.now()
     row = (
@@ -197,45 +262,136 @@ def record_heartbeat(
             lesson__module__course_id=F("enrollment__course_id"),
         )
         .exclude(enrollment__status=EnrollmentStatus.UNENROLLED)
-        .values_list(
+        .values(
             "pk",
+            "enrollment_id",
+            "lesson__kind",
             "heartbeat_view",
             "heartbeat_sequence",
             "heartbeat_at",
             "time_spent_seconds",
+            "position_seconds",
             "pages_viewed",
+            "page_count",
+            "completed_at",
         )
         .first()
     )
     if row is None:
         return None
-    progress_id, view, sequence, previous_at, spent, pages_viewed = row
+    check_fields_for_kind(beat, lesson_id, row["lesson__kind"])
+    spent = row["time_spent_seconds"]
 
-    if beat.view != view:
+    if beat.view != row["heartbeat_view"]:
         return HeartbeatResult(False, 0, spent, "superseded")
-    if beat.sequence <= sequence:
+    if beat.sequence <= row["heartbeat_sequence"]:
         return HeartbeatResult(False, 0, spent, "replayed")
 
-    credited = credit_for(beat, previous_at, now)
+    credited = credit_for(beat, row["heartbeat_at"], now)
     changes: dict[str, object] = {
         "time_spent_seconds": F("time_spent_seconds") + credited,
         "heartbeat_sequence": beat.sequence,
-        "heartbeat_at": credited_until(previous_at, credited, now),
+        "heartbeat_at": credited_until(row["heartbeat_at"], credited, now),
         "updated_at": now,
     }
-    if beat.position_seconds is not None:
-        changes["position_seconds"] = beat.position_seconds
-    if beat.page_count is not None:
-        changes["page_count"] = beat.page_count
-    if not beat.pages <= set(pages_viewed):
-        # The conditional UPDATE below fails if another heartbeat wrote in
-        # between, so this union never loses pages that it counted.
-        changes["pages_viewed"] = sorted(beat.pages | set(pages_viewed))
-    written = LessonProgress.objects.filter(
-        pk=progress_id, heartbeat_view=view, heartbeat_sequence=sequence
-    ).update(**changes)
-    if not written:
+    if row["lesson__kind"] == LessonKind.PDF:
+        changes.update(_page_changes(beat, row))
+    watched = False
+    if row["lesson__kind"] == LessonKind.VIDEO:
+        video_changes, watched = _video_changes(beat, row, credited)
+        changes.update(video_changes)
+
+    if not _write(row, changes):
         # Another heartbeat of the same view was counted between the read
         # and the write; this one is treated as its replay.
         return HeartbeatResult(False, 0, spent, "replayed")
-    return HeartbeatResult(True, credited, spent + credited)
+
+    completed = row["completed_at"] is not None
+    if watched and not completed:
+        _complete_watched_video(row["enrollment_id"], lesson_id, now)
+        completed = True
+    return HeartbeatResult(True, credited, spent + credited, completed=completed)
+
+
+def _write(row: Mapping[str, Any], changes: dict[str, object]) -> bool:
+    """Apply the changes unless another heartbeat wrote first; return whether written.
+
+    Committed with synchronous_commit off on PostgreSQL: waiting for the
+    flush to disk bounded the heartbeat rate, and a crash loses at most the
+    last fraction of a second of counted time.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        written = LessonProgress.objects.filter(
+            pk=row["pk"],
+            heartbeat_view=row["heartbeat_view"],
+            heartbeat_sequence=row["heartbeat_sequence"],
+        ).update(**changes)
+    return bool(written)
+
+
+def _page_changes(beat: Heartbeat, row: Mapping[str, Any]) -> dict[str, object]:
+    """Return the PDF page fields to write: the union of pages, within page_count.
+
+    Pages past the PDF's current page count are dropped, so a PDF replaced
+    by a shorter one never shows more pages viewed than it has. The
+    conditional UPDATE fails if another heartbeat wrote in between, so the
+    union never loses pages that it counted.
+    """
+    stored = row["pages_viewed"]
+    known = {page for page in stored if isinstance(page, int)} if stored else set()
+    page_count = beat.page_count if beat.page_count is not None else row["page_count"]
+    pages = known | beat.pages
+    if isinstance(page_count, int):
+        pages = {page for page in pages if 1 <= page <= page_count}
+    changes: dict[str, object] = {}
+    if beat.page_count is not None:
+        changes["page_count"] = beat.page_count
+    if pages != known or not isinstance(stored, list):
+        changes["pages_viewed"] = sorted(pages)
+    return changes
+
+
+def _video_changes(
+    beat: Heartbeat, row: Mapping[str, Any], credited: int
+) -> tuple[dict[str, object], bool]:
+    """Return the video fields to write and whether the watched share is reached.
+
+    The watched intervals and the duration live in pages_viewed and
+    page_count (see courses.video_watch).
+    """
+    if beat.position_seconds is None:
+        return {}, False
+    previous = row["position_seconds"]
+    duration = beat.duration_seconds or row["page_count"]
+    intervals = video_watch.stored_intervals(row["pages_viewed"])
+    played = video_watch.played_interval(
+        previous if isinstance(previous, int) else 0, beat.position_seconds, credited
+    )
+    if played is not None:
+        intervals = video_watch.merge([*intervals, played])
+    changes: dict[str, object] = {
+        "position_seconds": beat.position_seconds,
+        "pages_viewed": [list(interval) for interval in intervals],
+    }
+    if beat.duration_seconds:
+        changes["page_count"] = beat.duration_seconds
+    watched = video_watch.is_watched(
+        intervals, duration if isinstance(duration, int) else None
+    )
+    return changes, watched
+
+
+def _complete_watched_video(enrollment_id: int, lesson_id: int, at: datetime) -> None:
+    # A separate, synchronously committed transaction, so a completion is
+    # never lost with the heartbeat's unflushed commit.
+    enrollment = Enrollment.objects.select_related("course").get(pk=enrollment_id)
+    lesson = Lesson.objects.select_related("module").get(pk=lesson_id)
+    complete_lesson(enrollment, lesson, at=at)
+    logger.info(
+        "Completed video lesson %s for enrollment %s by watching it",
+        lesson_id,
+        enrollment_id,
+    )

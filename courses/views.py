@@ -33,6 +33,7 @@ from courses.content import (
 )
 from courses.forms import SignInLinkForm
 from courses.heartbeats import HEARTBEAT_INTERVAL_SECONDS
+from courses.video_watch import WATCHED_PERCENT_TO_COMPLETE, watched_percent
 from courses.models import (
     Enrollment,
     EnrollmentStatus,
@@ -298,6 +299,13 @@ def _content_context(
     }
     if kind == LessonKind.VIDEO and not has_file:
         context["embed_url"] = video_embed_url(lesson.url) or ""
+    if kind == LessonKind.VIDEO:
+        context["watched_percent"] = (
+            watched_percent(progress.pages_viewed, progress.page_count)
+            if progress
+            else None
+        )
+        context["watched_percent_to_complete"] = WATCHED_PERCENT_TO_COMPLETE
     if kind == LessonKind.CHECKLIST:
         context["checklist"] = checklist_state(enrollment, lesson)
     if kind == LessonKind.LIVE_SESSION:
@@ -318,6 +326,11 @@ def _completed_otherwise(lesson: Lesson) -> str:
         return (
             f"“{lesson.title}” is completed when your customer success manager "
             "records that you attended."
+        )
+    if lesson.kind == LessonKind.VIDEO and lesson.file:
+        return (
+            f"“{lesson.title}” is completed when you have watched "
+            f"{WATCHED_PERCENT_TO_COMPLETE}% of the video."
         )
     return ""
 

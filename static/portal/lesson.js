@@ -74,6 +74,10 @@
     if (position !== null) {
       data.set("position", String(position));
       lastSentPosition = position;
+      // The server needs the duration to tell when 90% has been watched.
+      if (Number.isFinite(video.duration) && video.duration >= 1) {
+        data.set("duration", String(Math.floor(video.duration)));
+      }
     }
     if (tracker.dataset.pageCount) {
       data.set("page_count", tracker.dataset.pageCount);
@@ -87,6 +91,11 @@
   function showResult(result) {
     tracker.dataset.timeSpent = String(result.time_spent_seconds);
     tracker.dataset.accepted = String(result.accepted);
+    const videoProgress = document.getElementById("video-progress");
+    if (result.completed && videoProgress && !tracker.dataset.completed) {
+      tracker.dataset.completed = "true";
+      videoProgress.textContent = "You have watched this video. The lesson is completed.";
+    }
     // A newer view of this lesson (another tab) now counts the time.
     if (result.reason === "superseded") {
       stopped = true;
