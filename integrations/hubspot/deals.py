@@ -144,6 +144,33 @@ def _deal_values(connection: HubSpotConnection, record: HubSpotRecord) -> DealVa
     )
 
 
+def remove_deal(connection: HubSpotConnection, hubspot_id: str) -> bool:
+    """Forget a deal deleted in HubSpot; return whether one was stored.
+
+    Its upgrade subscription goes with it, as when a deal stops being a
+    won expansion. The account's renewal date is taken again from the
+    renewal deals that remain, and stays as it is when none is open.
+    """
+    with transaction.atomic():
+        deal = (
+            HubSpotDeal.objects.select_for_update()
+            .filter(connection=connection, hubspot_id=hubspot_id)
+            .first()
+        )
+        if deal is None:
+            return False
+        account_id = deal.account_id
+        deal.account = None
+        deal.kind = DealKind.OTHER
+        if account_id is not None:
+            record_expansion(deal, Account.objects.get(pk=account_id))
+        deal.delete()
+        if account_id is not None and connection.renewal_date_from_deals:
+            refresh_renewal_date(Account.objects.get(pk=account_id))
+    logger.info("Removed HubSpot deal %s, deleted in HubSpot", hubspot_id)
+    return True
+
+
 def attach_waiting_deals(connection: HubSpotConnection) -> int:
     """Give deals stored without an account the account their company has now.
 

@@ -21,30 +21,20 @@ from urllib.parse import unquote
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from hubspot.crm.companies import BatchReadInputSimplePublicObjectId as CompanyRead
-from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId as ContactRead
 
-from integrations.hubspot.api import HubSpotError, build_client, call
+from integrations.hubspot.api import HubSpotError
 from integrations.hubspot.conversion import ConversionError
-from integrations.hubspot.models import (
-    HubSpotConnection,
-    ObjectType,
-    PropertyMapping,
-    WebhookEvent,
-)
-from integrations.hubspot.records import (
-    HubSpotRecord,
-    RecordError,
-    apply_record,
-    mark_archived,
-    requested_properties,
-)
+from integrations.hubspot.models import HubSpotConnection, WebhookEvent
+from integrations.hubspot.records import RecordError
+from integrations.hubspot.webhook_records import apply_object_events
 
 logger = logging.getLogger(__name__)
 
 # HubSpot's rule: a timestamp older than five minutes is rejected.
 MAX_AGE_MS = 5 * 60 * 1000
-OBJECT_TYPES = {"company": ObjectType.COMPANY, "contact": ObjectType.CONTACT}
+# HubSpot's generic subscriptions (object.creation and so on) name the
+# object type by id in objectTypeId; these are the ids of the synced types.
+OBJECT_TYPE_IDS = {"0-1": "contact", "0-2": "company", "0-3": "deal", "0-5": "ticket"}
 # WebhookEvent.event_id is a bigint; HubSpot's ids are 64-bit integers.
 MAX_ID = 2**63 - 1
 SUBSCRIPTION_TYPE = re.compile(r"[a-z_]{1,40}\.[A-Za-z_]{1,59}")
@@ -112,8 +102,8 @@ def store_events(connection: HubSpotConnection, body: bytes) -> int:
         WebhookEvent(
             connection=connection,
             event_id=event["eventId"],
-            subscription_type=event["subscriptionType"],
-            object_id=str(event["objectId"]),
+            subscription_type=subscription_type(event),
+            object_id=str(event_object_id(event)),
             payload=event,
         )
         for event in events
@@ -140,6 +130,30 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
     return events
 
 
+def subscription_type(event: dict[str, Any]) -> str:
+    """Return the subscription type with the object named, as in contact.creation.
+
+    A generic subscription (object.creation) names its object type in
+    objectTypeId; it is stored under the legacy name of that type.
+    """
+    kind, _, action = event["subscriptionType"].partition(".")
+    if kind == "object":
+        kind = OBJECT_TYPE_IDS.get(str(event.get("objectTypeId")), "object")
+    return f"{kind}.{action}"
+
+
+def event_object_id(event: dict[str, Any]) -> Any:
+    """Return the id of the record the event is about.
+
+    Association changes carry fromObjectId instead of objectId, and merges
+    primaryObjectId, the record that survives.
+    """
+    for name in ("objectId", "fromObjectId", "primaryObjectId"):
+        if name in event:
+            return event[name]
+    return None
+
+
 def _reject_constant(name: str) -> Any:
     # PostgreSQL's jsonb has no NaN or Infinity, so they cannot be stored.
     raise ValueError(f"{name} is not a JSON number")
@@ -149,7 +163,7 @@ def _check_event(index: int, event: Any) -> None:
     if not isinstance(event, dict):
         raise InvalidWebhook(f"event {index} is not a JSON object")
     _check_id(index, "eventId", event.get("eventId"))
-    _check_id(index, "objectId", event.get("objectId"))
+    _check_id(index, "objectId", event_object_id(event))
     subscription_type = event.get("subscriptionType")
     if not isinstance(subscription_type, str) or not SUBSCRIPTION_TYPE.fullmatch(
         subscription_type
@@ -231,7 +245,7 @@ def process_events(connection: HubSpotConnection) -> int:
             try:
                 # A savepoint, so a record that fails halfway leaves nothing.
                 with transaction.atomic():
-                    _apply_object(connection, events)
+                    apply_object_events(connection, events)
             except HubSpotError as error:
                 if error.transient:
                     _schedule_retry(events, str(error))
@@ -317,64 +331,3 @@ def _schedule_retry(events: list[WebhookEvent], error: str) -> None:
     WebhookEvent.objects.bulk_update(
         events, ["attempts", "last_error", "next_attempt_at"]
     )
-
-
-def _apply_object(connection: HubSpotConnection, events: list[WebhookEvent]) -> None:
-    kind, _, action = events[-1].subscription_type.partition(".")
-    object_type = OBJECT_TYPES.get(kind)
-    if object_type is None:
-        raise RecordError(
-            f"subscription type {events[-1].subscription_type} is not synced"
-        )
-    object_id = events[-1].object_id
-    if action == "deletion":
-        mark_archived(connection, object_type, object_id)
-        return
-    obj = _read_object(connection, object_type, object_id)
-    if obj is None:
-        # The record is gone again (archived or merged away) since the event.
-        mark_archived(connection, object_type, object_id)
-        return
-    mappings = list(
-        PropertyMapping.objects.filter(connection=connection, object_type=object_type)
-    )
-    warnings: list[str] = []
-    apply_record(
-        connection, HubSpotRecord.from_api(object_type, obj), mappings, warnings
-    )
-    for warning in warnings:
-        logger.warning("HubSpot webhook for %s %s: %s", kind, object_id, warning)
-
-
-def _read_object(
-    connection: HubSpotConnection, object_type: str, object_id: str
-) -> Any:
-    """Return the object as HubSpot has it now, or None when it is not found."""
-    client = build_client(connection)
-    mappings = PropertyMapping.objects.filter(
-        connection=connection, object_type=object_type
-    )
-    properties = requested_properties(object_type, list(mappings))
-    if object_type == ObjectType.COMPANY:
-        batch = client.crm.companies.batch_api
-        request: Any = CompanyRead(
-            inputs=[{"id": object_id}],
-            properties=properties,
-            properties_with_history=[],
-        )
-    else:
-        batch = client.crm.contacts.batch_api
-        request = ContactRead(
-            inputs=[{"id": object_id}],
-            properties=properties,
-            properties_with_history=[],
-        )
-    response = call(
-        connection,
-        lambda: batch.read(batch_read_input_simple_public_object_id=request),
-        description=f"read {object_type} {object_id}",
-    )
-    for obj in response.results or []:
-        if str(obj.id) == object_id:
-            return obj
-    return None
