@@ -1,0 +1,104 @@
+"""Reading CSV files one row at a time, with the line each row starts on."""
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from integrations.csv_import.errors import CsvImportError
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    # The line the row starts on; the header is line 1.
+    line: int
+    values: dict[str, str] | None
+    # Why the row could not be split into the header's columns.
+    problem: str = ""
+
+
+def find_files(folder: Path, pattern: str) -> list[Path]:
+    """Return the files in folder that match a glob pattern, sorted by name."""
+    if not folder.is_dir():
+        raise CsvImportError(
+            f"Data folder {folder} not found; pass the folder that holds the CSV "
+            "files with --data-dir"
+        )
+    files = sorted(path for path in folder.glob(pattern) if path.is_file())
+    if not files:
+        raise CsvImportError(
+            f"No file in {folder} matches {pattern!r}; check the file name in the "
+            "mapping or pass another --data-dir"
+        )
+    return files
+
+
+def read_header(path: Path) -> list[str]:
+    """Return the column names of a CSV file; raise CsvImportError if unreadable."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle, strict=True), [])
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, error) from None
+    except csv.Error as error:
+        raise CsvImportError(
+            f"{path.name}: line 1: the header is invalid: {error}"
+        ) from None
+    if not header:
+        raise CsvImportError(f"{path.name} is empty; it needs a header line")
+    return [name.strip() for name in header]
+
+
+def require_columns(path: Path, header: list[str], columns: set[str]) -> None:
+    missing = sorted(columns - set(header))
+    if missing:
+        raise CsvImportError(
+            f"{path.name}: column {missing[0]} is missing from the header "
+            f"({', '.join(header)}); rename the column in the file or in the mapping"
+        )
+
+
+def read_rows(path: Path) -> Iterator[SourceRow]:
+    """Yield the rows of a CSV file after its header, one at a time.
+
+    strict parsing turns a quote that is never closed, or text after a
+    closing quote, into CsvImportError, because the csv module would
+    otherwise read the rest of the file as one field.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, strict=True)
+            header = [name.strip() for name in next(reader, [])]
+            previous_end = reader.line_num
+            while True:
+                start = previous_end + 1
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as error:
+                    raise CsvImportError(
+                        f"{path.name}: line {start}: the row cannot be read ({error}); "
+                        'close the quote, or write a quote inside a value as two ("")'
+                    ) from None
+                previous_end = reader.line_num
+                if not fields:
+                    continue
+                if len(fields) != len(header):
+                    yield SourceRow(
+                        start,
+                        None,
+                        f"row has {len(fields)} fields but the header has "
+                        f"{len(header)}",
+                    )
+                    continue
+                yield SourceRow(start, dict(zip(header, fields, strict=True)))
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, error) from None
+
+
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> CsvImportError:
+    return CsvImportError(
+        f"{path.name} is not UTF-8 (it contains the invalid byte "
+        f"{error.object[error.start]:#04x}); save the file as UTF-8 and import again"
+    )
