@@ -23,13 +23,8 @@ from django.db import DatabaseError, models, transaction
 
 from integrations.bulk import BATCH_SIZE, upsert
 from integrations.csv_import.errors import CellError, CsvImportError
-from integrations.csv_import.mapping import (
-    MAX_REPEAT,
-    OMIT,
-    FieldSpec,
-    Mapping,
-    TargetSpec,
-)
+from integrations.csv_import.fields import OMIT, FieldSpec
+from integrations.csv_import.mapping import MAX_REPEAT, Mapping, TargetSpec
 from integrations.csv_import.reader import (
     SourceRow,
     find_files,

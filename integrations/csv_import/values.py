@@ -18,7 +18,7 @@ from django.core.validators import validate_email
 from django.utils.text import slugify
 
 from integrations.csv_import.errors import CellError
-from integrations.csv_import.mapping import FieldSpec
+from integrations.csv_import.fields import FieldSpec
 
 DATE_FORMAT = "%Y-%m-%d"
 

@@ -3,7 +3,8 @@
 from pathlib import Path
 from typing import Any
 
-from integrations.csv_import.mapping import FieldSpec, Mapping, parse_mapping
+from integrations.csv_import.fields import FieldSpec
+from integrations.csv_import.mapping import Mapping, parse_mapping
 
 # The fields each target needs, so a test can add only the one it checks.
 REQUIRED_FIELDS: dict[str, dict[str, Any]] = {
