@@ -1,6 +1,13 @@
 from django.urls import path
 
-from courses import assessment_views, certificate_views, content_views, views
+from courses import (
+    assessment_views,
+    certificate_views,
+    content_views,
+    search_views,
+    team_views,
+    views,
+)
 
 app_name = "portal"
 
@@ -14,6 +21,9 @@ urlpatterns = [
     path("sign-in/<str:token>/", views.magic_link, name="magic-link"),
     path("sign-out/", views.sign_out, name="sign-out"),
     path("catalogue/", views.catalogue, name="catalogue"),
+    path("search/", search_views.search, name="search"),
+    path("team/", team_views.team, name="team"),
+    path("team/<int:contact_id>/", team_views.member, name="team-member"),
     path(
         "catalogue/<slug:slug>/enroll/",
         views.catalogue_enroll,

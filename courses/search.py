@@ -1,0 +1,246 @@
+"""Search the courses and lessons a contact may see in the portal.
+
+A contact finds a course only when the portal shows it to them: a
+published course they are enrolled in (courses.services.enrollments_for)
+or one of their catalogue (courses.catalogue.catalogue_for, which applies
+the stages and audience condition). Lessons are searched only in courses
+they are enrolled in, because only those lessons open for them. Drafts
+never match.
+
+On PostgreSQL the match is full-text search with English stemming, ranked
+with ts_rank, and the snippet comes from ts_headline. Lessons have a GIN
+index on the same expression (migration 0012), so the match reads the
+index. On SQLite the match is a case-insensitive substring.
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.postgres.search import (
+    SearchHeadline,
+    SearchQuery,
+    SearchRank,
+    SearchVector,
+)
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from courses.catalogue import catalogue_for
+from courses.models import Course, Lesson
+from courses.services import enrollments_for
+from customers.models import Contact
+
+logger = logging.getLogger(__name__)
+
+# The maximum query length, in characters.
+MAX_QUERY_LENGTH = 200
+# Results shown per kind, best first.
+MAX_COURSE_RESULTS = 10
+MAX_LESSON_RESULTS = 25
+# Characters of text on each side of a match in a SQLite snippet.
+SNIPPET_RADIUS = 80
+# The text search configuration: English stemming, so "reports" finds "report".
+SEARCH_CONFIG = "english"
+# Control characters that mark matches inside ts_headline's output. The
+# output is escaped before they become <mark> tags, because lesson text is
+# Markdown typed by staff and must never reach the page as HTML.
+MATCH_START = "\x02"
+MATCH_END = "\x03"
+
+
+class SearchInputError(ValueError):
+    """A query the portal cannot search for, with the reason for the learner."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    title: str
+    # The course the hit belongs to; for a course hit, that course itself.
+    course_title: str
+    url: str
+    snippet: SafeString
+    is_lesson: bool
+
+
+def clean_query(text: str) -> str:
+    """Return the query stripped, raising SearchInputError when it is too long."""
+    cleaned = " ".join(text.split())
+    if len(cleaned) > MAX_QUERY_LENGTH:
+        raise SearchInputError(
+            f"The search is {len(cleaned)} characters long; use at most "
+            f"{MAX_QUERY_LENGTH}."
+        )
+    return cleaned
+
+
+def search_portal(contact: Contact, text: str) -> list[SearchHit]:
+    """Return the courses and lessons the contact may see that match the text.
+
+    Courses come first, then lessons, each best match first. At most six
+    queries however many courses and lessons exist: the enrollments, up to
+    three for the catalogue, the courses and the lessons.
+    """
+    query = clean_query(text)
+    if not query:
+        return []
+    enrolled = set(enrollments_for(contact).values_list("course_id", flat=True))
+    listed = {entry.course.pk for entry in catalogue_for(contact)}
+    course_ids = enrolled | listed
+
+    hits = [
+        _course_hit(course, course.pk in enrolled, query)
+        for course in matching_courses(course_ids, query)
+    ]
+    hits.extend(
+        _lesson_hit(lesson, query) for lesson in matching_lessons(enrolled, query)
+    )
+    logger.info("Portal search by contact %s matched %s results", contact.pk, len(hits))
+    return hits
+
+
+def _uses_full_text() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _search_query(query: str) -> SearchQuery:
+    # websearch syntax accepts anything a person types: quotes, "or", "-word".
+    return SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
+
+
+def matching_courses(course_ids: set[int], query: str) -> QuerySet[Course]:
+    courses = Course.objects.filter(pk__in=course_ids, is_published=True)
+    if not _uses_full_text():
+        return courses.filter(
+            Q(title__icontains=query) | Q(summary__icontains=query)
+        ).order_by("title")[:MAX_COURSE_RESULTS]
+    search = _search_query(query)
+    vector = SearchVector("title", weight="A", config=SEARCH_CONFIG) + SearchVector(
+        "summary", weight="B", config=SEARCH_CONFIG
+    )
+    return (
+        courses.annotate(
+            document=vector,
+            rank=SearchRank(vector, search),
+            headline=_headline("summary", search),
+        )
+        .filter(document=search)
+        .order_by("-rank", "title")[:MAX_COURSE_RESULTS]
+    )
+
+
+def matching_lessons(course_ids: set[int], query: str) -> QuerySet[Lesson]:
+    lessons = Lesson.objects.filter(module__course_id__in=course_ids).select_related(
+        "module__course"
+    )
+    if not _uses_full_text():
+        return lessons.filter(
+            Q(title__icontains=query) | Q(body__icontains=query)
+        ).order_by("module__course__title", "module__order", "order", "pk")[
+            :MAX_LESSON_RESULTS
+        ]
+    search = _search_query(query)
+    document = lesson_document()
+    # The rank weighs titles above text.
+    weighted = SearchVector("title", weight="A", config=SEARCH_CONFIG) + SearchVector(
+        "body", weight="B", config=SEARCH_CONFIG
+    )
+    return (
+        lessons.annotate(
+            document=document,
+            rank=SearchRank(weighted, search),
+            headline=_headline("body", search),
+        )
+        .filter(document=search)
+        .order_by("-rank", "pk")[:MAX_LESSON_RESULTS]
+    )
+
+
+def lesson_document() -> SearchVector:
+    """Return a lesson's text search document, the GIN index's expression.
+
+    It must stay equal to the expression in migration 0012, or PostgreSQL
+    stops using the index.
+    """
+    return SearchVector("title", "body", config=SEARCH_CONFIG)
+
+
+def _headline(field: str, search: SearchQuery) -> SearchHeadline:
+    return SearchHeadline(
+        field,
+        search,
+        config=SEARCH_CONFIG,
+        start_sel=MATCH_START,
+        stop_sel=MATCH_END,
+        max_words=30,
+        min_words=12,
+    )
+
+
+def _course_hit(course: Course, enrolled: bool, query: str) -> SearchHit:
+    if enrolled:
+        url = reverse("portal:course", kwargs={"slug": course.slug})
+    else:
+        url = reverse("portal:catalogue") + f"#course-{course.slug}"
+    return SearchHit(
+        title=course.title,
+        course_title=course.title,
+        url=url,
+        snippet=_snippet(course, course.summary, query),
+        is_lesson=False,
+    )
+
+
+def _lesson_hit(lesson: Lesson, query: str) -> SearchHit:
+    course = lesson.module.course
+    return SearchHit(
+        title=lesson.title,
+        course_title=course.title,
+        url=reverse(
+            "portal:lesson", kwargs={"slug": course.slug, "lesson_id": lesson.pk}
+        ),
+        snippet=_snippet(lesson, lesson.body, query),
+        is_lesson=True,
+    )
+
+
+def _snippet(row: Any, text: str, query: str) -> SafeString:
+    # Full-text search annotates each row with its headline.
+    headline = getattr(row, "headline", None)
+    if headline is not None:
+        return _marked(headline)
+    return substring_snippet(text, query)
+
+
+def _marked(headline: str) -> SafeString:
+    """Escape a headline and turn its match markers into <mark> tags."""
+    escaped = str(escape(headline))
+    # Escaping leaves the control characters as they are, and the only HTML
+    # added is the <mark> tags.
+    return mark_safe(
+        escaped.replace(MATCH_START, "<mark>").replace(MATCH_END, "</mark>")
+    )
+
+
+def substring_snippet(text: str, query: str) -> SafeString:
+    """Return the text around the first case-insensitive match, escaped and marked.
+
+    Used where full-text search is not available. Text without a match
+    gives its first 2 * SNIPPET_RADIUS characters.
+    """
+    match = re.search(re.escape(query), text, re.IGNORECASE) if query else None
+    if match is None:
+        end = 2 * SNIPPET_RADIUS
+        return escape(text[:end] + ("…" if end < len(text) else ""))
+    start = max(match.start() - SNIPPET_RADIUS, 0)
+    end = min(match.end() + SNIPPET_RADIUS, len(text))
+    before = ("…" if start else "") + text[start : match.start()]
+    after = text[match.end() : end] + ("…" if end < len(text) else "")
+    # Every part is escaped, and the only HTML added is the <mark> tag.
+    return mark_safe(
+        f"{escape(before)}<mark>{escape(match.group())}</mark>{escape(after)}"
+    )
