@@ -28,6 +28,9 @@ urlpatterns = [
     path("learn/", include("courses.urls")),
     path("dashboard/", include("metrics.urls")),
     path("accounts/", include("customers.urls")),
+    # The stage section's forms; lifecycle serves them, because customers,
+    # which draws the page, cannot import lifecycle.
+    path("accounts/", include("lifecycle.urls")),
     path("healthz", healthz, name="healthz"),
     path("segment/", include("integrations.urls")),
     path("hubspot/", include("integrations.hubspot.urls")),

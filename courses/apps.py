@@ -7,6 +7,7 @@ class CoursesConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the learning condition kinds with the shared vocabulary
-        # and the learning progress measure with the health registry, and the
-        # learning sections and timeline source with the account page.
-        from courses import conditions, health, timeline  # noqa: F401
+        # and the learning progress measure with the health registry, the
+        # learning sections and timeline source with the account page, and
+        # the courses of each stage with lifecycle's Stage admin.
+        from courses import conditions, health, stage_content, timeline  # noqa: F401

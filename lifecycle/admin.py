@@ -22,6 +22,12 @@ from django.utils.html import format_html, format_html_join
 from conditions import describe
 from conditions.forms import ConditionTextField
 from conditions.widgets import ConditionBuilderWidget
+from customers.roles import OwnedAccountsAdmin
+from customers.stage_content import (
+    EVERY_STAGE,
+    StageContentItem,
+    registered_stage_content,
+)
 
 # Registers the health weight sets and the account health pages.
 from lifecycle import health_admin  # noqa: F401
@@ -115,8 +121,33 @@ class StageAdmin(admin.ModelAdmin):
     list_display = ("order", "name", "slug", "advancement", "criteria_total")
     list_display_links = ("name",)
     prepopulated_fields = {"slug": ("name",)}
-    fields = ("order", "name", "slug", "description", "advancement")
+    fields = ("order", "name", "slug", "description", "advancement", "content")
+    readonly_fields = ("content",)
     inlines = [SuccessCriterionInline]
+
+    @admin.display(description="Content mapped to this stage")
+    def content(self, stage: Stage) -> str:
+        """List what other apps map to the stage, such as courses, with links.
+
+        Read through customers.stage_content, because lifecycle does not
+        import the apps that own the content.
+        """
+        if stage.pk is None:
+            return "Save the stage first; content is mapped to it by its slug."
+        parts = []
+        for label, mapped, for_every_stage in stage_content_of(stage.slug):
+            items = format_html_join(", ", "{}", ((_item_html(i),) for i in mapped))
+            parts.append(
+                format_html(
+                    "<p><strong>{}</strong>: {}{}</p>",
+                    label,
+                    items or "none",
+                    f" (and {for_every_stage} for every stage)"
+                    if for_every_stage
+                    else "",
+                )
+            )
+        return format_html_join("", "{}", ((part,) for part in parts)) or "-"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Stage]:
         return super().get_queryset(request).annotate(criteria_total=Count("criteria"))
@@ -128,16 +159,61 @@ class StageAdmin(admin.ModelAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        # The time in each stage over all accounts, shown above the list
+        # The time in each stage over all accounts and the content mapped to
+        # each stage, shown below the list
         # (templates/admin/lifecycle/stage/change_list.html).
-        context = {**(extra_context or {}), "stage_times": stage_time_report()}
+        context = {
+            **(extra_context or {}),
+            "stage_times": stage_time_report(),
+            "stage_content": stage_content_table(),
+        }
         return super().changelist_view(request, extra_context=context)
+
+
+def stage_content_of(slug: str) -> list[tuple[str, list[StageContentItem], int]]:
+    """Return, per registered kind of content, the items mapped to the stage.
+
+    Each row also counts the items mapped to every stage.
+    """
+    rows = []
+    for source in registered_stage_content():
+        by_stage = source.load()
+        rows.append(
+            (source.label, by_stage.get(slug, []), len(by_stage.get(EVERY_STAGE, [])))
+        )
+    return rows
+
+
+def stage_content_table() -> list[tuple[Stage, list[tuple[str, list[str]]]]]:
+    """Return each stage with the titles of its content per kind, for the list."""
+    loaded = [(source.label, source.load()) for source in registered_stage_content()]
+    table = []
+    for stage in Stage.objects.order_by("order"):
+        kinds = [
+            (label, [item.title for item in by_stage.get(stage.slug, [])])
+            for label, by_stage in loaded
+        ]
+        table.append((stage, kinds))
+    return table
+
+
+def _item_html(item: StageContentItem) -> str:
+    note = f" ({item.note})" if item.note else ""
+    if item.url:
+        return format_html('<a href="{}">{}</a>{}', item.url, item.title, note)
+    return format_html("{}{}", item.title, note)
 
 
 @admin.register(SuccessCriterion)
 class SuccessCriterionAdmin(ConditionInWords, admin.ModelAdmin):
     form = SuccessCriterionForm
-    list_display = ("name", "stage", "condition_in_words", "target_days")
+    list_display = (
+        "name",
+        "stage",
+        "condition_in_words",
+        "target_days",
+        "required_to_advance",
+    )
     list_filter = ("stage",)
     list_select_related = ("stage",)
     search_fields = ("name", "description")
@@ -149,6 +225,7 @@ class SuccessCriterionAdmin(ConditionInWords, admin.ModelAdmin):
         "condition",
         "condition_in_words",
         "target_days",
+        "required_to_advance",
     )
     readonly_fields = ("condition_in_words",)
 
@@ -165,8 +242,12 @@ class AccountStageForm(forms.ModelForm):
 
 
 @admin.register(AccountStage)
-class AccountStageAdmin(admin.ModelAdmin):
-    """The current stage of each account. Saving here is a manual override."""
+class AccountStageAdmin(OwnedAccountsAdmin):
+    """The current stage of each account. Saving here is a manual override.
+
+    Narrowed to the accounts the user may see, as the customer record is:
+    a CSM moves only the accounts they own.
+    """
 
     form = AccountStageForm
     list_display = ("account", "stage", "entered_at", "progress", "updated_at")
@@ -260,8 +341,8 @@ def _when(status: Any) -> str:
     return ""
 
 
-class HistoryAdmin(admin.ModelAdmin):
-    """Rows that only evaluation and set_stage() write."""
+class HistoryAdmin(OwnedAccountsAdmin):
+    """Rows that only evaluation and set_stage() write, for the accounts one sees."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -342,8 +423,12 @@ class ChecklistTickForm(forms.ModelForm):
 
 
 @admin.register(ChecklistTick)
-class ChecklistTickAdmin(admin.ModelAdmin):
-    """Ticks by usage, condition or hand. Adding one here ticks the item by hand."""
+class ChecklistTickAdmin(OwnedAccountsAdmin):
+    """Ticks by usage, condition or hand. Adding one here ticks the item by hand.
+
+    Narrowed to the accounts the user may see, so a CSM ticks items of the
+    accounts they own.
+    """
 
     form = ChecklistTickForm
     list_display = ("account", "item", "ticked_at", "source", "ticked_by")

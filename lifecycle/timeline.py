@@ -3,7 +3,8 @@
 Registered from LifecycleConfig.ready(), because customers cannot import
 lifecycle. The section shows the current stage, every success criterion
 with its state, the checklist with what ticked each item, and the stage
-history. The timeline
+history. To a user who may edit the account it also shows the forms of
+lifecycle.views, which tick an item and move the account. The timeline
 source adds stage moves and criteria met. The account list gets a stage
 filter and a stage column, and the attention list the rule "behind on a
 criterion". Each runs a fixed number of queries.
@@ -60,6 +61,8 @@ def _stage_section(account: Account, today: date) -> dict[str, Any]:
         "stage_times": sum_stage_times(history),
         "checklist": checklist,
         "checklist_ticked": sum(1 for entry in checklist if entry.tick is not None),
+        # The choices of the form that moves the account by hand.
+        "stages": list(Stage.objects.order_by("order")),
     }
 
 

@@ -29,6 +29,7 @@ def criterion_form(criterion: SuccessCriterion, condition: str) -> dict[str, obj
         "description": criterion.description,
         "condition": condition,
         "target_days": criterion.target_days,
+        "required_to_advance": "on" if criterion.required_to_advance else "",
     }
 
 
@@ -68,6 +69,18 @@ def test_valid_condition_is_saved(admin_client):
     assert response.status_code == 302
     criterion.refresh_from_db()
     assert criterion.condition["value"] == 5
+
+
+def test_criterion_page_sets_required_to_advance(admin_client):
+    criterion = SuccessCriterion.objects.get(stage__slug="adoption", order=2)
+    url = reverse("admin:lifecycle_successcriterion_change", args=[criterion.pk])
+    form = criterion_form(criterion, "active_users_stable(last 30 days)")
+
+    response = admin_client.post(url, {**form, "required_to_advance": ""})
+
+    assert response.status_code == 302
+    criterion.refresh_from_db()
+    assert criterion.required_to_advance is False
 
 
 def test_override_form_needs_reason(admin_client):
