@@ -5,11 +5,13 @@ Production and the test suite set DATABASE_URL to PostgreSQL and
 CELERY_BROKER_URL to Redis. See README.md for every variable.
 """
 
+import os
 import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.email import anymail_settings, email_backend
 from config.env import (
     database_from_url,
     env_bool,
@@ -273,11 +275,13 @@ NUDGEPATH_HUBSPOT_QUEUED_RUN_MINUTES = env_int(
     "NUDGEPATH_HUBSPOT_QUEUED_RUN_MINUTES", 30, minimum=1
 )
 
-# Email. The demo writes each message to a file under var/mail; production
-# sets EMAIL_BACKEND to Django's SMTP backend and the EMAIL_* variables.
-EMAIL_BACKEND = env_str(
-    "EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"
+# Email. The demo writes each message to a file under var/mail. Production
+# sets NUDGEPATH_EMAIL_PROVIDER to smtp and the EMAIL_* variables, or to a
+# provider of django-anymail and its ANYMAIL_* variables (config/email.py).
+EMAIL_BACKEND = email_backend(
+    os.environ, "django.core.mail.backends.filebased.EmailBackend"
 )
+ANYMAIL = anymail_settings(os.environ)
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)

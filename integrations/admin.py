@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from integrations.models import EventSource, PendingIdentity
+from integrations.models import EventSource, PendingIdentity, ProviderMessage
 
 
 @admin.register(EventSource)
@@ -21,6 +21,26 @@ class PendingIdentityAdmin(admin.ModelAdmin):
     search_fields = ("user_id",)
     list_select_related = ("source",)
     readonly_fields = ("user_id", "traits", "source", "created_at", "updated_at")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ProviderMessage)
+class ProviderMessageAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "provider", "provider_message_id", "status")
+    list_filter = ("provider", "status")
+    search_fields = ("provider_message_id", "message_id")
+    raw_id_fields = ("outbox_email",)
+    readonly_fields = (
+        "outbox_email",
+        "message_id",
+        "provider",
+        "provider_message_id",
+        "status",
+        "recipients",
+        "created_at",
+    )
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

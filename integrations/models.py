@@ -82,6 +82,9 @@ from integrations.hubspot.models import (  # noqa: E402
     WebhookEvent,
 )
 
+# What email providers said about sent messages.
+from integrations.provider_messages import ProviderMessage  # noqa: E402
+
 __all__ = [
     "EventSource",
     "HubSpotConnection",
@@ -89,6 +92,7 @@ __all__ = [
     "HubSpotOwner",
     "PendingIdentity",
     "PropertyMapping",
+    "ProviderMessage",
     "SyncRun",
     "WebhookEvent",
 ]

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
+from anymail.exceptions import AnymailError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
@@ -76,8 +77,9 @@ def send_outbox_email(outbox_id: int) -> bool:
     Returns False without sending when the row does not exist, is not
     pending, waits for a retry or a deferral, is locked by another worker,
     or the delivery rules defer or skip it. A mail server error
-    (SMTPException is an OSError) returns the row to pending with the error
-    and a backoff, or marks it failed after MAX_ATTEMPTS; it is not raised.
+    (SMTPException is an OSError) or an email provider's error (AnymailError)
+    returns the row to pending with the error and a backoff, or marks it
+    failed after MAX_ATTEMPTS; it is not raised.
     """
     email = _claim(outbox_id)
     if email is None:
@@ -86,7 +88,7 @@ def send_outbox_email(outbox_id: int) -> bool:
     started = time.monotonic()
     try:
         _deliver(email)
-    except OSError as exc:
+    except (OSError, AnymailError) as exc:
         _record_failure(email, exc)
         return False
 
@@ -183,7 +185,7 @@ def _deliver(email: OutboxEmail) -> None:
     message.send(fail_silently=False)
 
 
-def _record_failure(email: OutboxEmail, exc: OSError) -> None:
+def _record_failure(email: OutboxEmail, exc: Exception) -> None:
     error = f"{type(exc).__name__}: {exc}"
     if email.attempts >= MAX_ATTEMPTS:
         OutboxEmail.objects.filter(pk=email.pk, status=OutboxStatus.SENDING).update(
