@@ -1,8 +1,8 @@
 """CSV import through a declarative column mapping (docs/csv-import.md).
 
-load_mapping() reads and checks a TOML mapping; run_import() imports the
+load_mapping() reads and checks a TOML mapping. run_import() imports the
 files of a folder with it, or reports what it would change in a dry run.
-The import_csv command and the admin upload page both call these.
+The import_csv command calls both.
 """
 
 from pathlib import Path

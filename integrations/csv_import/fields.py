@@ -48,7 +48,7 @@ _NO_BLANK = object()
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """How one model field (or one key of properties) gets its value."""
+    """The source, type and transformations of one model field or properties key."""
 
     name: str
     type: str
@@ -180,14 +180,15 @@ def parse_field(
 
 
 def _source(raw: dict[str, Any], where: str, variables: set[str]) -> dict[str, Any]:
-    given = [key for key in SOURCE_KEYS if key in raw]
-    if len(given) != 1:
+    present = [key for key in SOURCE_KEYS if key in raw]
+    if len(present) != 1:
         raise MappingError(
             f"{where}: give exactly one of column, columns, template or value "
-            f"(found {', '.join(given) or 'none'})"
+            f"(found {', '.join(present) or 'none'})"
         )
-    key = given[0]
+    key = present[0]
     value = raw[key]
+
     if key == "columns":
         if (
             not isinstance(value, list)
@@ -196,12 +197,14 @@ def _source(raw: dict[str, Any], where: str, variables: set[str]) -> dict[str, A
         ):
             raise MappingError(f"{where}: columns must be a list of column names")
         return {"columns": tuple(value)}
+
     if not isinstance(value, str):
         raise MappingError(f"{where}: {key} must be a string")
     if key == "column":
         return {"columns": (value,)}
     if key == "value":
         return {"value": value}
+
     try:
         names = template_names(value)
     except ValueError as error:

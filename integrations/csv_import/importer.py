@@ -204,7 +204,8 @@ def _reject_cell(
         run.report,
         Rejection(file, source.line, error.column, error.value, error.reason),
     )
-    # Rows of later targets that refer to this one are told why it is missing.
+    # Rows of later targets that refer to this row then get a reason that
+    # names the rejection instead of a plain "not found".
     assert source.values is not None
     with contextlib.suppress(CellError, KeyError):
         rejected.add(str(convert(run.spec.key_field, source.values, {})))
@@ -425,8 +426,8 @@ def _compare(run: TargetRun, rows: list[PendingRow]) -> list[PendingRow]:
     for row in rows:
         before = stored.get(row.key)
         if has_properties:
-            kept = before[PROPERTIES] if before and before[PROPERTIES] else {}
-            row.values[PROPERTIES] = {**kept, **row.properties}
+            stored_properties = before[PROPERTIES] if before else None
+            row.values[PROPERTIES] = {**(stored_properties or {}), **row.properties}
         if before is None:
             run.report.created += 1
             changed.append(row)

@@ -1,9 +1,9 @@
 """Loading and checking a declarative CSV mapping written in TOML.
 
-A mapping names, per target, the CSV files to read, the key that makes the
-import idempotent, and for each model field its source (a column, the
-first non-blank of several columns, a template or a fixed value), its type
-and its transformations. Everything that can be checked without the CSV
+A mapping names, per target, the CSV files to read and the key that makes
+the import idempotent. For each model field it names a source (a column,
+the first non-blank of several columns, a template or a fixed value), a
+type and transformations. Everything that can be checked without the CSV
 files is checked here, and each problem raises MappingError naming the
 mapping file, the target, the field and what to write instead.
 docs/csv-import.md describes the format.

@@ -21,7 +21,7 @@ def find_files(folder: Path, pattern: str) -> list[Path]:
     """Return the files in folder that match a glob pattern, sorted by name."""
     if not folder.is_dir():
         raise CsvImportError(
-            f"Data folder {folder} not found; pass the folder that holds the CSV "
+            f"Data folder {folder} not found; pass the folder that contains the CSV "
             "files with --data-dir"
         )
     files = sorted(path for path in folder.glob(pattern) if path.is_file())

@@ -1,4 +1,4 @@
-"""What a CSV import did, or would do in a dry run, per target and per row."""
+"""Reports of CSV imports and dry runs: counts per target, rejected and changed rows."""
 
 import json
 from dataclasses import asdict, dataclass, field

@@ -1,8 +1,9 @@
 """The models a CSV mapping may write, and the row checks each one needs.
 
 A target names a model of the customer record. Its writable fields are the
-model's concrete fields except the primary key and the timestamps that
-Django sets, so a mapping can name any column that an importer may fill.
+model's concrete fields except the primary key, the timestamps that Django
+sets and the fields that other writers own (health score, CSM owner, user
+account), so a mapping can name any column that an importer may fill.
 A row check states a rule that spans fields, such as a ticket that cannot
 close before it opened, and rejects the row before the database would.
 """
@@ -89,11 +90,3 @@ TARGETS: dict[str, Target] = {
         Target("churn_event", ChurnEvent),
     )
 }
-
-
-def target_for_model(model: type[models.Model]) -> Target | None:
-    """Return the target that writes model, for resolving foreign keys."""
-    for target in TARGETS.values():
-        if target.model is model:
-            return target
-    return None

@@ -1,10 +1,11 @@
 """Turning the text of a CSV row into the typed values of one model row.
 
-Each field's text passes through the same steps in a fixed order: take the
-source (column, first non-blank column, template or fixed value), strip,
-change case, replace substrings, slugify, map, pick, fall back to the
-default when blank, then convert to the type and check its range. A value
-that fails raises CellError with the column, the value and what to change.
+Each field's text passes through the same steps in a fixed order. The text
+comes from the source (column, first non-blank column, template or fixed
+value). It is stripped, its case changed, substrings replaced, slugified,
+mapped and picked, and the default replaces a blank. Last, it is converted
+to the type and its range checked. A value that fails raises CellError
+with the column, the value and what to change.
 """
 
 import hashlib
@@ -122,7 +123,9 @@ def _text(spec: FieldSpec, column: str, text: str) -> str:
             f"{spec.max_length} it can store; shorten it",
         )
     if "\x00" in text:
-        raise CellError(column, text, f"{spec.name} contains a NUL character")
+        raise CellError(
+            column, text, f"{spec.name} contains a NUL character; remove it"
+        )
     if spec.is_email:
         try:
             validate_email(text)
@@ -209,7 +212,7 @@ def _instant(spec: FieldSpec, column: str, text: str) -> datetime:
     if spec.time_of_day is not None:
         parsed = datetime.combine(parsed.date(), spec.time_of_day, parsed.tzinfo)
     if parsed.tzinfo is None:
-        # A local time that a clock change skips or repeats is taken with
-        # fold=0, the earlier of the two readings.
+        # With fold=0, a local time that a clock change repeats is read as
+        # its first occurrence, and a skipped one with the offset before it.
         parsed = parsed.replace(tzinfo=spec.timezone)
     return parsed

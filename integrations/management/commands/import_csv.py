@@ -20,7 +20,7 @@ class Command(BaseCommand):
             "--data-dir",
             type=Path,
             default=Path("."),
-            help="Folder that holds the CSV files the mapping names (default: the "
+            help="Folder that contains the CSV files the mapping names (default: the "
             "current folder).",
         )
         parser.add_argument(
@@ -62,7 +62,7 @@ class Command(BaseCommand):
 
         self.stdout.write(report.to_json() if options["json"] else report.format())
         if not report.dry_run and not report.committed:
-            # The exit status tells scripts that nothing was imported.
+            # A non-zero exit status lets scripts see that nothing was imported.
             raise CommandError(
                 f"{report.rejected_total} rows were rejected, so nothing was written"
             )

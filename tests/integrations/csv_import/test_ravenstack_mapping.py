@@ -107,8 +107,8 @@ def test_second_run_changes_nothing(data_dir):
 def test_mapping_matches_the_ravenstack_importer(data_dir):
     """Over import_ravenstack's rows, the mapping changes only contacts' join dates.
 
-    import_ravenstack spreads contact n of an account with N seats over
-    (n - 1) * 90 // N days after signup; the mapping has no arithmetic and
+    import_ravenstack adds contact n of an account with N seats
+    (n - 1) * 90 // N days after signup. The mapping has no arithmetic and
     adds every contact at signup, so exactly the contacts with a positive
     offset differ.
     """
