@@ -172,24 +172,40 @@ def _take_row(
         _reject_cell(run, file, source, error, report, rejected)
         return
 
-    for row in rows:
-        first = run.first_lines.get(row.key)
-        if first is not None:
-            report.reject(
-                run.report,
-                Rejection(
-                    file,
-                    source.line,
-                    spec.key_field.source_label(),
-                    row.key,
-                    f"{spec.key} {row.key} appears twice; {first} has the same key "
-                    "and is the one imported, so remove or correct this row",
-                ),
-            )
-            return
-    for row in rows:
-        run.first_lines[row.key] = f"{file}:{source.line}"
+    keys = [row.key for row in rows]
+    duplicate = _duplicate_key(run, keys)
+    if duplicate is not None:
+        key, reason = duplicate
+        report.reject(
+            run.report,
+            Rejection(file, source.line, spec.key_field.source_label(), key, reason),
+        )
+        return
+
+    for key in keys:
+        run.first_lines[key] = f"{file}:{source.line}"
     run.pending.extend(rows)
+
+
+def _duplicate_key(run: TargetRun, keys: list[str]) -> tuple[str, str] | None:
+    """Return a key of one source row that is not new, with the reason."""
+    key_name = run.spec.key
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            # A repeat whose key template ignores the number makes one key twice.
+            return key, (
+                f"{key_name} {key} is made twice from this row; put the repeat "
+                "variable into the key's template"
+            )
+        seen.add(key)
+        first = run.first_lines.get(key)
+        if first is not None:
+            return key, (
+                f"{key_name} {key} appears twice; {first} has the same key and is "
+                "the one imported, so remove or correct this row"
+            )
+    return None
 
 
 def _reject_cell(

@@ -474,3 +474,48 @@ def test_command_reports_mapping_errors(tmp_path):
 
     with pytest.raises(CommandError, match="target = 'company'"):
         call_command("import_csv", "--mapping", str(tmp_path / "m.toml"))
+
+
+def write_seat_mapping(folder: Path, key_template: str) -> None:
+    """Write m.toml: one contact per seat of seats.csv, keyed by key_template."""
+    (folder / "m.toml").write_text(
+        f"""
+[[targets]]
+target = "contact"
+file = "seats.csv"
+repeat = {{ column = "seats", as = "n" }}
+
+[targets.fields]
+external_id = {{ template = "{key_template}" }}
+account = {{ column = "account_id", type = "ref" }}
+email = {{ template = "user{{n}}@a.example" }}
+first_name = {{ template = "User {{n}}" }}
+added_at = {{ value = "2024-01-01T00:00:00+00:00", type = "datetime" }}
+"""
+    )
+
+
+def test_repeat_key_without_number_rejected(tmp_path):
+    make_account(external_id="A-1")
+    write_csv(tmp_path, "seats.csv", ["account_id,seats", "A-1,2"])
+    write_seat_mapping(tmp_path, "{account_id}-C")
+
+    report = run_import(load_mapping(tmp_path / "m.toml"), tmp_path, on_error="skip")
+
+    assert report.rejections[0].line == 2
+    assert "A-1-C is made twice from this row" in report.rejections[0].reason
+    assert Contact.objects.count() == 0
+
+
+def test_repeat_count_must_be_a_number(tmp_path):
+    make_account(external_id="A-1")
+    write_csv(tmp_path, "seats.csv", ["account_id,seats", "A-1,many", "A-1,10001"])
+    write_seat_mapping(tmp_path, "{account_id}-{n}")
+
+    report = run_import(load_mapping(tmp_path / "m.toml"), tmp_path, on_error="skip")
+
+    assert [(item.line, item.value) for item in report.rejections] == [
+        (2, "many"),
+        (3, "10001"),
+    ]
+    assert "a whole number from 0 to 10000 in seats" in report.rejections[0].reason
