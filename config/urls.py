@@ -34,4 +34,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("segment/", include("integrations.urls")),
     path("hubspot/", include("integrations.hubspot.urls")),
+    path("inbound/", include("integrations.inbound.urls")),
 ]

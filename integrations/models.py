@@ -82,6 +82,9 @@ from integrations.hubspot.models import (  # noqa: E402
     WebhookEvent,
 )
 
+# Keys of the generic inbound webhook items already applied.
+from integrations.inbound.models import InboundKey  # noqa: E402
+
 # What email providers said about sent messages.
 from integrations.provider_messages import ProviderMessage  # noqa: E402
 
@@ -90,6 +93,7 @@ __all__ = [
     "HubSpotConnection",
     "HubSpotLink",
     "HubSpotOwner",
+    "InboundKey",
     "PendingIdentity",
     "PropertyMapping",
     "ProviderMessage",

@@ -27,6 +27,7 @@ from integrations.hubspot.conversion import ConversionError
 from integrations.hubspot.models import HubSpotConnection, WebhookEvent
 from integrations.hubspot.records import RecordError
 from integrations.hubspot.webhook_records import apply_object_events
+from integrations.json_values import storage_problem
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ SUBSCRIPTION_TYPE = re.compile(r"[a-z_]{1,40}\.[A-Za-z_]{1,59}")
 # HubSpot's events are flat objects; this leaves room for nested values
 # while keeping a hostile body from exhausting the stack.
 MAX_PAYLOAD_DEPTH = 20
-SURROGATE = re.compile("[\ud800-\udfff]")
 # Attempts of an event whose record HubSpot could not return (a network
 # error, a rate limit or a server error); then it fails for good.
 MAX_WEBHOOK_ATTEMPTS = 8
@@ -172,7 +172,7 @@ def _check_event(index: int, event: Any) -> None:
             f"event {index} has subscriptionType {_shown(subscription_type)}; "
             "expected OBJECT.ACTION, for example contact.propertyChange"
         )
-    problem = _storage_problem(event, depth=0)
+    problem = storage_problem(event, MAX_PAYLOAD_DEPTH)
     if problem:
         raise InvalidWebhook(f"event {index} {problem}")
 
@@ -189,34 +189,6 @@ def _check_id(index: int, name: str, value: Any) -> None:
             f"event {index} has {name} {_shown(value)}, outside 1 to {MAX_ID}; "
             "HubSpot ids are positive 64-bit integers"
         )
-
-
-def _storage_problem(value: Any, depth: int) -> str:
-    """Return why value cannot be stored as jsonb, or an empty string."""
-    if depth > MAX_PAYLOAD_DEPTH:
-        return f"is nested more than {MAX_PAYLOAD_DEPTH} levels deep"
-    if isinstance(value, str):
-        return _text_problem(value)
-    if isinstance(value, dict):
-        items = [*value.keys(), *value.values()]
-    elif isinstance(value, list):
-        items = value
-    else:
-        return ""
-    for item in items:
-        problem = _storage_problem(item, depth + 1)
-        if problem:
-            return problem
-    return ""
-
-
-def _text_problem(text: str) -> str:
-    # jsonb rejects the NUL character and unpaired UTF-16 surrogates.
-    if "\x00" in text:
-        return "contains a NUL character (\\u0000), which cannot be stored"
-    if SURROGATE.search(text):
-        return "contains an unpaired UTF-16 surrogate, which is not valid Unicode"
-    return ""
 
 
 def _shown(value: Any) -> str:

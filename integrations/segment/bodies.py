@@ -110,6 +110,10 @@ def decode_json(body: bytes) -> Any:
         raise RequestError(400, "invalid_json", "request body is empty; send JSON")
     try:
         return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise RequestError(
+            400, "invalid_json", "request body is nested too deeply to be read"
+        ) from None
     except UnicodeDecodeError:
         raise RequestError(
             400, "invalid_json", "request body is not UTF-8; send UTF-8 JSON"
