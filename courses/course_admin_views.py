@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from courses.content import render_markdown, session_time, video_embed_url
+from courses.content import render_markdown, video_embed_url
 from courses.models import Course, Lesson, LessonKind
 from courses.preview import (
     PreviewLearner,
@@ -27,13 +27,14 @@ from courses.preview import (
     preview_lesson_progress,
     preview_outline,
     preview_progress,
+    preview_session,
 )
 from courses.versions import VersionError, publish_version, version_state
 from customers.models import Contact
 
 logger = logging.getLogger(__name__)
 
-# URL names of the preview pages; the portal templates take them in place of
+# URL names of the preview pages. The portal templates take them in place of
 # the portal's own, so links inside a preview stay in the preview.
 PREVIEW_COURSE_URL = "admin:courses_course_preview"
 PREVIEW_LESSON_URL = "admin:courses_course_preview_lesson"
@@ -152,7 +153,7 @@ def _preview_target(
     """Return the course, the learner to show it to, and the ?contact= query string.
 
     Raises 403 without the view permission, and 404 for an unknown course or
-    contact id; an id that is not a number is a 404 too, naming the value.
+    contact id. An id that is not a number is a 404 too, naming the value.
     """
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
@@ -254,8 +255,8 @@ def preview_lesson_view(
         context["embed_url"] = video_embed_url(lesson.url) or ""
     if lesson.kind == LessonKind.CHECKLIST:
         context["checklist"] = preview_checklist(learner, lesson)
-    if lesson.kind == LessonKind.LIVE_SESSION and learner.contact is not None:
-        context["session"] = session_time(lesson, learner.contact)
+    if lesson.kind == LessonKind.LIVE_SESSION:
+        context["session"] = preview_session(learner, lesson)
     return render(request, "portal/lesson.html", context)
 
 

@@ -8,12 +8,18 @@ learner with no progress, from an unsaved enrollment.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.utils import timezone
 
 from courses.assessments import AssessmentState, assessment_state, attempt_counts
 from courses.catalogue import catalogue_for
-from courses.content import ChecklistEntry, checklist_state
+from courses.content import (
+    ChecklistEntry,
+    SessionTime,
+    checklist_state,
+    session_time,
+)
 from courses.models import (
     ChecklistItem,
     Course,
@@ -166,3 +172,17 @@ def preview_assessment(
         counts=attempt_counts(lesson, len(attempts)),
         blocked_reason=PREVIEW_ATTEMPT_NOTE,
     )
+
+
+def preview_session(learner: PreviewLearner, lesson: Lesson) -> SessionTime | None:
+    """Return a live session's time in the contact's zone, else the site's."""
+    if learner.contact is not None:
+        return session_time(lesson, learner.contact)
+    if lesson.starts_at is None:
+        return None
+    zone_name = timezone.get_default_timezone_name()
+    starts_at = timezone.localtime(lesson.starts_at, timezone.get_default_timezone())
+    ends_at = None
+    if lesson.duration_minutes:
+        ends_at = starts_at + timedelta(minutes=lesson.duration_minutes)
+    return SessionTime(starts_at=starts_at, ends_at=ends_at, zone_name=zone_name)

@@ -144,3 +144,19 @@ def test_preview_as_contact_says_access():
     page = client.get(preview_url(course, contact=contact)).content.decode()
 
     assert "cannot find this course in the catalogue" in page
+
+
+def test_live_session_preview_shows_time():
+    course, lessons = make_course(1)
+    lessons[0].kind = LessonKind.LIVE_SESSION
+    lessons[0].starts_at = NOW
+    lessons[0].duration_minutes = 30
+    lessons[0].save()
+    client, _user = staff_client("view_course")
+
+    page = client.get(preview_url(course, lessons[0])).content.decode()
+
+    assert "The date of this session is not set yet." not in page
+    # Without a contact the time is in the site's zone, UTC in the tests.
+    assert 'datetime="2024-06-15T12:00:00+00:00"' in page
+    assert "(UTC time)" in page
