@@ -313,3 +313,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("NUDGEPATH_LOG_LEVEL", "INFO")},
 }
+
+# The manager dashboard keeps each computed report, per set of filters, for
+# this many seconds, so repeated loads and CSV downloads skip the queries.
+# Rebuilding a roll-up clears them. 0 turns the cache off.
+NUDGEPATH_DASHBOARD_CACHE_SECONDS = env_int(
+    "NUDGEPATH_DASHBOARD_CACHE_SECONDS", 60, minimum=0
+)

@@ -70,7 +70,14 @@ class ReportScheduleAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "frequency", "recipients", "is_active"]}),
         (
             "Sections",
-            {"fields": ["include_engagement", "include_impact", "include_outcomes"]},
+            {
+                "fields": [
+                    "include_engagement",
+                    "include_impact",
+                    "include_outcomes",
+                    "include_changes",
+                ]
+            },
         ),
         ("Accounts", {"fields": ["plan", "stage"]}),
     ]

@@ -11,8 +11,13 @@ the same calendar windows:
   the last score in the 30 days after (customers.HealthScore);
 - support tickets per account on the topics the training covers
   (metrics.CourseTopic), 30 days before against 30 days after;
-- expansion per account: the share with an upgrade or more seats in a
-  subscription started in the 30 days after.
+- expansion per account: whether a subscription started in the 30 days
+  before, and one in the 30 days after, was an upgrade or added seats;
+  compared as a change, and as the share after.
+
+The comparison group is the untrained, or, when a trigger is chosen, the
+subjects that trigger held out at random (metrics.controls), the only
+comparison that supports a causal claim.
 
 Usage and the account outcomes read one query each over the anchors, which
 are sent as a few array literals, so the cost grows with the subjects
@@ -41,6 +46,7 @@ from metrics.cohorts import (
     SubjectLevel,
     anchored_cohorts,
 )
+from metrics.controls import holdout_cohorts
 from metrics.models import CourseTopic
 from metrics.scope import EVERYTHING, Scope
 from metrics.services import GroupResult, MetricComparison
@@ -54,6 +60,7 @@ from metrics.stats import (
     estimate_mean,
     estimate_proportion,
 )
+from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +126,13 @@ class OutcomeChanges:
     topics: list[str]
     tickets_by_topic: list[TopicTickets]
     expansion: MetricComparison
+    expansion_change: ChangeComparison
+    control: Trigger | None = None
+
+    @property
+    def is_causal(self) -> bool:
+        """Whether the comparison group was held out at random."""
+        return self.control is not None
 
 
 # A derived table of anchors, one row per subject, with its windows. The
@@ -169,7 +183,9 @@ GROUP BY anchor.subject_id, anchor.trained
 """
 
 # Per account: the last health score in each window, the covered tickets in
-# each window, and whether a subscription in the window after expanded it.
+# each window, and whether a subscription in the window after, then one in
+# the window before, expanded it: an upgrade, or more seats than every
+# subscription started before that window.
 ACCOUNT_SQL = """
 SELECT
     anchor.subject_id,
@@ -200,6 +216,15 @@ SELECT
             (SELECT MAX(earlier.seats) FROM customers_subscription AS earlier
                 WHERE earlier.account_id = anchor.subject_id
                 AND earlier.started_on <= anchor.day),
+            later.seats))),
+    EXISTS (SELECT 1 FROM customers_subscription AS later
+        WHERE later.account_id = anchor.subject_id
+        AND later.started_on >= anchor.window_start
+        AND later.started_on <= anchor.before_end
+        AND (later.is_upgrade OR later.seats > COALESCE(
+            (SELECT MAX(earlier.seats) FROM customers_subscription AS earlier
+                WHERE earlier.account_id = anchor.subject_id
+                AND earlier.started_on < anchor.window_start),
             later.seats)))
 FROM ({anchors}) AS anchor
 JOIN customers_account AS account
@@ -404,23 +429,37 @@ def outcome_changes(
     cohort: Cohort = ANY_COMPLETION,
     scope: Scope = EVERYTHING,
     as_of: date | None = None,
+    control: Trigger | None = None,
 ) -> OutcomeChanges:
     """Compare usage, health, covered tickets and expansion around training.
 
     Trained against untrained is observational: self-selection can bias it.
+    With ``control``, the treated subjects of that trigger are compared with
+    those it held out at random, each on its first firing day, and
+    ``cohort`` only chooses the covered ticket topics.
     ``as_of`` (default: today in UTC) is the last day any window may reach.
     """
     started = clock.monotonic()
     as_of = as_of or utc_date(timezone.now())
-    contacts = anchored_cohorts(cohort, scope, SubjectLevel.CONTACT, as_of)
-    accounts = anchored_cohorts(cohort, scope, SubjectLevel.ACCOUNT, as_of)
+    if control is not None:
+        contacts = holdout_cohorts(control, scope, SubjectLevel.CONTACT, as_of)
+        accounts = holdout_cohorts(control, scope, SubjectLevel.ACCOUNT, as_of)
+    else:
+        contacts = anchored_cohorts(cohort, scope, SubjectLevel.CONTACT, as_of)
+        accounts = anchored_cohorts(cohort, scope, SubjectLevel.ACCOUNT, as_of)
     topics = covered_topics(cohort)
 
     account_rows, topic_rows = _account_rows(accounts, topics)
     health: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     tickets: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-    for _, trained, score_before, score_after, before, after, _ in account_rows:
+    expansion: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for row in account_rows:
+        _, trained, score_before, score_after, before, after = row[:6]
+        expanded_after, expanded_before = row[6:8]
         tickets[bool(trained)].append((float(before), float(after)))
+        expansion[bool(trained)].append(
+            (float(bool(expanded_before)), float(bool(expanded_after)))
+        )
         if score_before is not None and score_after is not None:
             health[bool(trained)].append((float(score_before), float(score_after)))
 
@@ -442,11 +481,20 @@ def outcome_changes(
         topics=topics,
         tickets_by_topic=_topic_table(topic_rows, topics),
         expansion=_expansion(account_rows, accounts),
+        expansion_change=_change_comparison(
+            "expansion_change",
+            "Expansion (upgrade or more seats)",
+            f"share of accounts per {ACCOUNT_WINDOW_DAYS} days",
+            expansion,
+            accounts,
+        ),
+        control=control,
     )
     logger.info(
-        "Compared changes around training (%s) as of %s: %s and %s contacts, "
-        "%s and %s accounts, in %.0f ms",
+        "Compared changes around training (%s, control trigger %s) as of %s: "
+        "%s and %s contacts, %s and %s accounts, in %.0f ms",
         cohort.description,
+        control.pk if control else None,
         as_of,
         contacts.trained_count,
         contacts.untrained_count,

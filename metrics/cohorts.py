@@ -245,7 +245,7 @@ def _untrained_sample(
     return sample[:size], eligible
 
 
-def _sample_key(subject_id: int) -> tuple[int, int]:
+def sample_key(subject_id: int) -> tuple[int, int]:
     """Return the order of the hashed sample, the same as in _untrained_sample."""
     return (subject_id * HASH_MULTIPLIER) % HASH_MODULUS, subject_id
 
@@ -277,7 +277,7 @@ def anchored_cohorts(
     """
     trained, trained_ids, awaiting = _trained_anchors(cohort, scope, level, as_of)
     trained_eligible = len(trained)
-    trained = sorted(trained, key=lambda anchor: _sample_key(anchor.subject_id))
+    trained = sorted(trained, key=lambda anchor: sample_key(anchor.subject_id))
     trained = trained[:SAMPLE_LIMIT]
     size = 0
     if trained:

@@ -89,6 +89,7 @@ CHANGES_HEADER = [
     "rule",
     "course_id",
     "path_id",
+    "holdout_trigger_id",
     "metric",
     "unit",
     *(
@@ -142,8 +143,12 @@ def _change_columns(metric: ChangeComparison) -> list:
 def change_rows(report: OutcomeChanges) -> Iterable[list]:
     """Yield the changes around training, the expansion share and tickets by topic.
 
+    With a holdout trigger, ``trained`` columns hold the treated and
+    ``untrained`` columns the held out.
+
     For a change, ``estimate`` is the mean change and ``before`` and
-    ``after`` are the mean values. For expansion, ``estimate`` is the share
+    ``after`` are the mean values; for ``expansion_change`` those values
+    are shares of accounts. For ``expansion``, ``estimate`` is the share
     and ``before`` and ``after`` are blank. For a topic, ``before`` and
     ``after`` are ticket totals and the other columns are blank.
     """
@@ -153,8 +158,10 @@ def change_rows(report: OutcomeChanges) -> Iterable[list]:
         cohort.rule.value,
         cohort.course.pk if cohort.course else "",
         cohort.path.pk if cohort.path else "",
+        report.control.pk if report.control else "",
     ]
-    for metric in (report.usage, report.health, report.tickets):
+    changes = (report.usage, report.health, report.tickets, report.expansion_change)
+    for metric in changes:
         yield [*first, *_change_columns(metric)]
 
     expansion = report.expansion

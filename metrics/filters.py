@@ -3,7 +3,8 @@
 ``course`` and ``as_of`` narrow the outcome comparison; ``start``, ``end``,
 ``plan``, ``stage`` and ``segment`` build the Scope that every report
 shares; ``rule``, ``course`` and ``path`` define the cohorts of the changes
-around training.
+around training, and ``holdout`` replaces their untrained group with the
+subjects a trigger held out.
 """
 
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from customers.models import Plan
 from lifecycle.models import Stage
 from metrics.cohorts import Cohort, CohortRule
 from metrics.scope import Scope
+from triggers.models import FiringOutcome, Trigger
 
 
 class InvalidFilter(ValueError):
@@ -161,3 +163,25 @@ def dashboard_filters(request: HttpRequest) -> DashboardFilters:
         as_of=as_of_filter(request),
         scope=scope_filter(request),
     )
+
+
+def control_filter(request: HttpRequest) -> Trigger | None:
+    """Read ``holdout``, the trigger whose held-out subjects form the control."""
+    raw = request.GET.get("holdout", "").strip()
+    if not raw:
+        return None
+    trigger = Trigger.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+    if trigger is None:
+        raise InvalidFilter(
+            f"Trigger {raw!r} was not found. Pick a trigger with a holdout from "
+            "the list, or remove the holdout filter to compare with the untrained.",
+            status=404,
+        )
+    held_out = trigger.firings.filter(outcome=FiringOutcome.HELD_OUT)
+    if trigger.holdout_percent <= 0 and not held_out.exists():
+        raise InvalidFilter(
+            f"Trigger {trigger.slug!r} has no holdout, so it has no control group. "
+            "Set its holdout percentage, or pick another trigger.",
+            status=400,
+        )
+    return trigger

@@ -134,6 +134,14 @@ class ReportSchedule(models.Model):
         default=False,
         help_text="Trained against untrained accounts, as of the period's last day.",
     )
+    include_changes = models.BooleanField(
+        default=False,
+        help_text=(
+            "Usage, health, tickets and expansion before and after training, "
+            "trained against untrained, for subjects whose 30 days after "
+            "training ended by the period's last day."
+        ),
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -145,7 +153,12 @@ class ReportSchedule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        sections = (self.include_engagement, self.include_impact, self.include_outcomes)
+        sections = (
+            self.include_engagement,
+            self.include_impact,
+            self.include_outcomes,
+            self.include_changes,
+        )
         if not any(sections):
             raise ValidationError("Choose at least one section for the report.")
 
@@ -227,3 +240,41 @@ class CourseTopic(models.Model):
 
     def __str__(self) -> str:
         return f"{self.course}: {self.topic}"
+
+
+class AccountDay(models.Model):
+    """Usage events and support tickets of one account on one UTC day.
+
+    The dashboard's outcome comparison reads this instead of the events and
+    tickets, one row per account and day. Database triggers on the usage
+    event and support ticket tables keep it equal to them (metrics.rollups),
+    so no code path has to update it. A row whose counts both fall to zero
+    is deleted.
+    """
+
+    account = models.ForeignKey(
+        "customers.Account", on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateField()
+    usage_events = models.PositiveIntegerField(default=0)
+    tickets = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The triggers' upserts resolve conflicts on this key, and the
+            # first-usage lookup seeks it by account and day.
+            models.UniqueConstraint(fields=["account", "day"], name="account_day_once")
+        ]
+        indexes = [
+            # Ticket sums per account read only the days with tickets, a
+            # few dozen rows per account instead of every day with usage,
+            # and from the index alone, since the count is one of its keys.
+            models.Index(
+                fields=["account", "day", "tickets"],
+                condition=models.Q(tickets__gt=0),
+                name="account_day_tickets",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} on {self.day}"

@@ -18,7 +18,7 @@ that repeated and concurrent runs send it once in every other case.
 import logging
 import smtplib
 import time as clock
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import partial
 
@@ -30,11 +30,14 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from customers.services import utc_date
+from metrics.changes import outcome_changes
 from metrics.exports import (
+    CHANGES_HEADER,
     ENGAGEMENT_HEADER,
     IMPACT_HEADER,
     OUTCOME_HEADER,
     SCORES_HEADER,
+    change_rows,
     csv_text,
     engagement_rows,
     impact_rows,
@@ -181,6 +184,23 @@ def build_report(delivery: ReportDelivery) -> tuple[str, str, list[Attachment]]:
             Attachment(
                 "outcomes.csv", csv_text(OUTCOME_HEADER, outcome_rows(comparison))
             )
+        )
+    if schedule.include_changes:
+        # Subjects trained within a week or a month have not finished their
+        # 30 days after training by its end, so the period does not narrow
+        # this section; it measures everyone followed up by the period's end.
+        changes = outcome_changes(
+            scope=replace(scope, start=None, end=None), as_of=delivery.period_end
+        )
+        context["changes"] = changes
+        context["changes_metrics"] = (
+            changes.usage,
+            changes.health,
+            changes.tickets,
+            changes.expansion_change,
+        )
+        attachments.append(
+            Attachment("changes.csv", csv_text(CHANGES_HEADER, change_rows(changes)))
         )
     subject = (
         f"Nudgepath report: {schedule.name}, "

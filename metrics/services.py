@@ -16,7 +16,6 @@ from django.db import connections
 from django.db.models import (
     BooleanField,
     Case,
-    Count,
     Exists,
     F,
     FloatField,
@@ -27,6 +26,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
@@ -34,7 +34,7 @@ from django.db.models.functions import Cast, Coalesce, Least
 from django.utils import timezone
 
 from courses.models import Course, Enrollment, EnrollmentStatus
-from customers.models import ChurnEvent, SupportTicket, UsageDay
+from customers.models import ChurnEvent
 from customers.services import subjects_as_of, utc_date, utc_day_start
 from metrics.engagement import (
     CourseEngagement,
@@ -44,6 +44,7 @@ from metrics.engagement import (
     learning_engagement,
     score_bin_labels,
 )
+from metrics.models import AccountDay
 from metrics.scope import EVERYTHING, Scope
 from metrics.stats import (
     Difference,
@@ -171,28 +172,25 @@ def _accounts_with_outcomes(
     first_churn_event = (
         churn_events.order_by().values("account").annotate(day=Min("churned_on"))
     )
-    # The daily roll-up has a row for every day with an event of the account,
-    # whether or not the event names a contact, so its first day is the
-    # first usage event's UTC day.
-    first_usage = (
-        UsageDay.objects.filter(
-            account=OuterRef("pk"),
-            day__gte=OuterRef("signup_date"),
-            day__lte=as_of,
-        )
-        .order_by()
-        .values("account")
-        .annotate(first_day=Min("day"))
-    )
+    # The per-account roll-up has a row for every day with a usage event
+    # or a ticket of the account. The first row with usage is one index
+    # seek; grouping for a minimum would read every day of the account.
+    first_usage = AccountDay.objects.filter(
+        account=OuterRef("pk"),
+        usage_events__gt=0,
+        day__gte=OuterRef("signup_date"),
+        day__lte=as_of,
+    ).order_by("day")
     tickets = (
-        SupportTicket.objects.filter(
+        AccountDay.objects.filter(
             account=OuterRef("pk"),
-            opened_at__date__gte=OuterRef("signup_date"),
-            opened_at__date__lte=OuterRef("tenure_end"),
+            tickets__gt=0,
+            day__gte=OuterRef("signup_date"),
+            day__lte=OuterRef("tenure_end"),
         )
         .order_by()
         .values("account")
-        .annotate(count=Count("pk"))
+        .annotate(count=Sum("tickets"))
     )
     churned_on_by_as_of = Case(When(churned_on__lte=as_of, then=F("churned_on")))
 
@@ -215,7 +213,7 @@ def _accounts_with_outcomes(
             ),
             tenure_days=DaysBetween(F("tenure_end"), F("signup_date")),
             ttv_days=DaysBetween(
-                Subquery(first_usage.values("first_day")), F("signup_date")
+                Subquery(first_usage.values("day")[:1]), F("signup_date")
             ),
             ticket_count=Coalesce(Subquery(tickets.values("count")), 0),
         )
@@ -279,6 +277,8 @@ def _group_totals(accounts: QuerySet[Any], as_of: date) -> dict[bool, dict]:
             output_field=BooleanField(),
         )
     ).values("trained", "churned", "renewal_due", "ttv_days", "ticket_rate")
+    # The groups do not depend on the accounts' order, so skip its sort.
+    per_account = per_account.order_by()
     inner_sql, params = per_account.query.sql_with_params()
 
     # Only the ORM's own SQL is formatted in; every value stays a parameter.

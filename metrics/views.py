@@ -6,7 +6,7 @@ metrics.filters), calls the metrics services and shapes the result.
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import wraps
 from typing import Any
 
@@ -20,13 +20,14 @@ from django.views.decorators.http import require_GET
 from courses.models import Course, LearningPath
 from customers.models import Plan
 from lifecycle.models import Stage
-from metrics.changes import outcome_changes
+from metrics.changes import OutcomeChanges, outcome_changes
 from metrics.charts import change_charts, engagement_charts, impact_charts
 from metrics.cohorts import (
     DAYS_AFTER,
     DAYS_BEFORE,
     MIN_UNTRAINED_SAMPLE,
     SAMPLE_LIMIT,
+    Cohort,
     CohortRule,
 )
 from metrics.exports import (
@@ -45,26 +46,69 @@ from metrics.exports import (
     score_rows,
 )
 from metrics.filters import (
+    DashboardFilters,
     InvalidFilter,
     as_of_filter,
     cohort_filter,
+    control_filter,
     course_filter,
     dashboard_filters,
     scope_filter,
 )
 from metrics.holdouts import FOLLOW_UP_DAYS, holdout_comparison
-from metrics.impact import impact_report
+from metrics.impact import ImpactReport, impact_report
+from metrics.report_cache import cached_report
+from metrics.scope import Scope
 from metrics.services import (
     TICKET_RATE_DAYS,
+    Comparison,
     CourseEngagement,
     learning_engagement,
     outcome_comparison,
     score_bin_labels,
 )
+from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
 
 View = Callable[..., HttpResponse]
+
+
+def _pk(instance: Any) -> int | None:
+    return None if instance is None else instance.pk
+
+
+# Each report is cached per filter set (metrics.report_cache), so the page
+# and its CSV downloads within a minute share one computation.
+
+
+def _comparison(filters: DashboardFilters) -> Comparison:
+    return cached_report(
+        "outcomes",
+        (_pk(filters.course), filters.as_of, filters.scope),
+        lambda: outcome_comparison(filters.as_of, filters.course, filters.scope),
+    )
+
+
+def _changes(
+    cohort: Cohort, scope: Scope, as_of: date | None, control: Trigger | None
+) -> OutcomeChanges:
+    key = (cohort.rule, _pk(cohort.course), _pk(cohort.path), scope, as_of)
+    return cached_report(
+        "changes",
+        (*key, _pk(control)),
+        lambda: outcome_changes(cohort, scope, as_of, control),
+    )
+
+
+def _engagement(course: Course | None, scope: Scope) -> list[CourseEngagement]:
+    return cached_report(
+        "engagement", (_pk(course), scope), lambda: learning_engagement(course, scope)
+    )
+
+
+def _impact(scope: Scope) -> ImpactReport:
+    return cached_report("impact", (scope,), lambda: impact_report(scope))
 
 
 def staff_required(view: View) -> View:
@@ -107,16 +151,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     try:
         filters = dashboard_filters(request)
         cohort = cohort_filter(request)
+        control = control_filter(request)
     except InvalidFilter as error:
         return _invalid_filter_response(request, error, as_csv=False)
 
     scope = filters.scope
-    engagement = learning_engagement(filters.course, scope)
-    impact = impact_report(scope)
-    changes = outcome_changes(cohort, scope, filters.as_of)
+    engagement = _engagement(filters.course, scope)
+    impact = _impact(scope)
+    changes = _changes(cohort, scope, filters.as_of, control)
     charts = engagement_charts(engagement) | impact_charts(impact)
     context = {
-        "comparison": outcome_comparison(filters.as_of, filters.course, scope),
+        "comparison": _comparison(filters),
         "changes": changes,
         "changes_metrics": [
             {
@@ -126,15 +171,26 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 "difference": metric.difference,
                 "verdict": metric.verdict,
             }
-            for metric in (changes.usage, changes.health, changes.tickets)
+            for metric in (
+                changes.usage,
+                changes.health,
+                changes.tickets,
+                changes.expansion_change,
+            )
         ],
         "expansion_groups": (changes.expansion.trained, changes.expansion.untrained),
+        "group_labels": ("Treated", "Held out")
+        if changes.is_causal
+        else ("Trained", "Untrained"),
         "days_before": DAYS_BEFORE,
         "days_after": DAYS_AFTER,
         "sample_limit": SAMPLE_LIMIT,
         "min_untrained_sample": MIN_UNTRAINED_SAMPLE,
         "rules": [rule.value for rule in CohortRule],
         "paths": LearningPath.objects.order_by("title", "pk").values("pk", "title"),
+        "holdout_triggers": Trigger.objects.filter(holdout_percent__gt=0)
+        .order_by("name", "pk")
+        .values("pk", "name"),
         "engagement": engagement,
         "impact": impact,
         "charts": charts | change_charts(changes),
@@ -168,7 +224,7 @@ def outcomes_csv(request: HttpRequest) -> HttpResponse:
         filters = dashboard_filters(request)
     except InvalidFilter as error:
         return _invalid_filter_response(request, error, as_csv=True)
-    comparison = outcome_comparison(filters.as_of, filters.course, filters.scope)
+    comparison = _comparison(filters)
     return _csv_response("outcomes.csv", OUTCOME_HEADER, outcome_rows(comparison))
 
 
@@ -178,9 +234,10 @@ def changes_csv(request: HttpRequest) -> HttpResponse:
     try:
         filters = dashboard_filters(request)
         cohort = cohort_filter(request)
+        control = control_filter(request)
     except InvalidFilter as error:
         return _invalid_filter_response(request, error, as_csv=True)
-    report = outcome_changes(cohort, filters.scope, filters.as_of)
+    report = _changes(cohort, filters.scope, filters.as_of, control)
     return _csv_response("changes.csv", CHANGES_HEADER, change_rows(report))
 
 
@@ -195,7 +252,7 @@ def _engagement_download(
         scope = scope_filter(request)
     except InvalidFilter as error:
         return _invalid_filter_response(request, error, as_csv=True)
-    report = learning_engagement(course, scope)
+    report = _engagement(course, scope)
     return _csv_response(filename, header, rows(report))
 
 
@@ -220,7 +277,7 @@ def impact_csv(request: HttpRequest) -> HttpResponse:
         scope = scope_filter(request)
     except InvalidFilter as error:
         return _invalid_filter_response(request, error, as_csv=True)
-    report = impact_report(scope)
+    report = _impact(scope)
     return _csv_response("impact.csv", IMPACT_HEADER, impact_rows(report))
 
 

@@ -81,6 +81,7 @@ def test_changes_csv_matches_service(staff_client):
         "usage",
         "health",
         "topic_tickets",
+        "expansion_change",
         "expansion",
         "topic_tickets:Billing",
     ]

@@ -526,3 +526,37 @@ print(json.dumps({
     assert result["usage"][0] == [1, pytest.approx(2 / 7), pytest.approx(3 / 30)]
     assert result["usage"][1] == [1, pytest.approx(1 / 7), pytest.approx(6 / 30)]
     assert result["health"] == [[1, 50, 70], [1, 51, 69]]
+
+
+def test_expansion_change_by_hand():
+    course = make_course((1,))
+    trained_on = date(2024, 4, 1)
+    window = timedelta(days=ACCOUNT_WINDOW_DAYS)
+    # Expanded after only: a change of +1.
+    after_only = save_trained_account(course, trained_on)
+    subscription(after_only, date(2023, 1, 1), seats=10)
+    subscription(after_only, trained_on + timedelta(days=5), seats=15)
+    # Expanded before and after (an upgrade flag, then more seats): 0.
+    both = save_trained_account(course, trained_on)
+    subscription(both, date(2023, 1, 1), seats=10)
+    subscription(both, trained_on - window, seats=10, is_upgrade=True)
+    subscription(both, trained_on + window, seats=12)
+    # Untrained, aligned on the same day: expanded before only, -1. The
+    # subscription on the training day is in neither window.
+    untrained = make_account(signup_date=date(2023, 1, 1))
+    subscription(untrained, date(2023, 1, 1), seats=10)
+    subscription(untrained, trained_on - timedelta(days=1), seats=20)
+    subscription(untrained, trained_on, seats=30)
+
+    report = outcome_changes(Cohort(course=course), as_of=AS_OF)
+
+    change = report.expansion_change
+    assert change.trained.n == 2
+    assert change.untrained.n == 1
+    assert change.trained.mean_before == 0.5
+    assert change.trained.mean_after == 1.0
+    assert change.untrained.mean_before == 1.0
+    assert change.untrained.mean_after == 0.0
+    assert change.trained.change.value == 0.5
+    assert change.untrained.change.value == -1.0
+    assert change.verdict == Verdict.SMALL_SAMPLE

@@ -9,10 +9,15 @@ import importlib
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import binom
 
 from courses.models import Course
-from customers.models import Contact
+from customers.models import Contact, SupportTicket, UsageDay
+from metrics.changes import outcome_changes
+from metrics.cohorts import Cohort
+from metrics.models import CourseTopic
 from metrics.services import learning_engagement, outcome_comparison
+from metrics.stats import Verdict
 
 pytestmark = [pytest.mark.real_data, pytest.mark.django_db]
 
@@ -181,3 +186,52 @@ def test_real_data_completion_and_churn(data_dir):
     assert comparison.untrained_accounts > 0
     assert churn.difference.p_value is not None
     assert churn.difference.p_value > 0.01
+
+
+def test_real_data_changes_claim_no_effect(data_dir):
+    """The made-up learner link gives training no effect, so few are claimed.
+
+    The OULAD learners are spread over the RavenStack contacts in turn, so
+    who trained is unrelated to an account's usage, tickets and expansion.
+    Every change compared, for every course and for any course, is then a
+    true null, and each test rejects with probability alpha = 0.05. Row ids,
+    and with them the hashed samples, differ between runs, so the test
+    bounds the count of claims: more than the binomial count that chance
+    exceeds once in a thousand runs means the dashboard claims effects that
+    are not there.
+    """
+    import_all = import_all_or_skip()
+    import_all(data_dir)
+    # Tickets count only on a course's topics, so every course covers all.
+    topics = set(
+        SupportTicket.objects.exclude(topic="").values_list("topic", flat=True)
+    )
+    courses = list(Course.objects.order_by("pk"))
+    for course in courses:
+        for topic in topics:
+            CourseTopic.objects.create(course=course, topic=topic)
+    as_of = UsageDay.objects.order_by("-day").values_list("day", flat=True).first()
+
+    reports = [outcome_changes(as_of=as_of)] + [
+        outcome_changes(Cohort(course=course), as_of=as_of) for course in courses
+    ]
+    verdicts = [
+        metric.verdict
+        for report in reports
+        for metric in (
+            report.usage,
+            report.health,
+            report.tickets,
+            report.expansion_change,
+        )
+    ]
+    tested = sum(
+        verdict in (Verdict.SIGNIFICANT, Verdict.NOT_SIGNIFICANT)
+        for verdict in verdicts
+    )
+    claims = verdicts.count(Verdict.SIGNIFICANT)
+    bound = int(binom.isf(0.001, tested, 0.05))
+
+    assert len(courses) >= 5
+    assert tested >= 2 * len(courses)
+    assert claims <= bound, f"{claims} of {tested} tests claim an effect"

@@ -5,6 +5,7 @@ import smtplib
 import threading
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pytest
 from django.apps import apps
 from django.core import mail
@@ -17,7 +18,14 @@ from django_celery_beat.models import PeriodicTask
 from courses.models import EnrollmentSource, EnrollmentStatus
 from lifecycle.models import Stage
 from metrics import reports
-from metrics.exports import IMPACT_HEADER, csv_text, impact_rows
+from metrics.changes import outcome_changes
+from metrics.exports import (
+    CHANGES_HEADER,
+    IMPACT_HEADER,
+    change_rows,
+    csv_text,
+    impact_rows,
+)
 from metrics.impact import impact_report
 from metrics.models import (
     DeliveryStatus,
@@ -27,9 +35,11 @@ from metrics.models import (
     ReportSchedule,
 )
 from metrics.scope import Scope
+from metrics.stats import Verdict
 from metrics.tasks import send_scheduled_reports
 from tests.factories import make_contact
 from tests.metrics.builders import make_course, make_enrollment
+from tests.metrics.test_changes import draw_usage, save_usage
 
 # A Wednesday: the last full week is 2024-06-03 to 2024-06-09 and the last
 # full month is May 2024.
@@ -400,3 +410,43 @@ def test_delivery_list_readable(admin_client):
 
     assert response.status_code == 200
     assert "Weekly learning report" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_email_has_changes_around_training(
+    django_capture_on_commit_callbacks, monkeypatch, mailoutbox
+):
+    # Training days fall in March and April 2024, so every 30-day window
+    # after training ended before the reported week, 2024-06-03 to 06-09.
+    course = make_course((1,))
+    planted = draw_usage(np.random.default_rng(11), 40, 40, effect=2.0)
+    save_usage(planted, course)
+    make_schedule(include_engagement=False, include_impact=False, include_changes=True)
+    expected = outcome_changes(as_of=date(2024, 6, 9))
+
+    run_periodic_task(django_capture_on_commit_callbacks, monkeypatch)
+
+    (message,) = mailoutbox
+    attachments = {name: content for name, content, _ in message.attachments}
+    assert set(attachments) == {"changes.csv"}
+    assert attachments["changes.csv"] == csv_text(CHANGES_HEADER, change_rows(expected))
+    assert expected.contacts.trained_count == 40
+    assert expected.usage.verdict == Verdict.SIGNIFICANT
+    assert "CHANGES AROUND TRAINING (as of 2024-06-09" in message.body
+    usage_line = next(
+        line for line in message.body.splitlines() if "Product usage" in line
+    )
+    assert "Difference at the 5% level" in usage_line
+    assert "Expansion (upgrade or more seats)" in message.body
+
+
+@pytest.mark.django_db
+def test_schedule_with_changes_only_is_valid():
+    schedule = make_schedule(
+        include_engagement=False,
+        include_impact=False,
+        include_outcomes=False,
+        include_changes=True,
+    )
+
+    schedule.full_clean()
