@@ -5,9 +5,9 @@ lifecycle. The section shows the current stage, every success criterion
 with its state, the checklist with what ticked each item, and the stage
 history. To a user who may edit the account it also shows the forms of
 lifecycle.views, which tick an item and move the account. The timeline
-source adds stage moves and criteria met. The account list gets a stage
-filter and a stage column, and the attention list the rule "behind on a
-criterion". Each runs a fixed number of queries.
+source adds stage moves, criteria met and checklist ticks. The account
+list gets a stage filter and a stage column, and the attention list the
+rule "behind on a criterion". Each runs a fixed number of queries.
 """
 
 from datetime import date, datetime, timedelta
@@ -35,6 +35,7 @@ from customers.timeline import (
 from lifecycle.checklists import account_checklist
 from lifecycle.models import (
     AccountStage,
+    ChecklistTick,
     CriterionMet,
     Stage,
     StageChange,
@@ -101,7 +102,29 @@ def _stage_entries(account: Account, limit: int) -> list[TimelineEntry]:
         )
         for row in met
     ]
+    ticks = (
+        ChecklistTick.objects.filter(account=account)
+        .select_related("item__stage", "ticked_by")
+        .order_by("-ticked_at", "-id")[:limit]
+    )
+    entries += [
+        TimelineEntry(
+            at=tick.ticked_at,
+            source="stage",
+            title=f"Ticked {tick.item.name}",
+            detail=_tick_detail(tick),
+            tie_breaker=tick.pk,
+        )
+        for tick in ticks
+    ]
     return sorted_entries(entries, limit)
+
+
+def _tick_detail(tick: ChecklistTick) -> str:
+    parts = [f"{tick.item.stage} checklist", tick.get_source_display()]
+    if tick.ticked_by is not None:
+        parts.append(f"by {tick.ticked_by.get_username()}")
+    return " · ".join(parts)
 
 
 def _change_detail(change: StageChange) -> str:

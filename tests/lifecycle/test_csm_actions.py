@@ -333,3 +333,16 @@ def test_stage_time_report_for_managers(client, accounts, django_user_model):
     )
     assert onboarding.current_accounts == 2
     assert "Time in each stage" in response.content.decode()
+
+
+def test_timeline_shows_tick_by_hand(client, accounts, setup_item):
+    csm, own, _ = accounts
+    client.force_login(csm)
+    client.post(tick_url(own, setup_item))
+
+    page = client.get(reverse("accounts:detail", args=[own.pk]))
+
+    titles = {entry.title: entry.detail for entry, _ in page.context["timeline"]}
+    assert titles["Ticked Set up the account"] == (
+        f"Onboarding checklist · Ticked by a CSM · by {csm.get_username()}"
+    )
