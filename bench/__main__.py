@@ -20,6 +20,7 @@ BENCHMARKS = {
     "events": "bench.events",
     "health": "bench.health",
     "ingest": "bench.ingest",
+    "csv_import": "bench.csv_import",
     "dashboard": "bench.dashboard",
     "portal": "bench.portal",
 }
