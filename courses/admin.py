@@ -380,6 +380,23 @@ class LessonProgressInline(ReadOnlyAdminMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("lesson")
 
 
+class RecertificationFilter(admin.SimpleListFilter):
+    title = "recertification"
+    parameter_name = "recertification"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [("due", "Due"), ("not_due", "Not due")]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[Enrollment]
+    ) -> QuerySet[Enrollment]:
+        if self.value() == "due":
+            return queryset.filter(recertification_version__isnull=False)
+        if self.value() == "not_due":
+            return queryset.filter(recertification_version__isnull=True)
+        return queryset
+
+
 @admin.register(Enrollment)
 class EnrollmentAdmin(admin.ModelAdmin):
     form = EnrollmentAdminForm
@@ -391,8 +408,10 @@ class EnrollmentAdmin(admin.ModelAdmin):
         "source",
         "enrolled_at",
         "completed_at",
+        "completed_version",
+        "recertification_version",
     ]
-    list_filter = ["status", "source", "course"]
+    list_filter = ["status", "source", "course", RecertificationFilter]
     list_select_related = ["contact", "course"]
     search_fields = ["contact__email"]
     search_help_text = "Search by the contact's email address."
@@ -402,6 +421,9 @@ class EnrollmentAdmin(admin.ModelAdmin):
         "started_at",
         "completed_at",
         "furthest_lesson",
+        "completed_version",
+        "recertification_version",
+        "recertified_at",
         "created_at",
         "updated_at",
     ]
@@ -418,9 +440,18 @@ class EnrollmentAdmin(admin.ModelAdmin):
         (
             "Progress (recorded by the portal)",
             {
-                "fields": ["started_at", "completed_at", "furthest_lesson"],
+                "fields": [
+                    "started_at",
+                    "completed_at",
+                    "furthest_lesson",
+                    "completed_version",
+                    "recertification_version",
+                    "recertified_at",
+                ],
                 "description": "Filled in as the learner opens and completes "
-                "lessons; see the lesson rows below.",
+                "lessons; see the lesson rows below. A recertification "
+                "version is set when a CSM publishes a course version that "
+                "requires recertification.",
             },
         ),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),

@@ -105,7 +105,7 @@ def publish_version(
     version and has a lesson left under the completion rule (a new lesson,
     or a required one they skipped) is marked as needing recertification.
     Their status stays completed. expire_certificates then also ends their
-    current certificates now. Without it, every completion stands as it is.
+    current certificates now. Without it, every completion is kept as it is.
 
     Raises VersionError when nothing changed since the latest version, or
     when expire_certificates is asked without recertification. The course
@@ -162,7 +162,7 @@ def _mark_for_recertification(course: Course, number: int) -> list[int]:
     """Mark completed enrollments of older versions with lessons left; return ids.
 
     A learner who already completed every lesson the rule asks for has
-    nothing to recertify, so their completion stands. Two queries.
+    nothing to recertify, so their completion is kept. Two queries.
     """
     candidates = (
         Enrollment.objects.filter(course=course, status=EnrollmentStatus.COMPLETED)
@@ -178,7 +178,7 @@ def _mark_for_recertification(course: Course, number: int) -> list[int]:
 
 
 def _lessons_left(course: Course, enrollment_id: OuterRef) -> QuerySet[Lesson]:
-    """Return the lessons the completion rule asks for that the enrollment lacks."""
+    """Return the lessons the completion rule requires that the enrollment lacks."""
     lessons = Lesson.objects.filter(module__course_id=course.pk)
     if course.completion_rule == CompletionRule.REQUIRED_LESSONS:
         lessons = lessons.filter(is_required=True)
@@ -206,7 +206,7 @@ def _expire_certificates(enrollment_ids: list[int], at: datetime) -> int:
 
 @dataclass(frozen=True)
 class VersionNotice:
-    """What the course page tells a learner about the version they completed."""
+    """The course page's notice to a learner about the version they completed."""
 
     completed_version: int
     current_version: int

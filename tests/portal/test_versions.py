@@ -256,3 +256,20 @@ def test_admin_publish_needs_change_permission(csm_client):
     response = client.get(f"/admin/courses/course/{course.pk}/publish-version/")
 
     assert response.status_code == 403
+
+
+def test_admin_filters_recertification_due(csm_client):
+    course, lessons = make_course(1)
+    due = completed(course, lessons, make_contact(email="due@example.com"))
+    add_lesson(course)
+    publish_version(course, requires_recertification=True, at=LATER)
+    completed(course, course_lessons(course), make_contact(email="done@example.com"))
+    client = csm_client("view_enrollment")
+
+    page = client.get("/admin/courses/enrollment/?recertification=due")
+
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "due@example.com" in text
+    assert "done@example.com" not in text
+    assert Enrollment.objects.get(pk=due.pk).recertification_version == 2
