@@ -519,3 +519,54 @@ def test_repeat_count_must_be_a_number(tmp_path):
         (3, "10001"),
     ]
     assert "a whole number from 0 to 10000 in seats" in report.rejections[0].reason
+
+
+def test_command_skip_invalid_writes_valid_rows(folder):
+    write_csv(
+        folder, "tickets.csv", [*TICKETS, "T-3,A-1,2024-03-05T00:00:00+00:00,,soon,"]
+    )
+    output = StringIO()
+
+    call_command(
+        "import_csv",
+        "--mapping", str(mapping_path(folder)),
+        "--data-dir", str(folder),
+        "--skip-invalid",
+        stdout=output,
+    )  # fmt: skip
+
+    assert stored_counts() == (2, 2, 2, 2, 1)
+    assert "tickets.csv:4: column priority = 'soon'" in output.getvalue()
+    assert output.getvalue().rstrip().endswith("Imported.")
+
+
+def test_key_other_than_external_id(tmp_path):
+    account = make_account(external_id="A-1")
+    make_contact(account, external_id="crm-7", email="ada@acme.example")
+    write_csv(
+        tmp_path,
+        "people.csv",
+        ["email,first,account_id", "ada@acme.example,Ada,A-1"],
+    )
+    (tmp_path / "m.toml").write_text(
+        """
+[[targets]]
+target = "contact"
+file = "people.csv"
+key = "email"
+
+[targets.fields]
+email = "email"
+external_id = { template = "mail-{email}" }
+account = { column = "account_id", type = "ref" }
+first_name = "first"
+added_at = { value = "2024-01-01T00:00:00+00:00", type = "datetime" }
+"""
+    )
+
+    report = run_import(load_mapping(tmp_path / "m.toml"), tmp_path)
+
+    assert (report.targets[0].created, report.targets[0].updated) == (0, 1)
+    contact = Contact.objects.get(email="ada@acme.example")
+    assert contact.external_id == "mail-ada@acme.example"
+    assert contact.first_name == "Ada"
