@@ -15,11 +15,11 @@ holdout (metrics.holdouts) measures an effect.
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from django.db.models import F, Min, QuerySet
+from django.db.models import Exists, F, Min, OuterRef, QuerySet
 from django.db.models.functions import TruncDate
 
 from courses.models import (
@@ -169,20 +169,39 @@ def _enrollment_rows(cohort: Cohort) -> tuple[QuerySet[Any], str]:
     return rows, field
 
 
-def _training_days(cohort: Cohort, scope: Scope) -> QuerySet[Any]:
-    """Return (contact, account, first UTC day the rule was met) rows in scope."""
-    contact = "contact__"
+def _training_rows(cohort: Cohort) -> tuple[QuerySet[Any], str, str]:
+    """Return the rows that meet the rule, their instant and the path to the contact."""
     if cohort.path is not None:
         rows, field = _path_rows(cohort, cohort.path)
-    elif cohort.rule == CohortRule.PASSED:
-        rows, field = _attempt_rows(cohort), "submitted_at"
-        contact = "enrollment__contact__"
-    else:
-        rows, field = _enrollment_rows(cohort)
+        return rows, field, "contact__"
+    if cohort.rule == CohortRule.PASSED:
+        return _attempt_rows(cohort), "submitted_at", "enrollment__contact__"
+    rows, field = _enrollment_rows(cohort)
+    return rows, field, "contact__"
+
+
+def _subject_path(contact: str, level: SubjectLevel) -> str:
+    return f"{contact}id" if level == SubjectLevel.CONTACT else f"{contact}account_id"
+
+
+def _hashed(subject: str) -> Any:
+    """Return the sample order of sample_key as an expression on ``subject``."""
+    return (F(subject) * HASH_MULTIPLIER) % HASH_MODULUS
+
+
+def _training_days(
+    cohort: Cohort, scope: Scope, level: SubjectLevel, cutoff: datetime
+) -> QuerySet[Any]:
+    """Return (subject, first UTC day the rule was met) rows in scope, before cutoff.
+
+    An account's day is the first such day of any of its contacts. The
+    database groups the rows, so one row per subject comes back.
+    """
+    rows, field, contact = _training_rows(cohort)
     return (
-        rows.filter(scope.accounts(f"{contact}account__"))
+        rows.filter(scope.accounts(f"{contact}account__"), **{f"{field}__lt": cutoff})
         .order_by()
-        .values(learner=F(f"{contact}id"), account=F(f"{contact}account_id"))
+        .values(subject=F(_subject_path(contact, level)))
         .annotate(instant=Min(field))
         .annotate(day=TruncDate("instant"))
     )
@@ -190,59 +209,60 @@ def _training_days(cohort: Cohort, scope: Scope) -> QuerySet[Any]:
 
 def _trained_anchors(
     cohort: Cohort, scope: Scope, level: SubjectLevel, as_of: date
-) -> tuple[list[Anchor], set[int], int]:
-    """Return the trained anchors, every subject trained by as_of, and those waiting.
+) -> tuple[list[Anchor], int, int]:
+    """Return the hashed sample of trained anchors, the eligible and those waiting.
 
-    A subject is trained on the UTC day it first met the rule, and an account
-    on the first such day of any of its contacts. It waits when its window
-    after training has not ended by as_of.
+    A subject is trained on the UTC day it first met the rule. It waits
+    when its window after training has not ended by as_of. Counting and
+    sampling run in the database, so at most SAMPLE_LIMIT rows come back.
     """
-    rows = _training_days(cohort, scope).filter(
-        instant__lt=utc_day_start(as_of + timedelta(days=1))
-    )
-    subject_field = "learner" if level == SubjectLevel.CONTACT else "account"
-    first_day: dict[int, date] = {}
-    for subject, day in rows.values_list(subject_field, "day"):
-        if subject not in first_day or day < first_day[subject]:
-            first_day[subject] = day
+    cutoff = utc_day_start(as_of + timedelta(days=1))
+    in_period = _training_days(cohort, scope, level, cutoff)
+    if scope.start is not None:
+        in_period = in_period.filter(day__gte=scope.start)
+    if scope.end is not None:
+        in_period = in_period.filter(day__lte=scope.end)
+    ended = in_period.filter(day__lte=as_of - timedelta(days=DAYS_AFTER))
 
-    anchors, awaiting = [], 0
-    for subject, day in sorted(first_day.items()):
-        in_period = (scope.start is None or day >= scope.start) and (
-            scope.end is None or day <= scope.end
-        )
-        if not in_period:
-            continue
-        if day + timedelta(days=DAYS_AFTER) > as_of:
-            awaiting += 1
-            continue
-        anchors.append(Anchor(subject_id=subject, trained=True, day=day))
-    return anchors, set(first_day), awaiting
+    eligible = ended.count()
+    awaiting = in_period.count() - eligible
+    sample = (
+        ended.annotate(sample_key=_hashed("subject"))
+        .order_by("sample_key", "subject")
+        .values_list("subject", "day")[:SAMPLE_LIMIT]
+    )
+    anchors = [
+        Anchor(subject_id=subject, trained=True, day=day) for subject, day in sample
+    ]
+    return anchors, eligible, awaiting
 
 
 def _untrained_sample(
-    scope: Scope, level: SubjectLevel, trained: set[int], size: int
+    cohort: Cohort, scope: Scope, level: SubjectLevel, as_of: date, size: int
 ) -> tuple[list[int], int]:
-    """Return a hashed sample of untrained subject ids and the number eligible."""
+    """Return a hashed sample of untrained subject ids and the number eligible.
+
+    Untrained subjects had not met the rule by the end of as_of. The
+    database leaves the trained out with an anti-join, so no trained id
+    travels to it or back.
+    """
+    rows, field, contact = _training_rows(cohort)
+    cutoff = utc_day_start(as_of + timedelta(days=1))
+    trained = rows.filter(
+        **{_subject_path(contact, level): OuterRef("pk"), f"{field}__lt": cutoff}
+    )
     subjects: QuerySet[Any]
     if level == SubjectLevel.CONTACT:
         subjects = Contact.objects.filter(scope.accounts("account__"))
     else:
         subjects = Account.objects.filter(scope.accounts())
-    # Trained subjects are dropped in Python. Fetching as many extra rows as
-    # there are trained subjects still leaves the limit, and no trained id
-    # has to go back to the database as a parameter.
-    ordered = subjects.annotate(
-        sample_key=(F("pk") * HASH_MULTIPLIER) % HASH_MODULUS
-    ).order_by("sample_key", "pk")
-    eligible = subjects.count() - len(trained)
+    untrained = subjects.filter(~Exists(trained))
+
+    eligible = untrained.count()
     if size == 0:
         return [], eligible
-    limit = size + len(trained)
-    sample = [
-        pk for pk in ordered.values_list("pk", flat=True)[:limit] if pk not in trained
-    ]
-    return sample[:size], eligible
+    ordered = untrained.annotate(sample_key=_hashed("pk")).order_by("sample_key", "pk")
+    return list(ordered.values_list("pk", flat=True)[:size]), eligible
 
 
 def sample_key(subject_id: int) -> tuple[int, int]:
@@ -275,15 +295,12 @@ def anchored_cohorts(
     Only subjects whose whole window after training ended by ``as_of`` are
     measured; the trained still within it are counted as awaiting follow-up.
     """
-    trained, trained_ids, awaiting = _trained_anchors(cohort, scope, level, as_of)
-    trained_eligible = len(trained)
-    trained = sorted(trained, key=lambda anchor: sample_key(anchor.subject_id))
-    trained = trained[:SAMPLE_LIMIT]
+    trained, trained_eligible, awaiting = _trained_anchors(cohort, scope, level, as_of)
     size = 0
     if trained:
         size = max(MIN_UNTRAINED_SAMPLE, UNTRAINED_PER_TRAINED * len(trained))
     untrained_ids, eligible = _untrained_sample(
-        scope, level, trained_ids, min(size, SAMPLE_LIMIT)
+        cohort, scope, level, as_of, min(size, SAMPLE_LIMIT)
     )
     untrained = align_anchors([anchor.day for anchor in trained], untrained_ids)
     logger.info(
