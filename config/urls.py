@@ -24,6 +24,7 @@ urlpatterns = [
         "admin/conditions/",
         include(builder_urls(admin.site, CONDITION_BUILDER_PERMISSIONS)),
     ),
+    path("admin/csv-import/", include("integrations.csv_import.urls")),
     path("admin/", admin.site.urls),
     path("learn/", include("courses.urls")),
     path("dashboard/", include("metrics.urls")),
