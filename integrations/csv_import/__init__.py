@@ -2,7 +2,8 @@
 
 load_mapping() reads and checks a TOML mapping. run_import() imports the
 files of a folder with it, or reports what it would change in a dry run.
-The import_csv command calls both.
+The import_csv command and the admin upload page (admin_views.py) call
+both.
 """
 
 from pathlib import Path
