@@ -37,6 +37,7 @@ from lifecycle.models import (
     Advancement,
     ChecklistItem,
     ChecklistTick,
+    ChecklistUntick,
     CriterionMet,
     Stage,
     StageChange,
@@ -342,7 +343,7 @@ def _when(status: Any) -> str:
 
 
 class HistoryAdmin(OwnedAccountsAdmin):
-    """Rows that only evaluation and set_stage() write, for the accounts one sees."""
+    """Rows that only the lifecycle services write, narrowed to the user's accounts."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -368,6 +369,14 @@ class StageChangeAdmin(HistoryAdmin):
     list_select_related = ("account", "from_stage", "to_stage", "changed_by")
     search_fields = ("account__name", "account__external_id", "reason")
     date_hierarchy = "changed_at"
+
+
+@admin.register(ChecklistUntick)
+class ChecklistUntickAdmin(HistoryAdmin):
+    list_display = ("account", "item", "unticked_at", "unticked_by", "ticked_by")
+    list_select_related = ("account", "item__stage", "unticked_by", "ticked_by")
+    search_fields = ("account__name", "account__external_id", "item__name", "reason")
+    date_hierarchy = "unticked_at"
 
 
 @admin.register(CriterionMet)

@@ -12,7 +12,9 @@ the data shows by as_of:
 An item is ticked once per account (insert or ignore). A tick written by a
 run at a later instant moves back to the earlier time a run finds, so
 replaying history forward or backward gives the same ticks. A tick by
-hand is kept unless the data shows an earlier time.
+hand is kept unless the data shows an earlier time. A CSM may take back
+a tick by hand with a reason (untick_item), which leaves a
+ChecklistUntick row.
 """
 
 import logging
@@ -32,6 +34,7 @@ from lifecycle.models import (
     ChecklistItem,
     ChecklistTick,
     ChecklistTickSource,
+    ChecklistUntick,
 )
 
 logger = logging.getLogger(__name__)
@@ -186,6 +189,61 @@ def tick_item(
         "User %s ticked checklist item %s for account %s", by.pk, item.pk, account.pk
     )
     return tick
+
+
+def untick_item(
+    account: Account,
+    item: ChecklistItem,
+    *,
+    by: AbstractBaseUser,
+    reason: str,
+    at: datetime | None = None,
+) -> ChecklistUntick | None:
+    """Take back a tick by hand, keeping who ticked it, who took it back and why.
+
+    Returns None when the item is not ticked for the account. Raises
+    ValueError for a blank reason, or for a tick by usage or condition,
+    which the next refresh would write again.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError(
+            f"a reason is required to untick {item.name!r} for account "
+            f"{account.pk}; state why the tick was wrong"
+        )
+    at = at or timezone.now()
+
+    with transaction.atomic():
+        # The row lock makes a second untick of the same tick wait, then
+        # find nothing to take back.
+        tick = (
+            ChecklistTick.objects.select_for_update()
+            .filter(account=account, item=item)
+            .first()
+        )
+        if tick is None:
+            return None
+        if tick.source != ChecklistTickSource.MANUAL:
+            raise ValueError(
+                f"{item.name!r} was ticked for account {account.pk} by "
+                f"{tick.get_source_display().lower()}, not by hand, and the next "
+                "refresh would tick it again; only ticks by hand can be taken back"
+            )
+        untick = ChecklistUntick.objects.create(
+            account=account,
+            item=item,
+            ticked_at=tick.ticked_at,
+            ticked_by_id=tick.ticked_by_id,
+            unticked_at=at,
+            unticked_by_id=by.pk,
+            reason=reason,
+        )
+        tick.delete()
+
+    logger.info(
+        "User %s unticked checklist item %s for account %s", by.pk, item.pk, account.pk
+    )
+    return untick
 
 
 @dataclass(frozen=True)

@@ -320,3 +320,44 @@ class ChecklistTick(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} ticked {self.item} at {self.ticked_at:%Y-%m-%d}"
+
+
+class ChecklistUntick(models.Model):
+    """A tick by hand that a CSM took back, and why. The tick itself is deleted.
+
+    Only ticks by hand are taken back: a tick by usage or condition records
+    what the data shows, and the next refresh would write it again.
+    """
+
+    account = models.ForeignKey(
+        "customers.Account", on_delete=models.CASCADE, related_name="checklist_unticks"
+    )
+    item = models.ForeignKey(
+        ChecklistItem, on_delete=models.CASCADE, related_name="unticks"
+    )
+    # The time and user of the tick that was taken back.
+    ticked_at = models.DateTimeField()
+    ticked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    unticked_at = models.DateTimeField()
+    unticked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account", "unticked_at"]
+        verbose_name = "account checklist untick"
+
+    def __str__(self) -> str:
+        return f"{self.account} unticked {self.item} at {self.unticked_at:%Y-%m-%d}"

@@ -4,10 +4,11 @@ Registered from LifecycleConfig.ready(), because customers cannot import
 lifecycle. The section shows the current stage, every success criterion
 with its state, the checklist with what ticked each item, and the stage
 history. To a user who may edit the account it also shows the forms of
-lifecycle.views, which tick an item and move the account. The timeline
-source adds stage moves, criteria met and checklist ticks. The account
-list gets a stage filter and a stage column, and the attention list the
-rule "behind on a criterion". Each runs a fixed number of queries.
+lifecycle.views, which tick or untick an item and move the account. The
+timeline source adds stage moves, criteria met, checklist ticks and
+unticks. The account list gets a stage filter and a stage column, and
+the attention list the rule "behind on a criterion". Each runs a fixed
+number of queries.
 """
 
 from datetime import date, datetime, timedelta
@@ -36,6 +37,7 @@ from lifecycle.checklists import account_checklist
 from lifecycle.models import (
     AccountStage,
     ChecklistTick,
+    ChecklistUntick,
     CriterionMet,
     Stage,
     StageChange,
@@ -117,7 +119,27 @@ def _stage_entries(account: Account, limit: int) -> list[TimelineEntry]:
         )
         for tick in ticks
     ]
+    unticks = (
+        ChecklistUntick.objects.filter(account=account)
+        .select_related("item", "unticked_by")
+        .order_by("-unticked_at", "-id")[:limit]
+    )
+    entries += [
+        TimelineEntry(
+            at=untick.unticked_at,
+            source="stage",
+            title=f"Unticked {untick.item.name}",
+            detail=_untick_detail(untick),
+            tie_breaker=untick.pk,
+        )
+        for untick in unticks
+    ]
     return sorted_entries(entries, limit)
+
+
+def _untick_detail(untick: ChecklistUntick) -> str:
+    by = untick.unticked_by.get_username() if untick.unticked_by else "a deleted user"
+    return f"by {by} · {untick.reason}"
 
 
 def _tick_detail(tick: ChecklistTick) -> str:

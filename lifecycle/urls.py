@@ -13,4 +13,9 @@ urlpatterns = [
         views.tick_checklist_item,
         name="tick_item",
     ),
+    path(
+        "<int:pk>/checklist/<int:item_id>/untick/",
+        views.untick_checklist_item,
+        name="untick_item",
+    ),
 ]

@@ -254,8 +254,16 @@ def test_role_groups_have_checklist_permissions():
     assert codenames(admins) == {
         f"{action}_{model}"
         for action in ("add", "change", "delete", "view")
-        for model in ("checklistitem", "checklisttick")
+        for model in ("checklistitem", "checklisttick", "checklistuntick")
     }
-    assert codenames(managers) == {"view_checklistitem", "view_checklisttick"}
-    # Ticking by hand on their own accounts (lifecycle 0009).
-    assert codenames(csms) == {"view_checklisttick", "add_checklisttick"}
+    assert codenames(managers) == {
+        "view_checklistitem",
+        "view_checklisttick",
+        "view_checklistuntick",
+    }
+    # Ticking by hand on their own accounts (lifecycle 0009 and 0010).
+    assert codenames(csms) == {
+        "view_checklisttick",
+        "add_checklisttick",
+        "view_checklistuntick",
+    }

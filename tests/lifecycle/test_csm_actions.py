@@ -9,22 +9,27 @@ from django.urls import reverse
 from django.utils import timezone
 
 from customers.roles import ADMIN_GROUP, CSM_GROUP, MANAGER_GROUP
+from lifecycle.checklists import tick_checklists, tick_item
 from lifecycle.models import (
     AccountStage,
     ChecklistItem,
     ChecklistTick,
+    ChecklistUntick,
     Stage,
     StageChange,
 )
 from lifecycle.services import evaluate_stages
 from tests.accounts.builders import grant, join, make_user
-from tests.factories import NOW, make_account
+from tests.factories import NOW, make_account, make_contact, make_event
 
 pytestmark = pytest.mark.django_db
 
 role_migration = importlib.import_module("customers.migrations.0006_role_groups")
 stage_permissions = importlib.import_module(
     "lifecycle.migrations.0009_csm_stage_permissions"
+)
+untick_permissions = importlib.import_module(
+    "lifecycle.migrations.0010_checklist_unticks"
 )
 
 
@@ -34,6 +39,7 @@ def role_groups():
     # migrations filled; both functions only add, so running them is safe.
     role_migration.create_role_groups(apps, schema_editor=None)
     stage_permissions.grant_csm_stage_permissions(apps, schema_editor=None)
+    untick_permissions.grant_untick_permissions(apps, schema_editor=None)
 
 
 @pytest.fixture
@@ -313,7 +319,12 @@ def test_role_groups_stage_permissions():
             .values_list("codename", flat=True)
         )
 
-    assert codenames(CSM_GROUP) == set(stage_permissions.CSM_PERMISSIONS)
+    assert codenames(CSM_GROUP) == {
+        *stage_permissions.CSM_PERMISSIONS,
+        "view_checklistuntick",
+    }
+    assert "view_checklistuntick" in codenames(MANAGER_GROUP)
+    assert "delete_checklistuntick" in codenames(ADMIN_GROUP)
     assert {"change_accountstage", "add_checklisttick"} <= codenames(ADMIN_GROUP)
     assert not {"change_accountstage", "add_checklisttick"} & codenames(MANAGER_GROUP)
 
@@ -346,3 +357,107 @@ def test_timeline_shows_tick_by_hand(client, accounts, setup_item):
     assert titles["Ticked Set up the account"] == (
         f"Onboarding checklist · Ticked by a CSM · by {csm.get_username()}"
     )
+
+
+# -- taking a tick by hand back ---------------------------------------------------
+
+
+def untick_url(account, item) -> str:
+    return reverse("lifecycle:untick_item", args=[account.pk, item.pk])
+
+
+def test_csm_unticks_own_tick(client, accounts, setup_item):
+    csm, own, _ = accounts
+    client.force_login(csm)
+    client.post(tick_url(own, setup_item))
+    ticked_at = ChecklistTick.objects.get().ticked_at
+
+    response = client.post(untick_url(own, setup_item), {"reason": "Ticked by mistake"})
+
+    assert response.status_code == 302
+    assert not ChecklistTick.objects.exists()
+    untick = ChecklistUntick.objects.get()
+    assert (untick.account, untick.item) == (own, setup_item)
+    assert (untick.ticked_at, untick.ticked_by) == (ticked_at, csm)
+    assert untick.unticked_by == csm
+    assert untick.reason == "Ticked by mistake"
+    assert untick.unticked_at >= ticked_at
+
+
+def test_untick_twice_records_once(client, accounts, setup_item):
+    csm, own, _ = accounts
+    client.force_login(csm)
+    client.post(tick_url(own, setup_item))
+    client.post(untick_url(own, setup_item), {"reason": "Ticked by mistake"})
+
+    again = client.post(
+        untick_url(own, setup_item), {"reason": "Ticked by mistake"}, follow=True
+    )
+
+    assert ChecklistUntick.objects.count() == 1
+    assert "&quot;Set up the account&quot; is not ticked." in again.content.decode()
+
+
+def test_untick_needs_reason(client, accounts, setup_item):
+    csm, own, _ = accounts
+    client.force_login(csm)
+    client.post(tick_url(own, setup_item))
+
+    response = client.post(untick_url(own, setup_item), {"reason": " "})
+
+    assert response.status_code == 400
+    assert "A reason is required to untick" in response.content.decode()
+    assert ChecklistTick.objects.count() == 1
+    assert not ChecklistUntick.objects.exists()
+
+
+def test_untick_rejects_tick_by_usage(client, accounts, admin_user):
+    csm, own, _ = accounts
+    workflow = ChecklistItem.objects.create(
+        stage=Stage.objects.get(slug="onboarding"),
+        name="Run the first workflow",
+        event_name="Workflow Run",
+    )
+    make_event(make_contact(own), NOW - timedelta(days=1), name="Workflow Run")
+    tick_checklists(NOW)
+    client.force_login(csm)
+
+    response = client.post(untick_url(own, workflow), {"reason": "Looks wrong"})
+
+    assert response.status_code == 400
+    assert "only ticks by hand can be taken back" in response.content.decode()
+    assert ChecklistTick.objects.get(account=own, item=workflow).source == "event"
+
+
+@pytest.mark.parametrize("role", ["other CSM", "manager"])
+def test_untick_forbidden_without_edit(
+    client, accounts, setup_item, django_user_model, role
+):
+    csm, own, _ = accounts
+    tick_item(own, setup_item, by=csm)
+    if role == "manager":
+        client.force_login(join(make_user(django_user_model), MANAGER_GROUP))
+    else:
+        client.force_login(join(make_user(django_user_model), CSM_GROUP))
+
+    response = client.post(untick_url(own, setup_item), {"reason": "Wrong"})
+
+    assert response.status_code == 403
+    assert ChecklistTick.objects.count() == 1
+
+
+def test_page_and_timeline_show_untick(client, accounts, setup_item):
+    csm, own, _ = accounts
+    client.force_login(csm)
+    client.post(tick_url(own, setup_item))
+    ticked_page = client.get(reverse("accounts:detail", args=[own.pk]))
+    client.post(untick_url(own, setup_item), {"reason": "Ticked by mistake"})
+
+    page = client.get(reverse("accounts:detail", args=[own.pk]))
+
+    assert untick_url(own, setup_item) in ticked_page.content.decode()
+    titles = {entry.title: entry.detail for entry, _ in page.context["timeline"]}
+    assert titles["Unticked Set up the account"] == (
+        f"by {csm.get_username()} · Ticked by mistake"
+    )
+    assert tick_url(own, setup_item) in page.content.decode()
