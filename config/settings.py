@@ -214,6 +214,12 @@ NUDGEPATH_HUBSPOT_PERIODIC_TASKS = {
         "task": "integrations.hubspot.tasks.retry_webhook_events",
         "seconds": 60,
     },
+    "hubspot-learning-push": {
+        "task": "integrations.hubspot.tasks.push_learning_properties",
+        "seconds": env_int(
+            "NUDGEPATH_HUBSPOT_LEARNING_PUSH_SECONDS", 15 * 60, minimum=60
+        ),
+    },
 }
 
 # A change to the customer record (a usage event, ticket, survey response or

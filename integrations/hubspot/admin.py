@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -12,6 +13,7 @@ from integrations.hubspot.crm_models import (
     FieldConflict,
     HubSpotDeal,
     HubSpotOwner,
+    TimelineEventSent,
 )
 from integrations.hubspot.models import (
     HubSpotConnection,
@@ -134,9 +136,13 @@ class HubSpotConnectionAdmin(admin.ModelAdmin):
         ),
         ("Deals", {"fields": DEAL_SETTINGS}),
         ("Tickets", {"fields": TICKET_SETTINGS}),
+        (
+            "Learning write-back",
+            {"fields": ["learning_properties", "completion_event_template_id"]},
+        ),
     ]
     inlines = [MappingInline]
-    actions = ["sync_changes", "sync_everything", "read_owners"]
+    actions = ["sync_changes", "sync_everything", "read_owners", "push_learning"]
 
     @admin.display(description="Stored access token")
     def token(self, obj: HubSpotConnection) -> str:
@@ -173,6 +179,16 @@ class HubSpotConnectionAdmin(admin.ModelAdmin):
                 f"changed; without a matching user: {unmatched}",
                 level,
             )
+
+    @admin.action(description="Push learning values and completions now")
+    def push_learning(
+        self, request: HttpRequest, queryset: QuerySet[HubSpotConnection]
+    ) -> None:
+        from integrations.hubspot.tasks import push_learning_properties
+
+        # The task pushes for every active connection that has settings.
+        transaction.on_commit(lambda: push_learning_properties.delay())
+        self.message_user(request, "Learning push queued.")
 
     def _start(
         self, request: HttpRequest, queryset: QuerySet[HubSpotConnection], kind: str
@@ -249,6 +265,8 @@ class WebhookEventAdmin(admin.ModelAdmin):
         "subscription_type",
         "object_id",
         "processed_at",
+        "attempts",
+        "next_attempt_at",
         "last_error",
     ]
     list_filter = ["subscription_type"]
@@ -356,4 +374,16 @@ class ContactMoveAdmin(admin.ModelAdmin):
     def has_change_permission(
         self, request: HttpRequest, obj: ContactMove | None = None
     ) -> bool:
+        return False
+
+
+@admin.register(TimelineEventSent)
+class TimelineEventSentAdmin(admin.ModelAdmin):
+    list_display = ["event_id", "hubspot_contact_id", "sent_at", "last_error"]
+    list_filter = ["connection"]
+    search_fields = ["event_id", "hubspot_contact_id"]
+    # Deleting a row sends its completion again at the next push.
+    readonly_fields = [field.name for field in TimelineEventSent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

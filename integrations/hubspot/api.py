@@ -24,6 +24,7 @@ from hubspot.crm.contacts.exceptions import ApiException as ContactApiException
 from hubspot.crm.deals.exceptions import ApiException as DealApiException
 from hubspot.crm.owners.exceptions import ApiException as OwnerApiException
 from hubspot.crm.tickets.exceptions import ApiException as TicketApiException
+from hubspot.crm.timeline.exceptions import ApiException as TimelineApiException
 
 from integrations.hubspot.budget import shared_budget
 from integrations.hubspot.models import HubSpotConnection
@@ -38,6 +39,7 @@ API_EXCEPTIONS = (
     AssociationApiException,
     OwnerApiException,
     TicketApiException,
+    TimelineApiException,
 )
 # Seconds to wait after a 429 without a Retry-After header: HubSpot's
 # burst limit is counted over ten seconds.

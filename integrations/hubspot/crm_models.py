@@ -210,3 +210,44 @@ class ContactMove(models.Model):
             f"contact {self.contact_id}: account {self.from_account_id} to "
             f"{self.to_account_id}"
         )
+
+
+class TimelineEventSent(models.Model):
+    """A course completion sent to HubSpot as a timeline event, or why it failed."""
+
+    connection = models.ForeignKey(
+        "integrations.HubSpotConnection",
+        on_delete=models.CASCADE,
+        related_name="timeline_events",
+    )
+    enrollment = models.ForeignKey(
+        "courses.Enrollment", on_delete=models.CASCADE, related_name="+"
+    )
+    course_version = models.PositiveIntegerField(
+        help_text="The course version completed; a recertification is a new event."
+    )
+    event_id = models.CharField(
+        max_length=100, help_text="The event's id at HubSpot, unique per template."
+    )
+    hubspot_contact_id = models.CharField(max_length=32)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(
+        blank=True,
+        help_text=(
+            "HubSpot's reason for rejecting the event; delete the row to send it again."
+        ),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Each completion of a version is sent once per connection.
+            models.UniqueConstraint(
+                fields=["connection", "enrollment", "course_version"],
+                name="hubspot_timeline_event_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"timeline event {self.event_id}"

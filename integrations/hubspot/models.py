@@ -132,6 +132,26 @@ class HubSpotConnection(models.Model):
             "without a closed_date; a ticket with a closed_date is closed."
         ),
     )
+    learning_properties = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "The learning values pushed to HubSpot and the property that takes "
+            'each, per object: {"contact": {"courses_completed": '
+            '"nudgepath_courses_completed"}, "company": {...}}. Values: '
+            "courses_completed, last_completion_date, current_learning_path, "
+            "certification_status, learning_stage. Empty pushes none."
+        ),
+    )
+    completion_event_template_id = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text=(
+            "The id of the HubSpot timeline event template that course "
+            "completions are sent as, with the tokens course, course_version, "
+            "completed_at and score; blank sends none."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -140,6 +160,24 @@ class HubSpotConnection(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from integrations.hubspot.learning import learning_property_errors
+
+        errors = learning_property_errors(self.learning_properties)
+        if errors:
+            raise ValidationError({"learning_properties": errors})
+        if self.completion_event_template_id and not (
+            self.completion_event_template_id.isdigit()
+        ):
+            raise ValidationError(
+                {
+                    "completion_event_template_id": "An event template id is a "
+                    "number, as HubSpot shows it on the template's page."
+                }
+            )
 
 
 class ValueType(models.TextChoices):
@@ -359,6 +397,14 @@ class HubSpotLink(models.Model):
         help_text=(
             "HubSpot's value of each mapped field at the last sync, by field "
             "name, which tells which side changed a field since."
+        ),
+    )
+    pushed_learning = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "The learning values that HubSpot accepted for this record, by "
+            "property name; a value equal to its entry is not sent again."
         ),
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -41,6 +41,7 @@ from integrations.hubspot.deals import (
     read_deal_companies,
 )
 from integrations.hubspot.models import (
+    PLURALS,
     HubSpotConnection,
     ObjectType,
     PropertyMapping,
@@ -187,7 +188,10 @@ def execute_run(run: SyncRun) -> SyncRun:
     """Page through the run's records from its cursor; record how it ended."""
     started = timezone.now()
     logger.info(
-        "HubSpot %s sync run %s of %ss started", run.kind, run.pk, run.object_type
+        "HubSpot %s sync run %s of %s started",
+        run.kind,
+        run.pk,
+        PLURALS.get(run.object_type, run.object_type),
     )
     try:
         _page_through(run)
@@ -257,7 +261,7 @@ def _page_through(run: SyncRun) -> None:
         page = call(
             connection,
             partial(search, public_object_search_request=request),
-            description=f"search {run.object_type}s",
+            description=f"search {PLURALS[run.object_type]}",
             search=True,
         )
         results = page.results or []
@@ -296,8 +300,9 @@ def _next_window(run: SyncRun, cursor: dict[str, Any]) -> dict[str, Any]:
     if last is None or last == cursor.get("since"):
         raise SyncStuck(
             f"more than {settings.NUDGEPATH_HUBSPOT_SEARCH_RESULT_LIMIT} HubSpot "
-            f"{run.object_type}s have the last-modified date {last}, more than one "
-            "search can return; sync them in smaller groups or raise the limit"
+            f"{PLURALS[run.object_type]} have the last-modified date {last}, "
+            "more than one search can return; sync them in smaller groups or "
+            "raise the limit"
         )
     logger.info("HubSpot sync run %s starts a new search window at %s", run.pk, last)
     return {"since": last, "max_modified": last}

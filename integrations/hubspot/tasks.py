@@ -3,6 +3,8 @@
 import logging
 
 from celery import shared_task
+from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerError
 
 from integrations.hubspot.models import HubSpotConnection
 from integrations.hubspot.sync import claim_run, execute_run
@@ -92,3 +94,49 @@ def push_crm_write_backs() -> None:
         counts.pushed,
         counts.failed,
     )
+
+
+@shared_task
+def push_learning_properties(account_ids: list[int] | None = None) -> None:
+    """Push learning values and completion events to each active connection.
+
+    account_ids limits the push to those accounts and their contacts; beat
+    calls it without, which pushes every linked record that changed.
+    """
+    from integrations.hubspot.learning_push import push_learning
+
+    connections = HubSpotConnection.objects.filter(is_active=True)
+    for connection in connections:
+        if not (
+            connection.learning_properties or connection.completion_event_template_id
+        ):
+            continue
+        push_learning(connection, account_ids)
+
+
+def queue_learning_push(
+    sender: object, account_id: int, source: str, **kwargs: object
+) -> None:
+    """Queue a learning push of the account after commit; a data_changed receiver."""
+    if source == "learning":
+        transaction.on_commit(lambda: _queue_push(account_id))
+
+
+def _queue_push(account_id: int) -> None:
+    # Checked after the commit, so the transaction that changed the
+    # learning records runs no extra query.
+    if not (
+        HubSpotConnection.objects.filter(is_active=True)
+        .exclude(learning_properties={}, completion_event_template_id="")
+        .exists()
+    ):
+        return
+    try:
+        push_learning_properties.delay([account_id])
+    except BrokerError as error:
+        # The change is committed; the periodic push sends it later.
+        logger.warning(
+            "Could not queue the HubSpot learning push of account %s: %s",
+            account_id,
+            error,
+        )

@@ -19,6 +19,7 @@ from integrations.hubspot.api import build_client, call
 from integrations.hubspot.associations import read_associations
 from integrations.hubspot.deals import apply_deal, deal_properties, remove_deal
 from integrations.hubspot.models import (
+    PLURALS,
     HubSpotConnection,
     ObjectType,
     PropertyMapping,
@@ -142,4 +143,4 @@ def _mappings(connection: HubSpotConnection, object_type: str) -> list[PropertyM
 
 
 def _plural(object_type: str) -> str:
-    return {"company": "companies"}.get(object_type, f"{object_type}s")
+    return PLURALS[object_type]

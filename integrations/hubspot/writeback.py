@@ -98,10 +98,10 @@ def _push_group(
             )
             return
         raise
-    failed_ids = _failed_ids(response)
+    failed = failed_ids(response)
     for hubspot_id, group in by_record.items():
-        if hubspot_id in failed_ids:
-            _fail(group, failed_ids[hubspot_id], counts)
+        if hubspot_id in failed:
+            _fail(group, failed[hubspot_id], counts)
         else:
             _mark_pushed(group, counts)
 
@@ -180,7 +180,7 @@ def hubspot_value(value: Any) -> str:
     return str(value)
 
 
-def _failed_ids(response: Any) -> dict[str, str]:
+def failed_ids(response: Any) -> dict[str, str]:
     """Return the error message of each id that a 207 response lists."""
     failed: dict[str, str] = {}
     for error in getattr(response, "errors", None) or []:

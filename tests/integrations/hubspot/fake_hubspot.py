@@ -4,9 +4,11 @@ It serves the endpoints the sync calls, with the shapes of HubSpot's
 public documentation: search (filterGroups, sorts, after paging, the cap
 on results of one query), batch read (200, or 207 with errors for ids
 not found), batch update (200, 207 with an error per failed id, or 400
-when all fail), Bearer authentication, rate-limit headers, and errors put in
-a queue by a test (429 with Retry-After, 500). Every property value is
-stored and sent as a string, as HubSpot does.
+when all fail), timeline events (POST /integrators/timeline/v3/events,
+also known as /crm/v3/timeline/events), Bearer authentication,
+rate-limit headers, and errors put in a queue by a test (429 with
+Retry-After, 500). Every property value is stored and sent as a string,
+as HubSpot does.
 """
 
 import json
@@ -102,6 +104,10 @@ class FakeHubSpot:
         # Owners as GET /crm/v3/owners/ returns them, archived ones included.
         self.owners: list[dict[str, Any]] = []
         self.injected: list[Injected] = []
+        # Timeline event templates by id, each with its token names, and the
+        # events created, by event id.
+        self.timeline_templates: dict[str, set[str]] = {}
+        self.timeline_events: dict[str, dict[str, Any]] = {}
         # With hold_from set, search requests from that number on (counted
         # from 1) wait until release is set, as a stalled request would.
         self.hold_from: int | None = None
@@ -281,6 +287,13 @@ class FakeHubSpot:
                 del self.injected[index]
                 return injected.status, injected.body, injected.headers
         parts = path.split("?")[0].strip("/").split("/")
+        # The official client calls the first path; HubSpot's older docs
+        # name the second.
+        if parts in (
+            ["integrators", "timeline", "v3", "events"],
+            ["crm", "v3", "timeline", "events"],
+        ):
+            return self.create_timeline_event(body)
         # crm / v4 / associations / {from} / {to} / batch / read
         if parts[:3] == ["crm", "v4", "associations"] and parts[5:] == [
             "batch",
@@ -460,6 +473,43 @@ class FakeHubSpot:
         if not errors:
             return 200, payload, {}
         return 207, {**payload, "numErrors": len(errors), "errors": errors}, {}
+
+    def create_timeline_event(
+        self, body: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """Create one event of a template on a contact, as HubSpot's v3 API does.
+
+        An unknown template, an unknown contact or a token the template does
+        not define gets 400; an event id used before for the template 409.
+        """
+        template = self.timeline_templates.get(str(body.get("eventTemplateId")))
+        if template is None:
+            return 400, self._failure("VALIDATION_ERROR", "Unknown event template"), {}
+        contact = self.objects["contacts"].get(str(body.get("objectId")))
+        if contact is None:
+            return 400, self._failure("OBJECT_NOT_FOUND", "Unknown objectId"), {}
+        tokens = body.get("tokens") or {}
+        unknown = sorted(set(tokens) - template)
+        if unknown:
+            message = f"Tokens {unknown} are not defined on the template"
+            return 400, self._failure("VALIDATION_ERROR", message), {}
+        event_id = str(body.get("id") or f"event-{len(self.timeline_events) + 1}")
+        if event_id in self.timeline_events:
+            return 409, self._failure("CONFLICT", f"Event {event_id} exists"), {}
+        event = {
+            "id": event_id,
+            "eventTemplateId": str(body["eventTemplateId"]),
+            "objectId": str(body["objectId"]),
+            "objectType": "contacts",
+            "tokens": {name: str(value) for name, value in tokens.items()},
+            "timestamp": body.get("timestamp") or iso(datetime.now(UTC)),
+            "createdAt": iso(datetime.now(UTC)),
+        }
+        self.timeline_events[event_id] = event
+        return 200, event, {}
+
+    def _failure(self, category: str, message: str) -> dict[str, Any]:
+        return {"status": "error", "category": category, "message": message}
 
     def _error(self, category: str, message: str, object_id: str) -> dict[str, Any]:
         return {

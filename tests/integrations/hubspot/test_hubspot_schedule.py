@@ -33,16 +33,19 @@ schedule_migration = importlib.import_module(
 retry_migration = importlib.import_module(
     "integrations.migrations.0010_hubspot_webhook_retries"
 )
+learning_migration = importlib.import_module(
+    "integrations.migrations.0013_hubspot_learning_push"
+)
 
 
 def test_beat_schedule_has_the_hubspot_tasks():
     # A committing test elsewhere may have flushed the table that the
     # migration filled; creating the missing entries again is what it does.
-    for migration in (schedule_migration, retry_migration):
+    for migration in (schedule_migration, retry_migration, learning_migration):
         migration.create_schedule(apps, schema_editor=None)
         migration.create_schedule(apps, schema_editor=None)
 
-    assert PeriodicTask.objects.filter(name__startswith="hubspot-").count() == 4
+    assert PeriodicTask.objects.filter(name__startswith="hubspot-").count() == 5
     tasks = dict(
         PeriodicTask.objects.filter(name__startswith="hubspot-").values_list(
             "name", "task"
@@ -56,6 +59,7 @@ def test_beat_schedule_has_the_hubspot_tasks():
         "hubspot-retry-webhook-events": (
             "integrations.hubspot.tasks.retry_webhook_events"
         ),
+        "hubspot-learning-push": "integrations.hubspot.tasks.push_learning_properties",
     }
     assert PeriodicTask.objects.get(name="hubspot-sync").interval.every == 15 * 60
 
