@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from customers.models import Account
+from integrations.csv_import import admin_views
 from integrations.csv_import.admin_views import SESSION_KEY
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +161,12 @@ def test_only_csv_files_accepted(admin_client):
     response = admin_client.post(reverse("csv_import:upload"), data)
 
     assert b"is not a .csv file" in response.content
+
+
+def test_file_over_the_size_limit_rejected(admin_client, monkeypatch):
+    monkeypatch.setattr(admin_views, "MAX_FILE_BYTES", len(GOOD) - 1)
+
+    response = upload(admin_client)
+
+    assert b"accounts.csv is larger than" in response.content
+    assert Account.objects.count() == 0
