@@ -23,6 +23,7 @@ BENCHMARKS = {
     "csv_import": "bench.csv_import",
     "dashboard": "bench.dashboard",
     "portal": "bench.portal",
+    "search": "bench.portal_search",
 }
 
 

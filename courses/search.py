@@ -26,6 +26,7 @@ from django.contrib.postgres.search import (
 )
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.db.models.expressions import CombinedExpression
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -119,45 +120,62 @@ def matching_courses(course_ids: set[int], query: str) -> QuerySet[Course]:
             Q(title__icontains=query) | Q(summary__icontains=query)
         ).order_by("title")[:MAX_COURSE_RESULTS]
     search = _search_query(query)
-    vector = SearchVector("title", weight="A", config=SEARCH_CONFIG) + SearchVector(
-        "summary", weight="B", config=SEARCH_CONFIG
-    )
-    return (
-        courses.annotate(
-            document=vector,
-            rank=SearchRank(vector, search),
-            headline=_headline("summary", search),
-        )
+    vector = _weighted("summary")
+    best = (
+        courses.annotate(document=vector, rank=SearchRank(vector, search))
         .filter(document=search)
-        .order_by("-rank", "title")[:MAX_COURSE_RESULTS]
+        .order_by("-rank", "title")
+        .values("pk")[:MAX_COURSE_RESULTS]
+    )
+    return _with_headlines(
+        Course.objects.filter(pk__in=best), vector, search, "summary"
     )
 
 
 def matching_lessons(course_ids: set[int], query: str) -> QuerySet[Lesson]:
-    lessons = Lesson.objects.filter(module__course_id__in=course_ids).select_related(
-        "module__course"
-    )
+    lessons = Lesson.objects.filter(module__course_id__in=course_ids)
     if not _uses_full_text():
-        return lessons.filter(
-            Q(title__icontains=query) | Q(body__icontains=query)
-        ).order_by("module__course__title", "module__order", "order", "pk")[
-            :MAX_LESSON_RESULTS
-        ]
-    search = _search_query(query)
-    document = lesson_document()
-    # The rank weighs titles above text.
-    weighted = SearchVector("title", weight="A", config=SEARCH_CONFIG) + SearchVector(
-        "body", weight="B", config=SEARCH_CONFIG
-    )
-    return (
-        lessons.annotate(
-            document=document,
-            rank=SearchRank(weighted, search),
-            headline=_headline("body", search),
+        return (
+            lessons.filter(Q(title__icontains=query) | Q(body__icontains=query))
+            .select_related("module__course")
+            .order_by("module__course__title", "module__order", "order", "pk")[
+                :MAX_LESSON_RESULTS
+            ]
         )
+    search = _search_query(query)
+    weighted = _weighted("body")
+    best = (
+        lessons.annotate(document=lesson_document(), rank=SearchRank(weighted, search))
         .filter(document=search)
-        .order_by("-rank", "pk")[:MAX_LESSON_RESULTS]
+        .order_by("-rank", "pk")
+        .values("pk")[:MAX_LESSON_RESULTS]
     )
+    found = Lesson.objects.filter(pk__in=best).select_related("module__course")
+    return _with_headlines(found, weighted, search, "body")
+
+
+def _weighted(text_field: str) -> CombinedExpression:
+    """Return the ranking vector: the title weighs more than the text."""
+    return SearchVector("title", weight="A", config=SEARCH_CONFIG) + SearchVector(
+        text_field, weight="B", config=SEARCH_CONFIG
+    )
+
+
+def _with_headlines(
+    rows: QuerySet[Any],
+    vector: CombinedExpression,
+    search: SearchQuery,
+    text_field: str,
+) -> QuerySet[Any]:
+    """Rank the best rows again and add their snippets, best first.
+
+    The best rows come from a subquery limited to the results shown, so
+    ts_headline, which is far slower than the match, runs on those rows
+    only and not on every match.
+    """
+    return rows.annotate(
+        rank=SearchRank(vector, search), headline=_headline(text_field, search)
+    ).order_by("-rank", "pk")
 
 
 def lesson_document() -> SearchVector:

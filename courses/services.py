@@ -400,10 +400,14 @@ class Progress:
     next_lesson_id: int | None
 
 
-def enrollment_progress(enrollments: Iterable[Enrollment]) -> dict[int, Progress]:
+def enrollment_progress(
+    enrollments: Iterable[Enrollment], *, find_next_lesson: bool = True
+) -> dict[int, Progress]:
     """Compute progress for many enrollments, keyed by enrollment id.
 
-    Three aggregate queries, however many enrollments are passed.
+    Three aggregate queries, however many enrollments are passed. Without
+    find_next_lesson, next_lesson_id is None and the third query, which
+    probes every lesson of each course, is skipped.
     """
     enrollment_list = list(enrollments)
     if not enrollment_list:
@@ -432,26 +436,7 @@ def enrollment_progress(enrollments: Iterable[Enrollment]) -> dict[int, Progress
         .values_list("enrollment_id", "done")
     )
 
-    first_incomplete = Lesson.objects.filter(
-        module__course_id=OuterRef("course_id")
-    ).exclude(
-        Exists(
-            LessonProgress.objects.filter(
-                enrollment_id=OuterRef(OuterRef("pk")),
-                lesson_id=OuterRef("pk"),
-                completed_at__isnull=False,
-            )
-        )
-    )
-    next_lessons = dict(
-        Enrollment.objects.filter(pk__in=enrollment_ids)
-        .annotate(
-            next_lesson_id=Subquery(
-                first_incomplete.order_by(*LESSON_ORDER).values("id")[:1]
-            )
-        )
-        .values_list("pk", "next_lesson_id")
-    )
+    next_lessons = _next_lessons(enrollment_ids) if find_next_lesson else {}
 
     progress = {}
     for enrollment in enrollment_list:
@@ -464,6 +449,30 @@ def enrollment_progress(enrollments: Iterable[Enrollment]) -> dict[int, Progress
             next_lesson_id=next_lessons.get(enrollment.pk),
         )
     return progress
+
+
+def _next_lessons(enrollment_ids: list[int]) -> dict[int, int | None]:
+    """Return the first lesson not completed of each enrollment, in one query."""
+    first_incomplete = Lesson.objects.filter(
+        module__course_id=OuterRef("course_id")
+    ).exclude(
+        Exists(
+            LessonProgress.objects.filter(
+                enrollment_id=OuterRef(OuterRef("pk")),
+                lesson_id=OuterRef("pk"),
+                completed_at__isnull=False,
+            )
+        )
+    )
+    return dict(
+        Enrollment.objects.filter(pk__in=enrollment_ids)
+        .annotate(
+            next_lesson_id=Subquery(
+                first_incomplete.order_by(*LESSON_ORDER).values("id")[:1]
+            )
+        )
+        .values_list("pk", "next_lesson_id")
+    )
 
 
 def lesson_of_course(enrollment: Enrollment, lesson: Lesson) -> Lesson:

@@ -63,8 +63,8 @@ def check_champion(contact: Contact) -> None:
 def team_overview(champion: Contact) -> list[TeamMember]:
     """Return every contact of the champion's account with their courses, by name.
 
-    Six queries however many contacts and enrollments: the contacts, the
-    enrollments, three for the progress figures and one for certificates.
+    Five queries however many contacts and enrollments: the contacts, the
+    enrollments, two for the progress figures and one for certificates.
     """
     check_champion(champion)
     contacts = list(_team(champion))
@@ -121,7 +121,8 @@ def _members(contacts: list[Contact]) -> list[TeamMember]:
         .select_related("course")
         .order_by("course__title", "pk")
     )
-    progress = enrollment_progress(enrollments)
+    # The team pages show no Resume link, so they skip the next-lesson query.
+    progress = enrollment_progress(enrollments, find_next_lesson=False)
     certificates: dict[int, Certificate] = {}
     for certificate in Certificate.objects.filter(
         enrollment__in=enrollments, revoked_at__isnull=True
