@@ -65,6 +65,8 @@ class TargetRun:
     # Values of unique fields other than the key, with the key that has them.
     unique_values: dict[str, dict[Any, str]] = field(default_factory=dict)
     pending: list[PendingRow] = field(default_factory=list)
+    # Keys of this model's rejected rows, shared by the targets that write it.
+    rejected: set[str] = field(default_factory=set)
 
 
 def run_import(
@@ -99,7 +101,8 @@ def run_import(
                 spec.target.name, [path.name for path in files[spec.index]]
             )
             report.targets.append(target_report)
-            run = TargetRun(spec, target_report)
+            rejected = rejected_keys.setdefault(spec.target.model, set())
+            run = TargetRun(spec, target_report, rejected=rejected)
             _import_target(run, files[spec.index], report, rejected_keys)
         report.committed = not dry_run and (
             on_error == "skip" or report.rejected_total == 0
@@ -136,11 +139,10 @@ def _import_target(
     report: CsvImportReport,
     rejected_keys: dict[type[models.Model], set[str]],
 ) -> None:
-    rejected = rejected_keys.setdefault(run.spec.target.model, set())
     for path in paths:
         for source in read_rows(path):
             run.report.rows_read += 1
-            _take_row(run, path.name, source, report, rejected)
+            _take_row(run, path.name, source, report)
             if len(run.pending) >= BATCH_SIZE:
                 _write_batch(run, report, rejected_keys)
     if run.pending:
@@ -152,7 +154,6 @@ def _take_row(
     file: str,
     source: SourceRow,
     report: CsvImportReport,
-    rejected: set[str],
 ) -> None:
     """Convert one CSV row into pending rows, or reject it."""
     spec = run.spec
@@ -169,7 +170,7 @@ def _take_row(
             for variables in _repeats(spec, source.values)
         ]
     except CellError as error:
-        _reject_cell(run, file, source, error, report, rejected)
+        _reject_cell(run, file, source, error, report)
         return
 
     keys = [row.key for row in rows]
@@ -200,10 +201,16 @@ def _duplicate_key(run: TargetRun, keys: list[str]) -> tuple[str, str] | None:
             )
         seen.add(key)
         first = run.first_lines.get(key)
+        if first is not None and key in run.rejected:
+            return key, (
+                f"{key_name} {key} appears twice; {first} has the same key and was "
+                "rejected, so this row is rejected too; fix the first row and "
+                "remove this one"
+            )
         if first is not None:
             return key, (
-                f"{key_name} {key} appears twice; {first} has the same key and is "
-                "the one imported, so remove or correct this row"
+                f"{key_name} {key} appears twice; {first} has the same key and "
+                "comes first, so this row is not imported; remove or correct it"
             )
     return None
 
@@ -214,7 +221,6 @@ def _reject_cell(
     source: SourceRow,
     error: CellError,
     report: CsvImportReport,
-    rejected: set[str],
 ) -> None:
     report.reject(
         run.report,
@@ -224,7 +230,7 @@ def _reject_cell(
     # names the rejection instead of a plain "not found".
     assert source.values is not None
     with contextlib.suppress(CellError, KeyError):
-        rejected.add(str(convert(run.spec.key_field, source.values, {})))
+        run.rejected.add(str(convert(run.spec.key_field, source.values, {})))
 
 
 def _repeats(spec: TargetSpec, values: dict[str, str]) -> Iterator[dict[str, Any]]:
@@ -369,6 +375,7 @@ def _reject_row(
     report: CsvImportReport,
 ) -> None:
     report.reject(run.report, Rejection(row.file, row.line, column, value, reason))
+    run.rejected.add(row.key)
 
 
 def _check_rows(

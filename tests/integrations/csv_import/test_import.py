@@ -16,7 +16,7 @@ from customers.models import (
     SurveyResponse,
     UsageEvent,
 )
-from integrations.csv_import import CsvImportError, load_mapping, run_import
+from integrations.csv_import import CsvImportError, importer, load_mapping, run_import
 from tests.factories import make_account, make_contact
 from tests.integrations.csv_import.helpers import write_csv
 
@@ -289,7 +289,9 @@ def test_rows_of_a_rejected_parent_say_why(folder):
     assert reasons[("contacts.csv", 3)].startswith(
         "account A-2 was rejected earlier in this import"
     )
-    assert "no contact has external_id C-2" in reasons[("usage_2024.csv", 3)]
+    assert reasons[("usage_2024.csv", 3)].startswith(
+        "contact C-2 was rejected earlier in this import"
+    )
     assert Account.objects.filter(external_id="A-2").count() == 0
 
 
@@ -570,3 +572,42 @@ added_at = { value = "2024-01-01T00:00:00+00:00", type = "datetime" }
     contact = Contact.objects.get(email="ada@acme.example")
     assert contact.external_id == "mail-ada@acme.example"
     assert contact.first_name == "Ada"
+
+
+def test_duplicate_of_a_rejected_row_says_so(folder):
+    write_csv(
+        folder,
+        "contacts.csv",
+        [
+            *CONTACTS,
+            "C-3,A-9,c3@x.example,Cy,,2024-03-01 12:30",
+            "C-3,A-1,c3@x.example,Cy,,2024-03-01 12:30",
+        ],
+    )
+
+    report = import_folder(folder, on_error="skip")
+
+    reasons = {item.line: item.reason for item in report.rejections}
+    assert "no account has external_id A-9" in reasons[4]
+    # Both rows were in one batch, so the second was checked before the first
+    # was rejected.
+    assert "contacts.csv:4 has the same key and comes first" in reasons[5]
+    assert not Contact.objects.filter(external_id="C-3").exists()
+
+
+def test_duplicate_in_a_later_batch_names_the_rejection(folder, monkeypatch):
+    monkeypatch.setattr(importer, "BATCH_SIZE", 1)
+    write_csv(
+        folder,
+        "contacts.csv",
+        [
+            *CONTACTS,
+            "C-3,A-9,c3@x.example,Cy,,2024-03-01 12:30",
+            "C-3,A-1,c3@x.example,Cy,,2024-03-01 12:30",
+        ],
+    )
+
+    report = import_folder(folder, on_error="skip")
+
+    reasons = {item.line: item.reason for item in report.rejections}
+    assert "contacts.csv:4 has the same key and was rejected" in reasons[5]
