@@ -24,7 +24,12 @@ from django.db import DatabaseError, models, transaction
 from integrations.bulk import BATCH_SIZE, upsert
 from integrations.csv_import.errors import CellError, CsvImportError
 from integrations.csv_import.fields import OMIT, FieldSpec
-from integrations.csv_import.mapping import MAX_REPEAT, Mapping, TargetSpec
+from integrations.csv_import.mapping import (
+    MAX_REPEAT,
+    ON_ERROR_CHOICES,
+    Mapping,
+    TargetSpec,
+)
 from integrations.csv_import.reader import (
     SourceRow,
     find_files,
@@ -84,6 +89,11 @@ def run_import(
     """
     started = time.monotonic()
     on_error = on_error or mapping.on_error
+    if on_error not in ON_ERROR_CHOICES:
+        raise CsvImportError(
+            f"on_error {on_error!r} is invalid; use "
+            + " or ".join(repr(choice) for choice in ON_ERROR_CHOICES)
+        )
     report = CsvImportReport(mapping.name, dry_run, on_error)
     files = _check_files(mapping, Path(data_dir))
     logger.info(

@@ -611,3 +611,9 @@ def test_duplicate_in_a_later_batch_names_the_rejection(folder, monkeypatch):
 
     reasons = {item.line: item.reason for item in report.rejections}
     assert "contacts.csv:4 has the same key and was rejected" in reasons[5]
+
+
+def test_unknown_on_error_rejected(folder):
+    with pytest.raises(CsvImportError, match="on_error 'ignore' is invalid"):
+        import_folder(folder, on_error="ignore")
+    assert stored_counts() == (0, 0, 0, 0, 0)
