@@ -31,6 +31,7 @@ from courses.preview import (
 )
 from courses.versions import VersionError, publish_version, version_state
 from customers.models import Contact
+from customers.roles import may_see_account
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ def _preview_target(
     """Return the course, the learner to show it to, and the ?contact= query string.
 
     Raises 403 without the view permission, and 404 for an unknown course or
-    contact id. An id that is not a number is a 404 too, naming the value.
+    contact id and for a contact of an account the user may not see. An id
+    that is not a number is a 404 too, naming the value.
     """
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
@@ -168,7 +170,9 @@ def _preview_target(
         contact = (
             Contact.objects.select_related("account").filter(pk=raw_contact).first()
         )
-        if contact is None:
+        # A CSM previews only contacts of accounts they may see, as on the
+        # account pages, so the preview shows no other CSM's customers.
+        if contact is None or not may_see_account(request.user, contact.account):
             raise Http404(f"No contact with id {raw_contact}.")
     query = f"?contact={contact.pk}" if contact else ""
     return course, preview_learner(course, contact), query

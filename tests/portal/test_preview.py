@@ -23,6 +23,11 @@ pytestmark = pytest.mark.django_db
 WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
+def owned_by(contact, user):
+    contact.account.owner = user
+    contact.account.save(update_fields=["owner"])
+
+
 def preview_url(course, lesson=None, contact=None):
     url = f"/admin/courses/course/preview/{course.slug}/"
     if lesson is not None:
@@ -74,6 +79,7 @@ def test_preview_as_contact_reads_progress():
     complete_lesson(enrollment, lessons[0], at=NOW)
     views_before = list(LessonProgress.objects.values_list("pk", "views"))
     client, user = staff_client("view_course")
+    owned_by(contact, user)
 
     response, writes = writes_during(
         lambda: client.get(preview_url(course, lessons[1], contact))
@@ -139,7 +145,8 @@ def test_preview_unknown_ids_are_404():
 def test_preview_as_contact_says_access():
     course, _lessons = make_course(1)
     contact = make_contact(first_name="Linus")
-    client, _user = staff_client("view_course")
+    client, user = staff_client("view_course")
+    owned_by(contact, user)
 
     page = client.get(preview_url(course, contact=contact)).content.decode()
 
@@ -160,3 +167,15 @@ def test_live_session_preview_shows_time():
     # Without a contact the time is in the site's zone, UTC in the tests.
     assert 'datetime="2024-06-15T12:00:00+00:00"' in page
     assert "(UTC time)" in page
+
+
+def test_preview_of_other_csm_contact_is_404():
+    course, _lessons = make_course(1)
+    contact = make_contact(first_name="Ines")
+    enroll_contact(contact, course)
+    client, _user = staff_client("view_course")
+
+    response = client.get(preview_url(course, contact=contact))
+
+    assert response.status_code == 404
+    assert "Ines" not in response.content.decode()
