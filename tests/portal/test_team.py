@@ -156,3 +156,25 @@ def test_team_query_count_is_constant(team):
     assert response.status_code == 200
     assert response.content.decode().count("2 of 2 required lessons") == 10
     assert len(small) == len(large)
+
+
+def test_member_page_query_count_is_constant(team):
+    champion, teammate, _outsider = team
+    client = sign_in(Client(), champion)
+    url = f"/learn/team/{teammate.pk}/"
+
+    def enroll_in_courses(count):
+        for _ in range(count):
+            course, lessons = make_course(1)
+            enrollment = enroll_contact(teammate, course)
+            complete_lesson(enrollment, lessons[0], at=NOW)
+
+    enroll_in_courses(1)
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(url).status_code == 200
+    enroll_in_courses(6)
+    with CaptureQueriesContext(connection) as large:
+        response = client.get(url)
+
+    assert "7 of 7 courses completed" in response.content.decode()
+    assert len(small) == len(large)
