@@ -12,6 +12,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.env import FALSE_WORDS, TRUE_WORDS
+
 # The providers of django-anymail 15, by the module name of their backend.
 PROVIDERS = frozenset(
     {
@@ -36,8 +38,6 @@ SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 FLAG_SETTINGS = frozenset(
     {"IGNORE_RECIPIENT_STATUS", "IGNORE_UNSUPPORTED_FEATURES", "DEBUG_API_REQUESTS"}
 )
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
 def email_backend(environ: Mapping[str, str], default: str) -> str:
