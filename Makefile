@@ -10,6 +10,9 @@ DATA ?=
 # The suite runs against PostgreSQL and Redis on this machine.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/nudgepath
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+# The suite runs in this many processes (pytest-xdist), one per core. Each
+# process gets its own test database and Redis database: 15, then 14, ...
+PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test lint bench clean
 
@@ -31,7 +34,7 @@ demo: install
 
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
-		$(BIN)/pytest $(PYTEST_ARGS)
+		$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

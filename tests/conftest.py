@@ -3,10 +3,13 @@
 import importlib
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.db import connection
+from pytest_django.plugin import blocking_manager_key
 
 from config.celery import app as celery_app
 
@@ -17,6 +20,41 @@ DATA_DIR = Path(
         "NUDGEPATH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"
     )
 )
+
+
+def _worker_broker_url(url: str, worker: str) -> str:
+    """Give each parallel test process a Redis database of its own.
+
+    Worker tests start Celery workers that take any task on the broker. Two
+    test processes sharing one Redis database would run each other's tasks
+    against the wrong test database. Process gwN uses the configured
+    database number minus N, so a run with -n 2 on db 15 uses 15 and 14.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return url
+    index = int(worker.removeprefix("gw"))
+    number = int(parts.path.strip("/") or 0) - index
+    if number < 0:
+        raise pytest.UsageError(
+            f"test process {worker} would use Redis database {number} of {url}; "
+            f"set TEST_BROKER_URL to database {index} or higher, or run fewer "
+            "processes with PYTEST_WORKERS"
+        )
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    # Django's settings are loaded before this file, so the broker URL is
+    # changed where it is read: the settings, Celery's configuration, and the
+    # environment that subprocesses such as Celery workers inherit.
+    broker_url = _worker_broker_url(settings.CELERY_BROKER_URL, worker)
+    settings.CELERY_BROKER_URL = broker_url
+    settings.NUDGEPATH_HUBSPOT_REDIS_URL = _worker_broker_url(
+        settings.NUDGEPATH_HUBSPOT_REDIS_URL, worker
+    )
+    celery_app.conf.update(broker_url=broker_url)
+    os.environ["CELERY_BROKER_URL"] = broker_url
 
 
 @pytest.fixture
@@ -60,19 +98,37 @@ def django_db_setup(django_db_setup, django_db_blocker):
             schedule.create_schedule(apps, schema_editor=None)
 
 
-@pytest.fixture(scope="module")
-def keep_seeded_rows(django_db_setup, django_db_blocker):
-    """Put back the rows that data migrations seed, after a module's committing tests.
+def _commits(item: pytest.Item) -> bool:
+    """Whether the test commits, by the rules pytest-django applies."""
+    marker = item.get_closest_marker("django_db")
+    if marker is not None:
+        positional = marker.args[0] if marker.args else False
+        if marker.kwargs.get("transaction", positional):
+            return True
+        if marker.kwargs.get("reset_sequences"):
+            return True
+    names = set(getattr(item, "fixturenames", ()))
+    committing = {"transactional_db", "live_server", "django_db_reset_sequences"}
+    return bool(names & committing)
 
-    A committing test ends with a flush of every table, and serialized_rollback
-    restores the rows only when the next such test starts, so a run that ends
-    with the module would leave a reused database without them. The rows come
-    from the snapshot Django took when it created the database: a snapshot
-    taken later could hold content types with other ids, which would clash
-    with the ones serialized_rollback restores.
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """Put back the rows that data migrations seed, after a committing test.
+
+    A committing test ends with a flush of every table, seeded stages and
+    periodic tasks too. serialized_rollback restores them only when the next
+    such test starts, so a test that runs in a rolled-back transaction after
+    it, or the next run with --reuse-db, would find none. Which test comes
+    next depends on how the run is split between processes, so every
+    committing test restores them. The rows come from the snapshot Django
+    took when it created the database: a snapshot taken later could hold
+    content types with other ids, which would clash with the ones
+    serialized_rollback restores.
     """
-    yield
+    result = yield
     snapshot = getattr(connection, "_test_serialized_contents", None)
-    if snapshot:
-        with django_db_blocker.unblock():
+    if snapshot and _commits(item):
+        with item.config.stash[blocking_manager_key].unblock():
             connection.creation.deserialize_db_from_string(snapshot)
+    return result

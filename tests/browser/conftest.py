@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.test import override_settings
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from pytest_django.live_server_helper import LiveServer
-from pytest_django.plugin import DjangoDbBlocker
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -31,25 +30,6 @@ CHROMIUM_ARGS = [
 # Playwright waits 30 s by default. A page of the live server loads in well
 # under a second, so a missing element fails sooner with this limit.
 TIMEOUT_MS = 10_000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def restore_seeded_rows(
-    django_db_setup: None, django_db_blocker: DjangoDbBlocker
-) -> Iterator[None]:
-    """After the module's last test, put back the rows that data migrations seed.
-
-    Each test here ends with a flush of every table, and serialized_rollback
-    restores the rows only when the next such test starts. A run that ends
-    with this module would otherwise leave the reused test database without
-    the seeded lifecycle stages, and the next run with --reuse-db would start
-    from that. The snapshot is the one Django took when it set up the database.
-    """
-    yield
-    snapshot = getattr(connection, "_test_serialized_contents", None)
-    if snapshot:
-        with django_db_blocker.unblock():
-            connection.creation.deserialize_db_from_string(snapshot)
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ PASSWORD = "dashboard-password"
 browser = browser_conftest.browser
 new_page = browser_conftest.new_page
 site_url = browser_conftest.site_url
-restore_seeded_rows = browser_conftest.restore_seeded_rows
 
 
 def test_dashboard_draws_charts_locally(new_page, site_url):

@@ -16,7 +16,6 @@ from tests.triggers.test_worker import (
 
 
 @pytest.mark.worker
-@pytest.mark.usefixtures("keep_seeded_rows")
 # The worker reads committed rows, so this test commits.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_worker_sends_report_once(tmp_path):

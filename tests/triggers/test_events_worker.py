@@ -31,7 +31,6 @@ COALESCE_SECONDS = 1
 @pytest.fixture(scope="module")
 def event_worker(request, tmp_path_factory):
     """One worker for the module, since starting one takes seconds."""
-    request.getfixturevalue("keep_seeded_rows")
     if not celery_app.conf.broker_url.startswith("redis://"):
         pytest.skip("set CELERY_BROKER_URL to a Redis URL to run the worker tests")
     clear_broker()

@@ -211,7 +211,7 @@ def start_workers(tmp_path, started, names, **environment):
 
 
 @pytest.fixture
-def live_broker(keep_seeded_rows):
+def live_broker():
     if not celery_app.conf.broker_url.startswith("redis://"):
         pytest.skip("set CELERY_BROKER_URL to a Redis URL to run the worker tests")
     if connection.vendor != "postgresql":

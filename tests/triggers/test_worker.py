@@ -76,7 +76,6 @@ def stop_worker(worker):
 
 
 @pytest.mark.worker
-@pytest.mark.usefixtures("keep_seeded_rows")
 # The worker reads committed rows, so this test commits.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_worker_sends_queued_email(tmp_path):

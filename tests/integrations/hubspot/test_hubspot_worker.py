@@ -30,7 +30,6 @@ def wait_for(check, worker, log):
 
 
 @pytest.mark.worker
-@pytest.mark.usefixtures("keep_seeded_rows")
 # The workers read committed rows, so this test commits.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_killed_worker_run_is_resumed(tmp_path, monkeypatch, connection, fake_hubspot):
