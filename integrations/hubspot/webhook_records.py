@@ -64,6 +64,7 @@ def apply_object_events(
             f"subscription type {events[-1].subscription_type} is not synced; "
             "subscribe the app to company, contact, deal or ticket events only"
         )
+    _require_enabled(connection, object_type)
     object_id = events[-1].object_id
     if action == "deletion":
         _deleted(connection, object_type, object_id)
@@ -95,6 +96,20 @@ def apply_object_events(
         apply_record(connection, record, _mappings(connection, object_type), warnings)
     for warning in warnings:
         logger.warning("HubSpot webhook for %s %s: %s", kind, object_id, warning)
+
+
+def _require_enabled(connection: HubSpotConnection, object_type: str) -> None:
+    """Raise RecordError for deals or tickets that the connection does not sync."""
+    enabled: dict[str, bool] = {
+        ObjectType.DEAL: connection.sync_deals,
+        ObjectType.TICKET: connection.sync_tickets,
+    }
+    if not enabled.get(object_type, True):
+        label = "Sync deals" if object_type == ObjectType.DEAL else "Sync tickets"
+        raise RecordError(
+            f"{object_type} events arrive but {label} is off on the connection; "
+            f"tick {label} or unsubscribe the app from {object_type} events"
+        )
 
 
 def read_object(connection: HubSpotConnection, object_type: str, object_id: str) -> Any:

@@ -263,3 +263,18 @@ def test_deleted_ticket_keeps_its_support_ticket(
     )
 
     assert SupportTicket.objects.filter(external_id__endswith="-ticket-73").exists()
+
+
+def test_deal_event_without_deal_sync_fails(
+    client, connection, fake_hubspot, django_capture_on_commit_callbacks
+):
+    put_deal(fake_hubspot, 24, 5)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, connection, [event(171, "24", "deal.creation")])
+
+    stored = WebhookEvent.objects.get(event_id=171)
+    assert stored.processed_at is None
+    assert stored.next_attempt_at is None
+    assert "Sync deals is off" in stored.last_error
+    assert not HubSpotDeal.objects.exists()
