@@ -1,6 +1,8 @@
 """Generic inbound webhooks: token auth, item checks, keys and partial batches."""
 
+import gzip
 import json
+from base64 import b64encode
 
 import pytest
 
@@ -236,3 +238,35 @@ def test_get_is_not_allowed(client):
 
     assert response.status_code == 405
     assert response["Allow"] == "POST"
+
+
+def test_gzip_body_is_read(client, source, contact):
+    body = gzip.compress(json.dumps({"items": [usage("gz-1", event="E")]}).encode())
+
+    response = client.post(
+        URL,
+        data=body,
+        content_type="application/json",
+        headers={
+            "Authorization": f"Bearer {source.write_key}",
+            "Content-Encoding": "gzip",
+        },
+    )
+
+    assert response.status_code == 200, response.content
+    assert UsageEvent.objects.get().name == "E"
+
+
+def test_segment_batch_nested_too_deeply_is_400(client, source):
+    response = client.post(
+        "/segment/v1/batch",
+        data="[" * 100_000 + "]" * 100_000,
+        content_type="application/json",
+        headers={
+            "Authorization": "Basic "
+            + b64encode(f"{source.write_key}:".encode()).decode()
+        },
+    )
+
+    assert response.status_code == 400
+    assert response.json()["message"] == "request body is nested too deeply to be read"
