@@ -179,3 +179,18 @@ def test_preview_of_other_csm_contact_is_404():
 
     assert response.status_code == 404
     assert "Ines" not in response.content.decode()
+
+
+@pytest.mark.parametrize("kind", [LessonKind.VIDEO, LessonKind.PDF, LessonKind.FILE])
+def test_file_lesson_preview_renders(kind):
+    course, lessons = make_course(1)
+    lessons[0].kind = kind
+    # A stored name only; the preview never reads or serves the file.
+    lessons[0].file.name = f"lessons/{lessons[0].pk}/material.bin"
+    lessons[0].save()
+    client, _user = staff_client("view_course")
+
+    response = client.get(preview_url(course, lessons[0]))
+
+    assert response.status_code == 200
+    assert f"/lessons/{lessons[0].pk}/file/" not in response.content.decode()
