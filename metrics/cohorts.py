@@ -4,7 +4,10 @@ A cohort rule defines training: a contact started, completed
 or passed a course, or started or completed a learning path. The trained
 are the contacts (or accounts, through their first trained contact) that
 met the rule in the period. The untrained are the contacts or accounts of
-the same plan, stage and segment that had not met it by the as-of day.
+the same plan, stage and segment that had not met it by the as-of day
+and that the course is meant for: its lifecycle stages and audience
+condition, as in the catalogue. An account is eligible through any of
+its contacts.
 
 The untrained have no training day of their own, so each is given one of
 the trained days (``align_anchors``). Both groups are then measured over
@@ -19,9 +22,11 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from django.db.models import Exists, F, Min, OuterRef, QuerySet
+from django.db.models import Exists, F, Min, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 
+from conditions import ConditionError, EvaluationContext, compile_condition
+from courses.catalogue import audience_of
 from courses.models import (
     Attempt,
     Course,
@@ -237,6 +242,32 @@ def _trained_anchors(
     return anchors, eligible, awaiting
 
 
+def _audience(cohort: Cohort, at: datetime) -> Q:
+    """Return the contacts the cohort's course is meant for, as a condition.
+
+    A course's lifecycle stages and audience condition decide who may take
+    it (courses.catalogue), so only those contacts are eligible to be
+    untrained. A path, or a course for everyone, leaves every contact.
+    """
+    if cohort.course is None:
+        return Q()
+    audience = audience_of(cohort.course)
+    if audience is None:
+        return Q()
+    try:
+        return compile_condition(audience, EvaluationContext("contact", at))
+    except ConditionError as error:
+        # The catalogue hides such a course; here the comparison goes on
+        # with every contact rather than with none.
+        logger.warning(
+            "Audience of course %s does not compile, so every contact is "
+            "eligible as untrained: %s",
+            cohort.course.pk,
+            error,
+        )
+        return Q()
+
+
 def _untrained_sample(
     cohort: Cohort, scope: Scope, level: SubjectLevel, as_of: date, size: int
 ) -> tuple[list[int], int]:
@@ -251,11 +282,16 @@ def _untrained_sample(
     trained = rows.filter(
         **{_subject_path(contact, level): OuterRef("pk"), f"{field}__lt": cutoff}
     )
+    audience = _audience(cohort, cutoff)
     subjects: QuerySet[Any]
     if level == SubjectLevel.CONTACT:
-        subjects = Contact.objects.filter(scope.accounts("account__"))
+        subjects = Contact.objects.filter(scope.accounts("account__"), audience)
     else:
         subjects = Account.objects.filter(scope.accounts())
+    if level == SubjectLevel.ACCOUNT and audience:
+        # Without an audience an account with no contacts stays eligible.
+        eligible_contacts = Contact.objects.filter(audience, account=OuterRef("pk"))
+        subjects = subjects.filter(Exists(eligible_contacts))
     untrained = subjects.filter(~Exists(trained))
 
     eligible = untrained.count()

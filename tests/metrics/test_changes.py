@@ -560,3 +560,33 @@ def test_expansion_change_by_hand():
     assert change.trained.change.value == 0.5
     assert change.untrained.change.value == -1.0
     assert change.verdict == Verdict.SMALL_SAMPLE
+
+
+def test_untrained_only_course_audience():
+    course = make_course((1,))
+    course.audience = {
+        "kind": "attribute",
+        "field": "contact.role",
+        "op": "==",
+        "value": "admin",
+    }
+    course.save()
+    trained_on = date(2024, 4, 1)
+    for _ in range(2):
+        contact = make_contact(added_at=ADDED_AT, role="admin")
+        make_enrollment(
+            contact,
+            course,
+            status=EnrollmentStatus.COMPLETED,
+            completed_at=at_noon(trained_on),
+        )
+    for _ in range(3):
+        make_contact(added_at=ADDED_AT, role="admin")
+    for _ in range(4):
+        make_contact(added_at=ADDED_AT, role="viewer")
+
+    report = outcome_changes(Cohort(course=course), as_of=AS_OF)
+
+    assert report.contacts.trained_eligible == 2
+    assert report.contacts.untrained_eligible == 3
+    assert report.accounts.untrained_eligible == 3
