@@ -4,16 +4,18 @@ The portal's lesson page and the admin call these; what they write goes
 through courses.services so completion and its signals stay in one place.
 """
 
+import hashlib
 import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from urllib.parse import SplitResult, parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlencode, urlsplit
 
 import nh3
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache as django_cache
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -107,12 +109,36 @@ def render_markdown(text: str) -> SafeString:
     return mark_safe(cleaned)
 
 
+# Rendered lesson text is cached per process, keyed by a hash of the
+# Markdown, so an edited lesson gets a new key and never shows stale text.
+LESSON_HTML_CACHE_SECONDS = 24 * 60 * 60
+# Bump when render_markdown's output changes for the same text.
+LESSON_HTML_VERSION = 1
+
+
+def lesson_html(lesson: Lesson) -> SafeString:
+    """Return the lesson's text rendered by render_markdown, from the cache when there.
+
+    Without the cache every page view renders and cleans the text again. The
+    key is the SHA-256 of the text, so two lessons with the same text share it.
+    """
+    if not lesson.body:
+        return mark_safe("")
+    digest = hashlib.sha256(lesson.body.encode()).hexdigest()
+    key = f"lesson-html:{LESSON_HTML_VERSION}:{digest}"
+    html = django_cache.get(key)
+    if html is None:
+        html = str(render_markdown(lesson.body))
+        django_cache.set(key, html, LESSON_HTML_CACHE_SECONDS)
+    return mark_safe(html)
+
+
 def is_local_url(url: str) -> bool:
     """Return whether a URL stays on this site: a path, with no scheme or host.
 
     Browsers read a backslash as a slash in http(s) URLs, so "/\\evil.example"
-    and "\\\\evil.example" would reach another host; any backslash, and any
-    control character or space, makes the URL not local.
+    and "\\\\evil.example" would reach another host. Any backslash, control
+    character or space therefore makes the URL not local.
     """
     if not url or "\\" in url or any(ord(char) <= 0x20 for char in url):
         return False
@@ -225,6 +251,25 @@ def _strict_https_parts(url: str) -> SplitResult | None:
     if parts.scheme != "https" or not HOST_NAME.fullmatch(parts.netloc):
         return None
     return parts
+
+
+def embed_player_url(player_url: str, start_seconds: int, origin: str) -> str:
+    """Return a player address that starts at start_seconds and reports its position.
+
+    YouTube's and Vimeo's players send their position to the page by
+    postMessage when asked (enablejsapi=1 with the page's origin, api=1),
+    which static/portal/embed_player.js reads. Loom and Wistia players are
+    returned unchanged, so they start at 0 and report nothing.
+    """
+    start = max(0, int(start_seconds))
+    if player_url.startswith(YOUTUBE_PLAYER.format(id="")):
+        query = {"enablejsapi": "1", "origin": origin, "rel": "0"}
+        if start:
+            query["start"] = str(start)
+        return f"{player_url}?{urlencode(query)}"
+    if player_url.startswith(VIMEO_PLAYER.format(id="")):
+        return f"{player_url}?api=1" + (f"#t={start}s" if start else "")
+    return player_url
 
 
 @cache

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -55,7 +55,7 @@ from courses.models import (
     LessonKind,
     LessonProgress,
 )
-from courses.services import complete_lesson
+from courses.services import commit_without_waiting_for_flush, complete_lesson
 
 logger = logging.getLogger(__name__)
 
@@ -321,9 +321,7 @@ def _write(row: Mapping[str, Any], changes: dict[str, object]) -> bool:
     last fraction of a second of counted time.
     """
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        commit_without_waiting_for_flush()
         written = LessonProgress.objects.filter(
             pk=row["pk"],
             heartbeat_view=row["heartbeat_view"],

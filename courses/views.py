@@ -26,14 +26,14 @@ from courses.catalogue import catalogue_for, catalogue_tags, enroll_from_catalog
 from courses.certificates import current_certificate
 from courses.content import (
     checklist_state,
-    render_markdown,
+    embed_player_url,
+    lesson_html,
     session_time,
     tick_by_events,
     video_embed_url,
 )
 from courses.forms import SignInLinkForm
 from courses.heartbeats import HEARTBEAT_INTERVAL_SECONDS
-from courses.video_watch import WATCHED_PERCENT_TO_COMPLETE, watched_percent
 from courses.models import (
     Enrollment,
     EnrollmentStatus,
@@ -47,6 +47,7 @@ from courses.services import (
     LessonEntry,
     Progress,
     complete_lesson,
+    count_repeat_view,
     course_outline,
     enrollment_progress,
     enrollments_for,
@@ -57,6 +58,7 @@ from courses.services import (
     request_sign_in_link,
 )
 from courses.versions import version_notice
+from courses.video_watch import WATCHED_PERCENT_TO_COMPLETE, watched_percent
 from customers.models import Contact
 
 logger = logging.getLogger(__name__)
@@ -208,7 +210,10 @@ def enrolled_lesson(
     contact: Contact, slug: str, lesson_id: int
 ) -> tuple[Enrollment, Lesson]:
     """Find a lesson through the contact's enrollment in its course, or raise 404."""
-    enrollment = get_object_or_404(enrollments_for(contact), course__slug=slug)
+    enrollment = get_object_or_404(
+        enrollments_for(contact).select_related("furthest_lesson__module"),
+        course__slug=slug,
+    )
     lesson = get_object_or_404(
         Lesson.objects.select_related("module"),
         pk=lesson_id,
@@ -245,13 +250,21 @@ def lesson(
         # completion by the last step.
         if current.kind == LessonKind.CHECKLIST:
             tick_by_events(enrollment, current)
-        progress = record_lesson_view(enrollment, current)
-    else:
-        progress = None
+        # A repeat view costs one UPDATE; a first view or one that moves
+        # the furthest lesson takes the locked transaction.
+        if not count_repeat_view(enrollment, current):
+            record_lesson_view(enrollment, current)
 
+    # The outline reads every progress row of the enrollment after the
+    # view is counted, so the current lesson's row comes from it.
     entries = [
         entry for module in course_outline(enrollment) for entry in module.lessons
     ]
+    progress = None
+    if request.method == "GET":
+        progress = next(
+            entry.progress for entry in entries if entry.lesson.pk == current.pk
+        )
     previous, following = _neighbours(entries, current)
     context = {
         "enrollment": enrollment,
@@ -264,11 +277,27 @@ def lesson(
         "assessment": (
             assessment_state(enrollment, current) if _has_questions(current) else None
         ),
-        "body_html": render_markdown(current.body),
+        "body_html": lesson_html(current),
         "heartbeat_interval": HEARTBEAT_INTERVAL_SECONDS,
-        **_content_context(contact, enrollment, current, progress),
+        **_content_context(
+            contact, enrollment, current, progress, _site_origin(request)
+        ),
     }
     return render(request, "portal/lesson.html", context)
+
+
+def _embed_start(progress: LessonProgress | None) -> int:
+    """Return where an embedded video starts: the saved position, unless near the end.
+
+    For a video lesson, page_count holds the duration the player reported
+    (courses.video_watch).
+    """
+    if progress is None or not progress.position_seconds:
+        return 0
+    duration = progress.page_count
+    if duration and progress.position_seconds >= duration - 1:
+        return 0
+    return progress.position_seconds
 
 
 def _content_context(
@@ -276,6 +305,7 @@ def _content_context(
     enrollment: Enrollment,
     lesson: Lesson,
     progress: LessonProgress | None,
+    origin: str,
 ) -> dict[str, Any]:
     """Return what the lesson page shows for the lesson's kind.
 
@@ -298,7 +328,11 @@ def _content_context(
         "view_number": progress.views if progress else 0,
     }
     if kind == LessonKind.VIDEO and not has_file:
-        context["embed_url"] = video_embed_url(lesson.url) or ""
+        player_url = video_embed_url(lesson.url) or ""
+        context["embed_start"] = _embed_start(progress) if player_url else 0
+        context["embed_url"] = player_url and embed_player_url(
+            player_url, context["embed_start"], origin
+        )
     if kind == LessonKind.VIDEO:
         context["watched_percent"] = (
             watched_percent(progress.pages_viewed, progress.page_count)
@@ -311,6 +345,11 @@ def _content_context(
     if kind == LessonKind.LIVE_SESSION:
         context["session"] = session_time(lesson, contact)
     return context
+
+
+def _site_origin(request: HttpRequest) -> str:
+    # The origin a video player posts its messages to: scheme and host.
+    return f"{request.scheme}://{request.get_host()}"
 
 
 def _completed_otherwise(lesson: Lesson) -> str:

@@ -13,7 +13,11 @@
   const view = tracker.dataset.view;
   const intervalMs = (Number(tracker.dataset.interval) || 15) * 1000;
   const csrfToken = tracker.querySelector("input[name=csrfmiddlewaretoken]").value;
-  const video = document.getElementById("lesson-video");
+  // An uploaded video, or an embedded YouTube or Vimeo player read through
+  // embed_player.js, which offers the same fields.
+  const embed = document.getElementById("lesson-embed");
+  const video = document.getElementById("lesson-video") ||
+    (embed && window.nudgepathEmbedPlayer ? window.nudgepathEmbedPlayer(embed) : null);
 
   // Without input for this long, a learner who is not watching the video
   // counts as away.
@@ -122,10 +126,14 @@
     navigator.sendBeacon(url, nextBeat());
   }
 
+  // Whether the video played since the last one-second tick.
+  let playedSinceTick = false;
+
   setInterval(() => {
     if (isActive()) {
       activeSeconds += 1;
     }
+    playedSinceTick = isPlaying();
   }, 1000);
   setInterval(send, intervalMs);
   document.addEventListener("visibilitychange", () => {
@@ -136,13 +144,23 @@
   window.addEventListener("pagehide", sendOnLeave);
 
   if (video) {
-    // The position is saved when playback pauses or ends, not only on the timer.
-    video.addEventListener("pause", send);
-    video.addEventListener("ended", send);
+    // The position is saved when playback pauses or ends, not only on the
+    // timer. The part of a second played since the last tick counts as one
+    // second, because the server credits watched video only against
+    // credited time (courses/video_watch.py).
+    const sendPlayed = () => {
+      if (activeSeconds === 0 && playedSinceTick) {
+        activeSeconds = 1;
+      }
+      send();
+    };
+    video.addEventListener("pause", sendPlayed);
+    video.addEventListener("ended", sendPlayed);
     const resume = () => {
       const resumeAt = Number(video.dataset.resumePosition) || 0;
-      // Near the end, start again from the beginning instead.
-      if (resumeAt > 0 && resumeAt < video.duration - 1) {
+      // Near the end, start again from the beginning instead. An embedded
+      // player starts at the saved position by its address.
+      if (!embed && resumeAt > 0 && resumeAt < video.duration - 1) {
         video.currentTime = resumeAt;
       }
       lastSentPosition = resumeAt;
@@ -150,7 +168,7 @@
     };
     // A cached video can load its metadata before this deferred script
     // runs, and then loadedmetadata has fired already.
-    if (video.readyState >= HTMLMediaElement.HAVE_METADATA) {
+    if (video.readyState >= 1) {
       resume();
     } else {
       video.addEventListener("loadedmetadata", resume, { once: true });

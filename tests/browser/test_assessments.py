@@ -8,14 +8,17 @@ var/test-artifacts/browser/, which git ignores, for a person to look at.
 import io
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 from pypdf import PdfReader
 
 from courses.models import (
+    Attempt,
     Certificate,
     CompletionRule,
     Course,
@@ -279,3 +282,45 @@ def test_quiz_fits_phone_width(browser: Browser, site_url: str) -> None:
         save_screenshot(page, "quiz-phone")
     finally:
         context.close()
+
+
+def test_exam_countdown_and_late_submit(new_page: OpenPage, site_url: str) -> None:
+    contact = make_contact()
+    course, exam = make_assessed_course(
+        LessonKind.EXAM, pass_mark=Decimal(50), time_limit_minutes=20
+    )
+    enroll(contact, course)
+    page = new_page()
+    sign_in_with_link(page, create_sign_in_url(contact))
+    open_assessment(page, site_url, course, exam)
+    page.get_by_role("button", name="Start").click()
+
+    # The countdown shows the time left from the server's deadline.
+    clock = page.locator("#exam-timer-clock")
+    expect(clock).to_have_text(re.compile(r"^(20:00|19:5\d)$"))
+    announcer = page.locator("#exam-timer-announce")
+    expect(announcer).to_have_attribute("aria-live", "polite")
+    # Nothing is announced on opening: the visible text says it.
+    expect(announcer).to_have_text("")
+
+    # The deadline moves to 12 seconds from now, and the page is reloaded.
+    attempt = Attempt.objects.get(enrollment__contact=contact, lesson=exam)
+    attempt.deadline = timezone.now() + timedelta(seconds=12)
+    attempt.save(update_fields=["deadline"])
+    page.reload()
+    expect(clock).to_have_text(re.compile(r"^0:1[0-2]$"))
+    expect(page.locator("#exam-timer")).to_have_class(re.compile("exam-timer-warning"))
+    # Screen readers hear the 10-second mark, then the end, not every second.
+    expect(announcer).to_have_text("10 seconds left to submit.", timeout=5_000)
+    expect(page.locator("#exam-timer-expired")).to_be_visible(timeout=15_000)
+    expect(announcer).to_have_text(
+        "Time is up. Answers submitted now are not accepted."
+    )
+    save_screenshot(page, "exam-time-up")
+
+    # The server still rejects the late answers.
+    answer_all_right(page)
+    page.get_by_role("button", name="Submit answers").click()
+    expect(page.locator("main")).to_contain_text("passed before your answers arrived")
+    attempt.refresh_from_db()
+    assert attempt.score is None or attempt.score == 0

@@ -185,3 +185,43 @@ def test_video_lesson_fits_phone(
         save_screenshot(page, "video-lesson-phone")
     finally:
         context.close()
+
+
+def test_watching_video_completes_lesson(
+    new_page: OpenPage, site_url: str, video_lesson: Lesson
+) -> None:
+    course = video_lesson.module.course
+    contact = make_contact(first_name="Ada")
+    enroll(contact, course)
+    lesson_path = f"/learn/courses/{course.slug}/lessons/{video_lesson.pk}/"
+    page = new_page()
+    page.goto(create_sign_in_url(contact, next_path=lesson_path))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_function(f"{VIDEO}.readyState >= 1")
+    # An uploaded video has no button: watching it completes the lesson.
+    expect(page.get_by_role("button", name="Mark complete")).to_have_count(0)
+    expect(page.locator("#video-progress")).to_contain_text("watched 90% of the video")
+
+    # Halfway through, the lesson is not completed yet.
+    page.get_by_role("heading", name="Build a report").click()
+    page.evaluate(f"{VIDEO}.muted = true; {VIDEO}.play()")
+    page.wait_for_function(f"{VIDEO}.currentTime >= {VIDEO_SECONDS // 2}")
+    page.evaluate(f"{VIDEO}.pause()")
+    page.wait_for_function(
+        "Number(document.getElementById('lesson-tracker').dataset.timeSpent) >= "
+        f"{VIDEO_SECONDS // 2 - 1}"
+    )
+    progress = LessonProgress.objects.get(lesson=video_lesson)
+    assert progress.completed_at is None
+    assert progress.page_count == VIDEO_SECONDS
+
+    # Watching the rest, to the end, completes it.
+    page.evaluate(f"{VIDEO}.play()")
+    page.wait_for_function(f"{VIDEO}.ended")
+    # The ended event sends the last heartbeat; its answer updates the text.
+    expect(page.locator("#video-progress")).to_have_text(
+        "You have watched this video. The lesson is completed.", timeout=10_000
+    )
+    progress.refresh_from_db()
+    assert progress.completed_at is not None
+    save_screenshot(page, "video-lesson-completed")

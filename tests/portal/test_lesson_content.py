@@ -167,7 +167,10 @@ def test_video_page_embeds_allowed_player(client, learner):
 
     content = client.get(lesson_url(course, lesson)).content.decode()
 
-    assert '<iframe src="https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ"' in content
+    assert (
+        'src="https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ?enablejsapi=1&amp;'
+        'origin=http%3A%2F%2Ftestserver&amp;rel=0"' in content
+    )
     assert "Open the lesson material" not in content
 
 

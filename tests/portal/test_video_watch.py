@@ -6,6 +6,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from courses import video_watch
+from courses.content import embed_player_url
 from courses.heartbeats import Heartbeat, record_heartbeat
 from courses.models import EnrollmentStatus, LessonKind, LessonProgress
 from courses.services import portal_user_for, record_lesson_view
@@ -140,3 +141,55 @@ def test_merge_joins_touching_intervals():
 def test_stored_intervals_skip_page_numbers():
     assert video_watch.stored_intervals([1, 2, 3]) == []
     assert video_watch.stored_intervals([[0, 5], [7, 6], "x"]) == [(0, 5)]
+
+
+# --- Embedded players ------------------------------------------------------------
+
+
+def test_embed_player_url_starts_at_position():
+    youtube = embed_player_url(
+        "https://www.youtube-nocookie.com/embed/abc", 75, "https://learn.example.com"
+    )
+    vimeo = embed_player_url("https://player.vimeo.com/video/123", 75, "")
+    loom = embed_player_url("https://www.loom.com/embed/abc", 75, "")
+
+    assert youtube == (
+        "https://www.youtube-nocookie.com/embed/abc?enablejsapi=1"
+        "&origin=https%3A%2F%2Flearn.example.com&rel=0&start=75"
+    )
+    assert vimeo == "https://player.vimeo.com/video/123?api=1#t=75s"
+    assert loom == "https://www.loom.com/embed/abc"
+
+
+def embedded_video_page(client, position: int, duration: int) -> str:
+    """Return the page of an embedded Vimeo lesson saved at position of duration."""
+    contact = make_contact()
+    course, lessons = make_course(1)
+    lesson = lessons[0]
+    lesson.kind = LessonKind.VIDEO
+    lesson.url = "https://vimeo.com/76979871"
+    lesson.save()
+    enrollment = enroll_contact(contact, course)
+    record_lesson_view(enrollment, lesson, at=NOW)
+    # For a video lesson, page_count holds the duration the player reported.
+    LessonProgress.objects.filter(lesson=lesson).update(
+        position_seconds=position, page_count=duration
+    )
+    sign_in(client, contact)
+    return client.get(lesson_url(course, lesson)).content.decode()
+
+
+def test_embedded_video_resumes_at_saved_position(client):
+    content = embedded_video_page(client, position=42, duration=300)
+
+    assert 'src="https://player.vimeo.com/video/76979871?api=1#t=42s"' in content
+    assert "Resuming at 42 s" in content
+    # An embedded video keeps its button: its player may report nothing.
+    assert "Mark complete" in content
+
+
+def test_embedded_video_near_end_starts_over(client):
+    content = embedded_video_page(client, position=299, duration=300)
+
+    assert 'src="https://player.vimeo.com/video/76979871?api=1"' in content
+    assert "Resuming at" not in content
