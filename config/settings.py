@@ -60,8 +60,6 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 # Django's HTML page, except JSON for the portal's heartbeat endpoint.
 CSRF_FAILURE_VIEW = "courses.content_views.csrf_failure"
-# Django's HTML page, except JSON for the portal's heartbeat endpoint.
-CSRF_FAILURE_VIEW = "courses.content_views.csrf_failure"
 
 # The address that links in emails point to.
 SITE_URL = env_url("NUDGEPATH_SITE_URL", "http://127.0.0.1:8000")
