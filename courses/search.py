@@ -69,8 +69,13 @@ class SearchHit:
 
 
 def clean_query(text: str) -> str:
-    """Return the query stripped, raising SearchInputError when it is too long."""
+    """Return the query stripped; raise SearchInputError when it cannot be run."""
     cleaned = " ".join(text.split())
+    # PostgreSQL text cannot hold NUL, so the query would fail in the database.
+    if "\x00" in cleaned:
+        raise SearchInputError(
+            "The search contains a NUL character; remove it and search again."
+        )
     if len(cleaned) > MAX_QUERY_LENGTH:
         raise SearchInputError(
             f"The search is {len(cleaned)} characters long; use at most "

@@ -188,6 +188,15 @@ def test_search_page_rejects_long_query(client):
     assert f"use at most {MAX_QUERY_LENGTH}" in response.content.decode()
 
 
+def test_search_page_rejects_nul_character(client):
+    sign_in(client, make_contact())
+
+    response = client.get("/learn/search/", {"q": "a\x00b"})
+
+    assert response.status_code == 400
+    assert "contains a NUL character" in response.content.decode()
+
+
 def test_search_page_needs_contact():
     response = Client().get("/learn/search/?q=x")
 
