@@ -19,6 +19,7 @@ from email.utils import parseaddr
 
 from anymail.exceptions import AnymailError
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import Q
@@ -79,7 +80,10 @@ def send_outbox_email(outbox_id: int) -> bool:
     or the delivery rules defer or skip it. A mail server error
     (SMTPException is an OSError) or an email provider's error (AnymailError)
     returns the row to pending with the error and a backoff, or marks it
-    failed after MAX_ATTEMPTS; it is not raised.
+    failed after MAX_ATTEMPTS; it is not raised. A backend configuration
+    error (ImproperlyConfigured, which AnymailConfigurationError subclasses)
+    marks the row failed at once, because no retry can pass until the
+    settings change; the admin's retry action queues it again after that.
     """
     email = _claim(outbox_id)
     if email is None:
@@ -90,6 +94,9 @@ def send_outbox_email(outbox_id: int) -> bool:
         _deliver(email)
     except (OSError, AnymailError) as exc:
         _record_failure(email, exc)
+        return False
+    except ImproperlyConfigured as exc:
+        _record_configuration_error(email, exc)
         return False
 
     OutboxEmail.objects.filter(pk=email.pk, status=OutboxStatus.SENDING).update(
@@ -212,6 +219,19 @@ def _record_failure(email: OutboxEmail, exc: Exception) -> None:
         int(delay.total_seconds()),
         error,
     )
+
+
+def _record_configuration_error(email: OutboxEmail, exc: ImproperlyConfigured) -> None:
+    # The backend raises this before it talks to the server, so nothing was
+    # sent and a later retry cannot send the email twice.
+    error = (
+        f"The email backend is misconfigured ({type(exc).__name__}: {exc}); "
+        "fix the email settings, restart, then retry this email from the admin."
+    )
+    OutboxEmail.objects.filter(pk=email.pk, status=OutboxStatus.SENDING).update(
+        status=OutboxStatus.FAILED, last_error=error, next_attempt_at=None
+    )
+    logger.error("Outbox email %s not sent: %s", email.pk, error)
 
 
 def release_stuck_email(older_than: timedelta) -> int:

@@ -141,3 +141,66 @@ def test_anymail_settings_from_environment(tmp_path):
 def test_anymail_flag_must_be_a_boolean():
     with pytest.raises(ImproperlyConfigured, match="is not a boolean"):
         anymail_settings({"ANYMAIL_DEBUG_API_REQUESTS": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"NUDGEPATH_EMAIL_PROVIDER": "mailgun"},
+            "needs ANYMAIL_MAILGUN_API_KEY, which is missing",
+        ),
+        (
+            {"NUDGEPATH_EMAIL_PROVIDER": "mailgun", "ANYMAIL_MAILGUN_API_KEY": " "},
+            "needs ANYMAIL_MAILGUN_API_KEY, which is blank",
+        ),
+        (
+            {"NUDGEPATH_EMAIL_PROVIDER": "Mailjet", "ANYMAIL_MAILJET_API_KEY": "k"},
+            "needs ANYMAIL_MAILJET_SECRET_KEY, which is missing",
+        ),
+        (
+            {"NUDGEPATH_EMAIL_PROVIDER": "postal", "ANYMAIL_POSTAL_API_KEY": "k"},
+            "needs ANYMAIL_POSTAL_API_URL, which is missing",
+        ),
+    ],
+)
+def test_provider_without_required_setting_is_rejected(environ, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        anymail_settings(environ)
+
+
+def test_provider_required_setting_from_file_is_accepted(tmp_path):
+    secret = tmp_path / "key"
+    secret.write_text("key-from-file\n")
+
+    result = anymail_settings(
+        {
+            "NUDGEPATH_EMAIL_PROVIDER": "mailgun",
+            "ANYMAIL_MAILGUN_API_KEY_FILE": str(secret),
+        }
+    )
+
+    assert result == {"MAILGUN_API_KEY": "key-from-file"}
+
+
+def test_smtp_and_no_provider_need_no_anymail_settings():
+    assert anymail_settings({"NUDGEPATH_EMAIL_PROVIDER": "smtp"}) == {}
+    assert anymail_settings({}) == {}
+
+
+@pytest.mark.django_db
+def test_backend_configuration_error_marks_email_failed(mailgun, settings):
+    # The settings check at start-up is bypassed here, as when ANYMAIL is
+    # changed by hand; the backend then raises AnymailConfigurationError.
+    settings.ANYMAIL = {"MAILGUN_API_URL": mailgun.api_url}
+    email = make_outbox_email()
+
+    assert send_outbox_email(email.pk) is False
+
+    email.refresh_from_db()
+    assert email.status == "failed"
+    assert email.next_attempt_at is None
+    assert "misconfigured" in email.last_error
+    assert "MAILGUN_API_KEY" in email.last_error
+    assert mailgun.messages == []
+    assert not ProviderMessage.objects.exists()
