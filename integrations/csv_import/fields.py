@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import models
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models.fields import PositiveIntegerRelDbTypeMixin
 
 from integrations.csv_import.errors import MappingError
@@ -73,7 +74,11 @@ class FieldSpec:
     maximum: Decimal | None = None
     # Taken from the model field.
     max_length: int | None = None
+    max_digits: int | None = None
     decimal_places: int | None = None
+    # The range of an integer column, so a value it cannot store rejects the
+    # row instead of failing the whole batch in the database.
+    stored_range: tuple[int, int] | None = None
     choices: tuple[str, ...] = ()
     is_email: bool = False
     # What a blank optional value becomes: None, "", the model default or OMIT.
@@ -346,7 +351,9 @@ def _from_model(
 ) -> dict[str, Any]:
     options: dict[str, Any] = {
         "max_length": getattr(model_field, "max_length", None),
+        "max_digits": getattr(model_field, "max_digits", None),
         "decimal_places": getattr(model_field, "decimal_places", None),
+        "stored_range": _integer_range(model_field),
         "choices": tuple(str(value) for value, _ in model_field.choices or ()),
         "is_email": isinstance(model_field, models.EmailField),
     }
@@ -367,6 +374,13 @@ def _from_model(
     elif "match" in raw or "through" in raw:
         raise MappingError(f"{where}: match and through apply to type ref only")
     return options
+
+
+def _integer_range(model_field: models.Field[Any, Any]) -> tuple[int, int] | None:
+    # Django's ranges per internal type, which PostgreSQL enforces. SQLite
+    # would store 64-bit values in any integer column.
+    ranges = BaseDatabaseOperations.integer_field_ranges
+    return ranges.get(model_field.get_internal_type())
 
 
 def _ref(

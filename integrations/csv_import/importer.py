@@ -249,7 +249,8 @@ def _repeats(spec: TargetSpec, values: dict[str, str]) -> Iterator[dict[str, Any
         return
     column = spec.repeat.column
     text = values[column].strip()
-    if not text.isdigit() or int(text) > MAX_REPEAT:
+    # str.isdigit() accepts digits such as "\u0663" and "\u00b2" too.
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_REPEAT:
         raise CellError(
             column,
             text,

@@ -9,9 +9,10 @@ with the column, the value and what to change.
 """
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -22,6 +23,15 @@ from integrations.csv_import.errors import CellError
 from integrations.csv_import.fields import FieldSpec
 
 DATE_FORMAT = "%Y-%m-%d"
+
+# Plain notation only: an optional sign and the ASCII digits 0-9, with one
+# optional point for decimals. [0-9] matches no other Unicode digits.
+INT_PATTERN = re.compile(r"[+-]?[0-9]+")
+DECIMAL_PATTERN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+# Characters a number's text may have. The largest integer column, a
+# BigIntegerField, needs 20 with its sign, and a property gets the same room.
+MAX_NUMBER_CHARS = 40
 
 
 def stable_pick(key: str, choices: tuple[str, ...]) -> str:
@@ -152,15 +162,46 @@ def _boolean(spec: FieldSpec, column: str, text: str) -> bool:
 
 
 def _number(spec: FieldSpec, column: str, text: str) -> int | Decimal | str:
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        number = Decimal("NaN")
-    if not number.is_finite() or (
-        spec.type == "int" and number != number.to_integral()
-    ):
-        kind = "a whole number" if spec.type == "int" else "a decimal number"
-        raise CellError(column, text, f"{spec.name} must be {kind}, such as 12")
+    number = _parse_number(spec, column, text)
+    _check_bounds(spec, column, text, number)
+    if spec.type == "int":
+        return int(number)
+    _check_digits(spec, column, text, number)
+    # JSON has no decimal type, so a decimal property keeps its exact text.
+    return str(number) if spec.is_property else number
+
+
+def _parse_number(spec: FieldSpec, column: str, text: str) -> Decimal:
+    # Decimal() and int() accept exponents, underscores and non-ASCII digits,
+    # and int(Decimal("1E99999999")) runs for hours, so only plain notation
+    # of bounded length reaches them.
+    if len(text) > MAX_NUMBER_CHARS:
+        raise CellError(
+            column,
+            text,
+            f"{spec.name} is {len(text)} characters long, but a number here has at "
+            f"most {MAX_NUMBER_CHARS}; fix the value",
+        )
+    if spec.type == "int" and INT_PATTERN.fullmatch(text) is None:
+        raise CellError(
+            column,
+            text,
+            f"{spec.name} must be a whole number written with the digits 0-9 and "
+            "an optional sign, such as 12 or -3, with no point, exponent or "
+            "separators",
+        )
+    if spec.type == "decimal" and DECIMAL_PATTERN.fullmatch(text) is None:
+        raise CellError(
+            column,
+            text,
+            f"{spec.name} must be a decimal number written with the digits 0-9, "
+            "an optional sign and at most one decimal point, such as 147.50, with "
+            "no exponent or separators",
+        )
+    return Decimal(text)
+
+
+def _check_bounds(spec: FieldSpec, column: str, text: str, number: Decimal) -> None:
     if spec.minimum is not None and number < spec.minimum:
         raise CellError(
             column,
@@ -175,19 +216,42 @@ def _number(spec: FieldSpec, column: str, text: str) -> int | Decimal | str:
             f"{spec.name} is above its maximum {spec.maximum}; fix the value or the "
             "field's max in the mapping",
         )
-    if spec.type == "int":
-        return int(number)
-    exponent = number.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if spec.decimal_places is not None and -exponent > spec.decimal_places:
+    if spec.stored_range is None:
+        return
+    lowest, highest = spec.stored_range
+    if not lowest <= number <= highest:
         raise CellError(
             column,
             text,
-            f"{spec.name} has {-exponent} decimal places but stores "
+            f"{spec.name} is outside the range its database column stores, at least "
+            f"{lowest} and at most {highest}; fix the value",
+        )
+
+
+def _check_digits(spec: FieldSpec, column: str, text: str, number: Decimal) -> None:
+    _, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    places = max(-exponent, 0)
+    if spec.decimal_places is not None and places > spec.decimal_places:
+        raise CellError(
+            column,
+            text,
+            f"{spec.name} has {places} decimal places but stores "
             f"{spec.decimal_places}; round the value",
         )
-    # JSON has no decimal type, so a decimal property keeps its exact text.
-    return str(number) if spec.is_property else number
+    if spec.max_digits is None or spec.decimal_places is None:
+        return
+    # Decimal drops leading zeros, so 0.05 has the digits (5,) and no digit
+    # before the point.
+    whole_digits = max(len(digits) + exponent, 0) if number else 0
+    allowed = spec.max_digits - spec.decimal_places
+    if whole_digits > allowed:
+        raise CellError(
+            column,
+            text,
+            f"{spec.name} has {whole_digits} digits before the decimal point, but "
+            f"its database column stores at most {allowed}; fix the value",
+        )
 
 
 def _parse_datetime(spec: FieldSpec, column: str, text: str) -> datetime:

@@ -617,3 +617,47 @@ def test_unknown_on_error_rejected(folder):
     with pytest.raises(CsvImportError, match="on_error 'ignore' is invalid"):
         import_folder(folder, on_error="ignore")
     assert stored_counts() == (0, 0, 0, 0, 0)
+
+
+def test_number_too_large_for_column_rejected_not_aborted(folder):
+    write_csv(
+        folder,
+        "accounts.csv",
+        [
+            ACCOUNTS[0],
+            "A-1,Acme,pro,99999999999,147.50,10/01/2024,smb",
+            "A-2,Beta,basic,2,12345678901234,29/02/2024,",
+            "A-3,Gamma,basic,2,1.00,29/02/2024,",
+        ],
+    )
+    out = StringIO()
+
+    call_command(
+        "import_csv",
+        "--mapping", str(mapping_path(folder)),
+        "--data-dir", str(folder),
+        "--skip-invalid",
+        stdout=out,
+    )  # fmt: skip
+
+    text = out.getvalue()
+    assert "accounts.csv:2: column seats = '99999999999'" in text
+    assert "accounts.csv:3: column mrr = '12345678901234'" in text
+    assert "INSERT" not in text
+    assert list(Account.objects.values_list("external_id", flat=True)) == ["A-3"]
+
+
+def test_repeat_count_takes_only_ascii_digits(tmp_path):
+    make_account(external_id="A-1")
+    # "\u0663" is ARABIC-INDIC DIGIT THREE and "\u00b2" SUPERSCRIPT TWO; both
+    # pass str.isdigit().
+    write_csv(tmp_path, "seats.csv", ["account_id,seats", "A-1,\u0663", "A-1,\u00b2"])
+    write_seat_mapping(tmp_path, "{account_id}-{n}")
+
+    report = run_import(load_mapping(tmp_path / "m.toml"), tmp_path, on_error="skip")
+
+    assert [(item.line, item.value) for item in report.rejections] == [
+        (2, "\u0663"),
+        (3, "\u00b2"),
+    ]
+    assert Contact.objects.count() == 0

@@ -258,3 +258,80 @@ def test_properties_are_json_values():
     assert account_value("properties.tier", "3", type="int") == 3
     assert account_value("properties.ratio", "0.25", type="decimal") == "0.25"
     assert account_value("properties.since", "2024-01-02", type="date") == "2024-01-02"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1E99999999", "1e3", "1E400", "1_000", "\u0663", "2.0", "0x10", "1 000", "--1"],
+)
+def test_int_accepts_only_ascii_digits(text):
+    with pytest.raises(CellError) as caught:
+        account_value("seats", text, type="int")
+    assert caught.value.value == text
+    assert "digits 0-9" in caught.value.reason
+
+
+def test_int_with_sign_parses():
+    assert account_value("properties.tier", "-7", type="int") == -7
+    assert account_value("properties.tier", "+7", type="int") == 7
+
+
+def test_int_longer_than_bound_rejected():
+    text = "1" * 41
+    with pytest.raises(CellError) as caught:
+        account_value("properties.tier", text, type="int")
+    assert "41 characters" in caught.value.reason
+    assert "at most 40" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    "text", ["1E99999999", "1e3", "1_0.5", "\u0661.5", "1.2.3", "NaN", ".", "-"]
+)
+def test_decimal_accepts_only_plain_notation(text):
+    with pytest.raises(CellError) as caught:
+        account_value("mrr", text, type="decimal")
+    assert caught.value.value == text
+    assert "digits 0-9" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("-1.5", "-1.5"), ("+2", "2"), (".5", "0.5"), ("3.", "3")]
+)
+def test_decimal_with_sign_and_point_parses(text, expected):
+    assert account_value("mrr", text, type="decimal") == Decimal(expected)
+
+
+def test_decimal_longer_than_bound_rejected():
+    text = "0." + "0" * 39
+    with pytest.raises(CellError) as caught:
+        account_value("properties.ratio", text, type="decimal")
+    assert "at most 40" in caught.value.reason
+
+
+def test_int_above_the_column_range_rejected():
+    # A PositiveIntegerField is a 32-bit integer column: at most 2**31 - 1.
+    with pytest.raises(CellError) as caught:
+        account_value("seats", "99999999999", type="int")
+    assert caught.value.value == "99999999999"
+    assert f"at most {2**31 - 1}" in caught.value.reason
+
+
+def test_small_int_above_the_column_range_rejected():
+    # A PositiveSmallIntegerField is a 16-bit integer column: at most 2**15 - 1.
+    with pytest.raises(CellError) as caught:
+        ticket_value("satisfaction_score", {"csat": "40000"}, column="csat")
+    assert f"at most {2**15 - 1}" in caught.value.reason
+    largest = {"csat": str(2**15 - 1)}
+    assert ticket_value("satisfaction_score", largest, column="csat") == 2**15 - 1
+
+
+def test_decimal_above_max_digits_rejected():
+    # mrr is max_digits=12, decimal_places=2: at most 10 digits before the point.
+    with pytest.raises(CellError) as caught:
+        account_value("mrr", "12345678901234", type="decimal")
+    assert caught.value.value == "12345678901234"
+    assert "14 digits before the decimal point" in caught.value.reason
+    assert "at most 10" in caught.value.reason
+    assert account_value("mrr", "9999999999.99", type="decimal") == Decimal(
+        "9999999999.99"
+    )
