@@ -33,6 +33,12 @@ logger = logging.getLogger(__name__)
 
 # HubSpot's rule: a timestamp older than five minutes is rejected.
 MAX_AGE_MS = 5 * 60 * 1000
+# How far a timestamp may be ahead of this server's clock. HubSpot stamps
+# the request with its own clock, so a server whose clock runs a little
+# slow would otherwise reject fresh requests. A minute covers a clock that
+# drifts between NTP corrections. With it, a signed request stays usable
+# for at most six minutes, and a timestamp further ahead is rejected.
+MAX_FUTURE_SKEW_MS = 60 * 1000
 # HubSpot's generic subscriptions (object.creation and so on) name the
 # object type by id in objectTypeId; these are the ids of the synced types.
 OBJECT_TYPE_IDS = {"0-1": "contact", "0-2": "company", "0-3": "deal", "0-5": "ticket"}
@@ -77,8 +83,11 @@ def check_signature(
             f"timestamp {timestamp[:20]!r} is not milliseconds"
         ) from None
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    if sent_ms > now_ms:
-        raise InvalidWebhook(f"timestamp {sent_ms} is in the future (now {now_ms})")
+    if sent_ms - now_ms > MAX_FUTURE_SKEW_MS:
+        raise InvalidWebhook(
+            f"timestamp {sent_ms} is more than {MAX_FUTURE_SKEW_MS // 1000} s in "
+            f"the future (now {now_ms}); check the server's clock"
+        )
     if now_ms - sent_ms > MAX_AGE_MS:
         raise InvalidWebhook(f"timestamp {sent_ms} is older than five minutes")
     message = (

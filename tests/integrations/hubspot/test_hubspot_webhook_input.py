@@ -1,15 +1,20 @@
 """Malformed webhook bodies, HubSpot out of reach, and a broker that is down."""
 
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.signals import request_finished
+from django.db import close_old_connections
+from django.test import RequestFactory
 from django.utils import timezone
 
 from config.celery import app as celery_app
 from integrations.hubspot.models import SyncRun, WebhookEvent
 from integrations.hubspot.services import queue_due_webhook_events
+from integrations.hubspot.views import webhook
 from integrations.hubspot.webhooks import (
     MAX_WEBHOOK_ATTEMPTS,
     process_events,
@@ -18,6 +23,7 @@ from integrations.hubspot.webhooks import (
 from tests.integrations.hubspot.test_hubspot_webhooks import (
     event,
     post,
+    sign,
     synced_company,  # noqa: F401 (a fixture)
 )
 
@@ -186,3 +192,80 @@ def test_sync_run_names_its_object_type_in_plural(connection):
     run = SyncRun(connection=connection, object_type="company", kind="full")
 
     assert str(run) == "full sync of companies (queued)"
+
+
+def test_eager_processing_waits_until_the_response_is_sent(
+    connection,
+    fake_hubspot,
+    synced_company,  # noqa: F811
+):
+    path = f"/hubspot/webhooks/{connection.pk}"
+    body = json.dumps([event(41, "1")])
+    timestamp = str(int(time.time() * 1000))
+    request = RequestFactory().post(
+        path,
+        data=body,
+        content_type="application/json",
+        headers={
+            "X-HubSpot-Signature-v3": sign(
+                "POST", f"http://testserver{path}", body, timestamp
+            ),
+            "X-HubSpot-Request-Timestamp": timestamp,
+        },
+    )
+
+    response = webhook(request, connection.pk)
+
+    # The view returns without reading HubSpot, as in the demo's eager mode.
+    assert response.status_code == 200, response.content
+    assert WebhookEvent.objects.get(event_id=41).processed_at is None
+    synced_company.refresh_from_db()
+    assert synced_company.name == "Before"
+
+    # The WSGI server closes the response after sending it; then it applies.
+    # As in Django's test client, request_finished must not close the
+    # connection that holds the test's transaction.
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
+    assert WebhookEvent.objects.get(event_id=41).processed_at is not None
+    synced_company.refresh_from_db()
+    assert synced_company.name == "After"
+
+
+def test_unknown_connection_gets_json_404(client, connection):
+    response = client.post(
+        f"/hubspot/webhooks/{connection.pk + 1000}",
+        data="[]",
+        content_type="application/json",
+    )
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert str(connection.pk + 1000) in response.json()["error"]
+
+
+def test_inactive_connection_gets_json_404(client, connection):
+    connection.is_active = False
+    connection.save(update_fields=["is_active"])
+
+    response = post(client, connection, [event(43, "1")])
+
+    assert response.status_code == 404
+    assert "no active HubSpot connection" in response.json()["error"]
+
+
+def test_body_over_the_upload_limit_gets_json_413(
+    client, connection, fake_hubspot, settings
+):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    events = [event(50 + index, "1") for index in range(20)]
+
+    response = post(client, connection, events)
+
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert "larger than the limit of 1000 bytes" in response.json()["error"]
+    assert not WebhookEvent.objects.exists()
