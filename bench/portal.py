@@ -43,6 +43,7 @@ from courses.models import (
     LessonProgress,
     Module,
 )
+from courses.portal_session import CONTACT_ID_SESSION_KEY
 from courses.services import enroll, portal_user_for, record_lesson_view
 from customers.models import Account, Contact
 
@@ -269,6 +270,10 @@ def build_learners(course: Course) -> list[Learner]:
             user = portal_user_for(contact)
         client = Client()
         client.force_login(user)
+        # As the sign-in link does, so heartbeats find the contact id.
+        session = client.session
+        session[CONTACT_ID_SESSION_KEY] = contact.pk
+        session.save()
         learners.append(
             Learner(
                 contact_id=contact.pk,

@@ -362,6 +362,7 @@ class LessonProgressInline(ReadOnlyAdminMixin, admin.TabularInline):
         "time_spent_seconds",
         "position_seconds",
         "pages_viewed",
+        "watched_intervals",
     ]
     readonly_fields = [
         "lesson",
@@ -371,6 +372,7 @@ class LessonProgressInline(ReadOnlyAdminMixin, admin.TabularInline):
         "time_spent_seconds",
         "position_seconds",
         "pages_viewed",
+        "watched_intervals",
     ]
     extra = 0
     ordering = ["lesson__module__order", "lesson__module_id", "lesson__order"]

@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET, require_POST
 from courses.content import save_checklist, session_ics
 from courses.heartbeats import parse_heartbeat, record_heartbeat
 from courses.models import LessonKind
+from courses.portal_session import signed_in_contact_id
 from courses.services import lesson_path
 from courses.uploads import file_type_of
 from courses.views import contact_required, enrolled_lesson
@@ -218,9 +219,12 @@ def heartbeat(request: HttpRequest, slug: str, lesson_id: int) -> HttpResponse:
             {"error": "You are signed out; sign in again to record your progress."},
             status=403,
         )
+    contact_id = signed_in_contact_id(request)
+    if contact_id is None:
+        return JsonResponse({"error": "Lesson not found."}, status=404)
     try:
         beat = parse_heartbeat(request.POST)
-        result = record_heartbeat(request.user.pk, slug, lesson_id, beat)
+        result = record_heartbeat(contact_id, slug, lesson_id, beat)
     except ValueError as exc:
         logger.info("Heartbeat for lesson %s rejected: %s", lesson_id, exc)
         return JsonResponse({"error": str(exc)}, status=400)

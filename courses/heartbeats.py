@@ -30,10 +30,8 @@ view. Only the latest view of the lesson is counted, and only numbers above
 the last one counted, so replays and a second tab on the same lesson add
 nothing.
 
-The heartbeat's write is committed with synchronous_commit off: a crash of
-the database server may lose the last fraction of a second of heartbeats,
-which costs a learner a few seconds of counted time. A completion is
-always committed synchronously, in its own transaction.
+The heartbeat's write is one conditional UPDATE, committed on its own. A
+completion by watching a video follows in its own transaction.
 """
 
 import logging
@@ -43,7 +41,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -55,7 +52,7 @@ from courses.models import (
     LessonKind,
     LessonProgress,
 )
-from courses.services import commit_without_waiting_for_flush, complete_lesson
+from courses.services import complete_lesson
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +232,7 @@ def credited_until(
 
 
 def record_heartbeat(
-    user_id: int,
+    contact_id: int,
     course_slug: str,
     lesson_id: int,
     beat: Heartbeat,
@@ -243,40 +240,17 @@ def record_heartbeat(
 ) -> HeartbeatResult | None:
     """Add a heartbeat's capped seconds to the learner's progress on a lesson.
 
-    Returns None when the user has no progress row on this lesson through
+    Returns None when the contact has no progress row on this lesson through
     an enrollment of their own in a published course, which the view turns
     into a 404. Raises ValueError for a field the lesson's kind does not
-    take. Two queries, and a third (SET LOCAL) on PostgreSQL: one reads the
-    row through the user's enrollment, and one conditional UPDATE writes it
-    only if no other heartbeat was counted in between, so concurrent
-    replays count once. Watching WATCHED_PERCENT_TO_COMPLETE percent of a
-    video completes the lesson, with complete_lesson's queries.
+    take. Two queries: one reads the row by lesson and contact through the
+    enrollment, and one conditional UPDATE writes it only if no other
+    heartbeat was counted in between, so concurrent replays count once.
+    Watching WATCHED_PERCENT_TO_COMPLETE percent of a video completes the
+    lesson, with complete_lesson's queries.
     """
     now = at or timezone.now()
-    row = (
-        LessonProgress.objects.filter(
-            enrollment__contact__user_id=user_id,
-            enrollment__course__slug=course_slug,
-            enrollment__course__is_published=True,
-            lesson_id=lesson_id,
-            lesson__module__course_id=F("enrollment__course_id"),
-        )
-        .exclude(enrollment__status=EnrollmentStatus.UNENROLLED)
-        .values(
-            "pk",
-            "enrollment_id",
-            "lesson__kind",
-            "heartbeat_view",
-            "heartbeat_sequence",
-            "heartbeat_at",
-            "time_spent_seconds",
-            "position_seconds",
-            "pages_viewed",
-            "page_count",
-            "completed_at",
-        )
-        .first()
-    )
+    row = _progress_row(contact_id, course_slug, lesson_id)
     if row is None:
         return None
     check_fields_for_kind(beat, lesson_id, row["lesson__kind"])
@@ -313,20 +287,57 @@ def record_heartbeat(
     return HeartbeatResult(True, credited, spent + credited, completed=completed)
 
 
+def _progress_row(
+    contact_id: int, course_slug: str, lesson_id: int
+) -> Mapping[str, Any] | None:
+    """Read the contact's progress row on a lesson of a course they may open.
+
+    Joins progress, enrollment, course, lesson and module, and filters on
+    the enrollment's contact id, so the contact and user tables stay out.
+    The unique (contact, course) enrollment index and the unique
+    (enrollment, lesson) progress index find the row.
+    """
+    rows = (
+        LessonProgress.objects.filter(
+            enrollment__contact_id=contact_id,
+            enrollment__course__slug=course_slug,
+            enrollment__course__is_published=True,
+            lesson_id=lesson_id,
+            lesson__module__course_id=F("enrollment__course_id"),
+        )
+        .exclude(enrollment__status=EnrollmentStatus.UNENROLLED)
+        .values(
+            "pk",
+            "enrollment_id",
+            "lesson__kind",
+            "heartbeat_view",
+            "heartbeat_sequence",
+            "heartbeat_at",
+            "time_spent_seconds",
+            "position_seconds",
+            "pages_viewed",
+            "page_count",
+            "watched_intervals",
+            "duration_seconds",
+            "completed_at",
+        )[:1]
+    )
+    return next(iter(rows), None)
+
+
 def _write(row: Mapping[str, Any], changes: dict[str, object]) -> bool:
     """Apply the changes unless another heartbeat wrote first; return whether written.
 
-    Committed with synchronous_commit off on PostgreSQL: waiting for the
-    flush to disk bounded the heartbeat rate, and a crash loses at most the
-    last fraction of a second of counted time.
+    One UPDATE in autocommit, so the heartbeat needs no BEGIN, SET LOCAL
+    or COMMIT round trips. It commits synchronously: turning
+    synchronous_commit off for it made no measurable difference on the
+    benchmark machine (docs/benchmarks.md).
     """
-    with transaction.atomic():
-        commit_without_waiting_for_flush()
-        written = LessonProgress.objects.filter(
-            pk=row["pk"],
-            heartbeat_view=row["heartbeat_view"],
-            heartbeat_sequence=row["heartbeat_sequence"],
-        ).update(**changes)
+    written = LessonProgress.objects.filter(
+        pk=row["pk"],
+        heartbeat_view=row["heartbeat_view"],
+        heartbeat_sequence=row["heartbeat_sequence"],
+    ).update(**changes)
     return bool(written)
 
 
@@ -357,14 +368,14 @@ def _video_changes(
 ) -> tuple[dict[str, object], bool]:
     """Return the video fields to write and whether the watched share is reached.
 
-    The watched intervals and the duration live in pages_viewed and
-    page_count (see courses.video_watch).
+    The intervals and the duration are stored in watched_intervals and
+    duration_seconds (see courses.video_watch).
     """
     if beat.position_seconds is None:
         return {}, False
     previous = row["position_seconds"]
-    duration = beat.duration_seconds or row["page_count"]
-    intervals = video_watch.stored_intervals(row["pages_viewed"])
+    duration = beat.duration_seconds or row["duration_seconds"]
+    intervals = video_watch.stored_intervals(row["watched_intervals"])
     played = video_watch.played_interval(
         previous if isinstance(previous, int) else 0, beat.position_seconds, credited
     )
@@ -372,10 +383,10 @@ def _video_changes(
         intervals = video_watch.merge([*intervals, played])
     changes: dict[str, object] = {
         "position_seconds": beat.position_seconds,
-        "pages_viewed": [list(interval) for interval in intervals],
+        "watched_intervals": [list(interval) for interval in intervals],
     }
     if beat.duration_seconds:
-        changes["page_count"] = beat.duration_seconds
+        changes["duration_seconds"] = beat.duration_seconds
     watched = video_watch.is_watched(
         intervals, duration if isinstance(duration, int) else None
     )
@@ -383,8 +394,8 @@ def _video_changes(
 
 
 def _complete_watched_video(enrollment_id: int, lesson_id: int, at: datetime) -> None:
-    # A separate, synchronously committed transaction, so a completion is
-    # never lost with the heartbeat's unflushed commit.
+    # complete_lesson locks the enrollment in its own transaction, after
+    # the heartbeat's UPDATE committed.
     enrollment = Enrollment.objects.select_related("course").get(pk=enrollment_id)
     lesson = Lesson.objects.select_related("module").get(pk=lesson_id)
     complete_lesson(enrollment, lesson, at=at)

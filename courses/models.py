@@ -261,6 +261,11 @@ class LessonProgress(models.Model):
     # and the number of pages of the PDF as the portal's viewer read it.
     pages_viewed = models.JSONField(default=list, blank=True)
     page_count = models.PositiveIntegerField(null=True, blank=True)
+    # A video lesson's watched stretches as sorted, disjoint [start, end]
+    # pairs in seconds (courses.video_watch), and the video's duration in
+    # seconds as the player reported it; None until the first report.
+    watched_intervals = models.JSONField(default=list, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
     # The page view (its number in views) whose heartbeats are counted, the
     # last heartbeat sequence number counted from it, and when that heartbeat
     # or the view arrived. Older views and replayed numbers are ignored.

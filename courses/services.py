@@ -281,6 +281,7 @@ def portal_user_for(contact: Contact) -> User:
 class RedeemedLink:
     user: User
     next_path: str
+    contact_id: int
 
 
 @transaction.atomic
@@ -295,7 +296,9 @@ def redeem_sign_in_link(token: str) -> RedeemedLink | None:
     if link is None:
         return None
     user = portal_user_for(link.contact)
-    return RedeemedLink(user=user, next_path=safe_next_path(link.next_path))
+    return RedeemedLink(
+        user=user, next_path=safe_next_path(link.next_path), contact_id=link.contact_id
+    )
 
 
 def _find_contact_by_email(email: str) -> Contact | None:

@@ -7,11 +7,8 @@ since the previous one, MAX_PLAYBACK_RATE times the seconds the heartbeat
 added plus ELAPSED_SLACK_SECONDS, and only when the position moved
 forward. Seeking to the end therefore credits one interval at most.
 
-NOTE: The watched intervals and the duration are kept in
-LessonProgress.pages_viewed and LessonProgress.page_count, which PDF
-lessons use for pages, because a lesson has one kind. Separate columns
-(watched intervals and duration in seconds) would be clearer and need a
-schema change.
+The intervals are kept in LessonProgress.watched_intervals and the
+duration in LessonProgress.duration_seconds.
 """
 
 from collections.abc import Iterable, Sequence
@@ -30,8 +27,8 @@ Interval = tuple[int, int]
 def stored_intervals(value: object) -> list[Interval]:
     """Read watched intervals from the JSON column, skipping anything else.
 
-    The column holds a list of [start, end] pairs in seconds. A list of
-    page numbers (a lesson that was a PDF before) reads as no intervals.
+    The column contains a list of [start, end] pairs in seconds. Any other
+    item, such as a value written into the database by hand, is skipped.
     """
     intervals: list[Interval] = []
     for item in value if isinstance(value, list) else []:

@@ -43,6 +43,7 @@ from courses.models import (
     Question,
 )
 from courses.paths import path_overview
+from courses.portal_session import remember_contact_id
 from courses.services import (
     LessonEntry,
     Progress,
@@ -140,6 +141,7 @@ def magic_link(request: HttpRequest, token: str) -> HttpResponse:
         return _referrer_origin_only(_invalid_link(request, staff=True))
 
     login(request, redeemed.user, backend="django.contrib.auth.backends.ModelBackend")
+    remember_contact_id(request, redeemed.contact_id)
     return redirect(redeemed.next_path)
 
 
@@ -287,14 +289,10 @@ def lesson(
 
 
 def _embed_start(progress: LessonProgress | None) -> int:
-    """Return where an embedded video starts: the saved position, unless near the end.
-
-    For a video lesson, page_count holds the duration the player reported
-    (courses.video_watch).
-    """
+    """Return the embedded video's start: the saved position, unless near the end."""
     if progress is None or not progress.position_seconds:
         return 0
-    duration = progress.page_count
+    duration = progress.duration_seconds
     if duration and progress.position_seconds >= duration - 1:
         return 0
     return progress.position_seconds
@@ -335,7 +333,7 @@ def _content_context(
         )
     if kind == LessonKind.VIDEO:
         context["watched_percent"] = (
-            watched_percent(progress.pages_viewed, progress.page_count)
+            watched_percent(progress.watched_intervals, progress.duration_seconds)
             if progress
             else None
         )

@@ -213,7 +213,7 @@ def test_watching_video_completes_lesson(
     )
     progress = LessonProgress.objects.get(lesson=video_lesson)
     assert progress.completed_at is None
-    assert progress.page_count == VIDEO_SECONDS
+    assert progress.duration_seconds == VIDEO_SECONDS
 
     # Watching the rest, to the end, completes it.
     page.evaluate(f"{VIDEO}.play()")

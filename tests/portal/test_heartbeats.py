@@ -1,8 +1,10 @@
 """Heartbeats: time spent per lesson, capped, replay-safe and per learner."""
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -17,7 +19,12 @@ from courses.heartbeats import (
     record_heartbeat,
 )
 from courses.models import LessonKind, LessonProgress
-from courses.services import portal_user_for, record_lesson_view
+from courses.portal_session import CONTACT_ID_SESSION_KEY
+from courses.services import (
+    create_sign_in_url,
+    portal_user_for,
+    record_lesson_view,
+)
 from tests.factories import NOW, make_contact
 from tests.portal.helpers import enroll_contact, lesson_url, make_course, sign_in
 
@@ -55,13 +62,13 @@ def make_kind(lesson, kind: str) -> None:
 
 
 def test_heartbeat_adds_active_seconds(viewed):
-    _contact, user, course, lesson = viewed
+    contact, _user, course, lesson = viewed
 
     first = record_heartbeat(
-        user.pk, course.slug, lesson.pk, beat(1, 15), at=NOW + timedelta(seconds=15)
+        contact.pk, course.slug, lesson.pk, beat(1, 15), at=NOW + timedelta(seconds=15)
     )
     second = record_heartbeat(
-        user.pk, course.slug, lesson.pk, beat(2, 12), at=NOW + timedelta(seconds=30)
+        contact.pk, course.slug, lesson.pk, beat(2, 12), at=NOW + timedelta(seconds=30)
     )
 
     assert first is not None
@@ -73,11 +80,15 @@ def test_heartbeat_adds_active_seconds(viewed):
 
 
 def test_heartbeat_capped_per_interval(viewed):
-    _contact, user, course, lesson = viewed
+    contact, _user, course, lesson = viewed
 
     # A tab left open overnight reports 8 hours in its next heartbeat.
     result = record_heartbeat(
-        user.pk, course.slug, lesson.pk, beat(1, 8 * 3600), at=NOW + timedelta(hours=8)
+        contact.pk,
+        course.slug,
+        lesson.pk,
+        beat(1, 8 * 3600),
+        at=NOW + timedelta(hours=8),
     )
 
     assert result is not None
@@ -86,12 +97,12 @@ def test_heartbeat_capped_per_interval(viewed):
 
 
 def test_heartbeat_capped_by_elapsed_time(viewed):
-    _contact, user, course, lesson = viewed
+    contact, _user, course, lesson = viewed
 
     # Three heartbeats posted 1 second apart, each claiming 15 seconds.
     for number in (1, 2, 3):
         record_heartbeat(
-            user.pk,
+            contact.pk,
             course.slug,
             lesson.pk,
             beat(number, 15),
@@ -103,12 +114,12 @@ def test_heartbeat_capped_by_elapsed_time(viewed):
 
 
 def test_heartbeat_loop_adds_no_more_than_time_passed(viewed):
-    _contact, user, course, lesson = viewed
+    contact, _user, course, lesson = viewed
 
     # A script posts 50 heartbeats in 4 seconds, each claiming 20 seconds.
     for number in range(1, 51):
         record_heartbeat(
-            user.pk,
+            contact.pk,
             course.slug,
             lesson.pk,
             beat(number, 20),
@@ -121,14 +132,14 @@ def test_heartbeat_loop_adds_no_more_than_time_passed(viewed):
 
 
 def test_hidden_night_not_claimable_later(viewed):
-    _contact, user, course, lesson = viewed
+    contact, _user, course, lesson = viewed
     morning = NOW + timedelta(hours=8)
 
     # After a night with no heartbeat, a burst claims at most one interval
     # plus the slack, not the night.
     for number in range(1, 21):
         record_heartbeat(
-            user.pk,
+            contact.pk,
             course.slug,
             lesson.pk,
             beat(number, 20),
@@ -140,15 +151,15 @@ def test_hidden_night_not_claimable_later(viewed):
 
 
 def test_replayed_heartbeat_counts_once(viewed):
-    _contact, user, course, lesson = viewed
+    contact, _user, course, lesson = viewed
     at = NOW + timedelta(seconds=15)
 
-    first = record_heartbeat(user.pk, course.slug, lesson.pk, beat(1, 10), at=at)
+    first = record_heartbeat(contact.pk, course.slug, lesson.pk, beat(1, 10), at=at)
     replay = record_heartbeat(
-        user.pk, course.slug, lesson.pk, beat(1, 10), at=at + timedelta(seconds=15)
+        contact.pk, course.slug, lesson.pk, beat(1, 10), at=at + timedelta(seconds=15)
     )
     older = record_heartbeat(
-        user.pk, course.slug, lesson.pk, beat(0, 10), at=at + timedelta(seconds=30)
+        contact.pk, course.slug, lesson.pk, beat(0, 10), at=at + timedelta(seconds=30)
     )
 
     assert first is not None and first.accepted
@@ -161,20 +172,20 @@ def test_replayed_heartbeat_counts_once(viewed):
 
 
 def test_older_view_is_superseded(viewed):
-    contact, user, course, lesson = viewed
+    contact, _user, course, lesson = viewed
     enrollment = contact.enrollments.get()
     # A second tab opens the lesson again: view 2 counts from now on.
     record_lesson_view(enrollment, lesson, at=NOW + timedelta(seconds=5))
 
     old_tab = record_heartbeat(
-        user.pk,
+        contact.pk,
         course.slug,
         lesson.pk,
         beat(1, 10, view=1),
         at=NOW + timedelta(seconds=15),
     )
     new_tab = record_heartbeat(
-        user.pk,
+        contact.pk,
         course.slug,
         lesson.pk,
         beat(1, 10, view=2),
@@ -189,11 +200,11 @@ def test_older_view_is_superseded(viewed):
 
 
 def test_heartbeat_stores_video_position(viewed):
-    _contact, user, course, lesson = viewed
+    contact, _user, course, lesson = viewed
     make_kind(lesson, LessonKind.VIDEO)
 
     record_heartbeat(
-        user.pk,
+        contact.pk,
         course.slug,
         lesson.pk,
         beat(1, 5, position=42),
@@ -219,16 +230,16 @@ def test_credit_without_previous_time():
 
 
 def test_heartbeat_merges_pdf_pages(viewed):
-    _contact, user, course, lesson = viewed
+    contact, _user, course, lesson = viewed
     make_kind(lesson, LessonKind.PDF)
     first = Heartbeat(1, 1, 5, None, pages=frozenset({1, 2}), page_count=4)
     second = Heartbeat(1, 2, 5, None, pages=frozenset({2, 4}), page_count=4)
 
     record_heartbeat(
-        user.pk, course.slug, lesson.pk, first, at=NOW + timedelta(seconds=5)
+        contact.pk, course.slug, lesson.pk, first, at=NOW + timedelta(seconds=5)
     )
     record_heartbeat(
-        user.pk, course.slug, lesson.pk, second, at=NOW + timedelta(seconds=10)
+        contact.pk, course.slug, lesson.pk, second, at=NOW + timedelta(seconds=10)
     )
 
     progress = progress_of(lesson)
@@ -367,22 +378,60 @@ def test_endpoint_query_count(client, viewed):
         record_lesson_view(
             enroll_contact(contact, other_course), other_lessons[0], at=NOW
         )
+    # The first heartbeat stores the contact id in the session.
+    post_beat(client, course, lesson, sequence="1")
 
     with CaptureQueriesContext(connection) as queries:
-        post_beat(client, course, lesson)
+        response = post_beat(client, course, lesson, sequence="2")
 
-    # The test runs in a transaction, so the heartbeat's own transaction
-    # is a savepoint here; in production it is the outermost one.
-    sql = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    own = [statement for statement in sql if "lessonprogress" in statement]
-    # Besides the session and the user, which every signed-in request loads:
-    # one read through the enrollment, SET LOCAL synchronous_commit and one
-    # conditional UPDATE.
-    assert len(own) == 2
-    assert own[0].startswith("SELECT")
-    assert own[1].startswith("UPDATE")
-    assert sql[-2] == "SET LOCAL synchronous_commit TO OFF"
-    assert len(sql) == 5
+    assert response.json()["accepted"]
+    sql = [q["sql"] for q in queries.captured_queries]
+    # The session and the user, which every signed-in request loads, then
+    # one read through the enrollment and one conditional UPDATE, with no
+    # transaction, SET LOCAL or contact lookup around them.
+    assert len(sql) == 4
+    assert "django_session" in sql[0]
+    assert "auth_user" in sql[1]
+    assert sql[2].startswith("SELECT")
+    assert sql[3].startswith("UPDATE")
+    assert "customers_contact" not in sql[2]
+    assert "auth_user" not in sql[2]
+    assert not any("SAVEPOINT" in statement for statement in sql)
+
+
+def test_first_heartbeat_stores_contact_id(client, viewed):
+    contact, _user, course, lesson = viewed
+    sign_in(client, contact)
+    assert CONTACT_ID_SESSION_KEY not in client.session
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post_beat(client, course, lesson)
+
+    assert response.json()["accepted"]
+    assert client.session[CONTACT_ID_SESSION_KEY] == contact.pk
+    contact_lookups = [
+        q["sql"] for q in queries.captured_queries if "customers_contact" in q["sql"]
+    ]
+    assert len(contact_lookups) == 1
+
+
+def test_link_sign_in_stores_contact_id(client, viewed):
+    contact, _user, _course, _lesson = viewed
+    url = urlsplit(create_sign_in_url(contact)).path
+
+    client.post(url)
+
+    assert client.session[CONTACT_ID_SESSION_KEY] == contact.pk
+
+
+def test_user_without_contact_gets_404(client, viewed):
+    _contact, _user, course, lesson = viewed
+    client.force_login(User.objects.create_user("csm", password="a password"))
+
+    response = post_beat(client, course, lesson)
+
+    assert response.status_code == 404
+    assert CONTACT_ID_SESSION_KEY not in client.session
 
 
 def test_interval_constant_is_in_page(client, viewed):
@@ -398,9 +447,9 @@ def test_interval_constant_is_in_page(client, viewed):
 
 
 def test_admin_shows_time_spent(admin_client, viewed):
-    contact, user, course, lesson = viewed
+    contact, _user, course, lesson = viewed
     record_heartbeat(
-        user.pk, course.slug, lesson.pk, beat(1, 14), at=NOW + timedelta(seconds=15)
+        contact.pk, course.slug, lesson.pk, beat(1, 14), at=NOW + timedelta(seconds=15)
     )
     enrollment = contact.enrollments.get()
 

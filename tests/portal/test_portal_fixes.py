@@ -125,16 +125,16 @@ def test_pages_without_page_count_rejected():
 
 
 def test_pages_clamped_to_page_count():
-    _contact, user, course, lesson = viewed_lesson(LessonKind.PDF)
+    contact, _user, course, lesson = viewed_lesson(LessonKind.PDF)
     # The PDF had 10 pages, then was replaced by one of 3 pages.
     before = Heartbeat(1, 1, 5, None, pages=frozenset({1, 2, 9, 10}), page_count=10)
     after = Heartbeat(1, 2, 5, None, pages=frozenset({3}), page_count=3)
 
     record_heartbeat(
-        user.pk, course.slug, lesson.pk, before, NOW + timedelta(seconds=5)
+        contact.pk, course.slug, lesson.pk, before, NOW + timedelta(seconds=5)
     )
     record_heartbeat(
-        user.pk, course.slug, lesson.pk, after, NOW + timedelta(seconds=10)
+        contact.pk, course.slug, lesson.pk, after, NOW + timedelta(seconds=10)
     )
 
     progress = LessonProgress.objects.get(lesson=lesson)
