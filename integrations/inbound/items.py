@@ -6,7 +6,7 @@ codes) with a code and a reason that names the field and the value.
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -24,6 +24,10 @@ ITEM_TYPES = ("usage_event", "contact_properties", "account_properties")
 MAX_KEY_LENGTH = 200
 MAX_ID_LENGTH = 64
 MAX_PROPERTY_DEPTH = 20
+# The earliest timestamp accepted. Inbound items come from tools running
+# now, and no usage event here predates 2000, so an earlier one is a
+# default value such as 0001-01-01 (the zero time of Go and .NET).
+MIN_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -148,6 +152,14 @@ def _require_subject(item: Item) -> None:
         raise Rejection(
             "missing_contact", f"{item.type} needs contact (an external id) or email"
         )
+    if item.contact_id is not None and item.email is not None:
+        # Either could name a different contact, and picking one silently
+        # would apply the item to a contact the sender may not have meant.
+        raise Rejection(
+            "invalid_item",
+            f"item has both contact {item.contact_id!r} and email {item.email!r}; "
+            "send only one of them",
+        )
     if item.type == "usage_event" and not item.event.strip():
         raise Rejection("missing_event", "usage_event needs event, the event's name")
     if item.type == "contact_properties" and not item.properties:
@@ -155,7 +167,12 @@ def _require_subject(item: Item) -> None:
 
 
 def _key(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise Rejection(
+            "invalid_key",
+            f"key is {_shown(value)}, a JSON {_type(value)}; send it as a string",
+        )
+    if value is None or not value.strip():
         raise Rejection(
             "missing_key",
             f"key is {_shown(value)}; send a unique string per item, such as the "
@@ -174,7 +191,9 @@ def _identifier(raw: dict[str, Any], name: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Rejection(
-            "invalid_id", f"{name} is {_shown(value)}; send a string or a number"
+            "invalid_id",
+            f"{name} is {_shown(value)}; send the external id as a string or a "
+            "whole number",
         )
     text = str(value)
     if not text or len(text) > MAX_ID_LENGTH:
@@ -199,6 +218,13 @@ def _occurred_at(value: Any, received_at: datetime) -> datetime:
     if value is None:
         return received_at
     instant = parse_instant(value, "timestamp")
+    if instant < MIN_TIMESTAMP:
+        raise Rejection(
+            "invalid_timestamp",
+            f"timestamp {value!r} is before {MIN_TIMESTAMP:%Y-%m-%d}; send the "
+            "time the event happened, or leave timestamp out to use the time "
+            "of receipt",
+        )
     if instant > received_at + MAX_FUTURE:
         raise Rejection(
             "timestamp_in_future",

@@ -270,3 +270,51 @@ def test_segment_batch_nested_too_deeply_is_400(client, source):
 
     assert response.status_code == 400
     assert response.json()["message"] == "request body is nested too deeply to be read"
+
+
+@pytest.mark.parametrize(
+    ("item", "code", "reason"),
+    [
+        (usage(123, event="Signed In"), "invalid_key", "key is 123, a JSON number"),
+        (usage(None, event="Signed In"), "missing_key", "key is None"),
+        (usage("  ", event="Signed In"), "missing_key", "send a unique string"),
+        (
+            usage("k-1", event="Signed In", contact=1.5),
+            "invalid_id",
+            "contact is 1.5; send the external id as a string or a whole number",
+        ),
+        (
+            usage("k-2", event="Signed In", email="ada@example.com"),
+            "invalid_item",
+            "both contact 'user-1' and email 'ada@example.com'",
+        ),
+        (
+            usage("k-3", event="Signed In", timestamp="0001-01-01T00:00:00Z"),
+            "invalid_timestamp",
+            "is before 2000-01-01",
+        ),
+        (
+            usage("k-4", event="Signed In", timestamp="1999-12-31T23:59:59Z"),
+            "invalid_timestamp",
+            "is before 2000-01-01",
+        ),
+    ],
+)
+def test_bad_item_gets_its_code(client, source, contact, item, code, reason):
+    response = post(client, {"items": [item]}, source.write_key)
+
+    assert response.status_code == 400, response.content
+    rejected = response.json()["rejected"]
+    assert len(rejected) == 1
+    assert rejected[0]["code"] == code
+    assert reason in rejected[0]["reason"]
+    assert not UsageEvent.objects.exists()
+
+
+def test_timestamp_at_the_floor_is_accepted(client, source, contact):
+    item = usage("k-5", event="Signed In", timestamp="2000-01-01T00:00:00Z")
+
+    response = post(client, {"items": [item]}, source.write_key)
+
+    assert response.status_code == 200, response.content
+    assert UsageEvent.objects.get().occurred_at.year == 2000
