@@ -6,6 +6,7 @@ fills and builds a FieldSpec; values.convert() applies it to a row.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from datetime import time
@@ -33,6 +34,17 @@ FIELD_KEYS = {
     "map_other", "pick", "format", "timezone", "time", "true", "false", "min",
     "max", "match", "through",
 }  # fmt: skip
+
+# Python's format specification without nested fields, in ASCII digits:
+# [[fill]align][sign][z][#][0][width][grouping][.precision][type].
+FORMAT_SPEC = re.compile(
+    r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>[0-9]+)?[,_]?"
+    r"(?:\.(?P<precision>[0-9]+))?[bcdeEfFgGnosxX%]?",
+    re.DOTALL,
+)
+
+# The largest width or precision in a template's format specification.
+MAX_FORMAT_WIDTH = 100
 
 TRUE_WORDS = ("true", "1", "yes", "y", "t")
 FALSE_WORDS = ("false", "0", "no", "n", "f")
@@ -220,7 +232,31 @@ def _source(raw: dict[str, Any], where: str, variables: set[str]) -> dict[str, A
             f"{where}: template {value!r} uses {{{bad[0]}}}; templates take plain "
             "column names only, such as {first_name}"
         )
+    _check_format_specs(value, where)
     return {"template": value}
+
+
+def _check_format_specs(template: str, where: str) -> None:
+    # A width or precision such as {company:>999999999} would build a string
+    # of a gigabyte for every row, so both are bounded.
+    for _, name, format_spec, _ in string.Formatter().parse(template):
+        if name is None or not format_spec:
+            continue
+        match = FORMAT_SPEC.fullmatch(format_spec)
+        if match is None:
+            raise MappingError(
+                f"{where}: template {template!r} has the format specification "
+                f"{format_spec!r} for {{{name}}}, which templates do not take; write "
+                "[[fill]align][sign][0][width][,][.precision][type], such as "
+                "{n:03d} or {name:>10}"
+            )
+        for part in ("width", "precision"):
+            number = match.group(part)
+            if number is not None and int(number) > MAX_FORMAT_WIDTH:
+                raise MappingError(
+                    f"{where}: template {template!r} gives {{{name}}} the {part} "
+                    f"{int(number)}; a template allows at most {MAX_FORMAT_WIDTH}"
+                )
 
 
 def _field_types(

@@ -120,6 +120,9 @@ def run_import(
         if not report.committed:
             transaction.set_rollback(True)
 
+    # Rows are rejected when they are read and, for references and unique
+    # values, when their batch is written, so the list is sorted afterwards.
+    report.rejections.sort(key=lambda rejection: (rejection.file, rejection.line))
     report.seconds = time.monotonic() - started
     logger.info(
         "CSV import with mapping %s finished in %d ms: %d rows read, %d rejected, %s",

@@ -117,7 +117,12 @@ def parse_mapping(document: dict[str, Any], path: Path) -> Mapping:
             + " or ".join(repr(choice) for choice in ON_ERROR_CHOICES)
         )
     raw_targets = document.get("targets")
-    if not isinstance(raw_targets, list) or not raw_targets:
+    if raw_targets is not None and not isinstance(raw_targets, list):
+        raise MappingError(
+            f"{where}: targets = {raw_targets!r} is invalid; targets must be an "
+            "array of tables, so write each target as a [[targets]] table"
+        )
+    if not raw_targets:
         raise MappingError(
             f"{where}: the mapping has no targets; add at least one [[targets]] table"
         )

@@ -41,12 +41,29 @@ def read_header(path: Path) -> list[str]:
     except UnicodeDecodeError as error:
         raise _not_utf8(path, error) from None
     except csv.Error as error:
+        if _over_field_limit(error):
+            raise _field_too_long(path, 1) from None
         raise CsvImportError(
             f"{path.name}: line 1: the header is invalid: {error}"
         ) from None
     if not header:
         raise CsvImportError(f"{path.name} is empty; it needs a header line")
-    return [name.strip() for name in header]
+    names = [name.strip() for name in header]
+    _reject_repeated_names(path, names)
+    return names
+
+
+def _reject_repeated_names(path: Path, names: list[str]) -> None:
+    # A row becomes a dict by column name, so a repeated name would silently
+    # keep only its last column.
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise CsvImportError(
+                f"{path.name}: column {name} appears twice in the header; give "
+                "each column its own name"
+            )
+        seen.add(name)
 
 
 def require_columns(path: Path, header: list[str], columns: set[str]) -> None:
@@ -77,6 +94,8 @@ def read_rows(path: Path) -> Iterator[SourceRow]:
                 except StopIteration:
                     return
                 except csv.Error as error:
+                    if _over_field_limit(error):
+                        raise _field_too_long(path, start) from None
                     raise CsvImportError(
                         f"{path.name}: line {start}: the row cannot be read ({error}); "
                         'close the quote, or write a quote inside a value as two ("")'
@@ -95,6 +114,22 @@ def read_rows(path: Path) -> Iterator[SourceRow]:
                 yield SourceRow(start, dict(zip(header, fields, strict=True)))
     except UnicodeDecodeError as error:
         raise _not_utf8(path, error) from None
+
+
+def _over_field_limit(error: csv.Error) -> bool:
+    # The csv module has no error class of its own for this case, only the
+    # message "field larger than field limit (N)".
+    return "field larger than field limit" in str(error)
+
+
+def _field_too_long(path: Path, line: int) -> CsvImportError:
+    limit = csv.field_size_limit()
+    return CsvImportError(
+        f"{path.name}: line {line}: a field is longer than {limit:,} characters, "
+        "the csv module's field size limit; shorten the field, or look for a "
+        "quote that is never closed there, which makes the rest of the file "
+        "one field"
+    )
 
 
 def _not_utf8(path: Path, error: UnicodeDecodeError) -> CsvImportError:

@@ -1,5 +1,6 @@
 """Running mappings on small CSV folders: counts, dry runs, errors, idempotency."""
 
+import csv
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -661,3 +662,52 @@ def test_repeat_count_takes_only_ascii_digits(tmp_path):
         (3, "\u00b2"),
     ]
     assert Contact.objects.count() == 0
+
+
+def test_field_over_the_csv_size_limit_named(folder):
+    limit = csv.field_size_limit()
+    write_csv(
+        folder, "tickets.csv", [*TICKETS, "T-3,A-1," + "x" * (limit + 1) + ",,low,"]
+    )
+
+    with pytest.raises(CsvImportError) as caught:
+        import_folder(folder)
+
+    message = str(caught.value)
+    assert "tickets.csv: line 4" in message
+    assert f"{limit:,} characters" in message
+    assert "close the quote" not in message
+    assert stored_counts() == (0, 0, 0, 0, 0)
+
+
+def test_duplicate_header_name_rejected(folder):
+    write_csv(folder, "tickets.csv", [TICKETS[0] + ",csat", TICKETS[1] + ",5"])
+
+    with pytest.raises(CsvImportError) as caught:
+        import_folder(folder)
+
+    assert "tickets.csv: column csat appears twice in the header" in str(caught.value)
+    assert stored_counts() == (0, 0, 0, 0, 0)
+
+
+def test_rejections_sorted_by_file_and_line(folder):
+    # Line 2 names a missing account, which is found when the batch is
+    # written; line 3 has an invalid priority, found when the row is read.
+    write_csv(
+        folder,
+        "tickets.csv",
+        [
+            TICKETS[0],
+            "T-1,A-9,2024-03-01T00:00:00+00:00,,low,",
+            "T-2,A-1,2024-03-05T00:00:00+00:00,,soon,",
+        ],
+    )
+    write_csv(folder, "accounts.csv", [*ACCOUNTS, "A-3,Gamma,gold,2,,29/02/2024,"])
+
+    report = import_folder(folder, on_error="skip")
+
+    assert [(item.file, item.line) for item in report.rejections] == [
+        ("accounts.csv", 4),
+        ("tickets.csv", 2),
+        ("tickets.csv", 3),
+    ]

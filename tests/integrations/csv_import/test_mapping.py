@@ -180,3 +180,37 @@ def test_columns_of_a_target():
     assert mapping.targets[0].columns() == {
         "id", "name", "signup", "kind", "count", "flag",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("targets", [5, "account", {"target": "account"}])
+def test_targets_of_the_wrong_type(targets):
+    with pytest.raises(MappingError) as caught:
+        parse_mapping({"targets": targets}, Path("m.toml"))
+    assert "targets must be an array of tables" in str(caught.value)
+    assert "has no targets" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{name:>999999999}", "{name:.999999999}", "{name:0>101}", "{name:,>1000000}"],
+)
+def test_template_format_width_bounded(template):
+    message = rejected(account(industry={"template": template}))
+    assert "at most 100" in message
+    assert repr(template) in message
+
+
+def test_template_nested_format_field_rejected():
+    message = rejected(account(industry={"template": "{name:>{id}}"}))
+    assert "{name:>{id}}" in message
+
+
+def test_template_unknown_format_spec_rejected():
+    message = rejected(account(industry={"template": "{name:>5q!}"}))
+    assert "format specification" in message
+
+
+def test_template_small_widths_accepted():
+    mapping = mapping_of(account(industry={"template": "{id:>10}-{name:_<5.3}"}))
+    spec = mapping.targets[0].fields[-1]
+    assert spec.template == "{id:>10}-{name:_<5.3}"
