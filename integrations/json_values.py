@@ -30,6 +30,23 @@ def storage_problem(value: Any, max_depth: int, depth: int = 0) -> str:
     return ""
 
 
+def nesting_exceeds(value: Any, max_depth: int, depth: int = 0) -> bool:
+    """Return whether value has containers nested more than max_depth levels.
+
+    It counts levels as storage_problem does, where a top-level object's
+    values are at level 1.
+    """
+    if depth > max_depth:
+        return True
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return False
+    return any(nesting_exceeds(item, max_depth, depth + 1) for item in items)
+
+
 def _text_problem(text: str) -> str:
     if "\x00" in text:
         return "contains a NUL character (\\u0000), which cannot be stored"

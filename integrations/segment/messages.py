@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from integrations.json_values import nesting_exceeds
+
 # Segment's documented limits: 32 KB per call, 500 KB per batch request.
 # Both are measured on the uncompressed JSON.
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -30,6 +32,11 @@ PAGE_EVENT = "Page Viewed"
 
 # Contact.external_id and Account.external_id are at most 64 characters.
 MAX_ID_LENGTH = 64
+# properties and traits nested deeper are rejected, as on the inbound and
+# HubSpot webhook endpoints, so no reader of the stored JSON recurses
+# without bound. Segment documents size limits only, so the cap is this
+# API's own.
+MAX_PROPERTY_DEPTH = 20
 
 
 class Rejection(Exception):
@@ -98,8 +105,11 @@ def parse_call(
         call.properties = _page_properties(message) if kind == "page" else {}
         call.properties.update(_object(message, "properties"))
         call.feature = _feature(call.properties)
+        _require_shallow(call.properties, "properties")
     else:
         call.traits = _object(message, "traits")
+        # Depth first, so the recursive NUL check stays within the cap.
+        _require_shallow(call.traits, "traits")
         _require_no_nul(call.traits, "traits")
     if kind == "group":
         call.group_id = _optional_id(message, "groupId", "groupId")
@@ -319,6 +329,15 @@ def _require_no_nul(value: Any, name: str) -> None:
     if isinstance(value, list):
         for position, item in enumerate(value):
             _require_no_nul(item, f"{name}[{position}]")
+
+
+def _require_shallow(value: dict[str, Any], name: str) -> None:
+    if nesting_exceeds(value, MAX_PROPERTY_DEPTH):
+        raise Rejection(
+            "invalid_message",
+            f"{name} is nested more than {MAX_PROPERTY_DEPTH} levels deep; "
+            "flatten the deeper values",
+        )
 
 
 def _json_type(value: Any) -> str:

@@ -7,6 +7,7 @@ request that cannot be read at all gets a 4xx with a code and a message.
 Errors carry "code" and "message", which Segment's libraries log.
 """
 
+import json
 import logging
 from typing import Any
 
@@ -31,6 +32,13 @@ from integrations.segment.messages import (
 from integrations.segment.service import IngestResult, ingest_messages
 
 logger = logging.getLogger(__name__)
+
+# The end of the 413 message of a single-call endpoint, whose body is one
+# call: splitting it into batches would not help.
+SINGLE_CALL_ADVICE = (
+    f"a single call is limited to {MAX_MESSAGE_BYTES} bytes, so send fewer or "
+    "shorter properties, traits or context values"
+)
 
 
 @csrf_exempt
@@ -83,8 +91,11 @@ def _read(
     header_key = write_key_from_header(request)
     # With the key in the header, a wrong key is rejected before the body is read.
     source = authenticate(header_key) if header_key is not None else None
-    limit = MAX_BATCH_BYTES if call_type is None else MAX_MESSAGE_BYTES
-    payload = decode_json(read_body(request, limit))
+    if call_type is None:
+        body = read_body(request, MAX_BATCH_BYTES)
+    else:
+        body = read_body(request, MAX_MESSAGE_BYTES, SINGLE_CALL_ADVICE)
+    payload = decode_json(body)
     if not isinstance(payload, dict):
         raise RequestError(
             400,
@@ -93,10 +104,21 @@ def _read(
             "/v1/batch or one call for the other endpoints",
         )
     if source is None:
-        write_key = payload.get("writeKey")
-        source = authenticate(write_key if isinstance(write_key, str) else None)
+        source = authenticate(_body_write_key(payload))
     messages = [payload] if call_type is not None else _batch_messages(payload)
     return source, messages, _sent_at(payload)
+
+
+def _body_write_key(payload: dict[str, Any]) -> str | None:
+    write_key = payload.get("writeKey")
+    if write_key is None or isinstance(write_key, str):
+        return write_key
+    raise RequestError(
+        401,
+        "invalid_write_key",
+        f"writeKey is {json.dumps(write_key)[:40]}, not a string; send the "
+        "event source's write key as a string",
+    )
 
 
 def _batch_messages(payload: dict[str, Any]) -> list[Any]:

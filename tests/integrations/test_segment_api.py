@@ -455,6 +455,35 @@ def test_write_key_in_body_accepted(source, contact):
     assert UsageEvent.objects.count() == 1
 
 
+@pytest.mark.parametrize("write_key", [123, True, ["key"]])
+def test_non_string_write_key_is_401(source, contact, write_key):
+    body = batch(track("user-1", "Signed In"), writeKey=write_key)
+
+    response = post("/batch", body)
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_write_key"
+    assert json.dumps(write_key) in response.json()["message"]
+    assert not UsageEvent.objects.exists()
+
+
+def test_write_key_is_not_looked_up_by_index(source, contact):
+    # An indexed lookup by the key could leak it through timing, so every
+    # source's key is compared in Python with hmac.compare_digest.
+    make_source()
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post(
+            "/batch", batch(track("user-1", "Signed In")), write_key=source.write_key
+        )
+
+    assert response.status_code == 200, response.content
+    lookups = [q["sql"] for q in queries if "integrations_eventsource" in q["sql"]]
+    assert lookups
+    conditions = [sql.partition("WHERE")[2] for sql in lookups]
+    assert not any("write_key" in condition for condition in conditions)
+
+
 def test_malformed_authorization_is_401(source, contact):
     response = post(
         "/batch",
@@ -562,6 +591,9 @@ def test_single_call_over_32_kb_is_413(source, contact):
     response = post("/track", big, write_key=source.write_key)
 
     assert response.status_code == 413
+    message = response.json()["message"]
+    assert "single call is limited to 32768 bytes" in message
+    assert "batches" not in message
 
 
 def test_get_is_405(source):
@@ -625,3 +657,39 @@ def test_admin_shows_generated_write_key(admin_client):
 
     assert len(created.write_key) >= 32
     assert created.write_key in page.content.decode()
+
+
+def nested(levels):
+    """Return a value with `levels` objects around a string."""
+    value: object = "x"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("field", ["properties", "traits"])
+def test_values_nested_deeper_than_20_rejected(source, contact, field):
+    if field == "properties":
+        call = track("user-1", "Signed In", properties=nested(200))
+    else:
+        call = identify("user-1", nested(200))
+
+    response = post("/batch", batch(call), write_key=source.write_key)
+
+    assert response.status_code == 400, response.content
+    rejected = response.json()["rejected"][0]
+    assert rejected["code"] == "invalid_message"
+    assert f"{field} is nested more than 20 levels deep" in rejected["reason"]
+    assert not UsageEvent.objects.exists()
+
+
+def test_properties_nested_20_levels_accepted(source, contact):
+    call = track("user-1", "Signed In", properties=nested(20))
+    too_deep = track("user-1", "Signed In", properties=nested(21), messageId="m-2")
+
+    response = post("/batch", batch(call, too_deep), write_key=source.write_key)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == 1
+    assert response.json()["rejected"][0]["index"] == 1
+    assert UsageEvent.objects.get().properties == nested(20)
