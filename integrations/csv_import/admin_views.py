@@ -35,6 +35,9 @@ TEMPLATE = "admin/csv_import/upload.html"
 SESSION_KEY = "csv_import_stage"
 MAPPING_NAME = "mapping.toml"
 
+# The name errors give the staging folder.
+DATA_LABEL = "the uploaded files"
+
 # The dry run and the import run inside the web request, at roughly 2,000
 # rows/s (docs/csv-import.md), so larger files go through import_csv.
 # NOTE: 10 MiB is an estimate of what finishes within a minute or two.
@@ -85,8 +88,16 @@ class UploadForm(forms.Form):
 
     def clean_csv_files(self) -> list[UploadedFile]:
         files: list[UploadedFile] = self.cleaned_data["csv_files"]
-        for upload in files:
-            name = Path(upload.name or "").name
+        names = [Path(upload.name or "").name for upload in files]
+        for name in names:
+            if names.count(name) > 1:
+                # Staged in one folder, the second would overwrite the first.
+                raise forms.ValidationError(
+                    f"{names.count(name)} uploaded files are named {name}; rename "
+                    "them so that each file has its own name, or import them one "
+                    "after the other"
+                )
+        for upload, name in zip(files, names, strict=True):
             if not name.lower().endswith(".csv") or name.startswith("."):
                 raise forms.ValidationError(
                     f"{name!r} is not a .csv file; upload the CSV files the "
@@ -107,6 +118,13 @@ class UploadForm(forms.Form):
             )
         return cleaned
 
+    def mapping_name(self) -> str:
+        """Return the name of the chosen mapping file, as errors show it."""
+        upload = self.cleaned_data.get("mapping_file")
+        if upload:
+            return Path(upload.name or MAPPING_NAME).name
+        return f"{self.cleaned_data['mapping']}.toml"
+
 
 def csv_import_view(request: HttpRequest) -> HttpResponse:
     """Show the upload form, run the dry run, or import the staged files."""
@@ -123,10 +141,15 @@ def _dry_run(request: HttpRequest, form: UploadForm) -> HttpResponse:
     token = secrets.token_urlsafe(16)
     folder = _stage(token, form.cleaned_data)
     on_error = "skip" if form.cleaned_data["skip_invalid"] else None
+    mapping_name = form.mapping_name()
     try:
-        mapping = load_mapping(folder / MAPPING_NAME)
+        # Errors name the uploaded files, never the staging folder, whose
+        # path contains the token.
+        mapping = load_mapping(folder / MAPPING_NAME, mapping_name)
         _require_permissions(request, mapping)
-        report = run_import(mapping, folder, dry_run=True, on_error=on_error)
+        report = run_import(
+            mapping, folder, dry_run=True, on_error=on_error, data_label=DATA_LABEL
+        )
     except CsvImportError as error:
         logger.warning("CSV dry run by user %s failed: %s", request.user.pk, error)
         shutil.rmtree(folder, ignore_errors=True)
@@ -136,7 +159,11 @@ def _dry_run(request: HttpRequest, form: UploadForm) -> HttpResponse:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
-    request.session[SESSION_KEY] = {"token": token, "on_error": on_error}
+    request.session[SESSION_KEY] = {
+        "token": token,
+        "on_error": on_error,
+        "mapping_name": mapping_name,
+    }
     return render(
         request,
         TEMPLATE,
@@ -159,9 +186,11 @@ def _import_staged(request: HttpRequest) -> HttpResponse:
     # change nothing.
     del request.session[SESSION_KEY]
     try:
-        mapping = load_mapping(folder / MAPPING_NAME)
+        mapping = load_mapping(folder / MAPPING_NAME, stage.get("mapping_name"))
         _require_permissions(request, mapping)
-        report = run_import(mapping, folder, on_error=stage.get("on_error"))
+        report = run_import(
+            mapping, folder, on_error=stage.get("on_error"), data_label=DATA_LABEL
+        )
     except CsvImportError as error:
         logger.warning("CSV import by user %s failed: %s", request.user.pk, error)
         return _upload_page(request, str(error))

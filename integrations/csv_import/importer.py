@@ -80,8 +80,11 @@ def run_import(
     *,
     dry_run: bool = False,
     on_error: str | None = None,
+    data_label: str | None = None,
 ) -> CsvImportReport:
     """Import the CSV files in data_dir as mapping describes; return the report.
+
+    data_label names data_dir in errors in place of its path.
 
     Raises CsvImportError, with nothing written, for a missing file or
     column, a file that is not UTF-8, an unreadable quote, or a batch the
@@ -95,7 +98,7 @@ def run_import(
             + " or ".join(repr(choice) for choice in ON_ERROR_CHOICES)
         )
     report = CsvImportReport(mapping.name, dry_run, on_error)
-    files = _check_files(mapping, Path(data_dir))
+    files = _check_files(mapping, Path(data_dir), data_label)
     logger.info(
         "CSV import with mapping %s from %s started (dry run: %s, on error: %s)",
         mapping.path,
@@ -135,12 +138,14 @@ def run_import(
     return report
 
 
-def _check_files(mapping: Mapping, data_dir: Path) -> dict[int, list[Path]]:
+def _check_files(
+    mapping: Mapping, data_dir: Path, data_label: str | None
+) -> dict[int, list[Path]]:
     # Every header is checked before the first write, so a missing column in
     # the last file stops the run before the first file is written.
     files = {}
     for spec in mapping.targets:
-        files[spec.index] = find_files(data_dir, spec.file_pattern)
+        files[spec.index] = find_files(data_dir, spec.file_pattern, data_label)
         for path in files[spec.index]:
             require_columns(path, read_header(path), spec.columns())
     return files

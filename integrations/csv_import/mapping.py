@@ -11,6 +11,7 @@ docs/csv-import.md describes the format.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,18 +87,30 @@ class Mapping:
     targets: tuple[TargetSpec, ...]
 
 
-def load_mapping(path: Path) -> Mapping:
-    """Read and check a mapping file; raise MappingError naming each problem."""
+def load_mapping(path: Path, display_name: str | None = None) -> Mapping:
+    """Read and check a mapping file; raise MappingError naming each problem.
+
+    display_name names the file in errors and is the mapping's default name,
+    in place of its path, such as the name of an uploaded file.
+    """
     path = Path(path)
+    name_in_errors = Path(display_name) if display_name else path
     if not path.is_file():
-        raise MappingError(f"Mapping file {path} not found; pass a .toml mapping file")
+        raise MappingError(
+            f"Mapping file {name_in_errors} not found; pass a .toml mapping file"
+        )
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as error:
-        raise MappingError(f"Mapping file {path} is not UTF-8: {error}") from None
+        raise MappingError(
+            f"Mapping file {name_in_errors} is not UTF-8: {error}"
+        ) from None
     except tomllib.TOMLDecodeError as error:
-        raise MappingError(f"Mapping file {path} is not valid TOML: {error}") from None
-    return parse_mapping(document, path)
+        raise MappingError(
+            f"Mapping file {name_in_errors} is not valid TOML: {error}"
+        ) from None
+    mapping = parse_mapping(document, name_in_errors)
+    return dataclasses.replace(mapping, path=path)
 
 
 def parse_mapping(document: dict[str, Any], path: Path) -> Mapping:

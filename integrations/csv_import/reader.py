@@ -17,20 +17,29 @@ class SourceRow:
     problem: str = ""
 
 
-def find_files(folder: Path, pattern: str) -> list[Path]:
-    """Return the files in folder that match a glob pattern, sorted by name."""
+def find_files(folder: Path, pattern: str, label: str | None = None) -> list[Path]:
+    """Return the files in folder that match a glob pattern, sorted by name.
+
+    label names the folder in errors in place of its path, such as "the
+    uploaded files" where the path is the server's business.
+    """
     if not folder.is_dir():
         raise CsvImportError(
-            f"Data folder {folder} not found; pass the folder that contains the CSV "
-            "files with --data-dir"
+            f"Data folder {label or folder} not found; pass the folder that "
+            "contains the CSV files with --data-dir"
         )
     files = sorted(path for path in folder.glob(pattern) if path.is_file())
-    if not files:
+    if files:
+        return files
+    if label is not None:
         raise CsvImportError(
-            f"No file in {folder} matches {pattern!r}; check the file name in the "
-            "mapping or pass another --data-dir"
+            f"No file in {label} matches {pattern!r}; check the file name in the "
+            f"mapping or add the file to {label}"
         )
-    return files
+    raise CsvImportError(
+        f"No file in {folder} matches {pattern!r}; check the file name in the "
+        "mapping or pass another --data-dir"
+    )
 
 
 def read_header(path: Path) -> list[str]:

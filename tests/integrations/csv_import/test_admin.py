@@ -170,3 +170,60 @@ def test_file_over_the_size_limit_rejected(admin_client, monkeypatch):
 
     assert b"accounts.csv is larger than" in response.content
     assert Account.objects.count() == 0
+
+
+def test_two_files_with_one_name_rejected(admin_client, staging):
+    data = {
+        "mapping_file": SimpleUploadedFile("m.toml", MAPPING),
+        "csv_files": [
+            SimpleUploadedFile("accounts.csv", GOOD),
+            SimpleUploadedFile("accounts.csv", ONE_BAD),
+        ],
+    }
+
+    response = admin_client.post(reverse("csv_import:upload"), data)
+
+    assert b"2 uploaded files are named accounts.csv" in response.content
+    assert "report" not in response.context
+    assert not staging.exists() or list(staging.iterdir()) == []
+
+
+def test_mapping_error_names_the_upload_not_the_server_path(admin_client, staging):
+    data = {
+        "mapping_file": SimpleUploadedFile("crm.toml", b"\xff\xfe"),
+        "csv_files": [SimpleUploadedFile("accounts.csv", GOOD)],
+    }
+
+    response = admin_client.post(reverse("csv_import:upload"), data)
+
+    assert b"crm.toml is not UTF-8" in response.content
+    assert str(staging).encode() not in response.content
+    assert b"csv-imports" not in response.content
+    assert b"mapping.toml" not in response.content
+
+
+def test_missing_file_error_hides_the_server_path(admin_client, staging):
+    data = {
+        "mapping_file": SimpleUploadedFile("crm.toml", MAPPING),
+        "csv_files": [SimpleUploadedFile("other.csv", GOOD)],
+    }
+
+    response = admin_client.post(reverse("csv_import:upload"), data)
+
+    assert (
+        b"No file in the uploaded files matches &#x27;accounts.csv&#x27;"
+        in response.content
+    )
+    assert str(staging).encode() not in response.content
+    assert b"csv-imports" not in response.content
+
+
+def test_report_named_after_the_uploaded_mapping(admin_client):
+    data = {
+        "mapping_file": SimpleUploadedFile("crm.toml", MAPPING),
+        "csv_files": [SimpleUploadedFile("accounts.csv", GOOD)],
+    }
+
+    response = admin_client.post(reverse("csv_import:upload"), data)
+
+    assert response.context["report"].mapping == "crm"
