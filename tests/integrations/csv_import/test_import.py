@@ -17,7 +17,13 @@ from customers.models import (
     SurveyResponse,
     UsageEvent,
 )
-from integrations.csv_import import CsvImportError, importer, load_mapping, run_import
+from integrations.csv_import import (
+    MAPPINGS_DIR,
+    CsvImportError,
+    importer,
+    load_mapping,
+    run_import,
+)
 from tests.factories import make_account, make_contact
 from tests.integrations.csv_import.helpers import write_csv
 
@@ -710,4 +716,37 @@ def test_rejections_sorted_by_file_and_line(folder):
         ("accounts.csv", 4),
         ("tickets.csv", 2),
         ("tickets.csv", 3),
+    ]
+
+
+def test_ravenstack_names_with_one_domain_reject_contacts(tmp_path):
+    mapping = load_mapping(MAPPINGS_DIR / "ravenstack.toml")
+    files: dict[str, set[str]] = {}
+    for spec in mapping.targets:
+        files.setdefault(spec.file_pattern, set()).update(spec.columns())
+    for name, columns in files.items():
+        (tmp_path / name).write_text(",".join(sorted(columns)) + "\n")
+    header = sorted(files["ravenstack_accounts.csv"])
+    rows = [
+        {"account_id": "A-1", "account_name": "Acme Co", "seats": "2"},
+        {"account_id": "A-2", "account_name": "acme_co", "seats": "3"},
+    ]
+    lines = [",".join(header)]
+    for row in rows:
+        values = {
+            "plan_tier": "Basic", "is_trial": "false", "signup_date": "2024-01-10",
+            **row,
+        }  # fmt: skip
+        lines.append(",".join(values.get(column, "") for column in header))
+    (tmp_path / "ravenstack_accounts.csv").write_text("\n".join(lines) + "\n")
+
+    report = run_import(mapping, tmp_path, dry_run=True)
+
+    contacts = next(item for item in report.targets if item.target == "contact")
+    # Both names make acme-co.example; A-2's contacts 1 and 2 repeat A-1's
+    # emails and are rejected, and its contact 3 is not.
+    assert (contacts.created, contacts.rejected) == (3, 2)
+    assert [item.value for item in report.rejections] == [
+        "user001@acme-co.example",
+        "user002@acme-co.example",
     ]

@@ -130,3 +130,18 @@ def test_mapping_matches_the_ravenstack_importer(data_dir):
     assert sum(target.created for target in report.targets) == 0
     for change in report.targets[1].changes:
         assert set(change.fields) == {"added_at"}
+
+
+def test_published_account_names_make_distinct_domains(data_dir):
+    """No two published account names make one email domain, so no contact
+    is rejected for a taken email."""
+    folder = data_dir / "ravenstack"
+    # The mapping's email domain: the name in lower case, "_" and " " as "-".
+    names = read(folder, "accounts").account_name.str.lower()
+    domains = names.str.replace("_", "-").str.replace(" ", "-")
+
+    report = run(folder, dry_run=True)
+
+    assert domains.nunique() == len(domains)
+    contacts = next(item for item in report.targets if item.target == "contact")
+    assert contacts.rejected == 0
