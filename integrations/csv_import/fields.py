@@ -371,9 +371,16 @@ def _typing(raw: dict[str, Any], kind: str, where: str) -> dict[str, Any]:
             if kind not in ("int", "decimal"):
                 raise MappingError(f"{where}: {key} applies to int and decimal only")
             try:
-                options[option] = Decimal(str(raw[key]))
+                bound = Decimal(str(raw[key]))
             except InvalidOperation:
-                raise MappingError(f"{where}: {key} must be a number") from None
+                bound = Decimal("NaN")
+            # A NaN bound would make every comparison raise InvalidOperation.
+            if not bound.is_finite():
+                raise MappingError(
+                    f"{where}: {key} = {raw[key]!r} is invalid; {key} must be a "
+                    "finite number, such as 0"
+                )
+            options[option] = bound
     return options
 
 

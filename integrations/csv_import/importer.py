@@ -313,10 +313,20 @@ def _write_batch(
                 update_fields=_update_fields(run.spec),
             )
     except DatabaseError as error:
+        # The database's first line states the problem. Later lines can quote
+        # the SQL statement, which only the log gets.
+        logger.warning(
+            "Writing %s rows from %s failed: %s",
+            run.spec.target.label,
+            changed[0].file,
+            error,
+        )
+        summary = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise CsvImportError(
             f"Writing {run.spec.target.label} rows from {changed[0].file} lines "
-            f"{changed[0].line}-{changed[-1].line} failed: {error}. Nothing was "
-            "written; fix the rows and import again"
+            f"{changed[0].line}-{changed[-1].line} failed: "
+            f"{summary or type(error).__name__}. Nothing was written; fix the rows "
+            "and import again"
         ) from error
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import DataError
 
 from customers.models import (
     Account,
@@ -750,3 +751,17 @@ def test_ravenstack_names_with_one_domain_reject_contacts(tmp_path):
         "user001@acme-co.example",
         "user002@acme-co.example",
     ]
+
+
+def test_database_error_shown_without_its_sql(folder, monkeypatch):
+    def failing_upsert(*args, **kwargs):
+        raise DataError('value out of range\nLINE 1: INSERT INTO "customers_account"')
+
+    monkeypatch.setattr(importer, "upsert", failing_upsert)
+
+    with pytest.raises(CsvImportError) as caught:
+        import_folder(folder)
+
+    message = str(caught.value)
+    assert "accounts.csv lines 2-3 failed: value out of range." in message
+    assert "INSERT" not in message

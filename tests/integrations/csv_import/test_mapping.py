@@ -214,3 +214,9 @@ def test_template_small_widths_accepted():
     mapping = mapping_of(account(industry={"template": "{id:>10}-{name:_<5.3}"}))
     spec = mapping.targets[0].fields[-1]
     assert spec.template == "{id:>10}-{name:_<5.3}"
+
+
+@pytest.mark.parametrize("bound", [float("nan"), float("inf"), "x"])
+def test_number_bound_must_be_finite(bound):
+    message = rejected(account(seats={"column": "seats", "min": bound}))
+    assert "min must be a finite number" in message
