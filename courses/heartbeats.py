@@ -46,11 +46,13 @@ from django.utils import timezone
 
 from courses import video_watch
 from courses.models import (
+    Course,
     Enrollment,
     EnrollmentStatus,
     Lesson,
     LessonKind,
     LessonProgress,
+    Module,
 )
 from courses.services import complete_lesson
 
@@ -287,42 +289,63 @@ def record_heartbeat(
     return HeartbeatResult(True, credited, spent + credited, completed=completed)
 
 
+# The heartbeat's read as fixed SQL: in a single-process profile, building
+# the same query from ORM filters took several times as long as PostgreSQL
+# took to plan and run it. It joins progress,
+# enrollment, course, lesson and module, and filters on the enrollment's
+# contact id, so the contact and user tables stay out. The unique
+# (contact, course) enrollment index and the progress rows of that
+# enrollment find the row.
+PROGRESS_ROW_SQL = f"""SELECT progress.*, lesson.kind AS lesson_kind
+FROM {LessonProgress._meta.db_table} progress
+JOIN {Enrollment._meta.db_table} enrollment
+  ON enrollment.id = progress.enrollment_id
+JOIN {Course._meta.db_table} course ON course.id = enrollment.course_id
+JOIN {Lesson._meta.db_table} lesson ON lesson.id = progress.lesson_id
+JOIN {Module._meta.db_table} module
+  ON module.id = lesson.module_id AND module.course_id = enrollment.course_id
+WHERE enrollment.contact_id = %s
+  AND enrollment.status <> %s
+  AND course.slug = %s
+  AND course.is_published = %s
+  AND progress.lesson_id = %s"""
+
+# The progress fields a heartbeat reads.
+ROW_FIELDS = (
+    "enrollment_id",
+    "heartbeat_view",
+    "heartbeat_sequence",
+    "heartbeat_at",
+    "time_spent_seconds",
+    "position_seconds",
+    "pages_viewed",
+    "page_count",
+    "watched_intervals",
+    "duration_seconds",
+    "completed_at",
+)
+
+
 def _progress_row(
     contact_id: int, course_slug: str, lesson_id: int
 ) -> Mapping[str, Any] | None:
-    """Read the contact's progress row on a lesson of a course they may open.
-
-    Joins progress, enrollment, course, lesson and module, and filters on
-    the enrollment's contact id, so the contact and user tables stay out.
-    The unique (contact, course) enrollment index and the unique
-    (enrollment, lesson) progress index find the row.
-    """
-    rows = (
-        LessonProgress.objects.filter(
-            enrollment__contact_id=contact_id,
-            enrollment__course__slug=course_slug,
-            enrollment__course__is_published=True,
-            lesson_id=lesson_id,
-            lesson__module__course_id=F("enrollment__course_id"),
-        )
-        .exclude(enrollment__status=EnrollmentStatus.UNENROLLED)
-        .values(
-            "pk",
-            "enrollment_id",
-            "lesson__kind",
-            "heartbeat_view",
-            "heartbeat_sequence",
-            "heartbeat_at",
-            "time_spent_seconds",
-            "position_seconds",
-            "pages_viewed",
-            "page_count",
-            "watched_intervals",
-            "duration_seconds",
-            "completed_at",
-        )[:1]
-    )
-    return next(iter(rows), None)
+    """Read the contact's progress row on a lesson of a course they may open."""
+    params = [
+        contact_id,
+        EnrollmentStatus.UNENROLLED.value,
+        course_slug,
+        True,
+        lesson_id,
+    ]
+    # A raw queryset still converts each column as its model field does,
+    # such as JSON and SQLite's text datetimes.
+    found = next(iter(LessonProgress.objects.raw(PROGRESS_ROW_SQL, params)), None)
+    if found is None:
+        return None
+    row = {name: getattr(found, name) for name in ROW_FIELDS}
+    row["pk"] = found.pk
+    row["lesson__kind"] = getattr(found, "lesson_kind")  # noqa: B009
+    return row
 
 
 def _write(row: Mapping[str, Any], changes: dict[str, object]) -> bool:
