@@ -64,6 +64,24 @@ def test_form_lists_shipped_mappings(admin_client):
     assert b"ravenstack.toml" in response.content
 
 
+def test_admin_index_links_to_the_import(client):
+    client.force_login(staff_user("add_account", "view_account"))
+
+    response = client.get(reverse("admin:index"))
+
+    assert response.status_code == 200
+    assert f'href="{reverse("csv_import:upload")}"'.encode() in response.content
+
+
+def test_admin_index_hides_the_import_without_permission(client):
+    client.force_login(staff_user("view_account"))
+
+    response = client.get(reverse("admin:index"))
+
+    assert response.status_code == 200
+    assert reverse("csv_import:upload").encode() not in response.content
+
+
 def test_staff_without_permission_rejected(client, staging):
     client.force_login(staff_user("add_account"))
 
