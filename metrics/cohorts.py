@@ -6,8 +6,8 @@ are the contacts (or accounts, through their first trained contact) that
 met the rule in the period. The untrained are the contacts or accounts of
 the same plan, stage and segment that had not met it by the as-of day
 and that the course is meant for: its lifecycle stages and audience
-condition, as in the catalogue. An account is eligible through any of
-its contacts.
+condition, as in the catalogue (for a path, those of its first course).
+An account is eligible through any of its contacts.
 
 The untrained have no training day of their own, so each is given one of
 the trained days (``align_anchors``). Both groups are then measured over
@@ -33,6 +33,7 @@ from courses.models import (
     Enrollment,
     EnrollmentStatus,
     LearningPath,
+    PathCourse,
     PathEnrollment,
 )
 from customers.models import Account, Contact
@@ -242,16 +243,31 @@ def _trained_anchors(
     return anchors, eligible, awaiting
 
 
+def _audience_course(cohort: Cohort) -> Course | None:
+    """Return the course whose audience decides who is eligible as untrained.
+
+    For a path this is its first course, by step order: a contact who may
+    not take the first course cannot start the path.
+    """
+    if cohort.path is None:
+        return cohort.course
+    first_step = PathCourse.objects.filter(path=cohort.path).order_by("order", "pk")
+    step = first_step.select_related("course").first()
+    return step.course if step is not None else None
+
+
 def _audience(cohort: Cohort, at: datetime) -> Q:
     """Return the contacts the cohort's course is meant for, as a condition.
 
     A course's lifecycle stages and audience condition decide who may take
     it (courses.catalogue), so only those contacts are eligible to be
-    untrained. A path, or a course for everyone, leaves every contact.
+    untrained. A path uses the audience of its first course. Any course,
+    a path without courses, or a course for everyone leaves every contact.
     """
-    if cohort.course is None:
+    course = _audience_course(cohort)
+    if course is None:
         return Q()
-    audience = audience_of(cohort.course)
+    audience = audience_of(course)
     if audience is None:
         return Q()
     try:
@@ -262,7 +278,7 @@ def _audience(cohort: Cohort, at: datetime) -> Q:
         logger.warning(
             "Audience of course %s does not compile, so every contact is "
             "eligible as untrained: %s",
-            cohort.course.pk,
+            course.pk,
             error,
         )
         return Q()

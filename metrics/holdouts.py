@@ -8,7 +8,9 @@ estimates the effect of the trigger's actions.
 
 Each subject counts once per trigger, at its first acted or held-out
 firing, and only when its follow-up period has ended by the as-of instant.
-Aggregation runs in the database: two queries, one per subject type.
+Aggregation runs in the database: two queries, one per subject type. Usage
+reads the daily roll-ups, and raw events only on the two partial days at
+the ends of each follow-up.
 """
 
 import logging
@@ -28,11 +30,12 @@ from django.db.models import (
     QuerySet,
     Value,
 )
-from django.db.models.functions import TruncDate
+from django.db.models.functions import TruncDate, TruncDay
 from django.utils import timezone
 
 from courses.models import Enrollment, EnrollmentStatus
-from customers.models import ChurnEvent, UsageEvent
+from customers.models import ChurnEvent, UsageDay, UsageEvent
+from metrics.models import AccountDay
 from metrics.stats import (
     Difference,
     ProportionEstimate,
@@ -112,6 +115,44 @@ def _first_firings(subject_type: str) -> QuerySet[Firing]:
     ).exclude(Exists(earlier))
 
 
+def _used_product(subject_type: str) -> Q:
+    """Return whether the subject used the product in (fired_at, window_end].
+
+    Whole UTC days inside the follow-up are read from the daily roll-ups,
+    customers.UsageDay per contact and metrics.AccountDay per account. The
+    two days at its ends are only partly inside, so their events are read
+    by time, from at most one day of raw events each. The shares are then
+    those of the raw events over the exact follow-up.
+    """
+    whole_days = {
+        "day__gt": OuterRef("fired_day"),
+        "day__lt": OuterRef("window_end_day"),
+    }
+    first_day = {
+        "occurred_at__gt": OuterRef("fired_at"),
+        "occurred_at__lt": OuterRef("fired_day_end"),
+    }
+    last_day = {
+        "occurred_at__gte": OuterRef("window_end_day_start"),
+        "occurred_at__lte": OuterRef("window_end"),
+    }
+    rolled_up: QuerySet[Any]
+    if subject_type == SubjectType.CONTACT:
+        subject = {"contact": OuterRef("contact")}
+        rolled_up = UsageDay.objects.filter(**subject, **whole_days)
+    else:
+        subject = {"account": OuterRef("account")}
+        rolled_up = AccountDay.objects.filter(
+            **subject, **whole_days, usage_events__gt=0
+        )
+    events = UsageEvent.objects.filter(**subject)
+    return (
+        Q(Exists(rolled_up))
+        | Q(Exists(events.filter(**first_day)))
+        | Q(Exists(events.filter(**last_day)))
+    )
+
+
 def _with_outcomes(firings: QuerySet[Firing], subject_type: str, days: int) -> Any:
     """Annotate each firing with its outcomes in (fired_at, fired_at + days]."""
     follow_up = timedelta(days=days)
@@ -120,22 +161,16 @@ def _with_outcomes(firings: QuerySet[Firing], subject_type: str, days: int) -> A
             F("fired_at") + Value(follow_up), output_field=DateTimeField()
         ),
     )
-    window = {
-        "occurred_at__gt": OuterRef("fired_at"),
-        "occurred_at__lte": OuterRef("window_end"),
-    }
     completion_window = {
         "status": EnrollmentStatus.COMPLETED,
         "completed_at__gt": OuterRef("fired_at"),
         "completed_at__lte": OuterRef("window_end"),
     }
     if subject_type == SubjectType.CONTACT:
-        usage = UsageEvent.objects.filter(contact=OuterRef("contact"), **window)
         completions = Enrollment.objects.filter(
             contact=OuterRef("contact"), **completion_window
         )
     else:
-        usage = UsageEvent.objects.filter(account=OuterRef("account"), **window)
         completions = Enrollment.objects.filter(
             contact__account=OuterRef("account"), **completion_window
         )
@@ -149,8 +184,13 @@ def _with_outcomes(firings: QuerySet[Firing], subject_type: str, days: int) -> A
     return firings.annotate(
         fired_day=TruncDate("fired_at"),
         window_end_day=TruncDate("window_end"),
+        fired_day_end=ExpressionWrapper(
+            TruncDay("fired_at") + Value(timedelta(days=1)),
+            output_field=DateTimeField(),
+        ),
+        window_end_day_start=TruncDay("window_end"),
     ).annotate(
-        active=Exists(usage),
+        active=_used_product(subject_type),
         completed=Exists(completions),
         churned=Exists(churn_events)
         | Q(

@@ -10,7 +10,7 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats as scipy_stats
 
-from courses.models import EnrollmentStatus, LearningPath, PathEnrollment
+from courses.models import EnrollmentStatus, LearningPath, PathCourse, PathEnrollment
 from customers.models import Account, Contact, Subscription, UsageEvent
 from metrics.changes import ACCOUNT_WINDOW_DAYS, outcome_changes
 from metrics.cohorts import (
@@ -590,3 +590,57 @@ def test_untrained_only_course_audience():
     assert report.contacts.trained_eligible == 2
     assert report.contacts.untrained_eligible == 3
     assert report.accounts.untrained_eligible == 3
+
+
+def complete_path(contact: Contact, path: LearningPath) -> None:
+    PathEnrollment.objects.create(
+        contact=contact,
+        path=path,
+        source="manual",
+        enrolled_at=at_noon(date(2024, 3, 1)),
+        completed_at=at_noon(date(2024, 4, 2)),
+    )
+
+
+def test_untrained_path_first_course_audience():
+    # The path's first course is for admins; its second is for everyone,
+    # so only the first course's audience may narrow the untrained.
+    first = make_course((1,), slug="path-first")
+    first.audience = {
+        "kind": "attribute",
+        "field": "contact.role",
+        "op": "==",
+        "value": "admin",
+    }
+    first.save()
+    second = make_course((1,), slug="path-second")
+    path = LearningPath.objects.create(slug="audience-path", title="Audience path")
+    PathCourse.objects.create(path=path, course=second, order=2)
+    PathCourse.objects.create(path=path, course=first, order=1)
+    trained = make_contact(added_at=ADDED_AT, role="admin")
+    complete_path(trained, path)
+    admins = [make_contact(added_at=ADDED_AT, role="admin") for _ in range(3)]
+    for _ in range(4):
+        make_contact(added_at=ADDED_AT, role="viewer")
+
+    report = outcome_changes(Cohort(path=path), as_of=AS_OF)
+    untrained = {
+        anchor.subject_id for anchor in report.contacts.anchors if not anchor.trained
+    }
+
+    assert report.contacts.trained_eligible == 1
+    assert report.contacts.untrained_eligible == 3
+    assert untrained == {contact.pk for contact in admins}
+    assert report.accounts.untrained_eligible == 3
+
+
+def test_untrained_path_without_courses_everyone():
+    path = LearningPath.objects.create(slug="empty-path", title="Empty path")
+    trained = make_contact(added_at=ADDED_AT, role="admin")
+    complete_path(trained, path)
+    make_contact(added_at=ADDED_AT, role="admin")
+    make_contact(added_at=ADDED_AT, role="viewer")
+
+    report = outcome_changes(Cohort(path=path), as_of=AS_OF)
+
+    assert report.contacts.untrained_eligible == 2

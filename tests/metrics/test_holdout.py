@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from scipy import stats
 
 from courses.models import Enrollment
@@ -193,3 +195,97 @@ def test_triggers_without_holdout_not_listed():
 def test_naive_as_of_rejected():
     with pytest.raises(ValueError, match="no time zone"):
         holdout_comparison(as_of=datetime(2024, 6, 1))  # noqa: DTZ001
+
+
+# Offsets from the firing of one usage event each, around both ends of the
+# follow-up (fired_at, fired_at + 30 days]. The days at the ends are only
+# partly inside it, so these are the events a roll-up by day could miscount.
+BOUNDARY_OFFSETS = (
+    timedelta(hours=-11),  # the firing's day, before the firing
+    timedelta(0),  # at the firing: not after it
+    timedelta(minutes=1),  # the firing's day, after it
+    timedelta(hours=11, minutes=59),  # last minute of the firing's day
+    timedelta(days=15),  # a whole day inside
+    timedelta(days=FOLLOW_UP_DAYS, hours=-12),  # start of the last day
+    timedelta(days=FOLLOW_UP_DAYS),  # the end instant, included
+    timedelta(days=FOLLOW_UP_DAYS, minutes=1),  # the last day, after the end
+    timedelta(days=FOLLOW_UP_DAYS + 1),  # the day after the last
+)
+
+
+def fire_boundary_subjects(subject_type: str):
+    """Fire one trigger for subjects with at most one event each near the ends.
+
+    Each offset gets a treated and a held-out subject, and a few subjects
+    have no event, so every group has some with and some without usage.
+    """
+    trigger = make_trigger(
+        NEVER_USED,
+        subject_type=subject_type,
+        holdout_percent=50,
+        email_template=make_template(),
+    )
+    offsets = [*BOUNDARY_OFFSETS, None, None]
+    for index, offset in enumerate(offsets * 2):
+        account = make_account(external_id=f"HB-{subject_type}-{index}")
+        contact = make_contact(account, added_at=FIRED_AT - timedelta(days=60))
+        Firing.objects.create(
+            trigger=trigger,
+            subject_type=subject_type,
+            account=account,
+            contact=contact if subject_type == "contact" else None,
+            occurrence_key="once",
+            fired_at=FIRED_AT,
+            outcome="acted" if index < len(offsets) else "held_out",
+        )
+        if offset is not None:
+            UsageEvent.objects.create(
+                account=account,
+                contact=contact,
+                name="Feature Used",
+                occurred_at=FIRED_AT + offset,
+            )
+    return trigger
+
+
+def count_active_from_events(trigger) -> dict[str, int]:
+    """Count subjects with a raw usage event in their follow-up, per outcome."""
+    active = {"acted": 0, "held_out": 0}
+    for firing in Firing.objects.filter(trigger=trigger):
+        end = firing.fired_at + timedelta(days=FOLLOW_UP_DAYS)
+        events = UsageEvent.objects.filter(account=firing.account_id)
+        used = any(firing.fired_at < event.occurred_at <= end for event in events)
+        active[firing.outcome] += used
+    return active
+
+
+@pytest.mark.parametrize("subject_type", ["contact", "account"])
+def test_usage_at_window_ends_matches_events(subject_type):
+    trigger = fire_boundary_subjects(subject_type)
+
+    [comparison] = holdout_comparison(as_of=AS_OF)
+
+    expected = count_active_from_events(trigger)
+    # By the offsets' comments: the event 1 minute and 11:59 after the
+    # firing, mid-way, at the start of the last day and at the end count.
+    assert expected == {"acted": 5, "held_out": 5}
+    [active] = [metric for metric in comparison.metrics if metric.key == "active"]
+    assert active.treated.events == expected["acted"]
+    assert active.control.events == expected["held_out"]
+    assert comparison.treated == len(BOUNDARY_OFFSETS) + 2
+
+
+def test_usage_read_from_roll_ups():
+    fire_boundary_subjects("contact")
+    fire_boundary_subjects("account")
+
+    with CaptureQueriesContext(connection) as queries:
+        holdout_comparison(as_of=AS_OF)
+
+    contact_sql = queries.captured_queries[0]["sql"]
+    account_sql = queries.captured_queries[1]["sql"]
+    assert "customers_usageday" in contact_sql
+    assert "metrics_accountday" in account_sql
+    # Raw events are read only by time, for the two partial days.
+    assert contact_sql.count('FROM "customers_usageevent"') == 2
+    assert account_sql.count('FROM "customers_usageevent"') == 2
