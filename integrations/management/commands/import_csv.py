@@ -49,13 +49,18 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        on_error = options["on_error"]
+        # call_command(skip_invalid=True) sets the shared destination to True
+        # instead of the flag's constant.
+        if on_error is True:
+            on_error = "skip"
         try:
             mapping = load_mapping(options["mapping"])
             report = run_import(
                 mapping,
                 options["data_dir"],
                 dry_run=options["dry_run"],
-                on_error=options["on_error"],
+                on_error=on_error,
             )
         except CsvImportError as error:
             raise CommandError(str(error)) from error

@@ -479,6 +479,24 @@ def test_command_json_and_exit_status(folder):
     assert document["rejections"][0]["value"] == "soon"
 
 
+def test_command_skip_invalid_as_keyword(folder):
+    write_csv(
+        folder, "tickets.csv", [*TICKETS, "T-3,A-1,2024-03-05T00:00:00+00:00,,soon,"]
+    )
+    output = StringIO()
+
+    call_command(
+        "import_csv",
+        mapping=str(mapping_path(folder)),
+        data_dir=str(folder),
+        skip_invalid=True,
+        stdout=output,
+    )
+
+    assert Account.objects.count() == 2
+    assert "soon" in output.getvalue()
+
+
 def test_command_reports_mapping_errors(tmp_path):
     (tmp_path / "m.toml").write_text('[[targets]]\ntarget = "company"\n')
 
