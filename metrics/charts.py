@@ -142,28 +142,47 @@ def impact_charts(report: ImpactReport) -> dict[str, Chart]:
     }
 
 
-def _before_after_chart(metric: ChangeComparison) -> Chart:
+def _group_labels(report: OutcomeChanges) -> list[str]:
+    return ["Treated", "Held out"] if report.is_causal else ["Trained", "Untrained"]
+
+
+def _before_after_chart(
+    metric: ChangeComparison, labels: list[str], as_percent: bool = False
+) -> Chart:
+    """Return the mean before and after of each group, in percent for a share."""
     groups = (metric.trained, metric.untrained)
-    return {
+    scale = _percent if as_percent else _one_decimal
+    chart: Chart = {
         "kind": "bar",
-        "labels": ["Trained", "Untrained"],
+        "labels": labels,
         "datasets": [
             {
                 "label": "Before training",
-                "data": [_one_decimal(group.mean_before) for group in groups],
+                "data": [scale(group.mean_before) for group in groups],
             },
             {
                 "label": "After training",
-                "data": [_one_decimal(group.mean_after) for group in groups],
+                "data": [scale(group.mean_after) for group in groups],
             },
         ],
-        "unit": metric.unit,
+        "unit": "%" if as_percent else metric.unit,
     }
+    if as_percent:
+        chart["max"] = 100
+    return chart
 
 
 def change_charts(report: OutcomeChanges) -> dict[str, Chart]:
-    """Return the before-and-after charts of usage and health by canvas id."""
+    """Return the before-and-after charts of usage, health and expansion by canvas id.
+
+    Expansion before and after is the share of accounts that expanded in
+    each window, so its chart is in percent.
+    """
+    labels = _group_labels(report)
     return {
-        "changes-usage": _before_after_chart(report.usage),
-        "changes-health": _before_after_chart(report.health),
+        "changes-usage": _before_after_chart(report.usage, labels),
+        "changes-health": _before_after_chart(report.health, labels),
+        "changes-expansion": _before_after_chart(
+            report.expansion_change, labels, as_percent=True
+        ),
     }

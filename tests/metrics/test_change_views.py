@@ -3,7 +3,7 @@
 import csv
 import html
 import io
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
@@ -14,9 +14,16 @@ from metrics.changes import outcome_changes
 from metrics.cohorts import Cohort
 from metrics.exports import CHANGES_HEADER
 from metrics.models import CourseTopic
-from tests.factories import make_contact
+from tests.factories import make_account, make_contact
 from tests.metrics.builders import at_noon, make_course, make_enrollment
-from tests.metrics.test_changes import ADDED_AT, AS_OF, draw_usage, save_usage
+from tests.metrics.test_changes import (
+    ADDED_AT,
+    AS_OF,
+    draw_usage,
+    save_trained_account,
+    save_usage,
+    subscription,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +151,55 @@ def test_segment_filter_narrows_cohort(staff_client):
 
     assert everything[0]["trained_n"] == "3"
     assert nobody[0]["trained_n"] == "0"
+
+
+def plant_expansions(course) -> None:
+    """Four trained accounts and two untrained ones, expanded by hand.
+
+    Trained: two expand after training only, one before and after, one
+    never, so 1 of 4 expanded before and 3 of 4 after. Untrained, aligned
+    on the same day: one expands before only, one never, so 1 of 2 before
+    and 0 of 2 after.
+    """
+    trained_on = date(2024, 4, 1)
+    before = trained_on - timedelta(days=10)
+    after = trained_on + timedelta(days=10)
+    expanded_in = [(after,), (after,), (before, after), ()]
+    for days in expanded_in:
+        account = save_trained_account(course, trained_on)
+        subscription(account, date(2023, 1, 1), seats=10)
+        for day in days:
+            subscription(account, day, seats=10, is_upgrade=True)
+    for days in [(before,), ()]:
+        account = make_account(signup_date=date(2023, 1, 1))
+        make_contact(account, added_at=ADDED_AT)
+        subscription(account, date(2023, 1, 1), seats=10)
+        for day in days:
+            subscription(account, day, seats=10, is_upgrade=True)
+
+
+def test_expansion_change_chart_table_and_csv(staff_client):
+    course = make_course((1,))
+    plant_expansions(course)
+    query = {"course": course.pk, "as_of": AS_OF.isoformat()}
+
+    response = staff_client.get(DASHBOARD, query)
+    rows = read_csv(staff_client.get(CHANGES_CSV, query))
+
+    chart = response.context["charts"]["changes-expansion"]
+    assert chart["labels"] == ["Trained", "Untrained"]
+    assert chart["unit"] == "%"
+    assert chart["datasets"][0]["data"] == [25.0, 50.0]
+    assert chart["datasets"][1]["data"] == [75.0, 0.0]
+    content = response.content.decode()
+    assert 'data-chart="changes-expansion"' in content
+    assert "Expansion (upgrade or more seats)" in content
+    [row] = [row for row in rows if row["metric"] == "expansion_change"]
+    assert row["trained_n"] == "4"
+    assert row["untrained_n"] == "2"
+    assert float(row["trained_before"]) == 0.25
+    assert float(row["trained_after"]) == 0.75
+    assert float(row["untrained_before"]) == 0.5
+    assert float(row["untrained_after"]) == 0.0
+    # (3/4 - 1/4) - (0/2 - 1/2): the trained change minus the untrained.
+    assert float(row["difference"]) == 1.0

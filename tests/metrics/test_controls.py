@@ -170,6 +170,9 @@ def test_dashboard_compares_with_holdout(staff_client):
     assert "Treated against held out estimates the effect" in section
     assert "Held out n" in section
     assert "observational" not in section
+    charts = response.context["charts"]
+    for canvas in ("changes-usage", "changes-health", "changes-expansion"):
+        assert charts[canvas]["labels"] == ["Treated", "Held out"], canvas
     first_row = csv_response.content.decode().splitlines()[1].split(",")
     assert first_row[CHANGES_HEADER.index("holdout_trigger_id")] == str(trigger.pk)
 
