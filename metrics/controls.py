@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 COMPARED_OUTCOMES = (FiringOutcome.ACTED, FiringOutcome.HELD_OUT)
 
 
-def _first_firings(
+def first_firing_days(
     trigger: Trigger, scope: Scope, level: SubjectLevel, as_of: date
 ) -> dict[int, tuple[date, bool]]:
     """Return subject id -> (day of its first firing, treated) up to as_of.
@@ -98,7 +98,8 @@ def holdout_cohorts(
     """
     anchors: dict[bool, list[Anchor]] = {True: [], False: []}
     awaiting = 0
-    for subject, (day, treated) in _first_firings(trigger, scope, level, as_of).items():
+    first_days = first_firing_days(trigger, scope, level, as_of)
+    for subject, (day, treated) in first_days.items():
         in_period = (scope.start is None or day >= scope.start) and (
             scope.end is None or day <= scope.end
         )

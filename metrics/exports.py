@@ -10,9 +10,15 @@ from collections.abc import Iterable
 
 from metrics.changes import ChangeComparison, OutcomeChanges
 from metrics.engagement import SCORE_BIN_WIDTH
+from metrics.holdout_outcomes import HoldoutOutcomes
 from metrics.holdouts import HoldoutComparison
 from metrics.impact import ImpactReport
-from metrics.services import Comparison, CourseEngagement, score_bin_labels
+from metrics.services import (
+    Comparison,
+    CourseEngagement,
+    MetricComparison,
+    score_bin_labels,
+)
 from metrics.stats import Interval
 
 
@@ -58,30 +64,59 @@ OUTCOME_HEADER = [
 ]
 
 
+def _metric_columns(metric: MetricComparison) -> list:
+    """Return a metric's columns after the leading ones, both groups in turn."""
+    difference = metric.difference
+    return [
+        metric.key,
+        metric.unit,
+        metric.trained.n,
+        metric.trained.excluded,
+        blank_if_none(metric.trained.estimate),
+        *bounds(metric.trained.interval),
+        metric.untrained.n,
+        metric.untrained.excluded,
+        blank_if_none(metric.untrained.estimate),
+        *bounds(metric.untrained.interval),
+        blank_if_none(difference.estimate),
+        *bounds(difference.interval),
+        difference.interval_method,
+        difference.test,
+        blank_if_none(difference.p_value),
+        metric.verdict.value,
+    ]
+
+
 def outcome_rows(comparison: Comparison) -> Iterable[list]:
     course_id = comparison.course.pk if comparison.course else ""
     for metric in comparison.metrics:
-        difference = metric.difference
-        yield [
-            comparison.as_of.isoformat(),
-            course_id,
-            metric.key,
-            metric.unit,
-            metric.trained.n,
-            metric.trained.excluded,
-            blank_if_none(metric.trained.estimate),
-            *bounds(metric.trained.interval),
-            metric.untrained.n,
-            metric.untrained.excluded,
-            blank_if_none(metric.untrained.estimate),
-            *bounds(metric.untrained.interval),
-            blank_if_none(difference.estimate),
-            *bounds(difference.interval),
-            difference.interval_method,
-            difference.test,
-            blank_if_none(difference.p_value),
-            metric.verdict.value,
-        ]
+        yield [comparison.as_of.isoformat(), course_id, *_metric_columns(metric)]
+
+
+HOLDOUT_OUTCOME_HEADER = [
+    "as_of",
+    "holdout_trigger_id",
+    "metric",
+    "unit",
+    *(
+        f"{group}_{column}"
+        for group in ("treated", "held_out")
+        for column in ("n", "excluded", "estimate", "ci_low", "ci_high")
+    ),
+    "difference",
+    "difference_ci_low",
+    "difference_ci_high",
+    "interval_method",
+    "test",
+    "p_value",
+    "verdict",
+]
+
+
+def holdout_outcome_rows(report: HoldoutOutcomes) -> Iterable[list]:
+    """Yield one row per metric, treated against held out."""
+    for metric in report.metrics:
+        yield [report.as_of.isoformat(), report.trigger.pk, *_metric_columns(metric)]
 
 
 CHANGES_HEADER = [

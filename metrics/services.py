@@ -293,7 +293,7 @@ def _group_totals(accounts: QuerySet[Any], as_of: date) -> dict[bool, dict]:
     return totals
 
 
-def _share_metric(
+def share_metric(
     key: str,
     label: str,
     events: tuple[int, int],
@@ -328,7 +328,7 @@ def _share_metric(
     )
 
 
-def _mean_metric(
+def mean_metric(
     key: str,
     label: str,
     unit: str,
@@ -394,28 +394,28 @@ def outcome_comparison(
     pair_of_accounts = (trained["accounts"], untrained["accounts"])
 
     metrics = [
-        _share_metric(
+        share_metric(
             "churn_rate",
             "Churn rate",
             events=(trained["churned_accounts"], untrained["churned_accounts"]),
             subjects=pair_of_accounts,
             accounts=pair_of_accounts,
         ),
-        _share_metric(
+        share_metric(
             "renewal_rate",
             "Renewal rate",
             events=(trained["renewed"], untrained["renewed"]),
             subjects=(trained["renewal_due"], untrained["renewal_due"]),
             accounts=pair_of_accounts,
         ),
-        _mean_metric(
+        mean_metric(
             "time_to_value",
             "Time-to-value",
             "days",
             summaries=(_summary(trained, "ttv"), _summary(untrained, "ttv")),
             accounts=pair_of_accounts,
         ),
-        _mean_metric(
+        mean_metric(
             "ticket_rate",
             "Support tickets",
             f"per {TICKET_RATE_DAYS} days",

@@ -34,12 +34,14 @@ from metrics.exports import (
     CHANGES_HEADER,
     ENGAGEMENT_HEADER,
     HOLDOUT_HEADER,
+    HOLDOUT_OUTCOME_HEADER,
     IMPACT_HEADER,
     OUTCOME_HEADER,
     SCORES_HEADER,
     change_rows,
     csv_text,
     engagement_rows,
+    holdout_outcome_rows,
     holdout_rows,
     impact_rows,
     outcome_rows,
@@ -55,6 +57,7 @@ from metrics.filters import (
     dashboard_filters,
     scope_filter,
 )
+from metrics.holdout_outcomes import HoldoutOutcomes, holdout_outcomes
 from metrics.holdouts import FOLLOW_UP_DAYS, holdout_comparison
 from metrics.impact import ImpactReport, impact_report
 from metrics.report_cache import cached_report
@@ -98,6 +101,16 @@ def _changes(
         "changes",
         (*key, _pk(control)),
         lambda: outcome_changes(cohort, scope, as_of, control),
+    )
+
+
+def _holdout_outcomes(
+    control: Trigger, scope: Scope, as_of: date | None
+) -> HoldoutOutcomes:
+    return cached_report(
+        "holdout-outcomes",
+        (control.pk, scope, as_of),
+        lambda: holdout_outcomes(control, scope, as_of),
     )
 
 
@@ -162,6 +175,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     charts = engagement_charts(engagement) | impact_charts(impact)
     context = {
         "comparison": _comparison(filters),
+        "holdout_outcomes": _holdout_outcomes(control, scope, filters.as_of)
+        if control is not None
+        else None,
         "changes": changes,
         "changes_metrics": [
             {
@@ -226,6 +242,26 @@ def outcomes_csv(request: HttpRequest) -> HttpResponse:
         return _invalid_filter_response(request, error, as_csv=True)
     comparison = _comparison(filters)
     return _csv_response("outcomes.csv", OUTCOME_HEADER, outcome_rows(comparison))
+
+
+@require_GET
+@staff_required
+def holdout_outcomes_csv(request: HttpRequest) -> HttpResponse:
+    try:
+        filters = dashboard_filters(request)
+        control = control_filter(request)
+    except InvalidFilter as error:
+        return _invalid_filter_response(request, error, as_csv=True)
+    if control is None:
+        return HttpResponse(
+            "The holdout filter is missing. Add holdout=<trigger id> of a "
+            "trigger with a holdout.",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    report = _holdout_outcomes(control, filters.scope, filters.as_of)
+    rows = holdout_outcome_rows(report)
+    return _csv_response("holdout-outcomes.csv", HOLDOUT_OUTCOME_HEADER, rows)
 
 
 @require_GET
