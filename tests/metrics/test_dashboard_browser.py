@@ -54,6 +54,8 @@ def test_dashboard_draws_charts_locally(new_page, site_url):
     expect(page.locator("canvas[data-drawn=true]")).to_have_count(canvases.count())
     assert canvases.count() >= 6
     assert page.locator(f'canvas[data-chart="funnel-{course.pk}"]').count() == 1
+    expansion = page.locator('canvas[data-chart="changes-expansion"]')
+    expect(expansion).to_have_attribute("data-drawn", "true")
     assert page.evaluate("typeof Chart") == "function"
     assert hosts == {urlsplit(site_url).netloc}
     expect(page.get_by_text("largest drop-off").first).to_be_visible()
