@@ -242,6 +242,23 @@ POPULATION_SQL = [
     ) AS drawn, courses_course AS course
     WHERE course.slug = '{ADVANCED}'
     """,
+    # Version 2 of the onboarding course, published on 2024-05-01 with
+    # recertification, marks every other learner who completed it before.
+    f"""
+    INSERT INTO courses_courseversion (
+        course_id, number, fingerprint, lesson_count, note,
+        requires_recertification, expired_certificates, recertification_count,
+        published_at, published_by_id)
+    SELECT id, 2, repeat('0', 64), 4, '', true, false, 0,
+        TIMESTAMPTZ '2024-05-01 12:00+00', NULL
+    FROM courses_course WHERE slug = '{ONBOARDING}'
+    """,
+    f"""
+    UPDATE courses_enrollment en SET recertification_version = 2
+    FROM courses_course co
+    WHERE co.id = en.course_id AND co.slug = '{ONBOARDING}'
+        AND en.completed_at < TIMESTAMPTZ '2024-05-01 12:00+00' AND en.id % 2 = 0
+    """,
     # A lesson a day from the start. Learners who completed the course
     # completed every lesson, the others two lessons in three. Quizzes and
     # exams have a score from 40 to 100.
@@ -249,7 +266,7 @@ POPULATION_SQL = [
     INSERT INTO courses_lessonprogress (
         enrollment_id, lesson_id, started_at, completed_at, views,
         time_spent_seconds, score, updated_at, position_seconds,
-        heartbeat_view, heartbeat_sequence, pages_viewed)
+        heartbeat_view, heartbeat_sequence, pages_viewed, watched_intervals)
     SELECT en.id, l.id, en.started_at + l."order" * INTERVAL '1 day',
         CASE WHEN en.completed_at IS NOT NULL OR (en.id + l."order") % 3 <> 0
              THEN en.started_at + l."order" * INTERVAL '1 day' + INTERVAL '1 hour'
@@ -257,7 +274,7 @@ POPULATION_SQL = [
         1, 300,
         CASE WHEN l.kind IN ('quiz', 'exam')
              THEN round((40 + random() * 60)::numeric, 2) END,
-        now(), 0, 0, 0, '[]'::jsonb
+        now(), 0, 0, 0, '[]'::jsonb, '[]'::jsonb
     FROM courses_enrollment en
     JOIN courses_module m ON m.course_id = en.course_id
     JOIN courses_lesson l ON l.module_id = m.id

@@ -368,6 +368,17 @@ LEARNING_CASES = [
         " AND en.score >= 80)",
     ),
     Case(
+        "recertification_due",
+        f'recertification_due("{ONBOARDING}")',
+        # Due from the publication of the version that marked the enrollment.
+        CONTACTS + " AND EXISTS (SELECT 1 FROM courses_enrollment en"
+        " JOIN courses_course co ON co.id = en.course_id"
+        " JOIN courses_courseversion v ON v.course_id = en.course_id"
+        " AND v.number = en.recertification_version"
+        f" WHERE en.contact_id = c.id AND co.slug = '{ONBOARDING}'"
+        " AND en.completed_at <= %(as_of)s AND v.published_at <= %(as_of)s)",
+    ),
+    Case(
         "quiz_score",
         f'quiz_score("{ONBOARDING}", lesson "{FINAL_QUIZ}") >= 80',
         CONTACTS + " AND (SELECT avg(p.score) FROM courses_lessonprogress p"

@@ -1,4 +1,4 @@
-"""Condition kinds over learning: enrollment, start, completion and scores.
+"""Condition kinds over learning: enrollment, start, completion, scores, versions.
 
 A contact matches through its own enrollments; for started, completed and
 enrolled an account matches when any of its contacts does. Only times at
@@ -33,7 +33,7 @@ from conditions import (
     WindowSlot,
     register,
 )
-from courses.models import Course, Enrollment, Lesson, LessonProgress
+from courses.models import Course, CourseVersion, Enrollment, Lesson, LessonProgress
 
 Params = Mapping[str, Any]
 
@@ -372,5 +372,61 @@ register(
         subjects=("contact",),
         text=TextForm("quiz_score", (ValueSlot("course"),)),
         check_references=check_lesson,
+    )
+)
+
+
+# -- recertification -----------------------------------------------------------
+
+
+def _marking_version(context: EvaluationContext) -> Any:
+    """Select the enrollment's marking version, once it was published by as_of."""
+    return CourseVersion.objects.filter(
+        course_id=OuterRef("course_id"),
+        number=OuterRef("recertification_version"),
+        published_at__lte=context.as_of,
+    )
+
+
+def _recertification_due(context: EvaluationContext, params: Params) -> Any:
+    """Select completed enrollments marked for recertification by as_of.
+
+    NOTE: the mark keeps no history of its own, so it is dated by the
+    publication of the version that set it. Recertifying clears it, so as
+    of a past instant a learner who recertified since then is not due. A
+    learner marked again by a later version is due only from that
+    version's publication.
+    """
+    return (
+        _enrollments(context, params)
+        .filter(recertification_version__isnull=False, completed_at__lte=context.as_of)
+        .filter(Exists(_marking_version(context)))
+    )
+
+
+def compile_recertification_due(context: EvaluationContext, params: Params) -> Q:
+    """Match contacts with an enrollment in the course that must recertify."""
+    return Q(Exists(_recertification_due(context, params)))
+
+
+def value_recertification_due(context: EvaluationContext, params: Params) -> Subquery:
+    """Select when recertification became due: the marking version's publication."""
+    published = _marking_version(context).values("published_at")[:1]
+    due = _recertification_due(context, params).annotate(due_since=Subquery(published))
+    return Subquery(due.order_by("-due_since").values("due_since")[:1])
+
+
+register(
+    Kind(
+        name="recertification_due",
+        reads=frozenset({"learning"}),
+        label="Must recertify in a course",
+        compile=compile_recertification_due,
+        value=value_recertification_due,
+        describe=lambda p: f"must recertify in {p['course']}",
+        params={"course": REQUIRED_COURSE},
+        subjects=("contact",),
+        text=TextForm("recertification_due", (ValueSlot("course"),)),
+        check_references=check_course,
     )
 )

@@ -9,7 +9,14 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from courses.models import Enrollment, EnrollmentStatus, Lesson, LessonProgress
+from courses.models import (
+    Course,
+    CourseVersion,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    LessonProgress,
+)
 from courses.services import ensure_course
 from customers.models import (
     Account,
@@ -49,6 +56,8 @@ def build(seed: int = 7) -> None:
             _learning(rng, contact)
             _surveys(rng, contact)
         _tickets(rng, account, contacts)
+    # A random generator of its own, so the rows above stay as they were.
+    _recertification(random.Random(seed + 1))
 
 
 def _when(rng: random.Random, days_back: int) -> datetime:
@@ -167,6 +176,51 @@ def _learning(rng: random.Random, contact: Contact) -> None:
                 completed_at=enrolled_at + timedelta(days=1),
                 score=Decimal(rng.randint(30, 100)) if lesson.kind != "text" else None,
             )
+
+
+def _recertification(rng: random.Random) -> None:
+    """Publish onboarding version 2 before AS_OF and version 3 after it.
+
+    Each completion is then marked by either version, recertified, or kept,
+    so recertification_due finds learners due and not due as of AS_OF.
+    """
+    from bench.scale import ONBOARDING
+
+    course = Course.objects.get(slug=ONBOARDING)
+    for number, published_at in (
+        (2, AS_OF - timedelta(days=20)),
+        (3, AS_OF + timedelta(days=10)),
+    ):
+        CourseVersion.objects.create(
+            course=course,
+            number=number,
+            fingerprint=f"{number:064d}",
+            lesson_count=4,
+            requires_recertification=True,
+            published_at=published_at,
+        )
+    course.version = 3
+    course.save(update_fields=["version"])
+
+    completed = Enrollment.objects.filter(
+        course=course, completed_at__isnull=False
+    ).order_by("contact__external_id")
+    for enrollment in completed:
+        choice = rng.choice(["marked", "marked later", "recertified", "kept"])
+        if choice == "marked":
+            enrollment.recertification_version = 2
+        elif choice == "marked later":
+            enrollment.recertification_version = 3
+        elif choice == "recertified":
+            enrollment.completed_version = 2
+            enrollment.recertified_at = AS_OF - timedelta(days=rng.randint(1, 19))
+        enrollment.save(
+            update_fields=[
+                "recertification_version",
+                "completed_version",
+                "recertified_at",
+            ]
+        )
 
 
 def _courses() -> list[tuple]:

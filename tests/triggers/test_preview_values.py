@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conditions import kinds
-from courses.models import Enrollment, Lesson, LessonProgress, Module
+from courses.models import CourseVersion, Enrollment, Lesson, LessonProgress, Module
 from customers.models import Account, Contact, Subscription
 from lifecycle.models import Stage, StageChange
 from tests.factories import (
@@ -159,6 +159,24 @@ def enroll(contact: Contact, course: Any, days_ago: float, **fields: Any) -> Any
         enrolled_at=NOW - timedelta(days=days_ago),
         **fields,
     )
+
+
+def learner_due_for_recertification() -> Contact:
+    # Basics: completed 20 days ago; version 2, published 5 days ago, marks it.
+    contact = learner()
+    course = Enrollment.objects.get(contact=contact, course__slug="basics").course
+    CourseVersion.objects.create(
+        course=course,
+        number=2,
+        fingerprint="0" * 64,
+        lesson_count=2,
+        requires_recertification=True,
+        published_at=NOW - timedelta(days=5),
+    )
+    Enrollment.objects.filter(contact=contact, course=course).update(
+        recertification_version=2
+    )
+    return contact
 
 
 def learner() -> Contact:
@@ -432,6 +450,12 @@ CASES = {
         "contact",
         quiz_taker,
         "77.5",
+    ),
+    "recertification_due": Case(
+        {"kind": "recertification_due", "course": "basics"},
+        "contact",
+        learner_due_for_recertification,
+        "2024-06-10 12:00 (5 days ago)",
     ),
     "renewal_within": Case(
         {"kind": "renewal_within", "days": 60},
