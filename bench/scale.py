@@ -259,6 +259,31 @@ POPULATION_SQL = [
     WHERE co.id = en.course_id AND co.slug = '{ONBOARDING}'
         AND en.completed_at < TIMESTAMPTZ '2024-05-01 12:00+00' AND en.id % 2 = 0
     """,
+    # A certificate on each onboarding completion, valid for a year. One in
+    # ten is revoked after 100 days. One in seven is renewed after 300 days
+    # by a certificate for version 2 that never expires.
+    f"""
+    INSERT INTO courses_certificate (
+        enrollment_id, course_version, code, learner_name, course_title,
+        issued_at, expires_at, revoked_at)
+    SELECT en.id, 1, md5(en.id::text), 'Scale learner', 'Scale onboarding',
+        en.completed_at, en.completed_at + INTERVAL '365 days',
+        CASE WHEN en.id % 10 = 0 THEN en.completed_at + INTERVAL '100 days' END
+    FROM courses_enrollment en
+    JOIN courses_course co ON co.id = en.course_id
+    WHERE co.slug = '{ONBOARDING}' AND en.completed_at IS NOT NULL
+    """,
+    f"""
+    INSERT INTO courses_certificate (
+        enrollment_id, course_version, code, learner_name, course_title,
+        issued_at, expires_at, revoked_at)
+    SELECT en.id, 2, md5('renewed ' || en.id), 'Scale learner', 'Scale onboarding',
+        en.completed_at + INTERVAL '300 days', NULL, NULL
+    FROM courses_enrollment en
+    JOIN courses_course co ON co.id = en.course_id
+    WHERE co.slug = '{ONBOARDING}' AND en.completed_at IS NOT NULL
+        AND en.id % 7 = 0
+    """,
     # A lesson a day from the start. Learners who completed the course
     # completed every lesson, the others two lessons in three. Quizzes and
     # exams have a score from 40 to 100.

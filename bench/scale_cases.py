@@ -76,6 +76,18 @@ def enrollment_in(course: str) -> str:
     )
 
 
+def valid_certificate_in(course: str) -> str:
+    """Return the FROM and WHERE of contact c's certificates ce valid as of as_of."""
+    return (
+        "courses_certificate ce"
+        " JOIN courses_enrollment en ON en.id = ce.enrollment_id"
+        " JOIN courses_course co ON co.id = en.course_id"
+        f" WHERE en.contact_id = c.id AND co.slug = '{course}'"
+        " AND ce.issued_at <= %(as_of)s"
+        " AND (ce.revoked_at IS NULL OR ce.revoked_at > %(as_of)s)"
+    )
+
+
 def not_by_as_of(column: str) -> str:
     """Return the test that a nullable timestamp had not happened by as_of."""
     return f"(en.{column} IS NULL OR en.{column} > %(as_of)s)"
@@ -377,6 +389,20 @@ LEARNING_CASES = [
         " AND v.number = en.recertification_version"
         f" WHERE en.contact_id = c.id AND co.slug = '{ONBOARDING}'"
         " AND en.completed_at <= %(as_of)s AND v.published_at <= %(as_of)s)",
+    ),
+    Case(
+        "certificate_expires_within",
+        f'certificate_expires_within("{ONBOARDING}", next 60 days)',
+        # A newer certificate that outlasts the window leaves nothing to renew.
+        CONTACTS
+        + " AND EXISTS (SELECT 1 FROM "
+        + valid_certificate_in(ONBOARDING)
+        + " AND ce.expires_at > %(as_of)s"
+        " AND ce.expires_at <= %(as_of)s + INTERVAL '60 days')"
+        " AND NOT EXISTS (SELECT 1 FROM "
+        + valid_certificate_in(ONBOARDING)
+        + " AND (ce.expires_at IS NULL"
+        " OR ce.expires_at > %(as_of)s + INTERVAL '60 days'))",
     ),
     Case(
         "quiz_score",

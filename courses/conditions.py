@@ -33,7 +33,14 @@ from conditions import (
     WindowSlot,
     register,
 )
-from courses.models import Course, CourseVersion, Enrollment, Lesson, LessonProgress
+from courses.models import (
+    Certificate,
+    Course,
+    CourseVersion,
+    Enrollment,
+    Lesson,
+    LessonProgress,
+)
 
 Params = Mapping[str, Any]
 
@@ -427,6 +434,74 @@ register(
         params={"course": REQUIRED_COURSE},
         subjects=("contact",),
         text=TextForm("recertification_due", (ValueSlot("course"),)),
+        check_references=check_course,
+    )
+)
+
+
+# -- certificate expiry ----------------------------------------------------------
+
+
+def _valid_certificates(
+    context: EvaluationContext, params: Params, contact: Any
+) -> Any:
+    """Select the certificates in the course issued and not revoked by as_of."""
+    return Certificate.objects.filter(
+        enrollment__contact_id=contact,
+        enrollment__course__slug=params["course"],
+        issued_at__lte=context.as_of,
+    ).exclude(revoked_at__lte=context.as_of)
+
+
+def _expiring(context: EvaluationContext, params: Params) -> Any:
+    """Select certificates that expire after as_of and at most N days after it."""
+    end = context.as_of + timedelta(days=params["days"])
+    return _valid_certificates(context, params, OuterRef("pk")).filter(
+        expires_at__gt=context.as_of, expires_at__lte=end
+    )
+
+
+def compile_certificate_expires(context: EvaluationContext, params: Params) -> Q:
+    """Match a certificate expiring in the window, unless another outlasts it.
+
+    A recertification issues a certificate for the newer version, so a
+    learner whose newer certificate never expires, or expires after the
+    window, has nothing to renew and is left out.
+    """
+    end = context.as_of + timedelta(days=params["days"])
+    lasting = _valid_certificates(context, params, OuterRef("pk")).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=end)
+    )
+    return Q(Exists(_expiring(context, params))) & ~Q(Exists(lasting))
+
+
+def value_certificate_expires(context: EvaluationContext, params: Params) -> Subquery:
+    """Select the earliest expiry in the window."""
+    soonest = _expiring(context, params).order_by("expires_at")
+    return Subquery(soonest.values("expires_at")[:1])
+
+
+register(
+    Kind(
+        name="certificate_expires_within",
+        reads=frozenset({"learning"}),
+        label="Certificate in a course expires in the next N days",
+        compile=compile_certificate_expires,
+        value=value_certificate_expires,
+        describe=lambda p: (
+            f"certificate in {p['course']} expires in the next {p['days']} days"
+        ),
+        params={
+            "course": REQUIRED_COURSE,
+            "days": Param(
+                int, minimum=1, maximum=3650, help="Expires in the next N days."
+            ),
+        },
+        subjects=("contact",),
+        text=TextForm(
+            "certificate_expires_within",
+            (ValueSlot("course"), WindowSlot("days", direction="next")),
+        ),
         check_references=check_course,
     )
 )

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from courses.models import (
+    Certificate,
     Course,
     CourseVersion,
     Enrollment,
@@ -58,6 +59,7 @@ def build(seed: int = 7) -> None:
         _tickets(rng, account, contacts)
     # A random generator of its own, so the rows above stay as they were.
     _recertification(random.Random(seed + 1))
+    _certificates(random.Random(seed + 2))
 
 
 def _when(rng: random.Random, days_back: int) -> datetime:
@@ -221,6 +223,42 @@ def _recertification(rng: random.Random) -> None:
                 "recertified_at",
             ]
         )
+
+
+def _certificates(rng: random.Random) -> None:
+    """Certify onboarding completions, with expiries from before AS_OF to never.
+
+    Some certificates are revoked, and some are renewed by a newer one.
+    """
+    from bench.scale import ONBOARDING
+
+    completed = Enrollment.objects.filter(
+        course__slug=ONBOARDING, completed_at__isnull=False
+    ).order_by("contact__external_id")
+    for enrollment in completed:
+        assert enrollment.completed_at is not None
+        days_left = rng.choice([None, -10, 5, 20, 45, 59, 61, 120])
+        revoked = rng.random() < 0.15
+        Certificate.objects.create(
+            enrollment=enrollment,
+            course_version=1,
+            code=f"{enrollment.pk:016d}{1:016d}",
+            learner_name="Sample learner",
+            course_title="Scale onboarding",
+            issued_at=enrollment.completed_at,
+            expires_at=None if days_left is None else AS_OF + timedelta(days=days_left),
+            revoked_at=AS_OF - timedelta(days=2) if revoked else None,
+        )
+        if rng.random() < 0.2:
+            Certificate.objects.create(
+                enrollment=enrollment,
+                course_version=2,
+                code=f"{enrollment.pk:016d}{2:016d}",
+                learner_name="Sample learner",
+                course_title="Scale onboarding",
+                issued_at=AS_OF - timedelta(days=rng.choice([1, -1])),
+                expires_at=AS_OF + timedelta(days=rng.choice([30, 400])),
+            )
 
 
 def _courses() -> list[tuple]:

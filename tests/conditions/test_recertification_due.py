@@ -12,13 +12,12 @@ import pytest
 
 from conditions import (
     ConditionSyntaxError,
-    EvaluationContext,
-    compile_condition,
     format_condition,
     parse_condition,
 )
 from courses.models import Course, CourseVersion, Enrollment, EnrollmentStatus
 from customers.models import Contact
+from tests.conditions.helpers import matching_contacts
 from tests.factories import NOW, make_contact
 from tests.triggers.factories import make_course
 
@@ -120,17 +119,10 @@ def expected_due(slug: str, as_of: datetime) -> set[int]:
     return found
 
 
-def matching(text: str, as_of: datetime) -> set[int]:
-    condition = compile_condition(
-        parse_condition(text, "contact"), EvaluationContext("contact", as_of)
-    )
-    return set(Contact.objects.filter(condition).values_list("pk", flat=True))
-
-
 @pytest.mark.parametrize("as_of", AS_OF_INSTANTS)
 @pytest.mark.parametrize("slug", ["security", "other"])
 def test_matches_python_reading_of_the_rows(population, slug, as_of):
-    assert matching(f'recertification_due("{slug}")', as_of) == expected_due(
+    assert matching_contacts(f'recertification_due("{slug}")', as_of) == expected_due(
         slug, as_of
     )
 
@@ -139,7 +131,7 @@ def test_matches_python_reading_of_the_rows(population, slug, as_of):
 def test_not_matches_every_other_contact(population, as_of):
     everyone = set(Contact.objects.values_list("pk", flat=True))
 
-    found = matching('not recertification_due("security")', as_of)
+    found = matching_contacts('not recertification_due("security")', as_of)
 
     assert found == everyone - expected_due("security", as_of)
     assert population["not_enrolled"].pk in found
@@ -148,10 +140,10 @@ def test_not_matches_every_other_contact(population, as_of):
 def test_due_only_from_the_marking_version_publication(population):
     due = population["due"].pk
 
-    assert due not in matching(
+    assert due not in matching_contacts(
         'recertification_due("security")', V2_PUBLISHED - timedelta(seconds=1)
     )
-    assert due in matching('recertification_due("security")', V2_PUBLISHED)
+    assert due in matching_contacts('recertification_due("security")', V2_PUBLISHED)
 
 
 def test_population_has_due_and_not_due_learners(population):

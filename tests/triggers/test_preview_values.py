@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from conditions import kinds
-from courses.models import CourseVersion, Enrollment, Lesson, LessonProgress, Module
+from courses.models import (
+    Certificate,
+    CourseVersion,
+    Enrollment,
+    Lesson,
+    LessonProgress,
+    Module,
+)
 from customers.models import Account, Contact, Subscription
 from lifecycle.models import Stage, StageChange
 from tests.factories import (
@@ -162,7 +169,7 @@ def enroll(contact: Contact, course: Any, days_ago: float, **fields: Any) -> Any
 
 
 def learner_due_for_recertification() -> Contact:
-    # Basics: completed 20 days ago; version 2, published 5 days ago, marks it.
+    # Basics: completed 20 days ago and marked by version 2, published 5 days ago.
     contact = learner()
     course = Enrollment.objects.get(contact=contact, course__slug="basics").course
     CourseVersion.objects.create(
@@ -175,6 +182,20 @@ def learner_due_for_recertification() -> Contact:
     )
     Enrollment.objects.filter(contact=contact, course=course).update(
         recertification_version=2
+    )
+    return contact
+
+
+def certified_learner() -> Contact:
+    # Basics: a certificate issued 20 days ago that expires in 12 days.
+    contact = learner()
+    Certificate.objects.create(
+        enrollment=Enrollment.objects.get(contact=contact, course__slug="basics"),
+        code="0" * 32,
+        learner_name="Learner",
+        course_title="Basics",
+        issued_at=NOW - timedelta(days=20),
+        expires_at=NOW + timedelta(days=12),
     )
     return contact
 
@@ -295,6 +316,12 @@ CASES = {
         "account",
         team_with_admins,
         "3",
+    ),
+    "certificate_expires_within": Case(
+        {"kind": "certificate_expires_within", "course": "basics", "days": 30},
+        "contact",
+        certified_learner,
+        "2024-06-27 12:00 (in 12 days)",
     ),
     "contacts_added": Case(
         {"kind": "contacts_added", "days": 7, "op": ">=", "value": 1},

@@ -1,10 +1,10 @@
-"""A trigger on recertification_due emails the learners asked to recertify."""
+"""Triggers on recertification and certificate expiry email the right learners."""
 
 from datetime import timedelta
 
 import pytest
 
-from courses.models import Lesson
+from courses.models import Certificate, Lesson
 from courses.services import complete_lesson
 from courses.versions import publish_version
 from tests.factories import NOW, make_contact
@@ -82,3 +82,23 @@ def test_version_without_recertification_fires_for_nobody():
     report = run_sweep(SWEPT, triggers=[trigger])
 
     assert report.fired == 0
+
+
+def test_sweep_reminds_before_certificate_expires():
+    course, lessons = make_course(1)
+    expiring, enrollment = completed_learner(course, lessons)
+    Certificate.objects.filter(enrollment=enrollment).update(
+        expires_at=SWEPT + timedelta(days=20)
+    )
+    _lasting, _enrollment = completed_learner(course, lessons)
+    trigger = make_trigger(
+        {"kind": "certificate_expires_within", "course": course.slug, "days": 30},
+        email_template=make_template(),
+        is_active=True,
+    )
+
+    run_sweep(SWEPT, triggers=[trigger])
+
+    assert list(OutboxEmail.objects.values_list("contact_id", flat=True)) == [
+        expiring.pk
+    ]
