@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from courses.content import save_checklist, session_ics
 from courses.heartbeats import parse_heartbeat, record_heartbeat
-from courses.models import LessonKind
+from courses.models import Lesson, LessonKind
 from courses.portal_session import signed_in_contact_id
 from courses.services import lesson_path
 from courses.uploads import file_type_of
@@ -107,12 +107,20 @@ def _read_range(handle: IO[bytes], first: int, last: int) -> Iterator[bytes]:
 def lesson_file(
     request: HttpRequest, contact: Contact, slug: str, lesson_id: int
 ) -> HttpResponseBase:
-    """Send the lesson's file, whole or the byte range requested.
+    """Send the lesson's file to an enrolled learner, whole or the range requested."""
+    _enrollment, lesson = enrolled_lesson(contact, slug, lesson_id)
+    return lesson_file_response(request, lesson)
+
+
+def lesson_file_response(request: HttpRequest, lesson: Lesson) -> HttpResponseBase:
+    """Send the lesson's file, whole or the byte range requested, and write nothing.
 
     Browsers request byte ranges to seek in a video and to start it at a
-    saved position, so a single range gets a 206 response.
+    saved position, so a single range gets a 206 response. The caller has
+    checked who may read the file; the portal and the staff preview share
+    this function so both send the same content types and ranges. Raises
+    404 when the lesson has no file or the stored file is gone.
     """
-    _enrollment, lesson = enrolled_lesson(contact, slug, lesson_id)
     file_type = file_type_of(lesson.file.name) if lesson.file else None
     if file_type is None or not lesson.file.storage.exists(lesson.file.name):
         raise Http404("This lesson has no file.")

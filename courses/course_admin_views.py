@@ -3,7 +3,9 @@
 CourseAdmin mounts these with course_urls(). Publishing needs the change
 permission on courses, previewing the view permission. The preview renders
 the portal's own templates from read-only data (courses.preview), so it
-writes no progress, view, heartbeat or attempt, and signs no one in.
+writes no progress, view, heartbeat or attempt, and signs no one in. Its
+lesson files come from a preview file URL that sends them as the portal's
+file view does (courses.content_views.lesson_file_response).
 """
 
 import logging
@@ -13,11 +15,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET
 
 from courses.content import render_markdown, video_embed_url
+from courses.content_views import lesson_file_response
 from courses.models import Course, Lesson, LessonKind
 from courses.preview import (
     PreviewLearner,
@@ -39,6 +45,7 @@ logger = logging.getLogger(__name__)
 # the portal's own, so links inside a preview stay in the preview.
 PREVIEW_COURSE_URL = "admin:courses_course_preview"
 PREVIEW_LESSON_URL = "admin:courses_course_preview_lesson"
+PREVIEW_FILE_URL = "admin:courses_course_preview_file"
 
 
 def course_urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
@@ -65,6 +72,12 @@ def course_urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
             "preview/<slug:slug>/lessons/<int:lesson_id>/",
             wrap(preview_lesson_view),
             name="courses_course_preview_lesson",
+        ),
+        path(
+            "preview/<slug:slug>/lessons/<int:lesson_id>/file/",
+            # The PDF viewer shows the file in a frame of the lesson page.
+            require_GET(xframe_options_sameorigin(wrap(preview_file_view))),
+            name="courses_course_preview_file",
         ),
     ]
 
@@ -224,13 +237,7 @@ def preview_lesson_view(
     model_admin: admin.ModelAdmin, request: HttpRequest, slug: str, lesson_id: int
 ) -> HttpResponse:
     course, learner, query = _preview_target(model_admin, request, slug)
-    lesson = (
-        Lesson.objects.select_related("module")
-        .filter(pk=lesson_id, module__course=course)
-        .first()
-    )
-    if lesson is None:
-        raise Http404(f"Course {slug!r} has no lesson {lesson_id}.")
+    lesson = _preview_lesson(course, lesson_id)
     outline = preview_outline(learner)
     lessons = [entry.lesson for module in outline for entry in module.lessons]
     index = next(i for i, candidate in enumerate(lessons) if candidate.pk == lesson.pk)
@@ -250,7 +257,7 @@ def preview_lesson_view(
         ),
         "assessment": preview_assessment(learner, lesson),
         "body_html": render_markdown(lesson.body),
-        "file_url": "",
+        "file_url": _preview_file_url(course, lesson, query),
         "file_name": lesson.file.name.rsplit("/", 1)[-1] if lesson.file else "",
         "resume_position": 0,
         "view_number": 0,
@@ -262,6 +269,44 @@ def preview_lesson_view(
     if lesson.kind == LessonKind.LIVE_SESSION:
         context["session"] = preview_session(learner, lesson)
     return render(request, "portal/lesson.html", context)
+
+
+def _preview_lesson(course: Course, lesson_id: int) -> Lesson:
+    lesson = (
+        Lesson.objects.select_related("module")
+        .filter(pk=lesson_id, module__course=course)
+        .first()
+    )
+    if lesson is None:
+        raise Http404(f"Course {course.slug!r} has no lesson {lesson_id}.")
+    return lesson
+
+
+def _preview_file_url(course: Course, lesson: Lesson, query: str) -> str:
+    """Return the preview's URL of the lesson's file, or "" when none is stored.
+
+    A file that is named but gone from storage gets no link, so the page
+    neither breaks nor links to a 404.
+    """
+    if not lesson.file or not lesson.file.storage.exists(lesson.file.name):
+        return ""
+    url = reverse(
+        PREVIEW_FILE_URL, kwargs={"slug": course.slug, "lesson_id": lesson.pk}
+    )
+    return url + query
+
+
+def preview_file_view(
+    model_admin: admin.ModelAdmin, request: HttpRequest, slug: str, lesson_id: int
+) -> HttpResponseBase:
+    """Send a lesson's file to staff previewing the course, as the portal sends it.
+
+    The same checks as the preview pages (the view permission, and a
+    ?contact= the user may see) come first. Serving only reads, so a
+    preview still records no view or progress.
+    """
+    course, _learner, _query = _preview_target(model_admin, request, slug)
+    return lesson_file_response(request, _preview_lesson(course, lesson_id))
 
 
 def _web_url(url: str) -> str:
