@@ -298,6 +298,14 @@ def _embed_start(progress: LessonProgress | None) -> int:
     return progress.position_seconds
 
 
+def _stored_size(lesson: Lesson) -> int | None:
+    """Return the size of the lesson's stored file, or None when it is missing."""
+    try:
+        return lesson.file.size
+    except OSError:
+        return None
+
+
 def _content_context(
     contact: Contact,
     enrollment: Enrollment,
@@ -325,6 +333,12 @@ def _content_context(
         "resume_position": progress.position_seconds if progress else 0,
         "view_number": progress.views if progress else 0,
     }
+    if kind == LessonKind.FILE and has_file:
+        context["file_size"] = _stored_size(lesson)
+        if context["file_size"] is None:
+            # The file is named but gone from storage: say it is not
+            # available rather than fail the page or link to a 404.
+            context["file_url"] = ""
     if kind == LessonKind.VIDEO and not has_file:
         player_url = video_embed_url(lesson.url) or ""
         context["embed_start"] = _embed_start(progress) if player_url else 0

@@ -367,6 +367,32 @@ def test_lesson_without_file_not_found(client, learner):
     assert client.get(lesson_url(course, lesson) + "file/").status_code == 404
 
 
+def test_download_page_shows_link_and_size(client, learner):
+    course, lesson = lesson_of_kind(LessonKind.FILE)
+    attach(lesson, "seats.csv", b"x" * 2048)
+    enroll_contact(learner, course)
+    sign_in(client, learner)
+
+    content = client.get(lesson_url(course, lesson)).content.decode()
+
+    assert f'href="{lesson_url(course, lesson)}file/" download' in content
+    assert "2.0\xa0KB" in content
+
+
+def test_download_page_with_file_gone_from_storage(client, learner):
+    course, lesson = lesson_of_kind(LessonKind.FILE)
+    attach(lesson, "seats.csv", b"name,seats\n")
+    lesson.file.storage.delete(lesson.file.name)
+    enroll_contact(learner, course)
+    sign_in(client, learner)
+
+    response = client.get(lesson_url(course, lesson))
+
+    assert response.status_code == 200
+    assert "This file is not available yet." in response.content.decode()
+    assert f"{lesson_url(course, lesson)}file/" not in response.content.decode()
+
+
 def test_pdf_page_shows_file_inline(client, learner):
     course, lesson = lesson_of_kind(LessonKind.PDF)
     attach(lesson, "guide.pdf", PDF_BYTES)
