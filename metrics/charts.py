@@ -172,17 +172,57 @@ def _before_after_chart(
     return chart
 
 
+def _topic_tickets_chart(report: OutcomeChanges, labels: list[str]) -> Chart:
+    """Return the ticket totals of each covered topic and group, before and after.
+
+    Each bar pairs a topic with a group, so before and after keep the two
+    colours of the other change charts however many topics there are.
+    """
+    trained, untrained = labels
+    rows = report.tickets_by_topic
+    return {
+        "kind": "horizontal",
+        "labels": [
+            f"{row.topic} ({group})" for row in rows for group in (trained, untrained)
+        ],
+        "datasets": [
+            {
+                "label": "Before training",
+                "data": [
+                    count
+                    for row in rows
+                    for count in (row.trained_before, row.untrained_before)
+                ],
+            },
+            {
+                "label": "After training",
+                "data": [
+                    count
+                    for row in rows
+                    for count in (row.trained_after, row.untrained_after)
+                ],
+            },
+        ],
+        "unit": "tickets",
+    }
+
+
 def change_charts(report: OutcomeChanges) -> dict[str, Chart]:
-    """Return the before-and-after charts of usage, health and expansion by canvas id.
+    """Return the before-and-after charts of the changes around training by canvas id.
 
     Expansion before and after is the share of accounts that expanded in
-    each window, so its chart is in percent.
+    each window, so its chart is in percent. Tickets by topic are drawn
+    only when the cohort's courses have ticket topics.
     """
     labels = _group_labels(report)
-    return {
+    charts = {
         "changes-usage": _before_after_chart(report.usage, labels),
         "changes-health": _before_after_chart(report.health, labels),
+        "changes-tickets": _before_after_chart(report.tickets, labels),
         "changes-expansion": _before_after_chart(
             report.expansion_change, labels, as_percent=True
         ),
     }
+    if report.tickets_by_topic:
+        charts["changes-tickets-topics"] = _topic_tickets_chart(report, labels)
+    return charts

@@ -14,7 +14,7 @@ from metrics.changes import outcome_changes
 from metrics.cohorts import Cohort
 from metrics.exports import CHANGES_HEADER
 from metrics.models import CourseTopic
-from tests.factories import make_account, make_contact
+from tests.factories import make_account, make_contact, make_ticket
 from tests.metrics.builders import at_noon, make_course, make_enrollment
 from tests.metrics.test_changes import (
     ADDED_AT,
@@ -203,3 +203,94 @@ def test_expansion_change_chart_table_and_csv(staff_client):
     assert float(row["untrained_after"]) == 0.0
     # (3/4 - 1/4) - (0/2 - 1/2): the trained change minus the untrained.
     assert float(row["difference"]) == 1.0
+
+
+def plant_tickets(course) -> None:
+    """Three trained accounts and two untrained ones, with tickets by hand.
+
+    The course covers Billing and Login; a Shipping ticket is not counted.
+    Trained: A has two Billing before and one Login after, B one Billing and
+    one Login before, C only the Shipping ticket. Untrained, aligned on the
+    same day: D has two Billing after, E one Login before.
+    """
+    trained_on = date(2024, 4, 1)
+    tickets = {
+        "A": [("Billing", -10), ("Billing", -5), ("Login", 10)],
+        "B": [("Billing", -3), ("Login", -3)],
+        "C": [("Shipping", 10)],
+        "D": [("Billing", 10), ("Billing", 12)],
+        "E": [("Login", -10)],
+    }
+    for name, planted in tickets.items():
+        if name in "ABC":
+            account = save_trained_account(course, trained_on)
+        else:
+            account = make_account(signup_date=date(2023, 1, 1))
+            make_contact(account, added_at=ADDED_AT)
+        for topic, days in planted:
+            opened_at = at_noon(trained_on + timedelta(days=days))
+            make_ticket(account, opened_at, topic=topic)
+
+
+def test_ticket_charts_table_and_csv(staff_client):
+    course = make_course((1,))
+    CourseTopic.objects.create(course=course, topic="Billing")
+    CourseTopic.objects.create(course=course, topic="Login")
+    plant_tickets(course)
+    query = {"course": course.pk, "as_of": AS_OF.isoformat()}
+
+    response = staff_client.get(DASHBOARD, query)
+    rows = {
+        row["metric"]: row for row in read_csv(staff_client.get(CHANGES_CSV, query))
+    }
+
+    # Per account, trained A 2 -> 1, B 2 -> 0, C 0 -> 0; untrained D 0 -> 2,
+    # E 1 -> 0. Means: trained 4/3 -> 1/3, untrained 1/2 -> 2/2.
+    charts = response.context["charts"]
+    per_account = charts["changes-tickets"]
+    assert per_account["labels"] == ["Trained", "Untrained"]
+    assert per_account["unit"] == "tickets per 30 days"
+    assert per_account["datasets"][0]["data"] == [1.3, 0.5]
+    assert per_account["datasets"][1]["data"] == [0.3, 1.0]
+    # Billing: trained 3 before (A 2, B 1), untrained 2 after (D).
+    # Login: trained 1 before (B) and 1 after (A), untrained 1 before (E).
+    by_topic = charts["changes-tickets-topics"]
+    assert by_topic["labels"] == [
+        "Billing (Trained)",
+        "Billing (Untrained)",
+        "Login (Trained)",
+        "Login (Untrained)",
+    ]
+    assert by_topic["datasets"][0]["data"] == [3, 0, 1, 1]
+    assert by_topic["datasets"][1]["data"] == [0, 2, 1, 0]
+    content = response.content.decode()
+    assert 'data-chart="changes-tickets"' in content
+    assert 'data-chart="changes-tickets-topics"' in content
+    assert '<th scope="row">Login</th>' in content
+    tickets = rows["topic_tickets"]
+    assert (tickets["trained_n"], tickets["untrained_n"]) == ("3", "2")
+    assert float(tickets["trained_before"]) == pytest.approx(4 / 3)
+    assert float(tickets["untrained_after"]) == 1.0
+    # (1/3 - 4/3) - (2/2 - 1/2): the trained change minus the untrained.
+    assert float(tickets["difference"]) == pytest.approx(-1.5)
+    login = rows["topic_tickets:Login"]
+    assert [login[column] for column in ("trained_before", "trained_after")] == [
+        "1",
+        "1",
+    ]
+    assert [login[column] for column in ("untrained_before", "untrained_after")] == [
+        "1",
+        "0",
+    ]
+    assert "topic_tickets:Shipping" not in rows
+
+
+def test_no_topics_no_topic_chart(staff_client):
+    course = make_course((1,))
+    query = {"course": course.pk, "as_of": AS_OF.isoformat()}
+
+    response = staff_client.get(DASHBOARD, query)
+
+    assert "changes-tickets" in response.context["charts"]
+    assert "changes-tickets-topics" not in response.context["charts"]
+    assert 'data-chart="changes-tickets-topics"' not in response.content.decode()

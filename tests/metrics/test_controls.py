@@ -11,8 +11,10 @@ from customers.models import UsageEvent
 from metrics.changes import outcome_changes
 from metrics.cohorts import DAYS_AFTER, DAYS_BEFORE
 from metrics.exports import CHANGES_HEADER
+from metrics.models import CourseTopic
 from metrics.stats import Verdict
 from tests.factories import make_account, make_contact
+from tests.metrics.builders import make_course
 from tests.triggers.factories import make_template, make_trigger
 from triggers.models import Firing, FiringOutcome, SubjectType
 
@@ -154,6 +156,8 @@ def test_firing_within_follow_up_awaits():
 
 def test_dashboard_compares_with_holdout(staff_client):
     trigger, _ = plant(seed=7, subjects=12, effect=1.0)
+    # Without a course in the cohort, every course's ticket topics are covered.
+    CourseTopic.objects.create(course=make_course((1,)), topic="Billing")
 
     response = staff_client.get(
         reverse("metrics:dashboard"),
@@ -171,8 +175,17 @@ def test_dashboard_compares_with_holdout(staff_client):
     assert "Held out n" in section
     assert "observational" not in section
     charts = response.context["charts"]
-    for canvas in ("changes-usage", "changes-health", "changes-expansion"):
+    for canvas in (
+        "changes-usage",
+        "changes-health",
+        "changes-tickets",
+        "changes-expansion",
+    ):
         assert charts[canvas]["labels"] == ["Treated", "Held out"], canvas
+    assert charts["changes-tickets-topics"]["labels"] == [
+        "Billing (Treated)",
+        "Billing (Held out)",
+    ]
     first_row = csv_response.content.decode().splitlines()[1].split(",")
     assert first_row[CHANGES_HEADER.index("holdout_trigger_id")] == str(trigger.pk)
 

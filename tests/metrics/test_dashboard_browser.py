@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from courses.models import EnrollmentStatus
+from metrics.models import CourseTopic
 from tests.browser import conftest as browser_conftest
 from tests.factories import make_contact
 from tests.metrics.builders import lessons_by_module, make_course, make_enrollment
@@ -31,6 +32,7 @@ site_url = browser_conftest.site_url
 def test_dashboard_draws_charts_locally(new_page, site_url):
     User.objects.create_user("manager", password=PASSWORD, is_staff=True)
     course = make_course((1, 4, 1))
+    CourseTopic.objects.create(course=course, topic="Billing")
     lessons = lessons_by_module(course)
     for index in range(6):
         make_enrollment(
@@ -54,8 +56,9 @@ def test_dashboard_draws_charts_locally(new_page, site_url):
     expect(page.locator("canvas[data-drawn=true]")).to_have_count(canvases.count())
     assert canvases.count() >= 6
     assert page.locator(f'canvas[data-chart="funnel-{course.pk}"]').count() == 1
-    expansion = page.locator('canvas[data-chart="changes-expansion"]')
-    expect(expansion).to_have_attribute("data-drawn", "true")
+    for chart in ("changes-expansion", "changes-tickets", "changes-tickets-topics"):
+        canvas = page.locator(f'canvas[data-chart="{chart}"]')
+        expect(canvas).to_have_attribute("data-drawn", "true")
     assert page.evaluate("typeof Chart") == "function"
     assert hosts == {urlsplit(site_url).netloc}
     expect(page.get_by_text("largest drop-off").first).to_be_visible()
