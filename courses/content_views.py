@@ -61,7 +61,7 @@ def _requested_range(request: HttpRequest, size: int) -> tuple[int, int] | None:
     which this server may ignore, and any If-Range, whose validator cannot
     match because these responses carry none. Raises UnsatisfiableRange
     for a valid range that starts at or past the end of the file, and for
-    "bytes=-0", which the server answers with 416.
+    "bytes=-0", which get a 416 response.
     """
     header = request.headers.get("Range", "")
     if not header or "If-Range" in request.headers or size == 0:
@@ -250,9 +250,9 @@ def heartbeat(request: HttpRequest, slug: str, lesson_id: int) -> HttpResponse:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    """Answer a failed CSRF check: JSON for the heartbeat, Django's page otherwise.
+    """Return the response to a failed CSRF check: JSON for heartbeats, else HTML.
 
-    The lesson page's script reads the heartbeat's answers as JSON, so a
+    The lesson page's script reads heartbeat responses as JSON, so a
     missing or stale token gets a message it can show, as other errors do.
     settings.CSRF_FAILURE_VIEW points here.
     """

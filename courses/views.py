@@ -336,8 +336,8 @@ def _content_context(
     if kind == LessonKind.FILE and has_file:
         context["file_size"] = _stored_size(lesson)
         if context["file_size"] is None:
-            # The file is named but gone from storage: say it is not
-            # available rather than fail the page or link to a 404.
+            # The file is named but missing from storage, so the page shows
+            # it as not available instead of failing or linking to a 404.
             context["file_url"] = ""
     if kind == LessonKind.VIDEO and not has_file:
         player_url = video_embed_url(lesson.url) or ""

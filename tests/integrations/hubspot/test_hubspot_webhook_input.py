@@ -222,9 +222,9 @@ def test_eager_processing_waits_until_the_response_is_sent(
     synced_company.refresh_from_db()
     assert synced_company.name == "Before"
 
-    # The WSGI server closes the response after sending it; then it applies.
-    # As in Django's test client, request_finished must not close the
-    # connection that holds the test's transaction.
+    # The WSGI server closes the response after sending it, and only then
+    # are the events applied. As in Django's test client, request_finished
+    # must not close the connection that runs the test's transaction.
     request_finished.disconnect(close_old_connections)
     try:
         response.close()
