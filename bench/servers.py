@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 # Five gunicorn workers on a busy two-core machine took over a minute to
-# import Django and answer.
+# import Django and serve their first request.
 SERVER_START_SECONDS = 180
 
 

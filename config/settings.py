@@ -273,8 +273,8 @@ NUDGEPATH_HUBSPOT_STUCK_RUN_MINUTES = env_int(
     "NUDGEPATH_HUBSPOT_STUCK_RUN_MINUTES", 10, minimum=1
 )
 # A run still queued after this many minutes, while no run of its
-# connection is running, lost its task message (for example to a broker
-# restart); it is marked failed and queued again.
+# connection is running, has lost its task message (for example to a broker
+# restart). It is marked failed and queued again.
 NUDGEPATH_HUBSPOT_QUEUED_RUN_MINUTES = env_int(
     "NUDGEPATH_HUBSPOT_QUEUED_RUN_MINUTES", 30, minimum=1
 )

@@ -117,8 +117,8 @@ def lesson_file_response(request: HttpRequest, lesson: Lesson) -> HttpResponseBa
 
     Browsers request byte ranges to seek in a video and to start it at a
     saved position, so a single range gets a 206 response. The caller has
-    checked who may read the file; the portal and the staff preview share
-    this function so both send the same content types and ranges. Raises
+    checked who may read the file. The portal and the staff preview share
+    this function, so both send the same content types and ranges. Raises
     404 when the lesson has no file or the stored file is gone.
     """
     file_type = file_type_of(lesson.file.name) if lesson.file else None

@@ -536,7 +536,7 @@ def count_repeat_view(
     row on the lesson, the enrollment has started, and the lesson is not
     past the furthest lesson. Then the view changes only counters, which
     no completion rule or condition reads, so it needs neither the
-    enrollment lock nor data_changed; record_lesson_view does the rest.
+    enrollment lock nor data_changed. Otherwise record_lesson_view counts it.
     Pass the enrollment with furthest_lesson and its module loaded, or
     reading them costs a query.
     """

@@ -161,7 +161,7 @@ def publish_version(
 def _mark_for_recertification(course: Course, number: int) -> list[int]:
     """Mark completed enrollments of older versions with lessons left; return ids.
 
-    A learner who already completed every lesson the rule asks for has
+    A learner who already completed every lesson the rule requires has
     nothing to recertify, so their completion is kept. Two queries.
     """
     candidates = (

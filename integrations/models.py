@@ -85,7 +85,7 @@ from integrations.hubspot.models import (  # noqa: E402
 # Keys of the generic inbound webhook items already applied.
 from integrations.inbound.models import InboundKey  # noqa: E402
 
-# What email providers said about sent messages.
+# Email providers' responses about sent messages.
 from integrations.provider_messages import ProviderMessage  # noqa: E402
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 A dashboard load, its CSV downloads and a reload within
 NUDGEPATH_DASHBOARD_CACHE_SECONDS share one computation of each report.
-Triggers keep the roll-ups, so the cache is not told when a row changes.
+Triggers keep the roll-ups, so the cache gets no signal when a row changes.
 A cached report can therefore be up to that many seconds old.
 A rebuild of a roll-up clears every cached report at once by moving the
 generation number that each key contains.

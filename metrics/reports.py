@@ -188,7 +188,7 @@ def build_report(delivery: ReportDelivery) -> tuple[str, str, list[Attachment]]:
     if schedule.include_changes:
         # Subjects trained within a week or a month have not finished their
         # 30 days after training by its end, so the period does not narrow
-        # this section; it measures everyone followed up by the period's end.
+        # this section. It measures everyone followed up by the period's end.
         changes = outcome_changes(
             scope=replace(scope, start=None, end=None), as_of=delivery.period_end
         )

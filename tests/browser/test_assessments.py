@@ -300,7 +300,7 @@ def test_exam_countdown_and_late_submit(new_page: OpenPage, site_url: str) -> No
     expect(clock).to_have_text(re.compile(r"^(20:00|19:5\d)$"))
     announcer = page.locator("#exam-timer-announce")
     expect(announcer).to_have_attribute("aria-live", "polite")
-    # Nothing is announced on opening: the visible text says it.
+    # Nothing is announced on opening, because the visible text shows the time.
     expect(announcer).to_have_text("")
 
     # The deadline moves to 12 seconds from now, and the page is reloaded.
@@ -318,7 +318,7 @@ def test_exam_countdown_and_late_submit(new_page: OpenPage, site_url: str) -> No
     )
     save_screenshot(page, "exam-time-up")
 
-    # The server still rejects the late answers.
+    # The server still rejects answers submitted after the deadline.
     answer_all_right(page)
     page.get_by_role("button", name="Submit answers").click()
     expect(page.locator("main")).to_contain_text("passed before your answers arrived")

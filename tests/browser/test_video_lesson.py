@@ -218,7 +218,7 @@ def test_watching_video_completes_lesson(
     # Watching the rest, to the end, completes it.
     page.evaluate(f"{VIDEO}.play()")
     page.wait_for_function(f"{VIDEO}.ended")
-    # The ended event sends the last heartbeat; its answer updates the text.
+    # The ended event sends the last heartbeat, and its response updates the text.
     expect(page.locator("#video-progress")).to_have_text(
         "You have watched this video. The lesson is completed.", timeout=10_000
     )

@@ -206,7 +206,7 @@ def test_two_files_with_one_name_rejected(admin_client, staging):
     assert not staging.exists() or list(staging.iterdir()) == []
 
 
-def test_mapping_error_names_the_upload_not_the_server_path(admin_client, staging):
+def test_mapping_error_hides_server_path(admin_client, staging):
     data = {
         "mapping_file": SimpleUploadedFile("crm.toml", b"\xff\xfe"),
         "csv_files": [SimpleUploadedFile("accounts.csv", GOOD)],

@@ -112,7 +112,7 @@ def test_unreachable_hubspot_leaves_events_to_retry(
     waited = stored.next_attempt_at - timezone.now()
     assert timedelta(seconds=50) < waited <= retry_delay(1)
 
-    # Once HubSpot answers again and the retry is due, the event is applied.
+    # Once HubSpot is reachable again and the retry is due, the event is applied.
     connection.host = fake_hubspot.url
     connection.save(update_fields=["host"])
     assert process_events(connection) == 0
