@@ -30,8 +30,14 @@ from courses.models import (
     LessonKind,
     LessonProgress,
 )
+from customers.services import send_data_changed
 
 logger = logging.getLogger(__name__)
+
+# Above this many accounts, publishing leaves the marked learners to the next
+# sweep: one evaluation per account would cost more than the sweep's one
+# query per trigger. Lifecycle stage changes use the same limit.
+MAX_ANNOUNCED_ACCOUNTS = 500
 
 # The lesson columns whose change a learner would notice. Order and titles of
 # modules are left out: moving a lesson between modules keeps its content.
@@ -127,11 +133,12 @@ def publish_version(
         )
 
     number = locked.version + 1
-    flagged: list[int] = []
+    flagged: dict[int, int] = {}
     if requires_recertification:
         flagged = _mark_for_recertification(locked, number)
     if expire_certificates and flagged:
-        _expire_certificates(flagged, published_at)
+        _expire_certificates(list(flagged), published_at)
+    _announce_marked(locked, set(flagged.values()))
 
     version = CourseVersion.objects.create(
         course=locked,
@@ -158,9 +165,10 @@ def publish_version(
     return version
 
 
-def _mark_for_recertification(course: Course, number: int) -> list[int]:
-    """Mark completed enrollments of older versions with lessons left; return ids.
+def _mark_for_recertification(course: Course, number: int) -> dict[int, int]:
+    """Mark completed enrollments of older versions with lessons left.
 
+    Returns the marked enrollments' ids, each with its contact's account id.
     A learner who already completed every lesson the rule requires has
     nothing to recertify, so their completion is kept. Two queries.
     """
@@ -169,12 +177,33 @@ def _mark_for_recertification(course: Course, number: int) -> list[int]:
         .filter(Q(completed_version__lt=number) | Q(completed_version__isnull=True))
         .filter(Exists(_lessons_left(course, OuterRef("pk"))))
     )
-    ids = list(candidates.values_list("pk", flat=True))
-    if ids:
-        Enrollment.objects.filter(pk__in=ids).update(
+    marked = dict(candidates.values_list("pk", "contact__account_id"))
+    if marked:
+        Enrollment.objects.filter(pk__in=marked).update(
             recertification_version=number, updated_at=timezone.now()
         )
-    return ids
+    return marked
+
+
+def _announce_marked(course: Course, account_ids: set[int]) -> None:
+    """Send data_changed ("learning") for the accounts of newly marked learners.
+
+    Publishing is not a learning event of any learner, but it makes
+    recertification_due true for those marked, and expiring certificates
+    changes certificate_expires_within. The receiver hands each account to
+    the triggers' event path once the publication commits.
+    """
+    if len(account_ids) > MAX_ANNOUNCED_ACCOUNTS:
+        logger.info(
+            "Version of course %s marked learners in %s accounts, more than %s; "
+            "the next sweep evaluates the triggers that read learning",
+            course.pk,
+            len(account_ids),
+            MAX_ANNOUNCED_ACCOUNTS,
+        )
+        return
+    for account_id in sorted(account_ids):
+        send_data_changed(Enrollment, account_id, "learning")
 
 
 def _lessons_left(course: Course, enrollment_id: OuterRef) -> QuerySet[Lesson]:

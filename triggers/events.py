@@ -2,8 +2,9 @@
 
 customers sends data_changed inside the transaction that records a usage
 event, ticket, survey answer or CRM change, courses when it records an
-enrollment, progress or a score, and lifecycle when a CSM moves an account
-to another stage. The receiver here collects the account and the kind of
+enrollment, progress or a score or publishes a version that marks learners
+for recertification, and lifecycle when a CSM moves an account to another
+stage. The receiver here collects the account and the kind of
 data (its source) and, after the commit, hands them on:
 
 - With Redis as the broker, a ChangeCoalescer adds the sources to a set

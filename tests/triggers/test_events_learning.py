@@ -9,7 +9,6 @@ from django.utils import timezone
 from courses import services as courses
 from courses.models import Course, Enrollment, Lesson, LessonKind, Module
 from customers.models import Account, Contact
-from customers.signals import data_changed
 from lifecycle import services as lifecycle_services
 from lifecycle.models import AccountStage, Stage, StageChange, StageChangeSource
 from lifecycle.services import evaluate_stages, set_stage
@@ -20,19 +19,6 @@ from triggers.services import run_sweep
 
 # Matches every contact without usage; it reads usage, not learning or stages.
 USAGE_ONLY = {"kind": "inactivity", "days": 10}
-
-
-@pytest.fixture
-def announced():
-    """Record every data_changed signal as (account id, source)."""
-    sent: list[tuple[int, str]] = []
-
-    def receive(sender, account_id, source, **kwargs):
-        sent.append((account_id, source))
-
-    data_changed.connect(receive, weak=False)
-    yield sent
-    data_changed.disconnect(receive)
 
 
 def course_with_lessons(*kinds: str) -> tuple[Course, list[Lesson]]:
