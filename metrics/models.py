@@ -278,3 +278,80 @@ class AccountDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} on {self.day}"
+
+
+class AccountFact(models.Model):
+    """Dates of one account that the outcome comparison reads, as of the last refresh.
+
+    Each field is a date or an instant, never a flag evaluated on a day, so
+    one refresh serves the comparison as of any day. metrics.facts refreshes
+    every row from the source tables; FactRefresh tells when.
+    """
+
+    account = models.OneToOneField(
+        "customers.Account",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="dashboard_fact",
+    )
+    # The first UTC day with a usage event on or after the signup date.
+    first_usage_day = models.DateField(null=True)
+    first_churn_event_day = models.DateField(null=True)
+    # The earliest completion of any course by any contact of the account,
+    # and whether a completed enrollment has no completion time.
+    first_completed_at = models.DateTimeField(null=True)
+    has_undated_completion = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"Facts of account {self.account_id}"
+
+
+class CourseCompletionFact(models.Model):
+    """The first completion of one course by any contact of one account.
+
+    Only pairs with a completed enrollment have a row.
+    """
+
+    course = models.ForeignKey(
+        "courses.Course", on_delete=models.CASCADE, related_name="+"
+    )
+    account = models.ForeignKey(
+        "customers.Account",
+        on_delete=models.CASCADE,
+        related_name="course_completion_facts",
+    )
+    first_completed_at = models.DateTimeField(null=True)
+    has_undated_completion = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            # One row per pair; the comparison for a course seeks it by course
+            # and joins on the account.
+            models.UniqueConstraint(
+                fields=["course", "account"], name="course_completion_fact_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Course {self.course_id} completed by account {self.account_id}"
+
+
+class FactRefresh(models.Model):
+    """When the dashboard's precomputed facts were last refreshed; one row."""
+
+    SINGLETON_PK = 1
+
+    refreshed_at = models.DateTimeField()
+    accounts = models.PositiveIntegerField()
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # One row, so every reader sees the same refresh time.
+            models.CheckConstraint(
+                condition=models.Q(pk=1), name="fact_refresh_single_row"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Facts refreshed at {self.refreshed_at:%Y-%m-%d %H:%M} UTC"

@@ -18,6 +18,7 @@ from django.db.models import (
     Case,
     Exists,
     F,
+    FilteredRelation,
     FloatField,
     Func,
     IntegerField,
@@ -44,6 +45,7 @@ from metrics.engagement import (
     learning_engagement,
     score_bin_labels,
 )
+from metrics.facts import last_refresh
 from metrics.models import AccountDay
 from metrics.scope import EVERYTHING, Scope
 from metrics.stats import (
@@ -231,6 +233,98 @@ def _accounts_with_outcomes(
     )
 
 
+def _accounts_from_facts(
+    as_of: date, course: Course | None, as_of_given: bool, scope: Scope
+) -> QuerySet[Any]:
+    """Annotate the same columns as _accounts_with_outcomes from the stored facts.
+
+    The facts are dates, so each flag is a comparison with ``as_of`` on one
+    joined row per account instead of a search of enrollments, churn events
+    and usage days. Only the tickets over the tenure still read AccountDay,
+    because the tenure ends on a day that depends on ``as_of``.
+    """
+    cutoff = utc_day_start(as_of + timedelta(days=1))
+    accounts = subjects_as_of("account", utc_day_start(as_of)).filter(scope.accounts())
+    if course is None:
+        accounts = accounts.annotate(
+            completed_at=F("dashboard_fact__first_completed_at"),
+            undated=F("dashboard_fact__has_undated_completion"),
+        )
+    else:
+        accounts = accounts.annotate(
+            done=FilteredRelation(
+                "course_completion_facts",
+                condition=Q(course_completion_facts__course=course),
+            ),
+            completed_at=F("done__first_completed_at"),
+            undated=F("done__has_undated_completion"),
+        )
+    trained = Q(completed_at__lt=cutoff)
+    if not as_of_given:
+        # As in _completions: an undated completion counts only for today.
+        trained |= Q(undated=True)
+    churned_on_by_as_of = Case(When(churned_on__lte=as_of, then=F("churned_on")))
+    churn_event_by_as_of = Case(
+        When(
+            dashboard_fact__first_churn_event_day__lte=as_of,
+            then=F("dashboard_fact__first_churn_event_day"),
+        )
+    )
+    first_usage_by_as_of = Case(
+        When(
+            dashboard_fact__first_usage_day__lte=as_of,
+            then=F("dashboard_fact__first_usage_day"),
+        )
+    )
+    return accounts.annotate(
+        trained=Case(
+            When(trained, then=True), default=False, output_field=BooleanField()
+        ),
+        churned=Case(
+            When(
+                Q(churned_on__lte=as_of)
+                | Q(dashboard_fact__first_churn_event_day__lte=as_of),
+                then=True,
+            ),
+            default=False,
+            output_field=BooleanField(),
+        ),
+        tenure_end=Least(
+            Coalesce(churned_on_by_as_of, Value(as_of)),
+            Coalesce(churn_event_by_as_of, Value(as_of)),
+        ),
+        tenure_days=DaysBetween(F("tenure_end"), F("signup_date")),
+        ttv_days=DaysBetween(first_usage_by_as_of, F("signup_date")),
+        ticket_count=Coalesce(Subquery(_tenure_tickets().values("count")), 0),
+    ).annotate(ticket_rate=_ticket_rate())
+
+
+def _tenure_tickets() -> QuerySet[Any]:
+    return (
+        AccountDay.objects.filter(
+            account=OuterRef("pk"),
+            tickets__gt=0,
+            day__gte=OuterRef("signup_date"),
+            day__lte=OuterRef("tenure_end"),
+        )
+        .order_by()
+        .values("account")
+        .annotate(count=Sum("tickets"))
+    )
+
+
+def _ticket_rate() -> Case:
+    return Case(
+        When(
+            tenure_days__gte=TICKET_RATE_DAYS,
+            then=Cast("ticket_count", FloatField())
+            * TICKET_RATE_DAYS
+            / Cast("tenure_days", FloatField()),
+        ),
+        output_field=FloatField(),
+    )
+
+
 # Aggregates over the per-account rows, one output column each. The inner
 # query's columns are referenced by name, so every correlated subquery runs
 # once per account. Aggregating the annotations directly with the ORM would
@@ -372,6 +466,7 @@ def outcome_comparison(
     as_of: date | None = None,
     course: Course | None = None,
     scope: Scope = EVERYTHING,
+    precomputed: bool | None = None,
 ) -> Comparison:
     """Compare churn, renewal, time-to-value and tickets of trained and untrained.
 
@@ -380,15 +475,21 @@ def outcome_comparison(
     observational comparison: it shows association, not the effect of
     training. Only accounts with the plan and current stage of ``scope``
     count; its period is ignored, because ``as_of`` places the comparison.
-    Runs one query.
+    With ``precomputed`` (by default, once the facts were refreshed) it
+    reads metrics.facts' rows, as of their last refresh; without, it reads
+    the source tables. Runs one query, and one more to look up the last
+    refresh when ``precomputed`` is None.
     """
     started = clock.monotonic()
     as_of_given = as_of is not None
     as_of = as_of or utc_date(timezone.now())
+    if precomputed is None:
+        precomputed = last_refresh() is not None
+    build = _accounts_from_facts if precomputed else _accounts_with_outcomes
     # Days are UTC calendar days throughout the customer record, so the
     # __date lookups compile in UTC whatever TIME_ZONE is.
     with timezone.override(UTC):
-        accounts = _accounts_with_outcomes(as_of, course, as_of_given, scope)
+        accounts = build(as_of, course, as_of_given, scope)
         totals = _group_totals(accounts, as_of)
     trained, untrained = totals[True], totals[False]
     pair_of_accounts = (trained["accounts"], untrained["accounts"])

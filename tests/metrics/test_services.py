@@ -220,9 +220,10 @@ def test_comparison_p_values_match_scipy(mixed_data):
     )
 
 
-def test_comparison_runs_one_query(mixed_data):
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_comparison_runs_one_query(mixed_data, precomputed):
     with CaptureQueriesContext(connection) as queries:
-        outcome_comparison(as_of=AS_OF)
+        outcome_comparison(as_of=AS_OF, precomputed=precomputed)
 
     assert len(queries) == 1
 

@@ -1,0 +1,126 @@
+"""Add the dashboard's precomputed facts and the periodic task that refreshes them.
+
+The facts are not computed here: until the first refresh the dashboard
+reads the source tables, so a database loaded after migrating shows its
+data either way. The beat entry is added as metrics.beat_schedule describes.
+"""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+from metrics import beat_schedule
+
+TASK_NAME = "refresh-dashboard-facts"
+TASK = "metrics.tasks.refresh_dashboard_facts"
+# Every ten minutes: a refresh at 5,000 accounts takes seconds, and the
+# dashboard's outcome figures are then at most ten minutes behind.
+EVERY_SECONDS = 10 * 60
+DESCRIPTION = (
+    "Recomputes the per-account facts that the dashboard's outcome comparison "
+    "reads, and records when."
+)
+
+
+def create_schedule(apps, schema_editor):
+    beat_schedule.add_interval_task(
+        apps, TASK_NAME, TASK, EVERY_SECONDS, DESCRIPTION
+    )
+
+
+def delete_schedule(apps, schema_editor):
+    beat_schedule.remove_task(apps, TASK_NAME)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("courses", "0013_video_watch_columns"),
+        ("customers", "0007_usage_day_contact_window"),
+        ("metrics", "0006_report_changes_section"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+
+    operations = [
+        migrations.CreateModel(
+            name="AccountFact",
+            fields=[
+                (
+                    "account",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="dashboard_fact",
+                        serialize=False,
+                        to="customers.account",
+                    ),
+                ),
+                ("first_usage_day", models.DateField(null=True)),
+                ("first_churn_event_day", models.DateField(null=True)),
+                ("first_completed_at", models.DateTimeField(null=True)),
+                ("has_undated_completion", models.BooleanField(default=False)),
+            ],
+        ),
+        migrations.CreateModel(
+            name="FactRefresh",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("refreshed_at", models.DateTimeField()),
+                ("accounts", models.PositiveIntegerField()),
+                ("duration_ms", models.PositiveIntegerField()),
+            ],
+            options={
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("pk", 1)), name="fact_refresh_single_row"
+                    )
+                ],
+            },
+        ),
+        migrations.CreateModel(
+            name="CourseCompletionFact",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("first_completed_at", models.DateTimeField(null=True)),
+                ("has_undated_completion", models.BooleanField(default=False)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="course_completion_facts",
+                        to="customers.account",
+                    ),
+                ),
+                (
+                    "course",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="courses.course",
+                    ),
+                ),
+            ],
+            options={
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("course", "account"), name="course_completion_fact_once"
+                    )
+                ],
+            },
+        ),
+        migrations.RunPython(create_schedule, delete_schedule),
+    ]

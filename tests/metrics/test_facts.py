@@ -1,0 +1,283 @@
+"""The dashboard's precomputed facts give the figures of the source tables."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pytest
+from django.core.cache import cache
+
+from courses.models import EnrollmentStatus
+from customers.models import Account
+from metrics.facts import last_refresh, refresh_facts
+from metrics.models import AccountFact, CourseCompletionFact
+from metrics.report_cache import cached_report
+from metrics.scope import Scope
+from metrics.services import outcome_comparison
+from metrics.tasks import refresh_dashboard_facts
+from tests.factories import make_account, make_contact, make_event
+from tests.metrics.builders import at_noon, make_course, make_enrollment
+from tests.metrics.test_services import (
+    AS_OF,
+    draw_mixed_accounts,
+    expected_outcomes,
+    save_mixed_accounts,
+)
+from tests.sqlite_child import run_on_sqlite
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def mixed_data():
+    courses = {"main": make_course((1,)), "other": make_course((1,))}
+    accounts = draw_mixed_accounts(np.random.default_rng(11), 150)
+    save_mixed_accounts(accounts, courses)
+    return courses, accounts
+
+
+def figures(comparison) -> dict:
+    """Return every number of a comparison, keyed by metric and group."""
+    values: dict = {
+        "trained": comparison.trained_accounts,
+        "untrained": comparison.untrained_accounts,
+    }
+    for metric in comparison.metrics:
+        for name in ("trained", "untrained"):
+            group = getattr(metric, name)
+            values[(metric.key, name)] = (
+                group.n,
+                group.events,
+                group.excluded,
+                group.estimate,
+                group.interval,
+            )
+        values[(metric.key, "difference")] = metric.difference
+    return values
+
+
+@pytest.mark.parametrize("course_key", [None, "main"])
+def test_facts_match_independent_count(mixed_data, course_key):
+    courses, accounts = mixed_data
+    rows = [
+        row
+        for planted in accounts
+        if (row := expected_outcomes(planted, course_key)) is not None
+    ]
+    course = courses[course_key] if course_key else None
+    refresh_facts()
+
+    comparison = outcome_comparison(as_of=AS_OF, course=course, precomputed=True)
+
+    metrics = {metric.key: metric for metric in comparison.metrics}
+    for trained, group_name in ((True, "trained"), (False, "untrained")):
+        group = [row for row in rows if row["trained"] is trained]
+        due = [row for row in group if row["renewal_due"]]
+        ttv = [row["ttv"] for row in group if row["ttv"] is not None]
+        rates = [row["ticket_rate"] for row in group if row["ticket_rate"] is not None]
+        assert getattr(comparison, f"{group_name}_accounts") == len(group)
+        assert getattr(metrics["churn_rate"], group_name).events == sum(
+            row["churned"] for row in group
+        )
+        assert getattr(metrics["renewal_rate"], group_name).n == len(due)
+        assert getattr(metrics["renewal_rate"], group_name).events == sum(
+            row["renewed"] for row in due
+        )
+        assert getattr(metrics["time_to_value"], group_name).n == len(ttv)
+        assert getattr(metrics["time_to_value"], group_name).estimate == pytest.approx(
+            np.mean(ttv)
+        )
+        assert getattr(metrics["ticket_rate"], group_name).n == len(rates)
+        assert getattr(metrics["ticket_rate"], group_name).estimate == pytest.approx(
+            np.mean(rates)
+        )
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [
+        None,
+        AS_OF,
+        AS_OF - timedelta(days=45),
+        date(2023, 3, 1),
+        AS_OF + timedelta(days=25),
+    ],
+)
+@pytest.mark.parametrize("course_key", [None, "main", "other"])
+def test_facts_equal_live_path_for_any_as_of(mixed_data, as_of, course_key):
+    courses, _ = mixed_data
+    course = courses[course_key] if course_key else None
+    refresh_facts()
+
+    live = outcome_comparison(as_of=as_of, course=course, precomputed=False)
+    stored = outcome_comparison(as_of=as_of, course=course, precomputed=True)
+
+    assert figures(stored) == figures(live)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [Scope(plan="pro"), Scope(segment="Retail"), Scope(stage="onboarding")],
+    ids=["plan", "segment", "stage"],
+)
+def test_facts_equal_live_path_in_scope(mixed_data, scope):
+    courses, _ = mixed_data
+    accounts = list(Account.objects.order_by("pk"))
+    for index, account in enumerate(accounts):
+        account.plan = "pro" if index % 3 == 0 else "basic"
+        account.industry = "Retail" if index % 2 == 0 else "Banking"
+    Account.objects.bulk_update(accounts, ["plan", "industry"])
+    refresh_facts()
+
+    for course in (None, courses["main"]):
+        live = outcome_comparison(AS_OF, course, scope, precomputed=False)
+        stored = outcome_comparison(AS_OF, course, scope, precomputed=True)
+        assert figures(stored) == figures(live)
+
+
+def test_undated_completion_counts_only_for_today():
+    course = make_course((1,))
+    account = make_account(signup_date=date(2024, 1, 1))
+    make_enrollment(make_contact(account), course, status=EnrollmentStatus.COMPLETED)
+    refresh_facts()
+
+    today = outcome_comparison(course=course, precomputed=True)
+    dated = outcome_comparison(as_of=AS_OF, course=course, precomputed=True)
+
+    assert today.trained_accounts == 1
+    assert dated.trained_accounts == 0
+    assert dated.untrained_accounts == 1
+
+
+def test_first_usage_before_signup_is_not_time_to_value():
+    account = make_account(signup_date=date(2024, 3, 1))
+    contact = make_contact(account)
+    make_event(contact, at_noon(date(2024, 2, 20)))
+    make_event(contact, at_noon(date(2024, 3, 11)))
+    refresh_facts()
+
+    fact = AccountFact.objects.get(account=account)
+    comparison = outcome_comparison(as_of=AS_OF, precomputed=True)
+
+    assert fact.first_usage_day == date(2024, 3, 11)
+    ttv = next(m for m in comparison.metrics if m.key == "time_to_value")
+    assert ttv.untrained.estimate == 10
+
+
+def test_refresh_twice_leaves_same_rows(mixed_data):
+    refresh_facts()
+    first = (
+        list(AccountFact.objects.order_by("pk").values()),
+        list(
+            CourseCompletionFact.objects.order_by("course", "account").values(
+                "course", "account", "first_completed_at", "has_undated_completion"
+            )
+        ),
+    )
+    refresh_facts()
+    second = (
+        list(AccountFact.objects.order_by("pk").values()),
+        list(
+            CourseCompletionFact.objects.order_by("course", "account").values(
+                "course", "account", "first_completed_at", "has_undated_completion"
+            )
+        ),
+    )
+
+    assert second == first
+    assert len(first[0]) == Account.objects.count()
+
+
+def test_refresh_records_when():
+    make_account()
+    moment = datetime(2024, 6, 30, 8, 15, tzinfo=UTC)
+    assert last_refresh() is None
+
+    refresh_facts(now=moment)
+
+    refresh = last_refresh()
+    assert refresh is not None
+    assert refresh.refreshed_at == moment
+    assert refresh.accounts == 1
+
+
+def test_comparison_uses_facts_once_refreshed():
+    account = make_account(signup_date=date(2024, 1, 1))
+    refresh_facts()
+    course = make_course((1,))
+    make_enrollment(
+        make_contact(account),
+        course,
+        status=EnrollmentStatus.COMPLETED,
+        completed_at=at_noon(date(2024, 2, 1)),
+    )
+
+    before_refresh = outcome_comparison(as_of=AS_OF)
+    refresh_facts()
+    after_refresh = outcome_comparison(as_of=AS_OF)
+
+    assert before_refresh.trained_accounts == 0
+    assert after_refresh.trained_accounts == 1
+
+
+def test_refresh_task_clears_cached_reports(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.NUDGEPATH_DASHBOARD_CACHE_SECONDS = 60
+    cache.clear()
+    make_account()
+    cached_report("outcomes", ("key",), lambda: "old")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        refresh_dashboard_facts.apply()
+
+    assert cached_report("outcomes", ("key",), lambda: "new") == "new"
+    assert last_refresh() is not None
+
+
+def test_refresh_on_sqlite(tmp_path):
+    script = """
+import json
+import django
+django.setup()
+from datetime import UTC, date, datetime
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from courses.models import EnrollmentStatus
+from metrics.facts import refresh_facts
+from metrics.services import outcome_comparison
+from tests.factories import make_account, make_contact, make_event, make_ticket
+from tests.metrics.builders import make_course, make_enrollment
+course = make_course((1,))
+for index in range(6):
+    account = make_account(signup_date=date(2024, 1, 1 + index))
+    contact = make_contact(account)
+    make_event(contact, datetime(2024, 1, 10 + index, 12, tzinfo=UTC))
+    make_ticket(account, datetime(2024, 3, 1 + index, 12, tzinfo=UTC))
+    if index % 2:
+        make_enrollment(contact, course, status=EnrollmentStatus.COMPLETED,
+                        completed_at=datetime(2024, 2, 1, tzinfo=UTC))
+refresh_facts()
+def figures(precomputed):
+    comparison = outcome_comparison(date(2024, 6, 30), course, precomputed=precomputed)
+    return [comparison.trained_accounts, comparison.untrained_accounts] + [
+        [metric.trained.n, metric.trained.estimate,
+         metric.untrained.n, metric.untrained.estimate]
+        for metric in comparison.metrics]
+print(json.dumps({"live": figures(False), "stored": figures(True)}))
+"""
+    result = run_on_sqlite(script, tmp_path)
+
+    assert result["stored"] == result["live"]
+    assert result["live"][:2] == [3, 3]
+
+
+def test_beat_schedules_refresh_task():
+    from celery import current_app
+    from django_celery_beat.models import PeriodicTask
+
+    entry = PeriodicTask.objects.get(name="refresh-dashboard-facts")
+
+    assert entry.task == refresh_dashboard_facts.name
+    assert entry.task in current_app.tasks
+    assert entry.interval.every == 600
+    assert entry.enabled
