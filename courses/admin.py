@@ -38,7 +38,7 @@ from courses.models import (
     SignInLink,
 )
 from courses.services import announce_learning_change
-from courses.versions import version_state
+from courses.versions import record_first_version, version_state
 
 
 class ReadOnlyAdminMixin:
@@ -171,13 +171,19 @@ class CourseAdmin(admin.ModelAdmin):
         # The course pages come first, before the admin's catch-all pattern.
         return course_urls(self) + super().get_urls()
 
+    def save_related(
+        self, request: HttpRequest, form: Any, formsets: Any, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        record_first_version(form.instance)
+
     @admin.display(description="Content changes")
     def content_changes(self, course: Course) -> str:
         if course.pk is None:
             return "-"
         state = version_state(course)
         if state.changed is None:
-            return "No version has been published from this page yet."
+            return "Unknown: no lessons of this course were recorded with a version."
         if state.changed:
             return format_html(
                 "<strong>Lessons changed since version {}.</strong> "
@@ -224,6 +230,12 @@ class ModuleAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    def save_related(
+        self, request: HttpRequest, form: Any, formsets: Any, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        record_first_version(form.instance.course)
 
 
 class QuestionInline(admin.StackedInline):
@@ -350,6 +362,12 @@ class LessonAdmin(admin.ModelAdmin):
                 attendance.attended,
                 recorded_by=request.user,
             )
+
+    def save_related(
+        self, request: HttpRequest, form: Any, formsets: Any, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        record_first_version(form.instance.module.course)
 
 
 class LessonProgressInline(ReadOnlyAdminMixin, admin.TabularInline):

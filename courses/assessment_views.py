@@ -120,6 +120,6 @@ def result(
         "lesson": lesson,
         "attempt": attempt,
         "questions": attempt_result(attempt),
-        "reveal_answers": reveals_correct_answers(attempt),
+        "reveal_answers": reveals_correct_answers(attempt, enrollment),
     }
     return render(request, "portal/attempt_result.html", context)

@@ -31,6 +31,7 @@ from courses.models import (
     Question,
     QuestionKind,
 )
+from courses.recertification import retake_since
 from courses.services import (
     MAX_SCORE,
     announce_learning_change,
@@ -103,7 +104,8 @@ def start_attempt(
     An open attempt past its deadline is closed as expired first, and
     counts as a used attempt. Raises AttemptLimitReached when the lesson's
     attempts are used up, and AssessmentError when an exam was passed
-    already or the lesson has no questions.
+    already or the lesson has no questions. For a learner who must pass the
+    lesson again to recertify, only attempts since it changed count.
     """
     started_at = at or timezone.now()
     lesson = lesson_of_course(enrollment, lesson)
@@ -122,7 +124,7 @@ def start_attempt(
                 return open_attempt
             _expire(open_attempt)
 
-        _check_may_start(lesson, attempts)
+        _check_may_start(lesson, counted_attempts(attempts, locked, lesson))
         question_ids = _draw_questions(lesson, rng or random.SystemRandom())
         number = (attempts.aggregate(last=Max("number"))["last"] or 0) + 1
         attempt = Attempt.objects.create(
@@ -141,6 +143,18 @@ def start_attempt(
         lesson.pk,
     )
     return attempt
+
+
+def counted_attempts(
+    attempts: QuerySet[Attempt], enrollment: Enrollment, lesson: Lesson
+) -> QuerySet[Attempt]:
+    """Return the attempts that count toward the lesson's limit and pass.
+
+    All of them, unless the learner must pass the lesson again to
+    recertify: then those started since the version that changed it.
+    """
+    since = retake_since(enrollment, lesson)
+    return attempts if since is None else attempts.filter(started_at__gte=since)
 
 
 def _check_may_start(lesson: Lesson, attempts: QuerySet[Attempt]) -> None:
@@ -413,6 +427,10 @@ class AssessmentState:
     blocked_reason: str
     # Open attempts whose deadline passed; they are closed at the next start.
     overdue_ids: frozenset[int] = frozenset()
+    # When the learner must pass the lesson again to recertify, the
+    # publication of the version that changed it; earlier attempts do not
+    # count. None otherwise.
+    retake_since: datetime | None = None
 
 
 def assessment_state(
@@ -422,12 +440,17 @@ def assessment_state(
 
     Three queries at most, however many attempts, enrollments or questions
     there are: the attempts, and the open attempt's questions with their
-    choices.
+    choices. A learner due for recertification adds three for the course's
+    versions (courses.recertification).
     """
     now = at or timezone.now()
     attempts = list(
         Attempt.objects.filter(enrollment=enrollment, lesson=lesson).order_by("number")
     )
+    since = retake_since(enrollment, lesson)
+    # The attempts before a recertification's retake stay listed but do not
+    # count toward the limit or as a pass.
+    counted = [a for a in attempts if since is None or a.started_at >= since]
     open_attempt = next(
         (
             attempt
@@ -439,7 +462,7 @@ def assessment_state(
     )
     # An open attempt past its deadline is closed when the next one starts,
     # so it already counts as used here.
-    counts = attempt_counts(lesson, len(attempts))
+    counts = attempt_counts(lesson, len(counted))
     questions = served_questions(open_attempt.question_ids) if open_attempt else []
     return AssessmentState(
         lesson=lesson,
@@ -447,7 +470,8 @@ def assessment_state(
         open_attempt=open_attempt,
         questions=questions,
         counts=counts,
-        blocked_reason=_blocked_reason(lesson, attempts, counts),
+        blocked_reason=_blocked_reason(lesson, counted, counts),
+        retake_since=since,
         overdue_ids=frozenset(
             attempt.pk
             for attempt in attempts
@@ -491,17 +515,23 @@ def attempt_result(attempt: Attempt) -> list[ServedQuestion]:
     return served_questions(attempt.question_ids, list(attempt.answers.all()))
 
 
-def reveals_correct_answers(attempt: Attempt) -> bool:
+def reveals_correct_answers(
+    attempt: Attempt, enrollment: Enrollment | None = None
+) -> bool:
     """Return whether the result page may show the correct choices.
 
     A quiz shows them after every attempt. An exam shows them only once it
-    is passed or no attempt is left, so a retake cannot copy them.
+    is passed or no attempt is left, so a retake cannot copy them. A pass
+    from before a recertification's retake does not count. Pass the
+    attempt's enrollment when it is loaded, to save reading it again.
     """
     lesson = attempt.lesson
     if lesson.kind != LessonKind.EXAM:
         return True
-    attempts = Attempt.objects.filter(
-        enrollment_id=attempt.enrollment_id, lesson=lesson
+    attempts = counted_attempts(
+        Attempt.objects.filter(enrollment_id=attempt.enrollment_id, lesson=lesson),
+        enrollment or attempt.enrollment,
+        lesson,
     )
     if attempts.filter(passed=True).exists():
         return True

@@ -69,9 +69,13 @@ class CourseVersion(models.Model):
         Course, on_delete=models.CASCADE, related_name="versions"
     )
     number = models.PositiveIntegerField()
-    # SHA-256 of the lessons that matter to learners (courses.versions), so
-    # the admin can tell whether the content changed since this version.
+    # SHA-256 of the snapshot below, so the admin can tell whether the
+    # content changed since this version. Versions without a snapshot keep
+    # an older fingerprint that no longer compares.
     fingerprint = models.CharField(max_length=64)
+    # The lessons as published (courses.snapshots), to list what the next
+    # version changed; null for versions recorded before snapshots were.
+    snapshot = models.JSONField(null=True, blank=True)
     lesson_count = models.PositiveIntegerField()
     note = models.TextField(blank=True)
     requires_recertification = models.BooleanField(default=False)

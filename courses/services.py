@@ -39,6 +39,7 @@ from courses.models import (
     Module,
     SignInLink,
 )
+from courses.recertification import retakes_left
 from customers.models import Contact
 from customers.services import send_data_changed
 
@@ -878,7 +879,9 @@ def _lessons_left_by_rule(enrollment: Enrollment) -> bool:
     """Return whether the course's completion rule still needs a lesson completed.
 
     Under the exam rule, an exam lesson is completed only when an attempt
-    passed, and a course without an exam lesson is never completed.
+    passed, and a course without an exam lesson is never completed. A
+    learner due for recertification must also pass again the quizzes and
+    exams that changed after they passed them.
     """
     rule = Course.objects.values_list("completion_rule", flat=True).get(
         pk=enrollment.course_id
@@ -893,7 +896,11 @@ def _lessons_left_by_rule(enrollment: Enrollment) -> bool:
     completed = LessonProgress.objects.filter(
         enrollment=enrollment, lesson_id=OuterRef("pk"), completed_at__isnull=False
     )
-    return lessons.exclude(Exists(completed)).exists()
+    if lessons.exclude(Exists(completed)).exists():
+        return True
+    # Due for recertification, a quiz or exam that a version changed after
+    # the learner passed it counts as not passed (courses.recertification).
+    return bool(retakes_left(enrollment))
 
 
 class LessonState(models.TextChoices):

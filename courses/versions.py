@@ -6,10 +6,12 @@ lessons, and chooses then whether learners who completed an older version
 must recertify. Completing a course records the version completed on the
 enrollment and on its certificate, so later edits never change what a
 learner completed (docs/decisions/0020-course-versions-and-recertification.md).
+Each version stores a snapshot of its lessons (courses.snapshots), from
+which the next version lists what changed and which quizzes and exams
+learners must pass again
+(docs/decisions/0027-lesson-snapshots-and-assessment-retakes.md).
 """
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,14 +23,29 @@ from django.utils import timezone
 
 from courses.models import (
     Certificate,
-    CompletionRule,
     Course,
     CourseVersion,
     Enrollment,
     EnrollmentStatus,
     Lesson,
-    LessonKind,
     LessonProgress,
+)
+from courses.recertification import (
+    Retakes,
+    counted_retakes,
+    lessons_counted,
+    retakes_left,
+    stale_passes,
+    stored_versions,
+)
+from courses.services import LESSON_ORDER
+from courses.snapshots import (
+    Snapshot,
+    VersionChanges,
+    compare_snapshots,
+    is_comparable,
+    snapshot_fingerprint,
+    take_snapshot,
 )
 from customers.services import send_data_changed
 
@@ -39,38 +56,9 @@ logger = logging.getLogger(__name__)
 # query per trigger. Lifecycle stage changes use the same limit.
 MAX_ANNOUNCED_ACCOUNTS = 500
 
-# The lesson columns whose change a learner would notice. Order and titles of
-# modules are left out: moving a lesson between modules keeps its content.
-FINGERPRINT_FIELDS = (
-    "id",
-    "kind",
-    "is_required",
-    "title",
-    "body",
-    "url",
-    "file",
-    "pass_mark",
-)
-
 
 class VersionError(ValueError):
     """A version that cannot be published, with the reason for the CSM."""
-
-
-def content_fingerprint(course: Course) -> tuple[str, int]:
-    """Return the SHA-256 of the course's lessons and completion rule, and the lessons.
-
-    Two queries. Editing a lesson's text, kind, link, file, pass mark or
-    required flag, and adding or deleting a lesson, changes the fingerprint.
-    """
-    rows = list(
-        Lesson.objects.filter(module__course_id=course.pk)
-        .order_by("id")
-        .values_list(*FINGERPRINT_FIELDS)
-    )
-    rule = Course.objects.values_list("completion_rule", flat=True).get(pk=course.pk)
-    payload = json.dumps([rule, rows], default=str, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest(), len(rows)
 
 
 @dataclass(frozen=True)
@@ -78,21 +66,70 @@ class VersionState:
     number: int
     latest: CourseVersion | None
     # Whether the lessons differ from the latest published version; None
-    # when no version was recorded yet, so there is nothing to compare with.
+    # when that version has no snapshot to compare with, or there is none.
     changed: bool | None
+    # The changes since the latest version; None when changed is None.
+    changes: VersionChanges | None
 
 
 def version_state(course: Course) -> VersionState:
-    """Return the course's version and whether its content changed since then."""
+    """Return the course's version and what changed in its content since then."""
     latest = CourseVersion.objects.filter(course=course).order_by("-number").first()
-    if latest is None:
-        return VersionState(number=course.version, latest=None, changed=None)
-    fingerprint, _count = content_fingerprint(course)
+    if latest is None or not is_comparable(latest.snapshot):
+        return VersionState(
+            number=course.version, latest=latest, changed=None, changes=None
+        )
+    assert latest.snapshot is not None  # is_comparable rules out None
+    snapshot = take_snapshot(course)
     return VersionState(
         number=course.version,
         latest=latest,
-        changed=fingerprint != latest.fingerprint,
+        changed=snapshot_fingerprint(snapshot) != latest.fingerprint,
+        changes=compare_snapshots(latest.snapshot, snapshot),
     )
+
+
+# The note on version 1 rows that record lessons instead of a publication.
+FIRST_VERSION_NOTE = "Lessons as first published."
+
+
+def record_first_version(course: Course, *, at: datetime | None = None) -> bool:
+    """Record the lessons of a published course at version 1; return whether it wrote.
+
+    A course gets version 1 without a publication, so nothing else records
+    its lessons. The admin calls this after each save of the course, its
+    modules or its lessons. Until the first learner completes the course,
+    version 1 follows the edits. From then on it keeps what they completed,
+    so the next version lists the changes made since. Drafts and courses
+    past version 1 are left as they are.
+    """
+    with transaction.atomic():
+        locked = Course.objects.select_for_update().get(pk=course.pk)
+        if not locked.is_published or locked.version != 1:
+            return False
+        first = CourseVersion.objects.filter(course=locked, number=1).first()
+        completed = Enrollment.objects.filter(
+            course=locked, completed_at__isnull=False
+        ).exists()
+        if first is not None and completed:
+            return False
+        snapshot = take_snapshot(locked)
+        fingerprint = snapshot_fingerprint(snapshot)
+        if first is not None and first.fingerprint == fingerprint:
+            return False
+        CourseVersion.objects.update_or_create(
+            course=locked,
+            number=1,
+            defaults={
+                "fingerprint": fingerprint,
+                "snapshot": snapshot,
+                "lesson_count": len(snapshot["lessons"]),
+                "note": FIRST_VERSION_NOTE,
+                "published_at": at or timezone.now(),
+            },
+        )
+    logger.info("Recorded the lessons of version 1 of course %s", course.pk)
+    return True
 
 
 @transaction.atomic
@@ -108,10 +145,12 @@ def publish_version(
     """Publish the course's current lessons as its next version and return it.
 
     With requires_recertification, every learner who completed an older
-    version and has a lesson left under the completion rule (a new lesson,
-    or a required one they skipped) is marked as needing recertification.
-    Their status stays completed. expire_certificates then also ends their
-    current certificates now. Without it, every completion is kept as it is.
+    version and has something left under the completion rule is marked as
+    needing recertification: a lesson not completed (a new lesson, or a
+    required one they skipped), or a quiz or exam that a version changed
+    after they passed it (courses.recertification). Their status stays
+    completed. expire_certificates then also ends their current
+    certificates now. Without it, every completion is kept as it is.
 
     Raises VersionError when nothing changed since the latest version, or
     when expire_certificates is asked without recertification. The course
@@ -124,7 +163,9 @@ def publish_version(
         )
     published_at = at or timezone.now()
     locked = Course.objects.select_for_update().get(pk=course.pk)
-    fingerprint, lesson_count = content_fingerprint(locked)
+    snapshot = take_snapshot(locked)
+    fingerprint = snapshot_fingerprint(snapshot)
+    versions = stored_versions(locked.pk)
     latest = CourseVersion.objects.filter(course=locked).order_by("-number").first()
     if latest is not None and latest.fingerprint == fingerprint:
         raise VersionError(
@@ -135,7 +176,8 @@ def publish_version(
     number = locked.version + 1
     flagged: dict[int, int] = {}
     if requires_recertification:
-        flagged = _mark_for_recertification(locked, number)
+        retakes = _retakes_with(locked, versions, (published_at, snapshot))
+        flagged = _mark_for_recertification(locked, number, retakes)
     if expire_certificates and flagged:
         _expire_certificates(list(flagged), published_at)
     _announce_marked(locked, set(flagged.values()))
@@ -144,7 +186,8 @@ def publish_version(
         course=locked,
         number=number,
         fingerprint=fingerprint,
-        lesson_count=lesson_count,
+        snapshot=snapshot,
+        lesson_count=len(snapshot["lessons"]),
         note=note,
         requires_recertification=requires_recertification,
         expired_certificates=expire_certificates,
@@ -165,17 +208,33 @@ def publish_version(
     return version
 
 
-def _mark_for_recertification(course: Course, number: int) -> dict[int, int]:
-    """Mark completed enrollments of older versions with lessons left.
+def _retakes_with(
+    course: Course,
+    versions: list[tuple[datetime, Snapshot | None]],
+    new: tuple[datetime, Snapshot],
+) -> Retakes:
+    """Return the quizzes and exams to pass again, with the version being published."""
+    return counted_retakes(course.pk, course.completion_rule, [*versions, new])
 
-    Returns the marked enrollments' ids, each with its contact's account id.
-    A learner who already completed every lesson the rule requires has
-    nothing to recertify, so their completion is kept. Two queries.
+
+def _mark_for_recertification(
+    course: Course, number: int, retakes: Retakes
+) -> dict[int, int]:
+    """Mark completed enrollments of older versions with something left to do.
+
+    Left to do is a lesson the rule counts and the learner has not
+    completed, or a quiz or exam passed before a version changed it.
+    Returns the marked enrollments' ids, each with its contact's account
+    id. A learner with nothing left keeps their completion. Two queries.
     """
+    left = Q(Exists(_lessons_left(course, OuterRef("pk"))))
+    stale = stale_passes(retakes, OuterRef("pk"))
+    if stale is not None:
+        left |= stale
     candidates = (
         Enrollment.objects.filter(course=course, status=EnrollmentStatus.COMPLETED)
         .filter(Q(completed_version__lt=number) | Q(completed_version__isnull=True))
-        .filter(Exists(_lessons_left(course, OuterRef("pk"))))
+        .filter(left)
     )
     marked = dict(candidates.values_list("pk", "contact__account_id"))
     if marked:
@@ -208,11 +267,7 @@ def _announce_marked(course: Course, account_ids: set[int]) -> None:
 
 def _lessons_left(course: Course, enrollment_id: OuterRef) -> QuerySet[Lesson]:
     """Return the lessons the completion rule requires that the enrollment lacks."""
-    lessons = Lesson.objects.filter(module__course_id=course.pk)
-    if course.completion_rule == CompletionRule.REQUIRED_LESSONS:
-        lessons = lessons.filter(is_required=True)
-    elif course.completion_rule == CompletionRule.PASS_EXAM:
-        lessons = lessons.filter(kind=LessonKind.EXAM)
+    lessons = lessons_counted(course.pk, course.completion_rule)
     completed = LessonProgress.objects.filter(
         enrollment_id=OuterRef(enrollment_id),
         lesson_id=OuterRef("pk"),
@@ -240,12 +295,22 @@ class VersionNotice:
     completed_version: int
     current_version: int
     recertification_due: bool
+    # Whether a lesson the completion rule counts is not completed yet.
+    lessons_left: bool = False
+    # Quizzes and exams to pass again, in course order.
+    retakes: tuple[Lesson, ...] = ()
+
+    @property
+    def retake_ids(self) -> frozenset[int]:
+        return frozenset(lesson.pk for lesson in self.retakes)
 
 
 def version_notice(enrollment: Enrollment) -> VersionNotice | None:
     """Return the notice for a completion of an older version; None otherwise.
 
-    Reads only the enrollment and its course, which the portal loads with it.
+    Reads only the enrollment and its course, which the portal loads with
+    it, unless recertification is due. Then six more queries find what is
+    left to do.
     """
     if enrollment.status != EnrollmentStatus.COMPLETED:
         return None
@@ -254,8 +319,21 @@ def version_notice(enrollment: Enrollment) -> VersionNotice | None:
     due = enrollment.recertification_version is not None
     if completed >= current and not due:
         return None
+    if not due:
+        return VersionNotice(
+            completed_version=completed,
+            current_version=current,
+            recertification_due=False,
+        )
+    course = enrollment.course
+    lessons_left = _lessons_left(course, OuterRef("pk"))
+    retake_ids = retakes_left(enrollment)
     return VersionNotice(
         completed_version=completed,
         current_version=current,
-        recertification_due=due,
+        recertification_due=True,
+        lessons_left=Enrollment.objects.filter(
+            Exists(lessons_left), pk=enrollment.pk
+        ).exists(),
+        retakes=tuple(Lesson.objects.filter(pk__in=retake_ids).order_by(*LESSON_ORDER)),
     )

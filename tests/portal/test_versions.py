@@ -191,7 +191,7 @@ def test_course_page_tells_learner_version():
 
     assert "Recertification due" in page
     assert "You completed version 1" in page
-    assert "Version 2 added lessons" in page
+    assert "Complete the lessons that version 2 added" in page
     home = client.get("/learn/").content.decode()
     assert "Recertification due" in home
 
