@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from courses.assessments import (
     AssessmentError,
@@ -14,6 +15,7 @@ from courses.assessments import (
     submit_attempt,
 )
 from courses.models import (
+    Attempt,
     CompletionRule,
     CourseVersion,
     Enrollment,
@@ -29,6 +31,7 @@ from tests.portal.helpers import (
     add_question,
     correct_choice,
     enroll_contact,
+    lesson_url,
     make_assessment,
     sign_in,
     wrong_choice,
@@ -363,3 +366,22 @@ def test_admin_lists_changes(django_user_model):
     assert "Changes since version 1" in text
     assert exam.title in text
     assert "must pass it again" in text
+
+
+def test_lesson_page_offers_retake():
+    contact = make_contact()
+    course, exam, enrollment = due_after_exam_change(contact)
+    client = sign_in(Client(), contact)
+
+    page = client.get(lesson_url(course, exam)).content.decode()
+    start_url = reverse(
+        "portal:start-attempt", kwargs={"slug": course.slug, "lesson_id": exam.pk}
+    )
+    response = client.post(start_url)
+
+    # Attempts count from the change, so the form offers a first start.
+    assert f'action="{start_url}"' in page
+    assert "You passed this exam" not in page
+    assert response.status_code == 302
+    opened = Attempt.objects.filter(enrollment=enrollment, lesson=exam, status="open")
+    assert opened.count() == 1
