@@ -99,9 +99,10 @@ def record_first_version(course: Course, *, at: datetime | None = None) -> bool:
     A course gets version 1 without a publication, so nothing else records
     its lessons. The admin calls this after each save of the course, its
     modules or its lessons. Until the first learner completes the course,
-    version 1 follows the edits. From then on it keeps what they completed,
-    so the next version lists the changes made since. Drafts and courses
-    past version 1 are left as they are.
+    version 1 follows the edits. From then on it keeps the lessons as they
+    were, so the next version lists the changes made since. A course first
+    recorded after a completion gets its lessons as they are at that save.
+    Drafts and courses past version 1 are left as they are.
     """
     with transaction.atomic():
         locked = Course.objects.select_for_update().get(pk=course.pk)
