@@ -12,6 +12,7 @@ table's statement triggers, so nothing here counts events.
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,8 +55,20 @@ MAX_LENGTHS: dict[str, int] = {
     for name in ("external_id", "name", "feature")
 }
 
+# One encoder for every row: json.dumps() with a keyword argument builds a
+# new encoder per call. ensure_ascii (the default) writes every NUL and
+# every UTF-16 surrogate as an escape, so the checks below can search the
+# text for them instead of walking the value.
+PROPERTIES_ENCODER = json.JSONEncoder(allow_nan=False)
+# The C function behind the encoder's strings: a quoted, ASCII-only JSON string.
+json_string = json.encoder.encode_basestring_ascii
 
-@dataclass(frozen=True)
+# Unpaired UTF-16 surrogates (a decoded "\ud800" with no partner) have no
+# UTF-8 form, so PostgreSQL rejects them in text and jsonb.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True, slots=True)
 class UsageEventRow:
     """One usage event to store; external_id identifies it at its source."""
 
@@ -74,6 +87,93 @@ def check_usage_event(row: UsageEventRow) -> None:
     These are the checks of record_usage_event(), with an external_id
     required, because without one a redelivered event would count twice.
     """
+    _checked_properties_json(row)
+
+
+class UsageEventBatch:
+    """Usage events checked one at a time by add(), then written by store().
+
+    A caller that must keep the good events of a request and report the
+    bad ones adds each row in a try block; only rows that passed the checks
+    are ever written.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[UsageEventRow] = []
+        self._properties: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, row: UsageEventRow) -> None:
+        """Check row and keep it for store(); raise ValueError naming a bad value."""
+        self._properties.append(_checked_properties_json(row))
+        self._rows.append(row)
+
+    def store(self) -> list[bool]:
+        """Write the added rows in one transaction; return, per row, whether it was new.
+
+        A row whose external_id is already stored, or was added earlier, is
+        not written and gets False. The caller makes sure that each
+        contact_id is a contact of its account_id. data_changed ("usage")
+        is sent once for each account that got a new event, inside the
+        transaction.
+        """
+        rows = self._rows
+        firsts = _first_of_each_id(rows)
+        if not firsts:
+            return []
+
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                inserted = _insert_postgresql(
+                    [rows[index] for index in firsts],
+                    [self._properties[index] for index in firsts],
+                )
+            else:
+                inserted = _insert_other([rows[index] for index in firsts])
+            accounts = sorted(
+                {
+                    rows[index].account_id
+                    for index in firsts
+                    if rows[index].external_id in inserted
+                }
+            )
+            for account_id in accounts:
+                send_data_changed(UsageEvent, account_id, "usage")
+
+        logger.info(
+            "Stored %d new usage events of %d for %d accounts",
+            len(inserted),
+            len(rows),
+            len(accounts),
+        )
+        # Only the first row of an id can be the one inserted.
+        new = [False] * len(rows)
+        for index in firsts:
+            new[index] = rows[index].external_id in inserted
+        return new
+
+
+def store_usage_events(rows: Sequence[UsageEventRow]) -> list[bool]:
+    """Store usage events in one transaction; return, per row, whether it was new.
+
+    A row whose external_id is already stored, or appears earlier in rows,
+    is not written and gets False. Every row is checked before anything is
+    written, so one bad row raises ValueError and stores nothing. The
+    caller makes sure that each contact_id is a contact of its account_id.
+    data_changed ("usage") is sent once for each account that got a new
+    event, inside the transaction.
+    """
+    batch = UsageEventBatch()
+    for row in rows:
+        batch.add(row)
+    return batch.store()
+
+
+def _checked_properties_json(row: UsageEventRow) -> str:
+    """Check every value of row; return its properties as JSON text."""
+    _check_ids(row)
     for name, label in (
         ("external_id", "usage event external_id"),
         ("name", "usage event name"),
@@ -87,6 +187,11 @@ def check_usage_event(row: UsageEventRow) -> None:
             or "\x00" in value
         ):
             _require_text(UsageEvent, name, value, label)
+        if not value.isascii() and SURROGATE.search(value):
+            raise ValueError(
+                f"{label} {value[:40]!r} contains an unpaired UTF-16 surrogate, "
+                "which is not valid Unicode; send the text as UTF-8"
+            )
     if not row.external_id:
         raise ValueError("usage event external_id is blank; pass the source's id")
     if not row.name.strip():
@@ -97,15 +202,29 @@ def check_usage_event(row: UsageEventRow) -> None:
             f"usage event properties={row.properties!r} must be a mapping of names "
             "to values"
         )
-    _check_properties(row.properties)
+    return _properties_json(row.properties)
 
 
-def _check_properties(properties: Mapping[str, Any]) -> None:
-    # json.dumps() in C finds NaN, infinity and types without a JSON form.
-    # The slower _require_json() walk runs only to word an error, or when
-    # the text has an escaped NUL, which jsonb cannot store.
+def _check_ids(row: UsageEventRow) -> None:
+    # bool is an int subclass, and True would be stored as account 1.
+    if type(row.account_id) is not int:
+        raise ValueError(
+            f"usage event account_id={row.account_id!r} must be an account's "
+            "integer primary key"
+        )
+    if row.contact_id is not None and type(row.contact_id) is not int:
+        raise ValueError(
+            f"usage event contact_id={row.contact_id!r} must be a contact's "
+            "integer primary key or None"
+        )
+
+
+def _properties_json(properties: Mapping[str, Any]) -> str:
+    # The C encoder finds NaN, infinity and types without a JSON form. The
+    # slower _require_json() walk runs only to word an error, or when the
+    # text has an escaped NUL or surrogate, which jsonb cannot store.
     try:
-        text = json.dumps(dict(properties), allow_nan=False)
+        text = PROPERTIES_ENCODER.encode(dict(properties))
     except (TypeError, ValueError) as error:
         _require_json(properties, "usage event properties")
         raise ValueError(
@@ -114,75 +233,53 @@ def _check_properties(properties: Mapping[str, Any]) -> None:
         ) from error
     if "\\u0000" in text:
         _require_json(properties, "usage event properties")
+    if "\\ud" in text:
+        _require_no_surrogate(properties, "usage event properties")
+    return text
 
 
-def store_usage_events(rows: Sequence[UsageEventRow]) -> list[bool]:
-    """Store usage events in one transaction; return, per row, whether it was new.
-
-    A row whose external_id is already stored, or appears earlier in rows,
-    is not written and gets False. Every row is checked before anything is
-    written, so one bad row raises ValueError and stores nothing. The
-    caller makes sure that each contact_id is a contact of its account_id.
-    data_changed ("usage") is sent once for each account that got a new
-    event, inside the transaction.
-    """
-    for row in rows:
-        check_usage_event(row)
-    first_rows = _first_of_each_id(rows)
-    if not first_rows:
-        return [False] * len(rows)
-
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            inserted = _insert_postgresql(first_rows)
-        else:
-            inserted = _insert_other(first_rows)
-        accounts = sorted(
-            {row.account_id for row in first_rows if row.external_id in inserted}
-        )
-        for account_id in accounts:
-            send_data_changed(UsageEvent, account_id, "usage")
-
-    logger.info(
-        "Stored %d new usage events of %d for %d accounts",
-        len(inserted),
-        len(rows),
-        len(accounts),
-    )
-    # Only the first row of an id can be the one inserted.
-    new = []
-    seen: set[str] = set()
-    for row in rows:
-        new.append(row.external_id in inserted and row.external_id not in seen)
-        seen.add(row.external_id)
-    return new
+def _require_no_surrogate(value: Any, label: str) -> None:
+    """Raise ValueError for an unpaired surrogate in a key or string of value."""
+    if isinstance(value, str):
+        if SURROGATE.search(value):
+            raise ValueError(
+                f"{label} {value[:40]!r} contains an unpaired UTF-16 surrogate, "
+                "which jsonb cannot store; send the text as UTF-8"
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _require_no_surrogate(key, f"{label} key")
+            _require_no_surrogate(item, f"{label}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for position, item in enumerate(value):
+            _require_no_surrogate(item, f"{label}[{position}]")
 
 
-def _first_of_each_id(rows: Sequence[UsageEventRow]) -> list[UsageEventRow]:
-    firsts: dict[str, UsageEventRow] = {}
-    for row in rows:
-        firsts.setdefault(row.external_id, row)
+def _first_of_each_id(rows: Sequence[UsageEventRow]) -> list[int]:
+    """Return the index of the first row of each external_id, in row order."""
+    firsts: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        firsts.setdefault(row.external_id, index)
     return list(firsts.values())
 
 
-def _insert_postgresql(rows: list[UsageEventRow]) -> set[str]:
-    document = json.dumps(
-        [
-            {
-                "account_id": row.account_id,
-                "contact_id": row.contact_id,
-                "external_id": row.external_id,
-                "name": row.name,
-                "feature": row.feature,
-                "occurred_at": row.occurred_at.isoformat(),
-                "properties": dict(row.properties),
-            }
-            for row in rows
-        ]
-    )
+def _insert_postgresql(rows: list[UsageEventRow], properties: list[str]) -> set[str]:
+    # The document is assembled from JSON pieces, so each row's properties
+    # are encoded once, by the check, and not again here.
+    document = "[" + ",".join(map(_row_json, rows, properties)) + "]"
     with connection.cursor() as cursor:
         cursor.execute(POSTGRESQL_INSERT, [timezone.now(), document])
         return {external_id for (external_id,) in cursor.fetchall()}
+
+
+def _row_json(row: UsageEventRow, properties: str) -> str:
+    contact_id = "null" if row.contact_id is None else str(row.contact_id)
+    return (
+        f'{{"account_id":{row.account_id},"contact_id":{contact_id},'
+        f'"external_id":{json_string(row.external_id)},'
+        f'"name":{json_string(row.name)},"feature":{json_string(row.feature)},'
+        f'"occurred_at":"{row.occurred_at.isoformat()}","properties":{properties}}}'
+    )
 
 
 def _insert_other(rows: list[UsageEventRow]) -> set[str]:

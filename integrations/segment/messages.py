@@ -38,6 +38,12 @@ MAX_ID_LENGTH = 64
 # API's own.
 MAX_PROPERTY_DEPTH = 20
 
+# One encoder for every message: json.dumps() with a keyword argument
+# builds a new encoder per call. Its output is ASCII (ensure_ascii is the
+# default), so its length is its size in bytes, and every NUL in a key or
+# string shows as the escape \u0000.
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
 
 class Rejection(Exception):
     """A call that is not applied: a code for programs and a reason for people."""
@@ -48,7 +54,7 @@ class Rejection(Exception):
         self.reason = reason
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One validated Segment call; event fields are empty for identify and group."""
 
@@ -85,7 +91,7 @@ def parse_call(
             "invalid_message",
             f"message is a JSON {_json_type(message)}; send a JSON object",
         )
-    _require_size(message)
+    text = _compact_json(message)
     kind = _call_type(message, call_type)
     user_id = _user_id(message)
     context = _object(message, "context")
@@ -105,12 +111,15 @@ def parse_call(
         call.properties = _page_properties(message) if kind == "page" else {}
         call.properties.update(_object(message, "properties"))
         call.feature = _feature(call.properties)
-        _require_shallow(call.properties, "properties")
+        if _may_nest_deeply(text):
+            _require_shallow(call.properties, "properties")
     else:
         call.traits = _object(message, "traits")
         # Depth first, so the recursive NUL check stays within the cap.
-        _require_shallow(call.traits, "traits")
-        _require_no_nul(call.traits, "traits")
+        if _may_nest_deeply(text):
+            _require_shallow(call.traits, "traits")
+        if "\\u0000" in text:
+            _require_no_nul(call.traits, "traits")
     if kind == "group":
         call.group_id = _optional_id(message, "groupId", "groupId")
         if not call.group_id:
@@ -183,16 +192,29 @@ def _instant(message: dict[str, Any], name: str) -> datetime | None:
     return None if value is None else parse_instant(value, name)
 
 
-def _require_size(message: dict[str, Any]) -> None:
+def _compact_json(message: dict[str, Any]) -> str:
+    """Return message as compact JSON; reject it if that is over the size limit."""
     # Compact separators, so a message that the Segment library measured
     # (with spaces) as within the limit is within it here too.
-    size = len(json.dumps(message, separators=(",", ":")).encode())
-    if size > MAX_MESSAGE_BYTES:
+    text = COMPACT_JSON.encode(message)
+    if len(text) > MAX_MESSAGE_BYTES:
         raise Rejection(
             "message_too_large",
-            f"message is {size} bytes of JSON, more than the limit of "
+            f"message is {len(text)} bytes of JSON, more than the limit of "
             f"{MAX_MESSAGE_BYTES}; send fewer or shorter properties",
         )
+    return text
+
+
+def _may_nest_deeply(text: str) -> bool:
+    """Return whether the message's JSON text has enough brackets to nest too deep.
+
+    Each level of nesting opens an object or an array, so a message with
+    no more than MAX_PROPERTY_DEPTH of them cannot have properties or
+    traits nested deeper than that, and the recursive check is skipped.
+    Brackets inside strings only make the count an upper bound.
+    """
+    return text.count("{") + text.count("[") > MAX_PROPERTY_DEPTH
 
 
 def _call_type(message: dict[str, Any], implied: str | None) -> str:
@@ -232,6 +254,9 @@ def _user_id(message: dict[str, Any]) -> str:
 
 def _optional_id(container: dict[str, Any], key: str, name: str) -> str:
     value = container.get(key)
+    # The common case, a short string, in one test.
+    if type(value) is str and len(value) <= MAX_ID_LENGTH and "\x00" not in value:
+        return value
     if value is None or value == "":
         return ""
     # Segment's libraries send ids as strings, or numbers that they convert.

@@ -2,10 +2,10 @@
 
 ingest_messages() validates every message, applies identify and group
 calls one by one (each in a savepoint, so a rejected one leaves nothing
-behind), then stores the usage events of all track and page calls with
-customers.batches in one statement. Good calls are kept and bad ones are
-returned with their index and reason. When it returns, everything
-accepted is committed.
+behind), then checks the usage event of each track and page call and
+stores those that pass with customers.batches in one statement. Good
+calls are kept and bad ones are returned with their index and reason.
+When it returns, everything accepted is committed.
 
 Within a request, identify calls are applied first, then group calls,
 then track and page calls, each kind in the order sent. So a batch that
@@ -21,7 +21,7 @@ from typing import Any
 
 from django.db import transaction
 
-from customers.batches import UsageEventRow, check_usage_event, store_usage_events
+from customers.batches import UsageEventBatch, UsageEventRow
 from customers.models import Account, Contact
 from integrations.models import EventSource
 from integrations.segment.identities import apply_group, apply_identify
@@ -99,8 +99,7 @@ def ingest_messages(
         if not source.store_page_views:
             result.applied += sum(1 for call in events if call.type == "page")
             events = [call for call in events if call.type == "track"]
-        rows = _event_rows(events, messages, result)
-        new = store_usage_events(rows)
+        new = _event_batch(events, messages, result).store()
     result.stored = sum(new)
     result.duplicates = len(new) - result.stored
     result.rejected.sort(key=lambda item: item["index"])
@@ -121,39 +120,43 @@ def _apply_identity(
     result.applied += 1
 
 
-def _event_rows(
+def _event_batch(
     calls: list[Call], messages: Sequence[Any], result: IngestResult
-) -> list[UsageEventRow]:
-    """Resolve each call's contact and account with three queries; return the rows."""
-    contacts = dict(
-        (external_id, (pk, account_id))
-        for external_id, pk, account_id in Contact.objects.filter(
-            external_id__in={call.user_id for call in calls}
-        ).values_list("external_id", "pk", "account_id")
-    )
+) -> UsageEventBatch:
+    """Resolve each call's contact and account with three queries; check its event.
+
+    Returns the checked events, ready to store; a call whose event fails a
+    check is rejected with the reason.
+    """
+    # order_by() drops the models' default ordering, which would join and
+    # sort by account name for nothing.
+    found = Contact.objects.filter(external_id__in={call.user_id for call in calls})
+    contacts = {
+        external_id: (pk, account_id)
+        for external_id, pk, account_id in found.order_by().values_list(
+            "external_id", "pk", "account_id"
+        )
+    }
     group_ids = {call.context_group_id for call in calls if call.context_group_id}
     accounts = dict(
-        Account.objects.filter(external_id__in=group_ids).values_list(
-            "external_id", "pk"
-        )
+        Account.objects.filter(external_id__in=group_ids)
+        .order_by()
+        .values_list("external_id", "pk")
         if group_ids
         else []
     )
     links = _links(calls, contacts, accounts)
-    rows = []
+    batch = UsageEventBatch()
     for call in calls:
         try:
-            row = _event_row(call, contacts, accounts, links)
-            check_usage_event(row)
+            batch.add(_event_row(call, contacts, accounts, links))
         except Rejection as rejection:
             result.reject(call.index, messages[call.index], rejection)
             continue
         except ValueError as error:
             invalid = Rejection("invalid_message", str(error))
             result.reject(call.index, messages[call.index], invalid)
-            continue
-        rows.append(row)
-    return rows
+    return batch
 
 
 def _links(

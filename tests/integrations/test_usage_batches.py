@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from customers.batches import UsageEventRow, store_usage_events
+from customers.batches import UsageEventBatch, UsageEventRow, store_usage_events
 from customers.models import UsageDay, UsageEvent
 from customers.signals import data_changed
 from tests.factories import NOW, make_account, make_contact
@@ -139,6 +139,12 @@ def test_store_query_count_is_constant(count):
         ({"properties": ["a"]}, "must be a mapping"),
         ({"properties": {"when": NOW}}, "JSON cannot store"),
         ({"properties": {"nested": {"note": "a\x00b"}}}, "NUL character"),
+        ({"name": "Signed \ud800In"}, "name .* unpaired UTF-16 surrogate"),
+        ({"feature": "\udfff"}, "feature .* unpaired UTF-16 surrogate"),
+        ({"properties": {"note": ["a\udc00"]}}, "unpaired UTF-16 surrogate"),
+        ({"properties": {"\ud800": 1}}, "key .* unpaired UTF-16 surrogate"),
+        ({"account_id": True}, "account_id=True must be"),
+        ({"contact_id": "5"}, "contact_id='5' must be"),
     ],
 )
 def test_store_rejects_bad_row_and_writes_nothing(fields, message):
@@ -155,4 +161,70 @@ def test_store_rejects_bad_row_and_writes_nothing(fields, message):
 def test_store_of_empty_list_writes_nothing():
     with CaptureQueriesContext(connection) as queries:
         assert store_usage_events([]) == []
+    assert len(queries) == 0
+
+
+def test_store_keeps_paired_surrogates():
+    # An emoji is written as a surrogate pair in JSON, and jsonb stores it.
+    contact = make_contact()
+
+    store_usage_events([row(contact, "emoji", properties={"note": "ok \U0001f600"})])
+
+    stored = UsageEvent.objects.get(external_id="emoji")
+    assert stored.properties == {"note": "ok \U0001f600"}
+
+
+def test_batch_add_rejects_one_row_and_keeps_others():
+    contact = make_contact()
+    batch = UsageEventBatch()
+    batch.add(row(contact, "good-1"))
+    with pytest.raises(ValueError, match="name is blank"):
+        batch.add(row(contact, "bad", name=" "))
+    batch.add(row(contact, "good-2", feature="reports"))
+
+    assert batch.store() == [True, True]
+
+    stored = set(UsageEvent.objects.values_list("external_id", flat=True))
+    assert stored == {"good-1", "good-2"}
+
+
+def test_batch_store_flags_repeats_in_order():
+    contact = make_contact()
+    store_usage_events([row(contact, "old")])
+    batch = UsageEventBatch()
+    for external_id in ["new-1", "old", "new-1", "new-2", "new-2"]:
+        batch.add(row(contact, external_id))
+
+    assert batch.store() == [True, False, False, True, False]
+    assert UsageEvent.objects.count() == 3
+
+
+def test_batch_writes_properties_and_text_exactly():
+    contact = make_contact()
+    properties = {
+        "quote": 'say "hi"\\',
+        "accent": "caf\u00e9",
+        "nested": {"list": [1, 2.5, None, True]},
+    }
+    batch = UsageEventBatch()
+    batch.add(
+        row(
+            contact,
+            'id "quoted" \u00e9',
+            name="Caf\u00e9 \\ Opened",
+            properties=properties,
+        )
+    )
+
+    batch.store()
+
+    stored = UsageEvent.objects.get()
+    assert stored.external_id == 'id "quoted" \u00e9'
+    assert stored.name == "Caf\u00e9 \\ Opened"
+    assert stored.properties == properties
+
+
+def test_empty_batch_stores_nothing():
+    with CaptureQueriesContext(connection) as queries:
+        assert UsageEventBatch().store() == []
     assert len(queries) == 0
