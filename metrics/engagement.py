@@ -6,7 +6,7 @@ and docs/dashboards.md define each figure.
 """
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -33,6 +33,7 @@ from courses.models import (
     LessonProgress,
     Module,
 )
+from metrics.models import FactRefresh, LessonScoreFact, ModuleActivityFact
 from metrics.scope import EVERYTHING, Scope
 from metrics.stats import ProportionEstimate, estimate_proportion
 
@@ -246,8 +247,39 @@ def _activity_by_module(
         )
         .order_by()
     )
+    return _activities(rows, "lesson__module_id")
+
+
+def _stored_activity_by_module(
+    courses: QuerySet[Course], scope: Scope
+) -> dict[int, ModuleActivity]:
+    """Return what _activity_by_module returns, from the refreshed per-module rows."""
+    rows = (
+        ModuleActivityFact.objects.filter(
+            scope.accounts("account__"),
+            scope.in_period("enrolled_at"),
+            course__in=courses,
+        )
+        .values("module_id")
+        .annotate(
+            viewer_count=Count("pk", filter=Q(viewed=True)),
+            view_count=Sum("views"),
+            repeat_view_count=Sum("repeat_views"),
+            repeat_viewer_count=Count("pk", filter=Q(repeated=True)),
+            second_count=Sum("seconds"),
+            timed_count=Count("pk", filter=Q(timed=True)),
+        )
+        .order_by()
+    )
+    return _activities(rows, "module_id")
+
+
+def _activities(
+    rows: Iterable[Mapping[str, Any]], module_key: str
+) -> dict[int, ModuleActivity]:
+    """Build each module's activity from a row of the aggregates named below."""
     return {
-        row["lesson__module_id"]: ModuleActivity(
+        row[module_key]: ModuleActivity(
             viewers=row["viewer_count"],
             views=row["view_count"] or 0,
             repeat_views=row["repeat_view_count"] or 0,
@@ -257,6 +289,26 @@ def _activity_by_module(
         )
         for row in rows
     }
+
+
+def _stored_lesson_scores(
+    courses: QuerySet[Course], scope: Scope
+) -> dict[int, ScoreHistogram]:
+    """Return what _lesson_scores returns, from the refreshed counts per bin."""
+    counts: dict[int, dict[int, int]] = defaultdict(dict)
+    rows = (
+        LessonScoreFact.objects.filter(
+            scope.accounts("account__"),
+            scope.in_period("enrolled_at"),
+            course__in=courses,
+        )
+        .values("course_id", "score_bin")
+        .annotate(count=Sum("scores"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["course_id"]][row["score_bin"]] = row["count"]
+    return _histograms_from_counts(counts)
 
 
 def _score_bin(score_field: str) -> Case:
@@ -279,6 +331,12 @@ def _histograms(rows: QuerySet[Any], course_field: str) -> dict[int, ScoreHistog
     counts: dict[int, dict[int, int]] = defaultdict(dict)
     for row in rows.values(course_field, "bin").annotate(count=Count("pk")).order_by():
         counts[row[course_field]][row["bin"]] = row["count"]
+    return _histograms_from_counts(counts)
+
+
+def _histograms_from_counts(
+    counts: Mapping[int, Mapping[int, int]],
+) -> dict[int, ScoreHistogram]:
     return {
         course_id: ScoreHistogram(
             bins=[by_bin.get(index, 0) for index in range(SCORE_BINS)],
@@ -343,15 +401,21 @@ EMPTY_HISTOGRAM = ScoreHistogram(bins=[0] * SCORE_BINS, out_of_range=0)
 
 
 def learning_engagement(
-    course: Course | None = None, scope: Scope = EVERYTHING
+    course: Course | None = None,
+    scope: Scope = EVERYTHING,
+    precomputed: bool | None = None,
 ) -> list[CourseEngagement]:
     """Return completion, funnel, activity and scores of every course, or of ``course``.
 
     Only enrollments that ``scope`` selects count, which are those made in
     its period by contacts of accounts with its plan and stage. Certificates
     count when issued in its period. Runs seven aggregate queries whatever
-    the number of enrollments.
+    the number of enrollments. With ``precomputed`` (by default, once the
+    facts were refreshed) the lesson activity and lesson scores are read
+    from metrics.facts' rows, as of their last refresh.
     """
+    if precomputed is None:
+        precomputed = FactRefresh.last() is not None
     courses = (
         Course.objects.all() if course is None else Course.objects.filter(pk=course.pk)
     )
@@ -385,9 +449,13 @@ def learning_engagement(
         key = (row["furthest_lesson__module_id"], row["status"])
         counts_by_course[row["course_id"]][key] = row["count"]
 
-    activity = _activity_by_module(courses, scope)
+    if precomputed:
+        activity = _stored_activity_by_module(courses, scope)
+        lesson_scores = _stored_lesson_scores(courses, scope)
+    else:
+        activity = _activity_by_module(courses, scope)
+        lesson_scores = _lesson_scores(courses, scope)
     course_scores = _course_scores(courses, scope)
-    lesson_scores = _lesson_scores(courses, scope)
     certificates = _certificates(courses, scope)
 
     report = []

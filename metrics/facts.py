@@ -22,13 +22,20 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from courses.models import EnrollmentStatus
+from metrics.engagement import OUT_OF_RANGE, SCORE_BIN_WIDTH, SCORE_BINS
 from metrics.models import FactRefresh
 from metrics.report_cache import clear_cached_reports
 
 logger = logging.getLogger(__name__)
 
+# The lifecycle stage whose exit ends onboarding (seeded by lifecycle).
+ONBOARDING_STAGE = "onboarding"
+
 ACCOUNT_FACTS = "metrics_accountfact"
 COURSE_FACTS = "metrics_coursecompletionfact"
+MODULE_ACTIVITY = "metrics_moduleactivityfact"
+LESSON_SCORES = "metrics_lessonscorefact"
+FACT_TABLES = (ACCOUNT_FACTS, COURSE_FACTS, MODULE_ACTIVITY, LESSON_SCORES)
 
 # Completed enrollments per account (any course), or per course and account.
 COMPLETIONS_SQL = """
@@ -42,11 +49,12 @@ GROUP BY {group}
 """
 
 # The first usage day is the first roll-up row on or after the signup date,
-# one index seek on (account, day) per account.
+# one index seek on (account, day) per account. {change_day} is the UTC day
+# of a stage change's changed_at in the database's dialect.
 ACCOUNT_FACTS_SQL = f"""
 INSERT INTO {ACCOUNT_FACTS} (
     account_id, first_usage_day, first_churn_event_day,
-    first_completed_at, has_undated_completion)
+    first_completed_at, has_undated_completion, left_onboarding_day)
 SELECT account.id,
     (SELECT MIN(day.day) FROM metrics_accountday AS day
         WHERE day.account_id = account.id AND day.usage_events > 0
@@ -54,10 +62,53 @@ SELECT account.id,
     (SELECT MIN(churn.churned_on) FROM customers_churnevent AS churn
         WHERE churn.account_id = account.id),
     done.first_completed_at,
-    COALESCE(done.has_undated_completion, FALSE)
+    COALESCE(done.has_undated_completion, FALSE),
+    (SELECT MIN({{change_day}}) FROM lifecycle_stagechange AS change
+        JOIN lifecycle_stage AS stage ON stage.id = change.from_stage_id
+        WHERE change.account_id = account.id AND stage.slug = %s)
 FROM customers_account AS account
 LEFT JOIN ({COMPLETIONS_SQL.format(group="contact.account_id")}) AS done
     ON done.account_id = account.id
+"""
+
+# Lesson progress summed per enrollment and module, with the enrollment's
+# course, account and enrollment time for the report's scope.
+MODULE_ACTIVITY_SQL = f"""
+INSERT INTO {MODULE_ACTIVITY} (
+    enrollment_id, module_id, course_id, account_id, enrolled_at,
+    views, repeat_views, seconds, viewed, repeated, timed)
+SELECT progress.enrollment_id, lesson.module_id, enrollment.course_id,
+    contact.account_id, enrollment.enrolled_at,
+    SUM(progress.views),
+    SUM(CASE WHEN progress.views > 1 THEN progress.views - 1 ELSE 0 END),
+    SUM(progress.time_spent_seconds),
+    MAX(CASE WHEN progress.views > 0 THEN 1 ELSE 0 END) = 1,
+    MAX(CASE WHEN progress.views > 1 THEN 1 ELSE 0 END) = 1,
+    MAX(CASE WHEN progress.time_spent_seconds > 0 THEN 1 ELSE 0 END) = 1
+FROM courses_lessonprogress AS progress
+JOIN courses_lesson AS lesson ON lesson.id = progress.lesson_id
+JOIN courses_enrollment AS enrollment ON enrollment.id = progress.enrollment_id
+JOIN customers_contact AS contact ON contact.id = enrollment.contact_id
+GROUP BY progress.enrollment_id, lesson.module_id, enrollment.course_id,
+    contact.account_id, enrollment.enrolled_at
+"""
+
+# Lesson scores counted per enrollment and bin, as metrics.engagement bins
+# them: {score_bin} is the bin of progress.score in the database's dialect.
+LESSON_SCORES_SQL = f"""
+INSERT INTO {LESSON_SCORES} (
+    enrollment_id, course_id, account_id, enrolled_at, score_bin, scores)
+SELECT enrollment_id, course_id, account_id, enrolled_at, score_bin, COUNT(*)
+FROM (
+    SELECT progress.enrollment_id, enrollment.course_id, contact.account_id,
+        enrollment.enrolled_at, {{score_bin}} AS score_bin
+    FROM courses_lessonprogress AS progress
+    JOIN courses_enrollment AS enrollment
+        ON enrollment.id = progress.enrollment_id
+    JOIN customers_contact AS contact ON contact.id = enrollment.contact_id
+    WHERE progress.score IS NOT NULL
+) AS binned
+GROUP BY enrollment_id, course_id, account_id, enrolled_at, score_bin
 """
 
 COURSE_FACTS_SQL = f"""
@@ -81,11 +132,17 @@ def refresh_facts(now: datetime | None = None) -> FactRefresh:
         # Concurrent refreshes queue here, so one never deletes the rows
         # another is inserting.
         refresh = _lock_refresh_row(refreshed_at)
-        cursor.execute(f"DELETE FROM {ACCOUNT_FACTS}")
-        cursor.execute(f"DELETE FROM {COURSE_FACTS}")
-        cursor.execute(ACCOUNT_FACTS_SQL, [completed])
+        for table in FACT_TABLES:
+            cursor.execute(f"DELETE FROM {table}")
+        cursor.execute(
+            ACCOUNT_FACTS_SQL.format(change_day=_utc_day_sql("change.changed_at")),
+            # The stage's placeholder comes first in the text, then the join's.
+            [ONBOARDING_STAGE, completed],
+        )
         accounts = cursor.rowcount
         cursor.execute(COURSE_FACTS_SQL, [completed])
+        cursor.execute(MODULE_ACTIVITY_SQL)
+        cursor.execute(LESSON_SCORES_SQL.format(score_bin=_score_bin_sql()))
         refresh.refreshed_at = refreshed_at
         refresh.accounts = accounts
         refresh.duration_ms = round((clock.monotonic() - started) * 1000)
@@ -99,6 +156,27 @@ def refresh_facts(now: datetime | None = None) -> FactRefresh:
     return refresh
 
 
+def _utc_day_sql(column: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"({column} AT TIME ZONE 'UTC')::date"
+    # Django stores an SQLite datetime as UTC text, so date() is the UTC day.
+    return f"date({column})"
+
+
+def _score_bin_sql() -> str:
+    """Return SQL for the bin of progress.score, as engagement._score_bin has it."""
+    if connection.vendor == "postgresql":
+        bin_index = "LEAST(FLOOR(progress.score / {width})::integer, {last})"
+    else:
+        # A cast truncates towards zero, which is the floor of a score >= 0.
+        bin_index = "MIN(CAST(progress.score / {width} AS INTEGER), {last})"
+    bin_index = bin_index.format(width=SCORE_BIN_WIDTH, last=SCORE_BINS - 1)
+    return (
+        f"CASE WHEN progress.score < 0 OR progress.score > 100 "
+        f"THEN {OUT_OF_RANGE} ELSE {bin_index} END"
+    )
+
+
 def _lock_refresh_row(refreshed_at: datetime) -> FactRefresh:
     FactRefresh.objects.get_or_create(
         pk=FactRefresh.SINGLETON_PK,
@@ -109,4 +187,4 @@ def _lock_refresh_row(refreshed_at: datetime) -> FactRefresh:
 
 def last_refresh() -> FactRefresh | None:
     """Return the last refresh, or None when the facts were never computed."""
-    return FactRefresh.objects.filter(pk=FactRefresh.SINGLETON_PK).first()
+    return FactRefresh.last()

@@ -25,7 +25,8 @@ from django.utils import timezone
 from courses.models import Enrollment, EnrollmentSource, EnrollmentStatus
 from customers.models import Account
 from lifecycle.models import StageChange
-from metrics.models import ImpactSettings
+from metrics.facts import ONBOARDING_STAGE
+from metrics.models import FactRefresh, ImpactSettings
 from metrics.scope import EVERYTHING, Scope
 from metrics.services import DaysBetween
 from metrics.stats import (
@@ -35,9 +36,6 @@ from metrics.stats import (
     difference_of_means,
     estimate_mean,
 )
-
-# The lifecycle stage whose exit ends onboarding (seeded by lifecycle).
-ONBOARDING_STAGE = "onboarding"
 
 # The name shown for the accounts that no CSM owns.
 NO_CSM = "No CSM"
@@ -144,14 +142,16 @@ def _group_summary(totals: dict, prefix: str) -> Summary:
 
 
 def onboarding_comparison(
-    scope: Scope, program_started_on: date | None
+    scope: Scope, program_started_on: date | None, precomputed: bool = False
 ) -> OnboardingComparison:
     """Compare days to leave onboarding for accounts that began before and after.
 
     An account's onboarding begins on its kickoff date, or its signup date
     when it has no kickoff, and ends on the UTC day of its first stage change
     out of the onboarding stage. The plan and stage of ``scope`` apply; its
-    period does not, because the program start splits the accounts.
+    period does not, because the program start splits the accounts. With
+    ``precomputed`` the day onboarding ended is read from the refreshed
+    per-account facts.
     """
     left_onboarding = (
         StageChange.objects.filter(
@@ -164,9 +164,14 @@ def onboarding_comparison(
     )
     # Days are UTC calendar days, as everywhere in the customer record.
     with timezone.override(UTC):
+        ended_on = (
+            F("dashboard_fact__left_onboarding_day")
+            if precomputed
+            else Subquery(left_onboarding)
+        )
         accounts = Account.objects.filter(scope.accounts()).annotate(
             began_on=Coalesce("kickoff_date", "signup_date"),
-            onboarding_days=DaysBetween(Subquery(left_onboarding), F("began_on")),
+            onboarding_days=DaysBetween(ended_on, F("began_on")),
         )
         totals = accounts.aggregate(**_onboarding_aggregates(program_started_on))
 
@@ -225,14 +230,21 @@ def accounts_per_csm(scope: Scope) -> list[CsmLoad]:
     return loads
 
 
-def impact_report(scope: Scope = EVERYTHING) -> ImpactReport:
+def impact_report(
+    scope: Scope = EVERYTHING, precomputed: bool | None = None
+) -> ImpactReport:
     """Compute every internal-impact figure with the saved settings.
 
-    Runs four queries (five when the settings row is created on first use).
+    Runs four queries (five when the settings row is created on first use,
+    one more when ``precomputed`` is None and the last refresh is looked up).
     """
+    if precomputed is None:
+        precomputed = FactRefresh.last() is not None
     settings = ImpactSettings.load()
     return ImpactReport(
         hours_saved=hours_saved(scope, settings.minutes_per_manual_session),
-        onboarding=onboarding_comparison(scope, settings.program_started_on),
+        onboarding=onboarding_comparison(
+            scope, settings.program_started_on, precomputed
+        ),
         accounts_per_csm=accounts_per_csm(scope),
     )

@@ -301,6 +301,8 @@ class AccountFact(models.Model):
     # and whether a completed enrollment has no completion time.
     first_completed_at = models.DateTimeField(null=True)
     has_undated_completion = models.BooleanField(default=False)
+    # The UTC day of the first stage change out of onboarding.
+    left_onboarding_day = models.DateField(null=True)
 
     def __str__(self) -> str:
         return f"Facts of account {self.account_id}"
@@ -336,6 +338,80 @@ class CourseCompletionFact(models.Model):
         return f"Course {self.course_id} completed by account {self.account_id}"
 
 
+class ModuleActivityFact(models.Model):
+    """Lesson progress of one enrollment in one module, summed over its lessons.
+
+    The engagement report's activity per module reads these rows instead of
+    every lesson's progress joined to its enrollment, contact and account.
+    ``course``, ``account`` and ``enrolled_at`` are the enrollment's, so the
+    report's scope applies without a join.
+    """
+
+    enrollment = models.ForeignKey(
+        "courses.Enrollment", on_delete=models.CASCADE, related_name="+"
+    )
+    module = models.ForeignKey(
+        "courses.Module", on_delete=models.CASCADE, related_name="+"
+    )
+    course = models.ForeignKey(
+        "courses.Course", on_delete=models.CASCADE, related_name="+"
+    )
+    account = models.ForeignKey(
+        "customers.Account", on_delete=models.CASCADE, related_name="+"
+    )
+    enrolled_at = models.DateTimeField()
+    views = models.PositiveIntegerField()
+    # Views of a lesson beyond the first, summed over the module's lessons.
+    repeat_views = models.PositiveIntegerField()
+    seconds = models.PositiveIntegerField()
+    # Whether a lesson was viewed, viewed more than once, or has time recorded.
+    viewed = models.BooleanField()
+    repeated = models.BooleanField()
+    timed = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            # A refresh inserts each pair once.
+            models.UniqueConstraint(
+                fields=["enrollment", "module"], name="module_activity_fact_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Enrollment {self.enrollment_id} in module {self.module_id}"
+
+
+class LessonScoreFact(models.Model):
+    """How many lesson scores of one enrollment fall in one score bin.
+
+    ``score_bin`` is metrics.engagement's bin index, or its OUT_OF_RANGE key.
+    """
+
+    enrollment = models.ForeignKey(
+        "courses.Enrollment", on_delete=models.CASCADE, related_name="+"
+    )
+    course = models.ForeignKey(
+        "courses.Course", on_delete=models.CASCADE, related_name="+"
+    )
+    account = models.ForeignKey(
+        "customers.Account", on_delete=models.CASCADE, related_name="+"
+    )
+    enrolled_at = models.DateTimeField()
+    score_bin = models.SmallIntegerField()
+    scores = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # A refresh inserts each pair once.
+            models.UniqueConstraint(
+                fields=["enrollment", "score_bin"], name="lesson_score_fact_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Enrollment {self.enrollment_id}, bin {self.score_bin}"
+
+
 class FactRefresh(models.Model):
     """When the dashboard's precomputed facts were last refreshed; one row."""
 
@@ -355,3 +431,8 @@ class FactRefresh(models.Model):
 
     def __str__(self) -> str:
         return f"Facts refreshed at {self.refreshed_at:%Y-%m-%d %H:%M} UTC"
+
+    @classmethod
+    def last(cls) -> "FactRefresh | None":
+        """Return the last refresh, or None when the facts were never computed."""
+        return cls.objects.filter(pk=cls.SINGLETON_PK).first()

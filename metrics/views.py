@@ -60,6 +60,7 @@ from metrics.filters import (
 from metrics.holdout_outcomes import HoldoutOutcomes, holdout_outcomes
 from metrics.holdouts import FOLLOW_UP_DAYS, holdout_comparison
 from metrics.impact import ImpactReport, impact_report
+from metrics.models import FactRefresh
 from metrics.report_cache import cached_report
 from metrics.scope import Scope
 from metrics.services import (
@@ -70,6 +71,7 @@ from metrics.services import (
     outcome_comparison,
     score_bin_labels,
 )
+from metrics.sql import short_queries
 from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
@@ -85,11 +87,13 @@ def _pk(instance: Any) -> int | None:
 # and its CSV downloads within a minute share one computation.
 
 
-def _comparison(filters: DashboardFilters) -> Comparison:
+def _comparison(filters: DashboardFilters, precomputed: bool) -> Comparison:
     return cached_report(
         "outcomes",
-        (_pk(filters.course), filters.as_of, filters.scope),
-        lambda: outcome_comparison(filters.as_of, filters.course, filters.scope),
+        (_pk(filters.course), filters.as_of, filters.scope, precomputed),
+        lambda: outcome_comparison(
+            filters.as_of, filters.course, filters.scope, precomputed
+        ),
     )
 
 
@@ -114,14 +118,26 @@ def _holdout_outcomes(
     )
 
 
-def _engagement(course: Course | None, scope: Scope) -> list[CourseEngagement]:
+def _engagement(
+    course: Course | None, scope: Scope, precomputed: bool
+) -> list[CourseEngagement]:
     return cached_report(
-        "engagement", (_pk(course), scope), lambda: learning_engagement(course, scope)
+        "engagement",
+        (_pk(course), scope, precomputed),
+        lambda: learning_engagement(course, scope, precomputed),
     )
 
 
-def _impact(scope: Scope) -> ImpactReport:
-    return cached_report("impact", (scope,), lambda: impact_report(scope))
+def _impact(scope: Scope, precomputed: bool) -> ImpactReport:
+    return cached_report(
+        "impact", (scope, precomputed), lambda: impact_report(scope, precomputed)
+    )
+
+
+def _precomputed() -> tuple[FactRefresh | None, bool]:
+    """Return the last refresh of the facts, and whether reports may read them."""
+    refresh = FactRefresh.last()
+    return refresh, refresh is not None
 
 
 def staff_required(view: View) -> View:
@@ -169,12 +185,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         return _invalid_filter_response(request, error, as_csv=False)
 
     scope = filters.scope
-    engagement = _engagement(filters.course, scope)
-    impact = _impact(scope)
-    changes = _changes(cohort, scope, filters.as_of, control)
+    fact_refresh, precomputed = _precomputed()
+    with short_queries():
+        engagement = _engagement(filters.course, scope, precomputed)
+        impact = _impact(scope, precomputed)
+        changes = _changes(cohort, scope, filters.as_of, control)
+        comparison = _comparison(filters, precomputed)
     charts = engagement_charts(engagement) | impact_charts(impact)
     context = {
-        "comparison": _comparison(filters),
+        "fact_refresh": fact_refresh,
+        "comparison": comparison,
         "holdout_outcomes": _holdout_outcomes(control, scope, filters.as_of)
         if control is not None
         else None,
@@ -240,7 +260,7 @@ def outcomes_csv(request: HttpRequest) -> HttpResponse:
         filters = dashboard_filters(request)
     except InvalidFilter as error:
         return _invalid_filter_response(request, error, as_csv=True)
-    comparison = _comparison(filters)
+    comparison = _comparison(filters, _precomputed()[1])
     return _csv_response("outcomes.csv", OUTCOME_HEADER, outcome_rows(comparison))
 
 
@@ -288,7 +308,7 @@ def _engagement_download(
         scope = scope_filter(request)
     except InvalidFilter as error:
         return _invalid_filter_response(request, error, as_csv=True)
-    report = _engagement(course, scope)
+    report = _engagement(course, scope, _precomputed()[1])
     return _csv_response(filename, header, rows(report))
 
 
@@ -313,7 +333,7 @@ def impact_csv(request: HttpRequest) -> HttpResponse:
         scope = scope_filter(request)
     except InvalidFilter as error:
         return _invalid_filter_response(request, error, as_csv=True)
-    report = _impact(scope)
+    report = _impact(scope, _precomputed()[1])
     return _csv_response("impact.csv", IMPACT_HEADER, impact_rows(report))
 
 

@@ -22,9 +22,7 @@ DESCRIPTION = (
 
 
 def create_schedule(apps, schema_editor):
-    beat_schedule.add_interval_task(
-        apps, TASK_NAME, TASK, EVERY_SECONDS, DESCRIPTION
-    )
+    beat_schedule.add_interval_task(apps, TASK_NAME, TASK, EVERY_SECONDS, DESCRIPTION)
 
 
 def delete_schedule(apps, schema_editor):
@@ -118,6 +116,121 @@ class Migration(migrations.Migration):
                 "constraints": [
                     models.UniqueConstraint(
                         fields=("course", "account"), name="course_completion_fact_once"
+                    )
+                ],
+            },
+        ),
+        migrations.AddField(
+            model_name="accountfact",
+            name="left_onboarding_day",
+            field=models.DateField(null=True),
+        ),
+        migrations.CreateModel(
+            name="LessonScoreFact",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("enrolled_at", models.DateTimeField()),
+                ("score_bin", models.SmallIntegerField()),
+                ("scores", models.PositiveIntegerField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="customers.account",
+                    ),
+                ),
+                (
+                    "course",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="courses.course",
+                    ),
+                ),
+                (
+                    "enrollment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="courses.enrollment",
+                    ),
+                ),
+            ],
+            options={
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("enrollment", "score_bin"),
+                        name="lesson_score_fact_once",
+                    )
+                ],
+            },
+        ),
+        migrations.CreateModel(
+            name="ModuleActivityFact",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("enrolled_at", models.DateTimeField()),
+                ("views", models.PositiveIntegerField()),
+                ("repeat_views", models.PositiveIntegerField()),
+                ("seconds", models.PositiveIntegerField()),
+                ("viewed", models.BooleanField()),
+                ("repeated", models.BooleanField()),
+                ("timed", models.BooleanField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="customers.account",
+                    ),
+                ),
+                (
+                    "course",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="courses.course",
+                    ),
+                ),
+                (
+                    "enrollment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="courses.enrollment",
+                    ),
+                ),
+                (
+                    "module",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="courses.module",
+                    ),
+                ),
+            ],
+            options={
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("enrollment", "module"),
+                        name="module_activity_fact_once",
                     )
                 ],
             },

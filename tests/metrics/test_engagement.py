@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from courses.models import Certificate, EnrollmentStatus, LessonProgress
 from customers.models import Plan
 from lifecycle.models import AccountStage, Stage
+from metrics.facts import refresh_facts
 from metrics.scope import Scope
 from metrics.services import learning_engagement
 from tests.factories import make_account, make_contact
@@ -55,12 +56,15 @@ def plant_progress(course, enrollments, planted):
         )
 
 
-def test_module_activity_counts_views_and_time():
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_module_activity_counts_views_and_time(precomputed):
     course = make_course((2, 1))
     enrollments = [make_enrollment(make_contact(), course) for _ in range(4)]
     plant_progress(course, enrollments, PROGRESS)
+    if precomputed:
+        refresh_facts()
 
-    (report,) = learning_engagement(course)
+    (report,) = learning_engagement(course, precomputed=precomputed)
 
     for index, module in enumerate(report.modules):
         rows = [row for row in PROGRESS if row.module == index]
@@ -142,7 +146,8 @@ def expected_bins(scores: list[str]) -> list[int]:
     return [int(count) for count in counts]
 
 
-def test_score_histograms_match_numpy():
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_score_histograms_match_numpy(precomputed):
     course = make_course((2,))
     lessons = lessons_by_module(course)[0]
     for score in COURSE_SCORES:
@@ -156,7 +161,10 @@ def test_score_histograms_match_numpy():
             score=Decimal(score),
         )
 
-    (report,) = learning_engagement(course)
+    if precomputed:
+        refresh_facts()
+
+    (report,) = learning_engagement(course, precomputed=precomputed)
 
     assert report.course_scores.bins == expected_bins(COURSE_SCORES)
     assert report.course_scores.out_of_range == 2

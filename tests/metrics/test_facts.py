@@ -1,21 +1,28 @@
 """The dashboard's precomputed facts give the figures of the source tables."""
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import numpy as np
 import pytest
 from django.core.cache import cache
 
-from courses.models import EnrollmentStatus
+from courses.models import EnrollmentStatus, LessonProgress
 from customers.models import Account
+from lifecycle.models import AccountStage, Stage
 from metrics.facts import last_refresh, refresh_facts
 from metrics.models import AccountFact, CourseCompletionFact
 from metrics.report_cache import cached_report
 from metrics.scope import Scope
-from metrics.services import outcome_comparison
+from metrics.services import learning_engagement, outcome_comparison
 from metrics.tasks import refresh_dashboard_facts
 from tests.factories import make_account, make_contact, make_event
-from tests.metrics.builders import at_noon, make_course, make_enrollment
+from tests.metrics.builders import (
+    at_noon,
+    lessons_by_module,
+    make_course,
+    make_enrollment,
+)
 from tests.metrics.test_services import (
     AS_OF,
     draw_mixed_accounts,
@@ -281,3 +288,73 @@ def test_beat_schedules_refresh_task():
     assert entry.task in current_app.tasks
     assert entry.interval.every == 600
     assert entry.enabled
+
+
+@pytest.fixture
+def learning_data():
+    """Two courses with random progress, scores and plans over three months."""
+    rng = np.random.default_rng(3)
+    courses = [make_course((2, 3)), make_course((1, 2))]
+    stages = list(Stage.objects.all())
+    for index in range(40):
+        account = make_account(plan=str(rng.choice(["basic", "pro"])))
+        if index % 3:
+            AccountStage.objects.create(
+                account=account,
+                stage=stages[index % len(stages)],
+                entered_at=datetime(2024, 1, 1, tzinfo=UTC),
+            )
+        course = courses[index % 2]
+        day = date(2024, 1, 1) + timedelta(days=int(rng.integers(0, 90)))
+        enrollment = make_enrollment(
+            make_contact(account),
+            course,
+            str(rng.choice(EnrollmentStatus.values)),
+            enrolled_at=datetime(day.year, day.month, day.day, 23, 30, tzinfo=UTC),
+        )
+        for lesson in [
+            lesson for module in lessons_by_module(course) for lesson in module
+        ]:
+            if rng.random() < 0.3:
+                continue
+            score = None
+            if rng.random() < 0.6:
+                score = Decimal(str(round(float(rng.uniform(-5, 105)), 2)))
+            LessonProgress.objects.create(
+                enrollment=enrollment,
+                lesson=lesson,
+                started_at=datetime(2024, 4, 1, tzinfo=UTC),
+                views=int(rng.integers(0, 4)),
+                time_spent_seconds=int(rng.choice([0, 0, 60, 450])),
+                score=score,
+            )
+    return courses
+
+
+ENGAGEMENT_SCOPES = [
+    Scope(),
+    Scope(plan="pro"),
+    Scope(stage="onboarding"),
+    Scope(start=date(2024, 2, 1), end=date(2024, 2, 29)),
+    Scope(plan="basic", start=date(2024, 1, 15)),
+]
+
+
+@pytest.mark.parametrize("scope", ENGAGEMENT_SCOPES)
+def test_stored_engagement_equals_live(learning_data, scope):
+    refresh_facts()
+
+    for course in (None, learning_data[0]):
+        live = learning_engagement(course, scope, precomputed=False)
+        stored = learning_engagement(course, scope, precomputed=True)
+        assert stored == live
+
+
+def test_stored_engagement_sees_progress(learning_data):
+    refresh_facts()
+
+    reports = learning_engagement(precomputed=True)
+
+    assert sum(report.lesson_scores.total for report in reports) > 0
+    assert sum(report.lesson_scores.out_of_range for report in reports) > 0
+    assert any(module.activity.repeat_views for module in reports[0].modules)

@@ -13,6 +13,7 @@ from scipy import stats as scipy_stats
 from courses.models import EnrollmentSource, EnrollmentStatus
 from customers.models import Plan
 from lifecycle.models import AccountStage, Stage, StageChange, StageChangeSource
+from metrics.facts import refresh_facts
 from metrics.impact import impact_report
 from metrics.models import ImpactSettings
 from metrics.scope import Scope
@@ -178,16 +179,19 @@ def group_days(before: bool, plan: str = "") -> list[int]:
     ]
 
 
+@pytest.mark.parametrize("precomputed", [False, True])
 @pytest.mark.parametrize("plan", ["", Plan.PRO])
-def test_onboarding_before_and_after_match_welch(plan):
+def test_onboarding_before_and_after_match_welch(plan, precomputed):
     settings = ImpactSettings.load()
     settings.program_started_on = PROGRAM_START
     settings.save()
     plant_onboarding()
     before, after = group_days(True, plan), group_days(False, plan)
     expected = scipy_stats.ttest_ind(after, before, equal_var=False)
+    if precomputed:
+        refresh_facts()
 
-    onboarding = impact_report(Scope(plan=plan)).onboarding
+    onboarding = impact_report(Scope(plan=plan), precomputed).onboarding
 
     assert onboarding.before.mean.n == len(before)
     assert onboarding.before.mean.value == pytest.approx(sum(before) / len(before))
@@ -238,13 +242,14 @@ def test_accounts_per_csm_counts_owned_accounts(django_user_model):
     assert report.mean_accounts_per_csm == pytest.approx((4 + 2 + 1) / 3)
 
 
-def test_impact_query_count_constant(django_user_model):
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_impact_query_count_constant(django_user_model, precomputed):
     ImpactSettings.load()
     plant_enrollments()
     plant_onboarding()
     scope = Scope(start=date(2024, 1, 1), plan=Plan.PRO, stage="adoption")
     with CaptureQueriesContext(connection) as few:
-        impact_report(scope)
+        impact_report(scope, precomputed)
     for index in range(5):
         owner = django_user_model.objects.create_user(username=f"many{index}")
         make_account(owner=owner)
@@ -252,7 +257,7 @@ def test_impact_query_count_constant(django_user_model):
     plant_onboarding()
 
     with CaptureQueriesContext(connection) as many:
-        impact_report(scope)
+        impact_report(scope, precomputed)
 
     assert len(few) == 4
     assert len(many) == len(few)

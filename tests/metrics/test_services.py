@@ -415,9 +415,10 @@ def test_engagement_lists_every_course(funnel_course):
     assert [module.reached for module in report[empty.pk].modules] == [0, 0]
 
 
-def test_engagement_query_count_is_constant(funnel_course):
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_engagement_query_count_is_constant(funnel_course, precomputed):
     with CaptureQueriesContext(connection) as few:
-        learning_engagement()
+        learning_engagement(precomputed=precomputed)
     for _ in range(3):
         course = make_course((1, 2))
         lesson = lessons_by_module(course)[1][0]
@@ -430,7 +431,7 @@ def test_engagement_query_count_is_constant(funnel_course):
             )
 
     with CaptureQueriesContext(connection) as many:
-        learning_engagement()
+        learning_engagement(precomputed=precomputed)
 
     # Courses, modules, funnel counts, module activity, two score histograms
     # and certificates.

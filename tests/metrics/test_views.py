@@ -3,7 +3,7 @@
 import csv
 import html
 import io
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from django.urls import reverse
 import metrics
 from courses.models import EnrollmentStatus
 from customers.models import Plan
+from metrics.facts import refresh_facts
 from metrics.models import ImpactSettings
 from metrics.services import learning_engagement, outcome_comparison
 from tests.factories import make_account, make_contact
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.django_db
 AS_OF = date(2024, 6, 30)
 
 DASHBOARD = reverse("metrics:dashboard")
+IMPACT_CSV = reverse("metrics:impact-csv")
 OUTCOMES_CSV = reverse("metrics:outcomes-csv")
 ENGAGEMENT_CSV = reverse("metrics:engagement-csv")
 ALL_PAGES = [DASHBOARD, OUTCOMES_CSV, ENGAGEMENT_CSV]
@@ -338,3 +340,43 @@ def test_bundled_chart_library_keeps_licence():
     assert "Chart.js v4.5.1" in header
     assert "Released under the MIT License" in header
     assert licence.startswith("The MIT License (MIT)")
+
+
+def test_dashboard_says_facts_not_precomputed(staff_client):
+    add_cohort(5, seed=2)
+
+    response = staff_client.get(DASHBOARD, {"as_of": AS_OF.isoformat()})
+
+    assert "The facts are not precomputed yet" in response.content.decode()
+
+
+def test_dashboard_shows_when_facts_were_refreshed(staff_client):
+    add_cohort(5, seed=2)
+    refresh_facts(now=datetime(2024, 7, 1, 6, 40, tzinfo=UTC))
+
+    response = staff_client.get(DASHBOARD, {"as_of": AS_OF.isoformat()})
+
+    content = response.content.decode()
+    assert "precomputed as of\n    2024-07-01 06:40 UTC" in content
+    assert "The facts are not precomputed yet" not in content
+
+
+def test_outcomes_csv_same_before_and_after_refresh(staff_client):
+    add_cohort(30, seed=8)
+    query = {"as_of": AS_OF.isoformat()}
+    live = staff_client.get(OUTCOMES_CSV, query).content
+
+    refresh_facts()
+    stored = staff_client.get(OUTCOMES_CSV, query).content
+
+    assert stored == live
+
+
+def test_impact_and_engagement_csv_same_after_refresh(staff_client):
+    add_cohort(30, seed=9)
+    live = [staff_client.get(url).content for url in (ENGAGEMENT_CSV, IMPACT_CSV)]
+
+    refresh_facts()
+    stored = [staff_client.get(url).content for url in (ENGAGEMENT_CSV, IMPACT_CSV)]
+
+    assert stored == live
