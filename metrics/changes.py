@@ -47,7 +47,7 @@ from metrics.cohorts import (
     anchored_cohorts,
 )
 from metrics.controls import holdout_cohorts
-from metrics.models import CourseTopic
+from metrics.models import CourseTopic, FactRefresh
 from metrics.scope import EVERYTHING, Scope
 from metrics.services import GroupResult, MetricComparison
 from metrics.stats import (
@@ -430,6 +430,7 @@ def outcome_changes(
     scope: Scope = EVERYTHING,
     as_of: date | None = None,
     control: Trigger | None = None,
+    precomputed: bool | None = None,
 ) -> OutcomeChanges:
     """Compare usage, health, covered tickets and expansion around training.
 
@@ -438,15 +439,23 @@ def outcome_changes(
     those it held out at random, each on its first firing day, and
     ``cohort`` only chooses the covered ticket topics.
     ``as_of`` (default: today in UTC) is the last day any window may reach.
+    With ``precomputed`` (by default, once the facts were refreshed) the
+    cohorts are read from the facts, as of their last refresh.
     """
     started = clock.monotonic()
     as_of = as_of or utc_date(timezone.now())
+    if precomputed is None:
+        precomputed = FactRefresh.last() is not None
     if control is not None:
         contacts = holdout_cohorts(control, scope, SubjectLevel.CONTACT, as_of)
         accounts = holdout_cohorts(control, scope, SubjectLevel.ACCOUNT, as_of)
     else:
-        contacts = anchored_cohorts(cohort, scope, SubjectLevel.CONTACT, as_of)
-        accounts = anchored_cohorts(cohort, scope, SubjectLevel.ACCOUNT, as_of)
+        contacts = anchored_cohorts(
+            cohort, scope, SubjectLevel.CONTACT, as_of, precomputed
+        )
+        accounts = anchored_cohorts(
+            cohort, scope, SubjectLevel.ACCOUNT, as_of, precomputed
+        )
     topics = covered_topics(cohort)
 
     account_rows, topic_rows = _account_rows(accounts, topics)

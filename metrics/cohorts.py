@@ -38,6 +38,7 @@ from courses.models import (
 )
 from customers.models import Account, Contact
 from customers.services import utc_day_start
+from metrics.models import TrainingFact
 from metrics.scope import Scope
 
 logger = logging.getLogger(__name__)
@@ -195,14 +196,40 @@ def _hashed(subject: str) -> Any:
     return (F(subject) * HASH_MULTIPLIER) % HASH_MODULUS
 
 
+def _fact_rows(cohort: Cohort, level: SubjectLevel) -> QuerySet[TrainingFact]:
+    """Return the precomputed first time each subject met the cohort's rule."""
+    rows = TrainingFact.objects.filter(level=level.value, rule=cohort.rule.value)
+    if cohort.path is not None:
+        return rows.filter(path=cohort.path)
+    if cohort.course is not None:
+        return rows.filter(course=cohort.course, path__isnull=True)
+    return rows.filter(course__isnull=True, path__isnull=True)
+
+
 def _training_days(
-    cohort: Cohort, scope: Scope, level: SubjectLevel, cutoff: datetime
+    cohort: Cohort,
+    scope: Scope,
+    level: SubjectLevel,
+    cutoff: datetime,
+    precomputed: bool = False,
 ) -> QuerySet[Any]:
     """Return (subject, first UTC day the rule was met) rows in scope, before cutoff.
 
     An account's day is the first such day of any of its contacts. The
-    database groups the rows, so one row per subject comes back.
+    database groups the rows, or with ``precomputed`` reads them grouped
+    by the facts refresh, so one row per subject comes back.
     """
+    if precomputed:
+        # The first time before the cutoff is the first time overall when
+        # that is before the cutoff, so the stored minimum serves any as-of day.
+        return (
+            _fact_rows(cohort, level)
+            .filter(scope.accounts("account__"), first_at__lt=cutoff)
+            .order_by()
+            .values(subject=F("subject_id"))
+            .annotate(instant=F("first_at"))
+            .annotate(day=TruncDate("instant"))
+        )
     rows, field, contact = _training_rows(cohort)
     return (
         rows.filter(scope.accounts(f"{contact}account__"), **{f"{field}__lt": cutoff})
@@ -214,7 +241,11 @@ def _training_days(
 
 
 def _trained_anchors(
-    cohort: Cohort, scope: Scope, level: SubjectLevel, as_of: date
+    cohort: Cohort,
+    scope: Scope,
+    level: SubjectLevel,
+    as_of: date,
+    precomputed: bool = False,
 ) -> tuple[list[Anchor], int, int]:
     """Return the hashed sample of trained anchors, the eligible and those waiting.
 
@@ -223,7 +254,7 @@ def _trained_anchors(
     sampling run in the database, so at most SAMPLE_LIMIT rows come back.
     """
     cutoff = utc_day_start(as_of + timedelta(days=1))
-    in_period = _training_days(cohort, scope, level, cutoff)
+    in_period = _training_days(cohort, scope, level, cutoff, precomputed)
     if scope.start is not None:
         in_period = in_period.filter(day__gte=scope.start)
     if scope.end is not None:
@@ -285,7 +316,12 @@ def _audience(cohort: Cohort, at: datetime) -> Q:
 
 
 def _untrained_sample(
-    cohort: Cohort, scope: Scope, level: SubjectLevel, as_of: date, size: int
+    cohort: Cohort,
+    scope: Scope,
+    level: SubjectLevel,
+    as_of: date,
+    size: int,
+    precomputed: bool = False,
 ) -> tuple[list[int], int]:
     """Return a hashed sample of untrained subject ids and the number eligible.
 
@@ -293,11 +329,17 @@ def _untrained_sample(
     database leaves the trained out with an anti-join, so no trained id
     travels to it or back.
     """
-    rows, field, contact = _training_rows(cohort)
     cutoff = utc_day_start(as_of + timedelta(days=1))
-    trained = rows.filter(
-        **{_subject_path(contact, level): OuterRef("pk"), f"{field}__lt": cutoff}
-    )
+    trained: QuerySet[Any]
+    if precomputed:
+        trained = _fact_rows(cohort, level).filter(
+            subject_id=OuterRef("pk"), first_at__lt=cutoff
+        )
+    else:
+        rows, field, contact = _training_rows(cohort)
+        trained = rows.filter(
+            **{_subject_path(contact, level): OuterRef("pk"), f"{field}__lt": cutoff}
+        )
     audience = _audience(cohort, cutoff)
     subjects: QuerySet[Any]
     if level == SubjectLevel.CONTACT:
@@ -340,19 +382,27 @@ def align_anchors(trained_days: list[date], untrained_ids: list[int]) -> list[An
 
 
 def anchored_cohorts(
-    cohort: Cohort, scope: Scope, level: SubjectLevel, as_of: date
+    cohort: Cohort,
+    scope: Scope,
+    level: SubjectLevel,
+    as_of: date,
+    precomputed: bool = False,
 ) -> AnchoredCohorts:
     """Place the trained on their training day and the untrained on aligned days.
 
     Only subjects whose whole window after training ended by ``as_of`` are
     measured; the trained still within it are counted as awaiting follow-up.
+    With ``precomputed`` who was trained when is read from the facts
+    (metrics.facts), as of their last refresh.
     """
-    trained, trained_eligible, awaiting = _trained_anchors(cohort, scope, level, as_of)
+    trained, trained_eligible, awaiting = _trained_anchors(
+        cohort, scope, level, as_of, precomputed
+    )
     size = 0
     if trained:
         size = max(MIN_UNTRAINED_SAMPLE, UNTRAINED_PER_TRAINED * len(trained))
     untrained_ids, eligible = _untrained_sample(
-        cohort, scope, level, as_of, min(size, SAMPLE_LIMIT)
+        cohort, scope, level, as_of, min(size, SAMPLE_LIMIT), precomputed
     )
     untrained = align_anchors([anchor.day for anchor in trained], untrained_ids)
     logger.info(

@@ -17,6 +17,7 @@ reasons.
 import logging
 import time as clock
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -35,7 +36,14 @@ ACCOUNT_FACTS = "metrics_accountfact"
 COURSE_FACTS = "metrics_coursecompletionfact"
 MODULE_ACTIVITY = "metrics_moduleactivityfact"
 LESSON_SCORES = "metrics_lessonscorefact"
-FACT_TABLES = (ACCOUNT_FACTS, COURSE_FACTS, MODULE_ACTIVITY, LESSON_SCORES)
+TRAINING_FACTS = "metrics_trainingfact"
+FACT_TABLES = (
+    ACCOUNT_FACTS,
+    COURSE_FACTS,
+    MODULE_ACTIVITY,
+    LESSON_SCORES,
+    TRAINING_FACTS,
+)
 
 # Completed enrollments per account (any course), or per course and account.
 COMPLETIONS_SQL = """
@@ -118,6 +126,70 @@ INSERT INTO {COURSE_FACTS} (
 """
 
 
+# The rows that meet each rule, as (contact_id, course_id, instant); for a
+# path, path_id stands in the course's place. Kept equal to the rows that
+# metrics.cohorts._training_rows selects.
+TRAINING_SOURCES = {
+    ("started", "course"): """
+        SELECT contact_id, course_id AS target_id, started_at AS instant
+        FROM courses_enrollment WHERE started_at IS NOT NULL""",
+    ("completed", "course"): """
+        SELECT contact_id, course_id AS target_id, completed_at AS instant
+        FROM courses_enrollment
+        WHERE status = %s AND completed_at IS NOT NULL""",
+    ("passed", "course"): """
+        SELECT enrollment.contact_id, enrollment.course_id AS target_id,
+            attempt.submitted_at AS instant
+        FROM courses_attempt AS attempt
+        JOIN courses_enrollment AS enrollment
+            ON enrollment.id = attempt.enrollment_id
+        WHERE attempt.passed AND attempt.submitted_at IS NOT NULL""",
+    ("started", "path"): """
+        SELECT contact_id, path_id AS target_id, enrolled_at AS instant
+        FROM courses_pathenrollment WHERE enrolled_at IS NOT NULL""",
+    ("completed", "path"): """
+        SELECT contact_id, path_id AS target_id, completed_at AS instant
+        FROM courses_pathenrollment WHERE completed_at IS NOT NULL""",
+}
+
+# {subject} is contact.id or contact.account_id; {course} and {path} are
+# target_id or NULL. Grouping by the target keeps one row per course or path;
+# grouping without it gives the row for any course.
+TRAINING_FACTS_SQL = f"""
+INSERT INTO {TRAINING_FACTS} (
+    level, subject_id, account_id, rule, course_id, path_id, first_at)
+SELECT %s, {{subject}}, contact.account_id, %s, {{course}}, {{path}},
+    MIN(source.instant)
+FROM ({{source}}) AS source
+JOIN customers_contact AS contact ON contact.id = source.contact_id
+GROUP BY {{subject}}, contact.account_id{{target}}
+"""
+
+
+def _refresh_training(cursor: Any) -> None:
+    """Insert the first time each subject met each rule, per course, path and any."""
+    completed = EnrollmentStatus.COMPLETED.value
+    for (rule, kind), source in TRAINING_SOURCES.items():
+        source_params = [completed] if "%s" in source else []
+        targets = ["target"] if kind == "path" else ["target", "any"]
+        for level, subject in (
+            ("contact", "contact.id"),
+            ("account", "contact.account_id"),
+        ):
+            for target in targets:
+                per_target = target == "target"
+                sql = TRAINING_FACTS_SQL.format(
+                    subject=subject,
+                    course="source.target_id"
+                    if per_target and kind == "course"
+                    else "NULL",
+                    path="source.target_id" if kind == "path" else "NULL",
+                    source=source,
+                    target=", source.target_id" if per_target else "",
+                )
+                cursor.execute(sql, [level, rule, *source_params])
+
+
 def refresh_facts(now: datetime | None = None) -> FactRefresh:
     """Recompute every account's facts from the source tables and record when.
 
@@ -143,6 +215,7 @@ def refresh_facts(now: datetime | None = None) -> FactRefresh:
         cursor.execute(COURSE_FACTS_SQL, [completed])
         cursor.execute(MODULE_ACTIVITY_SQL)
         cursor.execute(LESSON_SCORES_SQL.format(score_bin=_score_bin_sql()))
+        _refresh_training(cursor)
         refresh.refreshed_at = refreshed_at
         refresh.accounts = accounts
         refresh.duration_ms = round((clock.monotonic() - started) * 1000)

@@ -412,6 +412,45 @@ class LessonScoreFact(models.Model):
         return f"Enrollment {self.enrollment_id}, bin {self.score_bin}"
 
 
+class TrainingFact(models.Model):
+    """When one contact or account first met a training rule.
+
+    A rule is started, completed or passed on one course, on any course
+    (``course`` and ``path`` both null) or on one learning path. An account
+    meets it when any of its contacts does. The changes around training
+    read its trained and untrained subjects here instead of grouping
+    enrollments, attempts or path enrollments on each request.
+    """
+
+    level = models.CharField(max_length=7)
+    subject_id = models.BigIntegerField()
+    # The subject's account (the subject itself at account level), for the scope.
+    account = models.ForeignKey(
+        "customers.Account", on_delete=models.CASCADE, related_name="+"
+    )
+    rule = models.CharField(max_length=10)
+    course = models.ForeignKey(
+        "courses.Course", null=True, on_delete=models.CASCADE, related_name="+"
+    )
+    path = models.ForeignKey(
+        "courses.LearningPath", null=True, on_delete=models.CASCADE, related_name="+"
+    )
+    first_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # A cohort's trained rows are read by rule, course or path and
+            # level, and the untrained test each subject against them.
+            models.Index(
+                fields=["rule", "course", "path", "level", "subject_id"],
+                name="training_fact_cohort",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.subject_id} {self.rule} at {self.first_at}"
+
+
 class FactRefresh(models.Model):
     """When the dashboard's precomputed facts were last refreshed; one row."""
 

@@ -98,13 +98,17 @@ def _comparison(filters: DashboardFilters, precomputed: bool) -> Comparison:
 
 
 def _changes(
-    cohort: Cohort, scope: Scope, as_of: date | None, control: Trigger | None
+    cohort: Cohort,
+    scope: Scope,
+    as_of: date | None,
+    control: Trigger | None,
+    precomputed: bool,
 ) -> OutcomeChanges:
     key = (cohort.rule, _pk(cohort.course), _pk(cohort.path), scope, as_of)
     return cached_report(
         "changes",
-        (*key, _pk(control)),
-        lambda: outcome_changes(cohort, scope, as_of, control),
+        (*key, _pk(control), precomputed),
+        lambda: outcome_changes(cohort, scope, as_of, control, precomputed),
     )
 
 
@@ -189,7 +193,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     with short_queries():
         engagement = _engagement(filters.course, scope, precomputed)
         impact = _impact(scope, precomputed)
-        changes = _changes(cohort, scope, filters.as_of, control)
+        changes = _changes(cohort, scope, filters.as_of, control, precomputed)
         comparison = _comparison(filters, precomputed)
     charts = engagement_charts(engagement) | impact_charts(impact)
     context = {
@@ -293,7 +297,7 @@ def changes_csv(request: HttpRequest) -> HttpResponse:
         control = control_filter(request)
     except InvalidFilter as error:
         return _invalid_filter_response(request, error, as_csv=True)
-    report = _changes(cohort, filters.scope, filters.as_of, control)
+    report = _changes(cohort, filters.scope, filters.as_of, control, _precomputed()[1])
     return _csv_response("changes.csv", CHANGES_HEADER, change_rows(report))
 
 

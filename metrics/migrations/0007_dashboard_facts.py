@@ -235,5 +235,57 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.CreateModel(
+            name="TrainingFact",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("level", models.CharField(max_length=7)),
+                ("subject_id", models.BigIntegerField()),
+                ("rule", models.CharField(max_length=10)),
+                ("first_at", models.DateTimeField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="customers.account",
+                    ),
+                ),
+                (
+                    "course",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="courses.course",
+                    ),
+                ),
+                (
+                    "path",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="courses.learningpath",
+                    ),
+                ),
+            ],
+            options={
+                "indexes": [
+                    models.Index(
+                        fields=["rule", "course", "path", "level", "subject_id"],
+                        name="training_fact_cohort",
+                    )
+                ],
+            },
+        ),
         migrations.RunPython(create_schedule, delete_schedule),
     ]

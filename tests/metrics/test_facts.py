@@ -7,9 +7,17 @@ import numpy as np
 import pytest
 from django.core.cache import cache
 
-from courses.models import EnrollmentStatus, LessonProgress
+from courses.models import (
+    Attempt,
+    EnrollmentStatus,
+    LearningPath,
+    LessonProgress,
+    PathEnrollment,
+)
 from customers.models import Account
 from lifecycle.models import AccountStage, Stage
+from metrics.changes import outcome_changes
+from metrics.cohorts import Cohort, CohortRule
 from metrics.facts import last_refresh, refresh_facts
 from metrics.models import AccountFact, CourseCompletionFact
 from metrics.report_cache import cached_report
@@ -358,3 +366,84 @@ def test_stored_engagement_sees_progress(learning_data):
     assert sum(report.lesson_scores.total for report in reports) > 0
     assert sum(report.lesson_scores.out_of_range for report in reports) > 0
     assert any(module.activity.repeat_views for module in reports[0].modules)
+
+
+@pytest.fixture
+def training_data():
+    """Contacts who started, completed, passed and took a path, with usage."""
+    rng = np.random.default_rng(17)
+    courses = [make_course((1,)), make_course((2,))]
+    path = LearningPath.objects.create(slug="fact-path", title="Fact path")
+    added = datetime(2023, 1, 1, tzinfo=UTC)
+    for index in range(30):
+        account = make_account(
+            plan=str(rng.choice(["basic", "pro"])),
+            industry=str(rng.choice(["Retail", "Banking"])),
+            signup_date=date(2023, 1, 1),
+        )
+        for _ in range(int(rng.integers(1, 4))):
+            contact = make_contact(account, added_at=added)
+            for day in range(0, 200, 7):
+                if rng.random() < 0.5:
+                    make_event(contact, at_noon(date(2024, 1, 1) + timedelta(day)))
+            if rng.random() < 0.3:
+                continue
+            course = courses[int(rng.integers(0, 2))]
+            start = date(2024, 2, 1) + timedelta(days=int(rng.integers(0, 120)))
+            done = start + timedelta(days=int(rng.integers(0, 20)))
+            enrollment = make_enrollment(
+                contact,
+                course,
+                str(rng.choice(EnrollmentStatus.values)),
+                completed_at=at_noon(done) if rng.random() < 0.8 else None,
+                started_at=at_noon(start),
+            )
+            if rng.random() < 0.5:
+                Attempt.objects.create(
+                    enrollment=enrollment,
+                    lesson=lessons_by_module(course)[0][0],
+                    number=1,
+                    started_at=at_noon(start),
+                    submitted_at=at_noon(done),
+                    passed=bool(rng.random() < 0.7),
+                )
+            if index % 4 == 0:
+                PathEnrollment.objects.create(
+                    contact=contact,
+                    path=path,
+                    source="manual",
+                    enrolled_at=at_noon(start),
+                    completed_at=at_noon(done) if rng.random() < 0.6 else None,
+                )
+    return courses, path
+
+
+@pytest.mark.parametrize("rule", list(CohortRule))
+@pytest.mark.parametrize("target", ["any", "course", "path"])
+def test_stored_changes_equal_live(training_data, rule, target):
+    courses, path = training_data
+    if target == "path" and rule == CohortRule.PASSED:
+        pytest.skip("a path has no passed rule")
+    cohort = Cohort(
+        rule=rule,
+        course=courses[1] if target == "course" else None,
+        path=path if target == "path" else None,
+    )
+    refresh_facts()
+
+    for scope in (Scope(), Scope(plan="pro", start=date(2024, 3, 1))):
+        for as_of in (date(2024, 6, 30), date(2024, 4, 15)):
+            live = outcome_changes(cohort, scope, as_of, precomputed=False)
+            stored = outcome_changes(cohort, scope, as_of, precomputed=True)
+            assert stored == live
+            assert stored.contacts.anchors == live.contacts.anchors
+
+
+def test_stored_changes_have_trained(training_data):
+    refresh_facts()
+
+    report = outcome_changes(as_of=date(2024, 6, 30), precomputed=True)
+
+    assert report.contacts.trained_count > 0
+    assert report.accounts.trained_count > 0
+    assert report.contacts.untrained_count > 0
