@@ -117,14 +117,17 @@ class UsageEventBatch:
         not written and gets False. The caller makes sure that each
         contact_id is a contact of its account_id. data_changed ("usage")
         is sent once for each account that got a new event, inside the
-        transaction.
+        transaction. Inside a caller's transaction no savepoint is made, so
+        a database error here leaves that transaction to be rolled back.
         """
         rows = self._rows
         firsts = _first_of_each_id(rows)
         if not firsts:
             return []
 
-        with transaction.atomic():
+        # A savepoint would cost two more round trips per request, and the
+        # Segment API rolls back the whole request on any database error.
+        with transaction.atomic(savepoint=False):
             if connection.vendor == "postgresql":
                 inserted = _insert_postgresql(
                     [rows[index] for index in firsts],
