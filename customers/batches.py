@@ -81,15 +81,6 @@ class UsageEventRow:
     properties: Mapping[str, Any] = field(default_factory=dict)
 
 
-def check_usage_event(row: UsageEventRow) -> None:
-    """Raise ValueError naming the first value of row that cannot be stored.
-
-    These are the checks of record_usage_event(), with an external_id
-    required, because without one a redelivered event would count twice.
-    """
-    _checked_properties_json(row)
-
-
 class UsageEventBatch:
     """Usage events checked one at a time by add(), then written by store().
 
@@ -175,7 +166,12 @@ def store_usage_events(rows: Sequence[UsageEventRow]) -> list[bool]:
 
 
 def _checked_properties_json(row: UsageEventRow) -> str:
-    """Check every value of row; return its properties as JSON text."""
+    """Check every value of row; return its properties as JSON text.
+
+    Raises ValueError naming the first value that cannot be stored. These
+    are the checks of record_usage_event(), with an external_id required,
+    because without one a redelivered event would count twice.
+    """
     _check_ids(row)
     for name, label in (
         ("external_id", "usage event external_id"),
