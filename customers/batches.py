@@ -6,8 +6,10 @@ hundreds of events per request writes them with one INSERT ... ON CONFLICT
 (external_id) DO NOTHING instead of one get_or_create per event. The
 database skips events that are already stored, so a redelivered batch
 counts once, and two writers that race on the same events cannot both
-insert them. The daily roll-up (customers.UsageDay) follows from the
-table's statement triggers, so nothing here counts events.
+insert them. UsageEventBatch checks the events one at a time first, so
+a caller such as the Segment API can reject a bad event and store the
+rest. The daily roll-up (customers.UsageDay) follows from the table's
+statement triggers, so nothing here counts events.
 """
 
 import json
@@ -85,8 +87,8 @@ class UsageEventBatch:
     """Usage events checked one at a time by add(), then written by store().
 
     A caller that must keep the good events of a request and report the
-    bad ones adds each row in a try block; only rows that passed the checks
-    are ever written.
+    bad ones adds each row in a try block. Only rows that passed the
+    checks are ever written.
     """
 
     def __init__(self) -> None:
