@@ -97,7 +97,9 @@ def find_source(write_key: str) -> EventSource | None:
     # few sources an installation has; a hashed-key column would scale
     # further.
     found = None
-    key_bytes = write_key.encode()
+    # surrogatepass, so a key with an unpaired surrogate from a JSON body
+    # matches no source instead of failing to encode.
+    key_bytes = write_key.encode("utf-8", "surrogatepass")
     for source in EventSource.objects.only("pk", "name", "write_key", "is_active"):
         if hmac.compare_digest(source.write_key.encode(), key_bytes):
             found = source

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from integrations.json_values import nesting_exceeds
+from integrations.json_values import SURROGATE, nesting_exceeds
 
 # Segment's documented limits: 32 KB per call, 500 KB per batch request.
 # Both are measured on the uncompressed JSON.
@@ -40,8 +40,8 @@ MAX_PROPERTY_DEPTH = 20
 
 # One encoder for every message: json.dumps() with a keyword argument
 # builds a new encoder per call. Its output is ASCII (ensure_ascii is the
-# default), so its length is its size in bytes, and every NUL in a key or
-# string shows as the escape \u0000.
+# default), so its length is its size in bytes. Every NUL in a key or
+# string shows as the escape \u0000, and every UTF-16 surrogate as \udXXX.
 COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
@@ -115,11 +115,11 @@ def parse_call(
             _require_shallow(call.properties, "properties")
     else:
         call.traits = _object(message, "traits")
-        # Depth first, so the recursive NUL check stays within the cap.
+        # Depth first, so the recursive text check stays within the cap.
         if _may_nest_deeply(text):
             _require_shallow(call.traits, "traits")
-        if "\\u0000" in text:
-            _require_no_nul(call.traits, "traits")
+        if "\\u0000" in text or "\\ud" in text:
+            _require_storable_text(call.traits, "traits")
     if kind == "group":
         call.group_id = _optional_id(message, "groupId", "groupId")
         if not call.group_id:
@@ -254,8 +254,13 @@ def _user_id(message: dict[str, Any]) -> str:
 
 def _optional_id(container: dict[str, Any], key: str, name: str) -> str:
     value = container.get(key)
-    # The common case, a short string, in one test.
-    if type(value) is str and len(value) <= MAX_ID_LENGTH and "\x00" not in value:
+    # The common case, a short ASCII string, in one test.
+    if (
+        type(value) is str
+        and len(value) <= MAX_ID_LENGTH
+        and value.isascii()
+        and "\x00" not in value
+    ):
         return value
     if value is None or value == "":
         return ""
@@ -274,6 +279,8 @@ def _optional_id(container: dict[str, Any], key: str, name: str) -> str:
         )
     if "\x00" in text:
         raise Rejection("invalid_id", f"{name} contains a NUL character; remove it")
+    if SURROGATE.search(text):
+        raise _surrogate_rejection("invalid_id", name)
     return text
 
 
@@ -343,17 +350,31 @@ def _feature(properties: dict[str, Any]) -> str:
     return feature
 
 
-def _require_no_nul(value: Any, name: str) -> None:
-    """Reject NUL characters, which PostgreSQL cannot store in text or jsonb."""
-    if isinstance(value, str) and "\x00" in value:
-        raise Rejection("invalid_message", f"{name} contains a NUL character")
+def _require_storable_text(value: Any, name: str) -> None:
+    """Reject NUL characters and unpaired UTF-16 surrogates in keys and strings.
+
+    PostgreSQL can store neither in text or jsonb.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Rejection("invalid_message", f"{name} contains a NUL character")
+        if SURROGATE.search(value):
+            raise _surrogate_rejection("invalid_message", name)
     if isinstance(value, dict):
         for key, item in value.items():
-            _require_no_nul(key, f"{name} key")
-            _require_no_nul(item, f"{name}.{key}")
+            _require_storable_text(key, f"{name} key")
+            _require_storable_text(item, f"{name}.{key}")
     if isinstance(value, list):
         for position, item in enumerate(value):
-            _require_no_nul(item, f"{name}[{position}]")
+            _require_storable_text(item, f"{name}[{position}]")
+
+
+def _surrogate_rejection(code: str, name: str) -> Rejection:
+    return Rejection(
+        code,
+        f"{name} contains an unpaired UTF-16 surrogate, which is not valid "
+        "Unicode; send it as UTF-8 text",
+    )
 
 
 def _require_shallow(value: dict[str, Any], name: str) -> None:

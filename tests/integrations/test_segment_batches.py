@@ -252,3 +252,73 @@ def test_brackets_in_strings_are_not_nesting(source, contacts):
 
     assert response.status_code == 200, response.content
     assert UsageEvent.objects.get().properties == {"note": "[{" * 30}
+
+
+@pytest.mark.parametrize(
+    ("bad", "code", "named"),
+    [
+        (track("u\ud800", "Signed In"), "invalid_id", "userId"),
+        (track("user-0", "Signed In", messageId="m\udfff"), "invalid_id", "messageId"),
+        (
+            track("user-0", "Signed In", context={"groupId": "g\ud800"}),
+            "invalid_id",
+            "context.groupId",
+        ),
+        (
+            {"type": "identify", "userId": "n\ud800", "traits": {"email": "n@x.io"}},
+            "invalid_id",
+            "userId",
+        ),
+        (
+            {"type": "group", "userId": "user-0", "groupId": "g\ud800"},
+            "invalid_id",
+            "groupId",
+        ),
+        (
+            {"type": "identify", "userId": "user-0", "traits": {"title": "x\ud800"}},
+            "invalid_message",
+            "traits.title",
+        ),
+        (
+            {"type": "identify", "userId": "user-0", "traits": {"\udc00": "x"}},
+            "invalid_message",
+            "traits key",
+        ),
+    ],
+)
+def test_surrogate_in_call_rejected(source, contacts, bad, code, named):
+    good = track("user-0", "Signed In", messageId="good")
+
+    response = post("/batch", {"batch": [good, bad]}, write_key=source.write_key)
+
+    assert response.status_code == 200, response.content
+    rejected = response.json()["rejected"]
+    assert [item["index"] for item in rejected] == [1]
+    assert rejected[0]["code"] == code
+    assert named in rejected[0]["reason"]
+    assert "unpaired UTF-16 surrogate" in rejected[0]["reason"]
+    assert UsageEvent.objects.get().external_id == "good"
+
+
+def test_emoji_in_traits_accepted(source, contacts):
+    call = {
+        "type": "identify",
+        "userId": "user-0",
+        "traits": {"motto": "go \U0001f680"},
+    }
+
+    response = post("/batch", {"batch": [call]}, write_key=source.write_key)
+
+    assert response.status_code == 200, response.content
+    contact = Contact.objects.get(external_id="user-0")
+    assert contact.properties["motto"] == "go \U0001f680"
+
+
+def test_surrogate_write_key_is_401(source, contacts):
+    body = {"writeKey": "k\ud800", "batch": [track("user-0", "Signed In")]}
+
+    response = post("/batch", body)
+
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == "unknown_write_key"
+    assert not UsageEvent.objects.exists()
