@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from django.db.models import Exists, F, Min, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 
 from conditions import ConditionError, EvaluationContext, compile_condition
@@ -259,10 +259,15 @@ def _trained_anchors(
         in_period = in_period.filter(day__gte=scope.start)
     if scope.end is not None:
         in_period = in_period.filter(day__lte=scope.end)
-    ended = in_period.filter(day__lte=as_of - timedelta(days=DAYS_AFTER))
+    last_ended = as_of - timedelta(days=DAYS_AFTER)
+    ended = in_period.filter(day__lte=last_ended)
 
-    eligible = ended.count()
-    awaiting = in_period.count() - eligible
+    # One pass counts both; the database wraps the grouped rows for it.
+    counts = in_period.aggregate(
+        subjects=Count("subject"), ended=Count("subject", filter=Q(day__lte=last_ended))
+    )
+    eligible = counts["ended"]
+    awaiting = counts["subjects"] - eligible
     sample = (
         ended.annotate(sample_key=_hashed("subject"))
         .order_by("sample_key", "subject")

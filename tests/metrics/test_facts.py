@@ -6,6 +6,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.core.cache import cache
+from django.db import connection
 
 from courses.models import (
     Attempt,
@@ -19,7 +20,7 @@ from lifecycle.models import AccountStage, Stage
 from metrics.changes import outcome_changes
 from metrics.cohorts import Cohort, CohortRule
 from metrics.facts import last_refresh, refresh_facts
-from metrics.models import AccountFact, CourseCompletionFact
+from metrics.models import AccountFact, CourseCompletionFact, TrainingFact
 from metrics.report_cache import cached_report
 from metrics.scope import Scope
 from metrics.services import learning_engagement, outcome_comparison
@@ -447,3 +448,16 @@ def test_stored_changes_have_trained(training_data):
     assert report.contacts.trained_count > 0
     assert report.accounts.trained_count > 0
     assert report.contacts.untrained_count > 0
+
+
+def test_refresh_leaves_planner_statistics(training_data):
+    refresh_facts()
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE relname = 'metrics_trainingfact'"
+        )
+        estimated = cursor.fetchone()[0]
+
+    # Without an ANALYZE the planner takes the table for empty (-1 or 0).
+    assert estimated == TrainingFact.objects.count()
