@@ -10,9 +10,10 @@ The rate is the events of all bodies over the wall time from the first
 request to the last response.
 
 Each request still commits before it is answered. With several requests
-in flight, PostgreSQL writes the WAL of the commits that wait at the same
-moment with one flush, and one worker's Python work runs while another
-waits for the database, which a single process cannot do.
+in flight, one WAL flush covers every commit that is ready when it runs
+(PostgreSQL's documentation of commit_delay describes this), and one
+worker's Python work runs while another waits for the database, which a
+single process cannot do.
 """
 
 import os
