@@ -2,7 +2,9 @@
 
 The facts are not computed here: until the first refresh the dashboard
 reads the source tables, so a database loaded after migrating shows its
-data either way. The beat entry is added as metrics.beat_schedule describes.
+data either way. The fact tables have no foreign-key constraints in the
+database and are unlogged on PostgreSQL, because a refresh rewrites them
+in full (docs/decisions/0026-dashboard-facts.md). The beat entry is added as metrics.beat_schedule describes.
 """
 
 import django.db.models.deletion
@@ -19,6 +21,26 @@ DESCRIPTION = (
     "Recomputes the per-account facts that the dashboard's outcome comparison "
     "reads, and records when."
 )
+
+
+# Derived rows that a refresh rewrites in full, so they skip the write-ahead
+# log on PostgreSQL. After a crash PostgreSQL empties them, FactRefresh
+# included, and the dashboard reads the source tables until the next refresh.
+UNLOGGED_TABLES = [
+    "metrics_accountfact",
+    "metrics_coursecompletionfact",
+    "metrics_moduleactivityfact",
+    "metrics_lessonscorefact",
+    "metrics_trainingfact",
+    "metrics_factrefresh",
+]
+
+
+def set_unlogged(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for table in UNLOGGED_TABLES:
+        schema_editor.execute(f"ALTER TABLE {table} SET UNLOGGED")
 
 
 def create_schedule(apps, schema_editor):
@@ -46,7 +68,7 @@ class Migration(migrations.Migration):
                     models.OneToOneField(
                         on_delete=django.db.models.deletion.CASCADE,
                         primary_key=True,
-                        related_name="dashboard_fact",
+                        db_constraint=False, related_name="dashboard_fact",
                         serialize=False,
                         to="customers.account",
                     ),
@@ -99,7 +121,7 @@ class Migration(migrations.Migration):
                     "account",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="course_completion_facts",
+                        db_constraint=False, related_name="course_completion_facts",
                         to="customers.account",
                     ),
                 ),
@@ -107,7 +129,7 @@ class Migration(migrations.Migration):
                     "course",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="courses.course",
                     ),
                 ),
@@ -144,7 +166,7 @@ class Migration(migrations.Migration):
                     "account",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="customers.account",
                     ),
                 ),
@@ -152,7 +174,7 @@ class Migration(migrations.Migration):
                     "course",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="courses.course",
                     ),
                 ),
@@ -160,7 +182,7 @@ class Migration(migrations.Migration):
                     "enrollment",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="courses.enrollment",
                     ),
                 ),
@@ -197,7 +219,7 @@ class Migration(migrations.Migration):
                     "account",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="customers.account",
                     ),
                 ),
@@ -205,7 +227,7 @@ class Migration(migrations.Migration):
                     "course",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="courses.course",
                     ),
                 ),
@@ -213,7 +235,7 @@ class Migration(migrations.Migration):
                     "enrollment",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="courses.enrollment",
                     ),
                 ),
@@ -221,7 +243,7 @@ class Migration(migrations.Migration):
                     "module",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="courses.module",
                     ),
                 ),
@@ -255,7 +277,7 @@ class Migration(migrations.Migration):
                     "account",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="customers.account",
                     ),
                 ),
@@ -264,7 +286,7 @@ class Migration(migrations.Migration):
                     models.ForeignKey(
                         null=True,
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="courses.course",
                     ),
                 ),
@@ -273,7 +295,7 @@ class Migration(migrations.Migration):
                     models.ForeignKey(
                         null=True,
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        db_constraint=False, related_name="+",
                         to="courses.learningpath",
                     ),
                 ),
@@ -287,5 +309,6 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.RunPython(set_unlogged, migrations.RunPython.noop),
         migrations.RunPython(create_schedule, delete_schedule),
     ]

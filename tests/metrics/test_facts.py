@@ -461,3 +461,35 @@ def test_refresh_leaves_planner_statistics(training_data):
 
     # Without an ANALYZE the planner takes the table for empty (-1 or 0).
     assert estimated == TrainingFact.objects.count()
+
+
+def test_fact_tables_unlogged():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, relpersistence FROM pg_class "
+            "WHERE relname LIKE 'metrics\\_%%fact%%' AND relkind = 'r'"
+        )
+        persistence = dict(cursor.fetchall())
+
+    assert persistence == {
+        "metrics_accountfact": "u",
+        "metrics_coursecompletionfact": "u",
+        "metrics_moduleactivityfact": "u",
+        "metrics_lessonscorefact": "u",
+        "metrics_trainingfact": "u",
+        "metrics_factrefresh": "u",
+    }
+
+
+def test_deleting_account_deletes_its_facts(training_data):
+    refresh_facts()
+    account = Account.objects.filter(contacts__enrollments__isnull=False).first()
+    assert account is not None
+    account_id = account.pk
+    assert TrainingFact.objects.filter(account_id=account_id).exists()
+    assert AccountFact.objects.filter(account_id=account_id).exists()
+
+    account.delete()
+
+    assert not AccountFact.objects.filter(account_id=account_id).exists()
+    assert not TrainingFact.objects.filter(account_id=account_id).exists()
