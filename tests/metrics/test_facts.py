@@ -272,6 +272,17 @@ for index in range(6):
     if index % 2:
         make_enrollment(contact, course, status=EnrollmentStatus.COMPLETED,
                         completed_at=datetime(2024, 2, 1, tzinfo=UTC))
+from decimal import Decimal
+from courses.models import LessonProgress
+from metrics.changes import outcome_changes
+from metrics.services import learning_engagement
+from tests.metrics.builders import lessons_by_module
+lesson = lessons_by_module(course)[0][0]
+for index, enrollment in enumerate(course.enrollments.all()):
+    LessonProgress.objects.create(
+        enrollment=enrollment, lesson=lesson, views=index,
+        started_at=datetime(2024, 2, 1, tzinfo=UTC),
+        time_spent_seconds=60 * index, score=Decimal("95.5") - 20 * index)
 refresh_facts()
 def figures(precomputed):
     comparison = outcome_comparison(date(2024, 6, 30), course, precomputed=precomputed)
@@ -279,12 +290,21 @@ def figures(precomputed):
         [metric.trained.n, metric.trained.estimate,
          metric.untrained.n, metric.untrained.estimate]
         for metric in comparison.metrics]
-print(json.dumps({"live": figures(False), "stored": figures(True)}))
+def others(precomputed):
+    engagement = learning_engagement(course, precomputed=precomputed)
+    changes = outcome_changes(as_of=date(2024, 6, 30), precomputed=precomputed)
+    return [repr(engagement), repr(changes.contacts), repr(changes.usage)]
+print(json.dumps({
+    "live": figures(False), "stored": figures(True),
+    "others_live": others(False), "others_stored": others(True),
+}))
 """
     result = run_on_sqlite(script, tmp_path)
 
     assert result["stored"] == result["live"]
     assert result["live"][:2] == [3, 3]
+    assert result["others_stored"] == result["others_live"]
+    assert "repeat_views=1" in result["others_live"][0]
 
 
 def test_beat_schedules_refresh_task():
