@@ -22,6 +22,7 @@ from courses.content import (
 )
 from courses.models import (
     ChecklistItem,
+    CompletionRule,
     Course,
     Enrollment,
     EnrollmentStatus,
@@ -29,6 +30,7 @@ from courses.models import (
     LessonProgress,
     Question,
 )
+from courses.recertification import rule_counts
 from courses.services import (
     LESSON_ORDER,
     LessonEntry,
@@ -121,14 +123,14 @@ def preview_outline(learner: PreviewLearner) -> list[ModuleEntry]:
 def preview_progress(learner: PreviewLearner, outline: list[ModuleEntry]) -> Progress:
     if learner.enrolled:
         return enrollment_progress([learner.enrollment])[learner.enrollment.pk]
-    entries = [entry for module in outline for entry in module.lessons]
-    required = sum(1 for entry in entries if entry.lesson.is_required)
-    return Progress(
-        completed=0,
-        total=required,
-        percent=0,
-        next_lesson_id=entries[0].lesson.pk if entries else None,
-    )
+    # A new learner, counted and started as enrollment_progress would.
+    rule = learner.enrollment.course.completion_rule
+    lessons = [entry.lesson for module in outline for entry in module.lessons]
+    counted = [lesson for lesson in lessons if rule_counts(lesson, rule)]
+    first = lessons[0].pk if lessons else None
+    if rule == CompletionRule.PASS_EXAM and counted:
+        first = counted[0].pk
+    return Progress.of(completed=0, total=len(counted), next_lesson_id=first)
 
 
 def preview_lesson_progress(

@@ -45,6 +45,33 @@ def lessons_counted(course_id: int, rule: str) -> QuerySet[Lesson]:
     return lessons
 
 
+def rule_counts(lesson: Lesson, rule: str) -> bool:
+    """Return whether the completion rule counts the lesson, as lessons_counted does."""
+    if rule == CompletionRule.REQUIRED_LESSONS:
+        return lesson.is_required
+    if rule == CompletionRule.PASS_EXAM:
+        return lesson.kind == LessonKind.EXAM
+    return True
+
+
+def counted_by_own_rule(prefix: str = "") -> Q:
+    """Return a filter for lessons that their own course's completion rule counts.
+
+    It selects what lessons_counted does, for lessons of many courses in one
+    query. prefix is the path from the filtered model to the lesson, such as
+    "lesson__".
+    """
+    rule = f"{prefix}module__course__completion_rule"
+    required = Q(
+        **{rule: CompletionRule.REQUIRED_LESSONS, f"{prefix}is_required": True}
+    )
+    exams = Q(**{rule: CompletionRule.PASS_EXAM, f"{prefix}kind": LessonKind.EXAM})
+    every = ~Q(
+        **{f"{rule}__in": [CompletionRule.REQUIRED_LESSONS, CompletionRule.PASS_EXAM]}
+    )
+    return required | exams | every
+
+
 def stored_versions(course_id: int) -> list[tuple[datetime, Snapshot | None]]:
     """Return each published version's time and snapshot, in version order."""
     return list(

@@ -18,7 +18,17 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -39,7 +49,7 @@ from courses.models import (
     Module,
     SignInLink,
 )
-from courses.recertification import retakes_left
+from courses.recertification import counted_by_own_rule, retakes_left
 from customers.models import Contact
 from customers.services import send_data_changed
 
@@ -394,14 +404,23 @@ def lesson_path(course: Course, lesson: Lesson) -> str:
 
 @dataclass(frozen=True)
 class Progress:
-    """An enrollment's progress over the course's required lessons."""
+    """An enrollment's progress over the lessons its completion rule counts.
+
+    The required lessons rule counts required lessons, the all lessons rule
+    every lesson, and the exam rule the exams only.
+    """
 
     completed: int
     total: int
-    # Rounded down, so 100 means every required lesson is completed.
+    # Rounded down, so 100 means every counted lesson is completed.
     percent: int
-    # The first lesson in course order that is not completed, required or not.
+    # The lesson the Resume button opens (_next_lessons); None when none is left.
     next_lesson_id: int | None
+
+    @classmethod
+    def of(cls, completed: int, total: int, next_lesson_id: int | None) -> "Progress":
+        percent = completed * 100 // total if total else 0
+        return cls(completed, total, percent, next_lesson_id)
 
 
 def enrollment_progress(
@@ -419,8 +438,8 @@ def enrollment_progress(
     enrollment_ids = [enrollment.pk for enrollment in enrollment_list]
     course_ids = {enrollment.course_id for enrollment in enrollment_list}
 
-    required_per_course = dict(
-        Lesson.objects.filter(module__course_id__in=course_ids, is_required=True)
+    counted_per_course = dict(
+        Lesson.objects.filter(counted_by_own_rule(), module__course_id__in=course_ids)
         .values("module__course_id")
         .annotate(total=Count("id"))
         .values_list("module__course_id", "total")
@@ -430,9 +449,9 @@ def enrollment_progress(
     # stray row written against another course cannot inflate the figure.
     completed_per_enrollment = dict(
         LessonProgress.objects.filter(
+            counted_by_own_rule("lesson__"),
             enrollment_id__in=enrollment_ids,
             completed_at__isnull=False,
-            lesson__is_required=True,
             lesson__module__course_id=F("enrollment__course_id"),
         )
         .values("enrollment_id")
@@ -442,29 +461,42 @@ def enrollment_progress(
 
     next_lessons = _next_lessons(enrollment_ids) if find_next_lesson else {}
 
-    progress = {}
-    for enrollment in enrollment_list:
-        total = required_per_course.get(enrollment.course_id, 0)
-        completed = completed_per_enrollment.get(enrollment.pk, 0)
-        progress[enrollment.pk] = Progress(
-            completed=completed,
-            total=total,
-            percent=completed * 100 // total if total else 0,
-            next_lesson_id=next_lessons.get(enrollment.pk),
+    return {
+        enrollment.pk: Progress.of(
+            completed_per_enrollment.get(enrollment.pk, 0),
+            counted_per_course.get(enrollment.course_id, 0),
+            next_lessons.get(enrollment.pk),
         )
-    return progress
+        for enrollment in enrollment_list
+    }
 
 
 def _next_lessons(enrollment_ids: list[int]) -> dict[int, int | None]:
-    """Return the first lesson not completed of each enrollment, in one query."""
-    first_incomplete = Lesson.objects.filter(
-        module__course_id=OuterRef("course_id")
-    ).exclude(
-        Exists(
-            LessonProgress.objects.filter(
-                enrollment_id=OuterRef(OuterRef("pk")),
-                lesson_id=OuterRef("pk"),
-                completed_at__isnull=False,
+    """Return the lesson each enrollment resumes at, in one query.
+
+    Under the exam rule that is the first exam not passed, because no other
+    lesson counts. Otherwise, and once every exam is passed, it is the first
+    lesson not completed, required or not, so a learner reads in order.
+    """
+    first_incomplete = (
+        Lesson.objects.filter(module__course_id=OuterRef("course_id"))
+        .exclude(
+            Exists(
+                LessonProgress.objects.filter(
+                    enrollment_id=OuterRef(OuterRef("pk")),
+                    lesson_id=OuterRef("pk"),
+                    completed_at__isnull=False,
+                )
+            )
+        )
+        .annotate(
+            exam_first=Case(
+                When(
+                    kind=LessonKind.EXAM,
+                    module__course__completion_rule=CompletionRule.PASS_EXAM,
+                    then=Value(0),
+                ),
+                default=Value(1),
             )
         )
     )
@@ -472,7 +504,7 @@ def _next_lessons(enrollment_ids: list[int]) -> dict[int, int | None]:
         Enrollment.objects.filter(pk__in=enrollment_ids)
         .annotate(
             next_lesson_id=Subquery(
-                first_incomplete.order_by(*LESSON_ORDER).values("id")[:1]
+                first_incomplete.order_by("exam_first", *LESSON_ORDER).values("id")[:1]
             )
         )
         .values_list("pk", "next_lesson_id")

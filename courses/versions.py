@@ -35,10 +35,11 @@ from courses.recertification import (
     counted_retakes,
     lessons_counted,
     retakes_left,
+    rule_counts,
     stale_passes,
     stored_versions,
 )
-from courses.services import LESSON_ORDER
+from courses.services import LESSON_ORDER, LessonState, ModuleEntry, Progress
 from courses.snapshots import (
     Snapshot,
     VersionChanges,
@@ -337,4 +338,32 @@ def version_notice(enrollment: Enrollment) -> VersionNotice | None:
             Exists(lessons_left), pk=enrollment.pk
         ).exists(),
         retakes=tuple(Lesson.objects.filter(pk__in=retake_ids).order_by(*LESSON_ORDER)),
+    )
+
+
+def recertification_progress(
+    notice: VersionNotice, outline: list[ModuleEntry], rule: str
+) -> Progress:
+    """Return the course page's progress for a learner due for recertification.
+
+    A quiz or exam to pass again counts as not completed, even though its
+    progress row records a completion. Resume goes to the first lesson, in
+    course order, that the rule counts and that is not completed or must be
+    passed again. Reads no rows, because the outline and the notice hold them.
+    """
+    counted = [
+        entry
+        for module in outline
+        for entry in module.lessons
+        if rule_counts(entry.lesson, rule)
+    ]
+    unmet = [
+        entry.lesson.pk
+        for entry in counted
+        if entry.state != LessonState.COMPLETED or entry.lesson.pk in notice.retake_ids
+    ]
+    return Progress.of(
+        completed=len(counted) - len(unmet),
+        total=len(counted),
+        next_lesson_id=unmet[0] if unmet else None,
     )

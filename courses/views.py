@@ -58,7 +58,7 @@ from courses.services import (
     redeem_sign_in_link,
     request_sign_in_link,
 )
-from courses.versions import version_notice
+from courses.versions import recertification_progress, version_notice
 from courses.video_watch import WATCHED_PERCENT_TO_COMPLETE, watched_percent
 from customers.models import Contact
 
@@ -195,15 +195,23 @@ def _resume_url(enrollment: Enrollment, progress: Progress) -> str | None:
 @contact_required
 def course(request: HttpRequest, contact: Contact, slug: str) -> HttpResponse:
     enrollment = get_object_or_404(enrollments_for(contact), course__slug=slug)
-    progress = enrollment_progress([enrollment])[enrollment.pk]
+    outline = course_outline(enrollment)
+    version = version_notice(enrollment)
+    if version is not None and version.recertification_due:
+        # A quiz or exam to pass again is not met, though its row is completed.
+        progress = recertification_progress(
+            version, outline, enrollment.course.completion_rule
+        )
+    else:
+        progress = enrollment_progress([enrollment])[enrollment.pk]
     context = {
         "enrollment": enrollment,
         "course": enrollment.course,
         "progress": progress,
-        "outline": course_outline(enrollment),
+        "outline": outline,
         "resume_url": _resume_url(enrollment, progress),
         "certificate": current_certificate(enrollment),
-        "version": version_notice(enrollment),
+        "version": version,
     }
     return render(request, "portal/course.html", context)
 
