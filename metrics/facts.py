@@ -1,17 +1,19 @@
-"""Precomputed per-account facts for the dashboard, refreshed by a periodic task.
+"""Precomputed facts for the dashboard, refreshed by a periodic task.
 
-The outcome comparison needs, per account, whether it was trained, when it
-first churned and first used the product. Computing them on each request
-reads every enrollment, churn event and first usage row of every account.
-AccountFact and CourseCompletionFact store them as dates and instants, so
-the comparison is one join over one narrow row per account for any as-of
-day. refresh_facts() recomputes every row in one transaction, and
+The dashboard needs, per account, whether and when it was trained, when it
+first churned, first used the product and left onboarding; per contact and
+account, when each training rule was first met; and per enrollment, its
+lesson activity and scores. Computing them on each request reads every
+enrollment, attempt, churn event, stage change and lesson progress row.
+The fact tables (metrics.models) store them as dates, instants and counts,
+so each report is one join or scan over narrow rows for any as-of day and
+filter. refresh_facts() recomputes every row in one transaction, and
 FactRefresh records when, for the dashboard to show.
 
-A refresh is a few grouped queries over accounts, enrollments and the
-per-account roll-up, so it recomputes everything rather than tracking
-which accounts changed. docs/decisions/0026-dashboard-facts.md gives the
-reasons.
+A refresh is about twenty grouped statements over the source tables, a
+few seconds at full size, so it recomputes everything rather than
+tracking which accounts changed. docs/decisions/0026-dashboard-facts.md
+gives the reasons.
 """
 
 import logging
@@ -126,9 +128,9 @@ INSERT INTO {COURSE_FACTS} (
 """
 
 
-# The rows that meet each rule, as (contact_id, course_id, instant); for a
-# path, path_id stands in the course's place. Kept equal to the rows that
-# metrics.cohorts._training_rows selects.
+# The rows that meet each rule, as (contact_id, target_id, instant), where
+# the target is the course, or the path for a path rule. Kept equal to the
+# rows that metrics.cohorts._training_rows selects.
 TRAINING_SOURCES = {
     ("started", "course"): """
         SELECT contact_id, course_id AS target_id, started_at AS instant
@@ -217,10 +219,10 @@ def refresh_facts(now: datetime | None = None) -> FactRefresh:
         cursor.execute(LESSON_SCORES_SQL.format(score_bin=_score_bin_sql()))
         _refresh_training(cursor)
         if connection.vendor == "postgresql":
-            # Every row was just replaced, and the planner's statistics of a
-            # table that autovacuum has not reached yet say it is nearly
-            # empty. With them the cohort queries chose nested loops that
-            # took seconds instead of tens of milliseconds.
+            # Every row was just replaced, and until autovacuum reaches a
+            # table its statistics describe it as nearly empty. With them
+            # the cohort queries chose nested loops that took seconds
+            # instead of tens of milliseconds.
             for table in FACT_TABLES:
                 cursor.execute(f"ANALYZE {table}")
         refresh.refreshed_at = refreshed_at
