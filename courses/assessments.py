@@ -431,6 +431,30 @@ class AssessmentState:
     # publication of the version that changed it; earlier attempts do not
     # count. None otherwise.
     retake_since: datetime | None = None
+    # The attempts started before retake_since, which the page lists apart.
+    earlier_attempts: tuple[Attempt, ...] = ()
+    # Whether an attempt since retake_since completes the lesson again: a
+    # passed exam, or a submitted quiz.
+    retake_met: bool = False
+
+    @property
+    def attempt_groups(self) -> list["AttemptGroup"]:
+        """Return the attempts to list: those that count, then the earlier ones."""
+        earlier_ids = {attempt.pk for attempt in self.earlier_attempts}
+        current = [a for a in self.attempts if a.pk not in earlier_ids]
+        groups = [
+            AttemptGroup(before_change=False, attempts=current),
+            AttemptGroup(before_change=True, attempts=list(self.earlier_attempts)),
+        ]
+        return [group for group in groups if group.attempts]
+
+
+@dataclass(frozen=True)
+class AttemptGroup:
+    """Attempts listed together: those that count, or those before a change."""
+
+    before_change: bool
+    attempts: list[Attempt]
 
 
 def assessment_state(
@@ -451,6 +475,7 @@ def assessment_state(
     # The attempts before a recertification's retake stay listed but do not
     # count toward the limit or as a pass.
     counted = [a for a in attempts if since is None or a.started_at >= since]
+    earlier = tuple(a for a in attempts if since is not None and a.started_at < since)
     open_attempt = next(
         (
             attempt
@@ -472,12 +497,23 @@ def assessment_state(
         counts=counts,
         blocked_reason=_blocked_reason(lesson, counted, counts),
         retake_since=since,
+        earlier_attempts=earlier,
+        retake_met=since is not None
+        and any(_completes_lesson(lesson, attempt) for attempt in counted),
         overdue_ids=frozenset(
             attempt.pk
             for attempt in attempts
             if attempt.status == AttemptStatus.OPEN and _is_past_deadline(attempt, now)
         ),
     )
+
+
+def _completes_lesson(lesson: Lesson, attempt: Attempt) -> bool:
+    # As courses.recertification.COUNTING_ATTEMPT: an exam completes when
+    # passed, a quiz with any submission.
+    if attempt.passed:
+        return True
+    return lesson.kind == LessonKind.QUIZ and attempt.status == AttemptStatus.SUBMITTED
 
 
 def _blocked_reason(

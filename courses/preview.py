@@ -7,7 +7,7 @@ function here only reads. A contact who is not enrolled is shown as a new
 learner with no progress, from an unsaved enrollment.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.utils import timezone
@@ -161,18 +161,20 @@ def preview_assessment(
     """
     if not Question.objects.filter(lesson=lesson).exists():
         return None
-    if learner.enrolled:
-        state = assessment_state(learner.enrollment, lesson)
-        attempts = state.attempts
-    else:
-        attempts = []
-    return AssessmentState(
-        lesson=lesson,
-        attempts=attempts,
-        open_attempt=None,
-        questions=[],
-        counts=attempt_counts(lesson, len(attempts)),
-        blocked_reason=PREVIEW_ATTEMPT_NOTE,
+    if not learner.enrolled:
+        return AssessmentState(
+            lesson=lesson,
+            attempts=[],
+            open_attempt=None,
+            questions=[],
+            counts=attempt_counts(lesson, 0),
+            blocked_reason=PREVIEW_ATTEMPT_NOTE,
+        )
+    # The contact's attempts and counts as the portal shows them, including
+    # a retake after a course version changed the lesson.
+    state = assessment_state(learner.enrollment, lesson)
+    return replace(
+        state, open_attempt=None, questions=[], blocked_reason=PREVIEW_ATTEMPT_NOTE
     )
 
 
