@@ -380,3 +380,13 @@ def test_impact_and_engagement_csv_same_after_refresh(staff_client):
     stored = [staff_client.get(url).content for url in (ENGAGEMENT_CSV, IMPACT_CSV)]
 
     assert stored == live
+
+
+def test_refresh_time_shown_in_utc(staff_client, settings):
+    settings.TIME_ZONE = "America/New_York"
+    add_cohort(5, seed=2)
+    refresh_facts(now=datetime(2024, 7, 1, 2, 40, tzinfo=UTC))
+
+    response = staff_client.get(DASHBOARD, {"as_of": AS_OF.isoformat()})
+
+    assert "2024-07-01 02:40 UTC" in response.content.decode()
