@@ -100,7 +100,12 @@ def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
             # per contact, so the planner's cost passes jit_above_cost and
             # PostgreSQL spends about 0.5 s compiling a query that then runs
             # for less than that. The queries here gain nothing from JIT.
-            "OPTIONS": {"options": "-c jit=off"},
+            # psycopg prepares a statement only when asked (the heartbeat's,
+            # see courses.heartbeats); Django's own cursors bind on the client
+            # and never prepare. Django turns preparing off by default for
+            # connection poolers: PgBouncer 1.21 or later handles prepared
+            # statements with max_prepared_statements set.
+            "OPTIONS": {"options": "-c jit=off", "prepare_threshold": 5},
         }
     raise ImproperlyConfigured(
         f"DATABASE_URL={url!r} has an unsupported scheme {parsed.scheme!r}; "

@@ -125,6 +125,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"{PASSWORD_VALIDATION}.CommonPasswordValidator"},
     {"NAME": f"{PASSWORD_VALIDATION}.NumericPasswordValidator"},
 ]
+# CachedModelBackend reads signed-in users from the session cache when there
+# is one (courses/auth_backends.py). ModelBackend stays listed so sessions
+# begun before it was added still resolve.
+AUTHENTICATION_BACKENDS = [
+    "courses.auth_backends.CachedModelBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "portal:sign-in"
 LOGIN_REDIRECT_URL = "portal:home"
 
@@ -143,6 +150,26 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://localhost/"
+# Sessions. With a session cache URL (by default the broker's, when it is
+# Redis), a session is read from Redis and kept in the database, so a
+# signed-in request needs no session query (config/sessions.py). Without one,
+# as in the demo, sessions live in the database alone.
+SESSION_CACHE_URL = env_str(
+    "NUDGEPATH_SESSION_CACHE_URL",
+    CELERY_BROKER_URL
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else "",
+)
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if SESSION_CACHE_URL:
+    CACHES["sessions"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": SESSION_CACHE_URL,
+        "KEY_PREFIX": "nudgepath",
+    }
+    SESSION_ENGINE = "config.sessions"
+    SESSION_CACHE_ALIAS = "sessions"
+
 # A task is acknowledged after it finishes, so a worker that dies mid-task
 # leaves its message to be delivered again; every task is idempotent.
 CELERY_TASK_ACKS_LATE = True

@@ -22,6 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from courses.assessments import assessment_state, is_assessment
+from courses.auth_backends import SIGN_IN_BACKEND
 from courses.catalogue import catalogue_for, catalogue_tags, enroll_from_catalogue
 from courses.certificates import current_certificate
 from courses.content import (
@@ -140,7 +141,7 @@ def magic_link(request: HttpRequest, token: str) -> HttpResponse:
         logger.warning("Sign-in link rejected for staff user %s", redeemed.user.pk)
         return _referrer_origin_only(_invalid_link(request, staff=True))
 
-    login(request, redeemed.user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, redeemed.user, backend=SIGN_IN_BACKEND)
     remember_contact_id(request, redeemed.contact_id)
     return redirect(redeemed.next_path)
 

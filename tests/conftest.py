@@ -49,6 +49,11 @@ if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     # changed where it is read: the settings, Celery's configuration, and the
     # environment that subprocesses such as Celery workers inherit.
     broker_url = _worker_broker_url(settings.CELERY_BROKER_URL, worker)
+    if (
+        settings.CACHES.get("sessions", {}).get("LOCATION")
+        == settings.CELERY_BROKER_URL
+    ):
+        settings.CACHES["sessions"]["LOCATION"] = broker_url
     settings.CELERY_BROKER_URL = broker_url
     settings.NUDGEPATH_HUBSPOT_REDIS_URL = _worker_broker_url(
         settings.NUDGEPATH_HUBSPOT_REDIS_URL, worker

@@ -1,0 +1,69 @@
+"""Sessions kept in the database and read from Redis.
+
+Every signed-in request reads its session. Django's database backend makes
+that a query, which on the portal's busiest endpoint, the lesson
+heartbeat, cost as much as the heartbeat's own write. This backend is
+Django's cached_db with two changes:
+
+- A cached copy lives at most CACHED_SESSION_SECONDS. Signing out deletes
+  the database row and then the cached copy; if Redis fails between the
+  two, the copy would otherwise keep the session alive until it expired,
+  which may be weeks away.
+- A Redis error while reading or refreshing the cached copy is logged and
+  the session is read from the database, so a Redis outage slows pages
+  down instead of failing them. Signing out still fails with the error,
+  as in Django, so nobody is told they are signed out while a copy
+  remains.
+
+settings.SESSION_ENGINE names this module when a session cache URL is set
+(NUDGEPATH_SESSION_CACHE_URL, by default the Redis broker's URL).
+"""
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.backends import cached_db
+from django.core.cache import caches
+
+logger = logging.getLogger(__name__)
+
+# How long a cached copy of a session lives, in seconds. A learner's
+# session is read again from the database at most this often.
+CACHED_SESSION_SECONDS = 5 * 60
+
+
+class SessionStore(cached_db.SessionStore):
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        self.copies = caches[settings.SESSION_CACHE_ALIAS]
+
+    def load(self) -> dict[str, Any]:
+        try:
+            data = self.copies.get(self.cache_key)
+        except Exception:
+            logger.warning("Could not read session from the cache", exc_info=True)
+            data = None
+        if data is not None:
+            return data
+
+        stored = self._get_session_from_db()  # type: ignore[attr-defined]
+        if stored is None:
+            return {}
+        data = self.decode(stored.session_data)
+        self._keep_copy(data, self.get_expiry_age(expiry=stored.expire_date))
+        return data
+
+    def save(self, must_create: bool = False) -> None:
+        # The database backend's save, not cached_db's, which would cache the
+        # copy for the session's whole lifetime.
+        super(cached_db.SessionStore, self).save(must_create)
+        self._keep_copy(dict(self.items()), self.get_expiry_age())
+
+    def _keep_copy(self, data: dict[str, Any], expiry_age: int) -> None:
+        try:
+            self.copies.set(
+                self.cache_key, data, min(expiry_age, CACHED_SESSION_SECONDS)
+            )
+        except Exception:
+            logger.warning("Could not store session in the cache", exc_info=True)

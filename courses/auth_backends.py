@@ -1,0 +1,89 @@
+"""Sign-in backend that keeps signed-in users in the session cache.
+
+Django reads the signed-in user from the database on every request, to
+check that the account is still active and that its password has not
+changed since the session began. On the lesson heartbeat, the portal's
+busiest endpoint, that read cost more than the heartbeat's own write.
+
+CachedModelBackend is Django's ModelBackend with the user read from the
+session cache (USER_CACHE_ALIAS, Redis) for up to CACHED_USER_SECONDS.
+Saving or deleting a user drops the cached copy, so a password change or
+a deactivation through the admin or a form takes effect at once. A change
+made by QuerySet.update(), which sends no signal, takes effect within
+CACHED_USER_SECONDS. Without a session cache (the demo), it reads the
+database as ModelBackend does: a cache in each process's memory could not
+be cleared by the others.
+
+CoursesConfig.ready imports this module, so every process that can save a
+user, such as a Celery worker, clears the cache.
+"""
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+logger = logging.getLogger(__name__)
+
+CACHED_USER_SECONDS = 60
+# The backend a sign-in link signs the learner in with.
+SIGN_IN_BACKEND = "courses.auth_backends.CachedModelBackend"
+# The cache alias config.settings defines when a session cache URL is set.
+USER_CACHE_ALIAS = "sessions"
+
+
+class CachedModelBackend(ModelBackend):
+    def get_user(self, user_id: Any) -> Any:
+        cache = _user_cache()
+        if cache is None:
+            return super().get_user(user_id)
+
+        key = _cache_key(user_id)
+        try:
+            user = cache.get(key)
+        except Exception:
+            logger.warning(
+                "Could not read user %s from the cache", user_id, exc_info=True
+            )
+            return super().get_user(user_id)
+        if user is None:
+            user = super().get_user(user_id)
+            if user is not None:
+                _store(cache, key, user)
+        return user if user is not None and self.user_can_authenticate(user) else None
+
+
+def _user_cache() -> BaseCache | None:
+    if USER_CACHE_ALIAS not in settings.CACHES:
+        return None
+    return caches[USER_CACHE_ALIAS]
+
+
+def _cache_key(user_id: Any) -> str:
+    return f"auth.user.{user_id}"
+
+
+def _store(cache: BaseCache, key: str, user: Any) -> None:
+    try:
+        cache.set(key, user, CACHED_USER_SECONDS)
+    except Exception:
+        logger.warning("Could not store user in the cache", exc_info=True)
+
+
+@receiver(post_save, sender=get_user_model(), dispatch_uid="cached-user-saved")
+@receiver(post_delete, sender=get_user_model(), dispatch_uid="cached-user-deleted")
+def forget_cached_user(sender: type, instance: Any, **kwargs: Any) -> None:
+    """Drop the cached copy of a user that was saved or deleted.
+
+    A Redis error here is raised, not logged: the change would otherwise
+    stay unseen for CACHED_USER_SECONDS, and a deactivation must not.
+    """
+    cache = _user_cache()
+    if cache is not None:
+        cache.delete(_cache_key(instance.pk))

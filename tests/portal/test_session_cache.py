@@ -1,0 +1,149 @@
+"""Sessions and signed-in users read from Redis, and what still ends a session."""
+
+import logging
+
+import pytest
+from django.conf import settings
+from django.core.cache import caches
+from django.db import connection
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+
+from config.sessions import CACHED_SESSION_SECONDS
+from courses.auth_backends import CACHED_USER_SECONDS, SIGN_IN_BACKEND, USER_CACHE_ALIAS
+from courses.services import portal_user_for
+from tests.factories import make_contact
+from tests.portal.helpers import enroll_contact, lesson_url, make_course
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def session_cache():
+    """The suite runs with a Redis session cache, as production does."""
+    assert settings.SESSION_ENGINE == "config.sessions"
+    caches[USER_CACHE_ALIAS].clear()
+
+
+@pytest.fixture
+def learner():
+    contact = make_contact()
+    course, lessons = make_course(2)
+    enroll_contact(contact, course)
+    user = portal_user_for(contact)
+    client = Client()
+    client.force_login(user, backend=SIGN_IN_BACKEND)
+    return client, user, lesson_url(course, lessons[0])
+
+
+def session_and_user_queries(client: Client, url: str) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if "django_session" in q["sql"] or 'FROM "auth_user"' in q["sql"]
+    ]
+
+
+def test_signed_in_request_reads_neither_session_nor_user(learner):
+    client, _user, url = learner
+    client.get(url)
+
+    assert session_and_user_queries(client, url) == []
+
+
+def test_copies_live_at_most_their_limits(learner):
+    client, user, url = learner
+    client.get(url)
+
+    cache = caches[USER_CACHE_ALIAS]
+    redis = cache._cache.get_client()  # type: ignore[attr-defined]
+    session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    session_ttl = redis.ttl(
+        cache.make_key("django.contrib.sessions.cached_db" + session_key)
+    )
+    user_ttl = redis.ttl(cache.make_key(f"auth.user.{user.pk}"))
+
+    assert 0 < session_ttl <= CACHED_SESSION_SECONDS
+    assert 0 < user_ttl <= CACHED_USER_SECONDS
+
+
+def test_expired_copy_is_read_again_from_the_database(learner):
+    client, _user, url = learner
+    client.get(url)
+    caches[USER_CACHE_ALIAS].clear()
+
+    reads = session_and_user_queries(client, url)
+
+    assert len(reads) == 2
+    assert session_and_user_queries(client, url) == []
+
+
+def test_sign_out_ends_the_cached_session(learner):
+    client, _user, url = learner
+    client.get(url)
+    stolen = Client()
+    stolen.cookies = client.cookies.__class__(client.cookies)
+
+    client.post("/learn/sign-out/")
+
+    response = stolen.get(url)
+    assert response.status_code == 302
+    assert "/sign-in/" in response["Location"]
+
+
+def test_deactivation_signs_out_at_once(learner):
+    client, user, url = learner
+    client.get(url)
+
+    user.is_active = False
+    user.save()
+
+    response = client.get(url)
+    assert response.status_code == 302
+
+
+def test_password_change_ends_other_sessions(learner):
+    client, user, url = learner
+    client.get(url)
+
+    user.set_password("a new password for this test")
+    user.save()
+
+    response = client.get(url)
+    assert response.status_code == 302
+
+
+def test_session_from_before_the_cache_still_resolves():
+    contact = make_contact()
+    course, lessons = make_course(1)
+    enroll_contact(contact, course)
+    client = Client()
+    client.force_login(
+        portal_user_for(contact), backend="django.contrib.auth.backends.ModelBackend"
+    )
+
+    assert client.get(lesson_url(course, lessons[0])).status_code == 200
+
+
+UNREACHABLE_REDIS = {
+    **settings.CACHES,
+    "sessions": {
+        **settings.CACHES["sessions"],
+        # Nothing listens on port 1, so every command fails at once.
+        "LOCATION": "redis://127.0.0.1:1/0",
+    },
+}
+
+
+def test_redis_outage_falls_back_to_the_database(learner, caplog):
+    client, _user, url = learner
+
+    with override_settings(CACHES=UNREACHABLE_REDIS), caplog.at_level(logging.WARNING):
+        response = client.get(url)
+
+    assert response.status_code == 200
+    assert "Could not read session from the cache" in caplog.text
+    assert "Could not read user" in caplog.text
