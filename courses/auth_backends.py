@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.signals import user_logged_in
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.db.models.signals import post_delete, post_save
@@ -74,6 +75,16 @@ def _store(cache: BaseCache, key: str, user: Any) -> None:
         cache.set(key, user, CACHED_USER_SECONDS)
     except Exception:
         logger.warning("Could not store user in the cache", exc_info=True)
+
+
+@receiver(user_logged_in, dispatch_uid="cached-user-signed-in")
+def remember_signed_in_user(
+    sender: type, request: Any, user: Any, **kwargs: Any
+) -> None:
+    """Cache the user as they sign in, so their first page reads no user row."""
+    cache = _user_cache()
+    if cache is not None and user is not None and user.pk is not None:
+        _store(cache, _cache_key(user.pk), user)
 
 
 @receiver(post_save, sender=get_user_model(), dispatch_uid="cached-user-saved")

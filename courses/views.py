@@ -50,6 +50,7 @@ from courses.services import (
     Progress,
     complete_lesson,
     count_repeat_view,
+    course_lessons,
     course_outline,
     enrollment_progress,
     enrollments_for,
@@ -217,14 +218,19 @@ def course(request: HttpRequest, contact: Contact, slug: str) -> HttpResponse:
     return render(request, "portal/course.html", context)
 
 
+def enrolled_course(contact: Contact, slug: str) -> Enrollment:
+    """Find the contact's enrollment in a course, with its furthest lesson, or 404."""
+    return get_object_or_404(
+        enrollments_for(contact).select_related("furthest_lesson__module"),
+        course__slug=slug,
+    )
+
+
 def enrolled_lesson(
     contact: Contact, slug: str, lesson_id: int
 ) -> tuple[Enrollment, Lesson]:
     """Find a lesson through the contact's enrollment in its course, or raise 404."""
-    enrollment = get_object_or_404(
-        enrollments_for(contact).select_related("furthest_lesson__module"),
-        course__slug=slug,
-    )
+    enrollment = enrolled_course(contact, slug)
     lesson = get_object_or_404(
         Lesson.objects.select_related("module"),
         pk=lesson_id,
@@ -255,7 +261,12 @@ def _external_url(lesson: Lesson) -> str:
 def lesson(
     request: HttpRequest, contact: Contact, slug: str, lesson_id: int
 ) -> HttpResponse:
-    enrollment, current = enrolled_lesson(contact, slug, lesson_id)
+    enrollment = enrolled_course(contact, slug)
+    # The outline's lessons, read once: the current lesson is one of them.
+    lessons = course_lessons(enrollment.course_id)
+    current = next((lesson for lesson in lessons if lesson.pk == lesson_id), None)
+    if current is None:
+        raise Http404("No such lesson in this course.")
     if request.method == "GET":
         # Before the view is recorded, so the progress shown includes a
         # completion by the last step.
@@ -269,7 +280,9 @@ def lesson(
     # The outline reads every progress row of the enrollment after the
     # view is counted, so the current lesson's row comes from it.
     entries = [
-        entry for module in course_outline(enrollment) for entry in module.lessons
+        entry
+        for module in course_outline(enrollment, lessons)
+        for entry in module.lessons
     ]
     progress = None
     if request.method == "GET":

@@ -540,7 +540,7 @@ def test_admin_shows_time_spent(admin_client, viewed):
     assert '<td class="field-time_spent_seconds">14</td>' in listing.content.decode()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_replays_count_once():
     contact = make_contact()
     course, lessons = make_course(1)
