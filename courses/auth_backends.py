@@ -89,12 +89,21 @@ def remember_signed_in_user(
 
 @receiver(post_save, sender=get_user_model(), dispatch_uid="cached-user-saved")
 @receiver(post_delete, sender=get_user_model(), dispatch_uid="cached-user-deleted")
-def forget_cached_user(sender: type, instance: Any, **kwargs: Any) -> None:
+def forget_cached_user(
+    sender: type,
+    instance: Any,
+    update_fields: frozenset[str] | None = None,
+    **kwargs: Any,
+) -> None:
     """Drop the cached copy of a user that was saved or deleted.
 
+    Signing in saves last_login alone, which no sign-in check reads; that
+    save keeps the copy, so the first page after signing in reads no user.
     A Redis error here is raised, not logged: the change would otherwise
     stay unseen for CACHED_USER_SECONDS, and a deactivation must not.
     """
+    if update_fields is not None and set(update_fields) <= {"last_login"}:
+        return
     cache = _user_cache()
     if cache is not None:
         cache.delete(_cache_key(instance.pk))

@@ -54,6 +54,13 @@ def test_signed_in_request_reads_neither_session_nor_user(learner):
     assert session_and_user_queries(client, url) == []
 
 
+def test_first_page_after_sign_in_reads_no_user(learner):
+    client, _user, url = learner
+
+    # Signing in saved last_login, which keeps the cached copy.
+    assert session_and_user_queries(client, url) == []
+
+
 def test_copies_live_at_most_their_limits(learner):
     client, user, url = learner
     client.get(url)
