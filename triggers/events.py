@@ -5,11 +5,13 @@ event, ticket, survey answer or CRM change, courses when it records an
 enrollment, progress or a score or publishes a version that marks learners
 for recertification, and lifecycle when a CSM moves an account to another
 stage. The receiver here collects the account and the kind of
-data (its source) and, after the commit, hands them on:
+data (its source) and, after the commit, hands on all accounts of the
+transaction together:
 
 - With Redis as the broker, a ChangeCoalescer adds the sources to a set
-  per account and queues one process_account_changes task unless one is
-  already scheduled. That task evaluates, as of now and for that account
+  per account, for all accounts in one Redis transaction (one round trip),
+  and queues one process_account_changes task for each account that has
+  none scheduled yet. That task evaluates, as of now and for that account
   alone, the active triggers whose conditions read one of the sources.
   Changes that arrive while it runs are evaluated by a second run one
   coalescing window after the first, so a burst of changes for one account
@@ -23,7 +25,7 @@ The scheduled sweep remains the safety net: anything the event path misses
 
 import logging
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import lru_cache, partial
 from typing import Any
 
@@ -46,6 +48,10 @@ SCHEDULED_TTL_SECONDS = 300
 # Sources of an account that no run has taken yet are dropped after a day;
 # by then the scheduled sweep has evaluated them.
 PENDING_TTL_SECONDS = 24 * 60 * 60
+# The maximum number of accounts recorded in one Redis transaction. A
+# commit that changed more takes one round trip per this many, so that no
+# single EXEC holds Redis, which also carries the broker's queues, for long.
+ACCOUNTS_PER_ROUND_TRIP = 1000
 
 
 class ChangeCoalescer:
@@ -68,12 +74,44 @@ class ChangeCoalescer:
 
     def add(self, account_id: int, sources: Iterable[str]) -> bool:
         """Record changed sources; return True when the caller must queue a run."""
-        pending, _, scheduled = self._keys(account_id)
+        return account_id in self.add_many({account_id: sources})
+
+    def add_many(self, changes: Mapping[int, Iterable[str]]) -> list[int]:
+        """Record the changed sources of each account and return the accounts to run.
+
+        All accounts go in one MULTI/EXEC per ACCOUNTS_PER_ROUND_TRIP
+        accounts. The returned ids, in the order of changes, are the
+        accounts whose flag this call set, so the caller must queue their
+        runs. An account with no sources is skipped.
+        """
+        account_ids = [account_id for account_id, sources in changes.items() if sources]
+        must_queue: list[int] = []
+        for start in range(0, len(account_ids), ACCOUNTS_PER_ROUND_TRIP):
+            chunk = account_ids[start : start + ACCOUNTS_PER_ROUND_TRIP]
+            must_queue.extend(self._add_chunk(chunk, changes))
+        return must_queue
+
+    def _add_chunk(
+        self, account_ids: list[int], changes: Mapping[int, Iterable[str]]
+    ) -> list[int]:
         pipe = self.client.pipeline(transaction=True)
-        pipe.sadd(pending, *sorted(sources))
-        pipe.expire(pending, PENDING_TTL_SECONDS)
-        pipe.set(scheduled, 1, nx=True, ex=SCHEDULED_TTL_SECONDS)
-        return bool(pipe.execute()[2])
+        for account_id in account_ids:
+            pending, _, scheduled = self._keys(account_id)
+            # Pending goes before the flag. A run that clears the flag looks
+            # at pending again, so these sources are never left without one.
+            pipe.sadd(pending, *sorted(changes[account_id]))
+            pipe.expire(pending, PENDING_TTL_SECONDS)
+            pipe.set(scheduled, 1, nx=True, ex=SCHEDULED_TTL_SECONDS)
+        replies = pipe.execute()
+
+        # Each account has three replies. The third is that of SET NX, which
+        # is None when a run was already scheduled.
+        flags_set = replies[2::3]
+        return [
+            account_id
+            for account_id, flag_set in zip(account_ids, flags_set, strict=True)
+            if flag_set
+        ]
 
     def take(self, account_id: int) -> frozenset[str]:
         """Move the pending sources to processing and return everything in processing.
@@ -122,13 +160,19 @@ def on_data_changed(sender: Any, account_id: int, source: str, **kwargs: Any) ->
     """Receive customers.signals.data_changed: hand the change on after commit.
 
     Changes in one transaction are collected per account, so a transaction
-    that records 1,000 events hands on one set of sources.
+    that records 1,000 events hands on one set of sources, and all accounts
+    of the transaction are handed on together.
     """
-    _buffer().setdefault(account_id, set()).add(source)
+    pending: PendingChanges | None = getattr(_local, "pending", None)
+    if pending is None or pending.handed_on:
+        pending = PendingChanges()
+        _local.pending = pending
     # robust: the change is committed already, so a broker or Redis error
     # must not fail the request that recorded it. Django logs the error, and
-    # the next sweep evaluates the change.
-    transaction.on_commit(partial(_hand_on, account_id), robust=True)
+    # the next sweep evaluates the change. Django's log line for a failed
+    # robust callback reads its __qualname__, which a function has and a
+    # functools.partial does not.
+    transaction.on_commit(pending.add(account_id, source), robust=True)
 
 
 def triggers_reading(sources: Collection[str]) -> list[int]:
@@ -177,44 +221,102 @@ def queue_account_evaluation(account_id: int, sources: Collection[str]) -> int:
     return len(trigger_ids)
 
 
+class PendingChanges:
+    """The changes sent in one thread since its last hand-off, in the order sent."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[int, str]] = []
+        self.handed_on = False
+
+    def add(self, account_id: int, source: str) -> Callable[[], None]:
+        """Record a change and return the on_commit callback that hands it on."""
+        position = len(self.changes)
+        self.changes.append((account_id, source))
+
+        def hand_on() -> None:
+            self.hand_on_from(position)
+
+        return hand_on
+
+    def hand_on_from(self, position: int) -> None:
+        """Hand on every account changed at or after position, once.
+
+        Django runs a transaction's callbacks in the order they were
+        registered, and drops those of a transaction or savepoint that
+        rolled back. The first callback that runs therefore belongs to the
+        first change that committed. The changes before it were rolled back
+        and are left out, and the callbacks after it find their changes
+        handed on. A savepoint that rolled back after
+        that first change leaves its accounts in, and they are evaluated
+        once more, which is harmless.
+        """
+        if self.handed_on:
+            return
+        # Set before the hand-off, because an evaluation run here (eager
+        # tasks) may send changes of its own, which must start a new
+        # PendingChanges.
+        self.handed_on = True
+        sources: dict[int, set[str]] = {}
+        for account_id, source in self.changes[position:]:
+            sources.setdefault(account_id, set()).add(source)
+        _hand_on(sources)
+
+
+# Per thread, because each thread of a web server has its own transaction.
 _local = threading.local()
 
 
-def _buffer() -> dict[int, set[str]]:
-    # Per thread, because each thread of a web server has its own
-    # transaction. Entries of a transaction that rolled back stay until the
-    # next commit in the thread hands them on; evaluating an account once
-    # more is harmless.
-    if not hasattr(_local, "changes"):
-        _local.changes = {}
-    changes: dict[int, set[str]] = _local.changes
-    return changes
-
-
-def _hand_on(account_id: int) -> None:
-    sources = _buffer().pop(account_id, None)
-    if not sources:
-        # An earlier callback of the same transaction took them.
-        return
+def _hand_on(changes: Mapping[int, Collection[str]]) -> None:
     target = coalescer()
     if target is None:
-        queue_account_evaluation(account_id, sources)
+        for account_id, sources in changes.items():
+            _queue_for_account(
+                account_id, partial(queue_account_evaluation, account_id, sources)
+            )
         return
 
     from triggers.tasks import process_account_changes
 
     try:
-        must_queue = target.add(account_id, sources)
+        must_queue = target.add_many(changes)
     except redis.RedisError:
         logger.warning(
-            "Redis unavailable; account %s (%s) waits for the next sweep",
-            account_id,
-            ", ".join(sorted(sources)),
+            "Redis unavailable, so %s accounts wait for the next sweep: %s",
+            len(changes),
+            _describe(changes),
             exc_info=True,
         )
         return
-    if must_queue:
-        process_account_changes.delay(account_id)
+    for account_id in must_queue:
+        _queue_for_account(
+            account_id, partial(process_account_changes.delay, account_id)
+        )
+
+
+def _queue_for_account(account_id: int, queue: Callable[[], object]) -> None:
+    # One account's failure, a broker error for example, must not keep the
+    # accounts after it from being queued. Its change is committed, and the
+    # next sweep evaluates it.
+    try:
+        queue()
+    except Exception:
+        logger.exception(
+            "Queuing the evaluation of account %s failed, so the next sweep "
+            "evaluates its changes",
+            account_id,
+        )
+
+
+def _describe(changes: Mapping[int, Collection[str]], limit: int = 20) -> str:
+    # The accounts and their sources, cut to limit accounts so that a large
+    # commit does not write a huge log line.
+    described = [
+        f"{account_id} ({', '.join(sorted(sources))})"
+        for account_id, sources in list(changes.items())[:limit]
+    ]
+    if len(changes) > limit:
+        described.append(f"and {len(changes) - limit} more")
+    return "; ".join(described)
 
 
 @lru_cache(maxsize=4)
