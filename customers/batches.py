@@ -14,7 +14,6 @@ statement triggers, so nothing here counts events.
 
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +22,12 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from customers.ingestion import _require_aware, _require_json, _require_text
+from customers.ingestion import (
+    _require_aware,
+    _require_json,
+    _require_no_surrogate,
+    _require_text,
+)
 from customers.models import UsageEvent
 from customers.signals import send_data_changed
 
@@ -64,10 +68,6 @@ MAX_LENGTHS: dict[str, int] = {
 PROPERTIES_ENCODER = json.JSONEncoder(allow_nan=False)
 # The C function behind the encoder's strings: a quoted, ASCII-only JSON string.
 json_string = json.encoder.encode_basestring_ascii
-
-# Unpaired UTF-16 surrogates (a decoded "\ud800" with no partner) have no
-# UTF-8 form, so PostgreSQL rejects them in text and jsonb.
-SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +188,7 @@ def _checked_properties_json(row: UsageEventRow) -> str:
             or "\x00" in value
         ):
             _require_text(UsageEvent, name, value, label)
-        if not value.isascii() and SURROGATE.search(value):
-            raise ValueError(
-                f"{label} {value[:40]!r} contains an unpaired UTF-16 surrogate, "
-                "which is not valid Unicode; send the text as UTF-8"
-            )
+        _require_no_surrogate(value, label)
     if not row.external_id:
         raise ValueError("usage event external_id is blank; pass the source's id")
     if not row.name.strip():
@@ -237,23 +233,6 @@ def _properties_json(properties: Mapping[str, Any]) -> str:
     if "\\ud" in text:
         _require_no_surrogate(properties, "usage event properties")
     return text
-
-
-def _require_no_surrogate(value: Any, label: str) -> None:
-    """Raise ValueError for an unpaired surrogate in a key or string of value."""
-    if isinstance(value, str):
-        if SURROGATE.search(value):
-            raise ValueError(
-                f"{label} {value[:40]!r} contains an unpaired UTF-16 surrogate, "
-                "which jsonb cannot store; send the text as UTF-8"
-            )
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            _require_no_surrogate(key, f"{label} key")
-            _require_no_surrogate(item, f"{label}[{key!r}]")
-    elif isinstance(value, list | tuple):
-        for position, item in enumerate(value):
-            _require_no_surrogate(item, f"{label}[{position}]")
 
 
 def _first_of_each_id(rows: Sequence[UsageEventRow]) -> list[int]:

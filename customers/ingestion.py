@@ -9,6 +9,7 @@ already have the given values) writes nothing and sends nothing.
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -315,6 +316,10 @@ def _require_aware(instant: Any, name: str) -> None:
 # Characters of a rejected value shown in an error message.
 SHOWN_CHARACTERS = 40
 
+# Unpaired UTF-16 surrogates (a decoded "\ud800" with no partner) have no
+# UTF-8 form, so PostgreSQL rejects them in text and jsonb.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def _require_storable(
     model: type[models.Model], changes: Mapping[str, Any], what: str
@@ -340,6 +345,7 @@ def _require_text(
     if not isinstance(value, str):
         raise ValueError(f"{label}={value!r} must be a string")
     _require_no_nul(value, label)
+    _require_no_surrogate(value, label)
     max_length = getattr(model._meta.get_field(field_name), "max_length", None)
     if max_length is not None and len(value) > max_length:
         raise ValueError(
@@ -351,8 +357,9 @@ def _require_text(
 def _require_json(value: Any, label: str) -> None:
     """Raise ValueError naming the first part of value that jsonb cannot store.
 
-    jsonb has no NaN or infinity, and its strings cannot contain NUL. Other
-    Python types (a datetime, a set) have no JSON form at all.
+    jsonb has no NaN or infinity, and its strings cannot contain NUL or an
+    unpaired UTF-16 surrogate. Other Python types (a datetime, a set) have
+    no JSON form at all.
     """
     if value is None or isinstance(value, bool | int):
         return
@@ -365,11 +372,13 @@ def _require_json(value: Any, label: str) -> None:
         return
     if isinstance(value, str):
         _require_no_nul(value, label)
+        _require_no_surrogate(value, label)
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
             if isinstance(key, str):
                 _require_no_nul(key, f"{label} key")
+                _require_no_surrogate(key, f"{label} key")
             elif not (key is None or isinstance(key, bool | int | float)):
                 raise ValueError(
                     f"{label} key {key!r} is a {type(key).__name__}, which JSON "
@@ -394,6 +403,24 @@ def _require_no_nul(value: str, label: str) -> None:
             f"{label} {_shorten(value)} contains a NUL character (\\x00), which "
             "PostgreSQL cannot store in text; remove it"
         )
+
+
+def _require_no_surrogate(value: Any, label: str) -> None:
+    """Raise ValueError for an unpaired surrogate in a key or string of value."""
+    if isinstance(value, str):
+        # isascii() is a flag check, so ASCII text skips the search.
+        if not value.isascii() and SURROGATE.search(value):
+            raise ValueError(
+                f"{label} {_shorten(value)} contains an unpaired UTF-16 surrogate, "
+                "which PostgreSQL cannot store; send the text as UTF-8"
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _require_no_surrogate(key, f"{label} key")
+            _require_no_surrogate(item, f"{label}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for position, item in enumerate(value):
+            _require_no_surrogate(item, f"{label}[{position}]")
 
 
 def _shorten(value: str) -> str:

@@ -182,6 +182,7 @@ def _key(value: Any) -> str:
         raise Rejection(
             "invalid_key", f"key is {len(value)} characters, over {MAX_KEY_LENGTH}"
         )
+    _require_storable("invalid_key", "key", value)
     return value
 
 
@@ -198,6 +199,7 @@ def _identifier(raw: dict[str, Any], name: str) -> str | None:
     text = str(value)
     if not text or len(text) > MAX_ID_LENGTH:
         raise Rejection("invalid_id", f"{name} must be 1 to {MAX_ID_LENGTH} characters")
+    _require_storable("invalid_id", name, text)
     return text
 
 
@@ -211,7 +213,16 @@ def _text(raw: dict[str, Any], name: str, max_length: int) -> str | None:
             f"{name} must be a string of at most {max_length} characters "
             "without NUL characters",
         )
+    _require_storable("invalid_item", name, value)
     return value
+
+
+def _require_storable(code: str, name: str, text: str) -> None:
+    # PostgreSQL cannot store NUL or an unpaired UTF-16 surrogate in text, so
+    # these fields get the check that properties get, naming the field.
+    problem = storage_problem(text, MAX_PROPERTY_DEPTH)
+    if problem:
+        raise Rejection(code, f"{name} {_shown(text)} {problem}")
 
 
 def _occurred_at(value: Any, received_at: datetime) -> datetime:

@@ -197,3 +197,104 @@ def test_contact_attribute_over_column_size_rejected(sent_changes):
     assert contact.role == "Admin"
     assert contact.first_name != "Ann"
     assert sent_changes == []
+
+
+# Unpaired UTF-16 surrogates, as a JSON body's "\ud800" escape decodes to,
+# have no UTF-8 form, so PostgreSQL cannot store them in text or jsonb.
+LONE_SURROGATE = "\ud800"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "label"),
+    [
+        ({"name": f"Sign{LONE_SURROGATE}In"}, "usage event name"),
+        ({"feature": f"rep{LONE_SURROGATE}"}, "usage event feature"),
+        ({"external_id": f"m-{LONE_SURROGATE}"}, "usage event external_id"),
+        ({"properties": {"k": LONE_SURROGATE}}, "usage event properties['k']"),
+        ({"properties": {LONE_SURROGATE: 1}}, "usage event properties key"),
+        (
+            {"properties": {"plan": {"tags": ["ok", "\udfff"]}}},
+            "usage event properties['plan']['tags'][1]",
+        ),
+    ],
+)
+def test_event_surrogate_rejected(sent_changes, arguments, label):
+    contact = make_contact()
+    fields = {"name": "Report Run", **arguments}
+    name = fields.pop("name")
+
+    with pytest.raises(ValueError) as error:
+        customers.record_usage_event(contact, name, NOW, **fields)
+
+    message = str(error.value)
+    assert message.startswith(label)
+    assert "unpaired UTF-16 surrogate" in message
+    assert not UsageEvent.objects.exists()
+    assert sent_changes == []
+
+
+def test_event_paired_surrogates_accepted():
+    # A character outside the Basic Multilingual Plane, written as the
+    # JSON escape pair "\ud83d\ude80", decodes to one code point.
+    contact = make_contact()
+    rocket = "\U0001f680"
+
+    event = customers.record_usage_event(
+        contact, f"Launch {rocket}", NOW, properties={rocket: rocket}
+    )
+
+    event.refresh_from_db()
+    assert event.name == f"Launch {rocket}"
+    assert event.properties == {rocket: rocket}
+
+
+def test_ticket_topic_surrogate_rejected(sent_changes):
+    with pytest.raises(ValueError, match=r"ticket topic .* unpaired UTF-16 surrogate"):
+        customers.record_ticket(
+            make_account(), "T-9", NOW, "high", topic=LONE_SURROGATE
+        )
+
+    assert not SupportTicket.objects.exists()
+    assert sent_changes == []
+
+
+def test_survey_comment_surrogate_rejected(sent_changes):
+    with pytest.raises(
+        ValueError, match=r"survey comment .* unpaired UTF-16 surrogate"
+    ):
+        customers.record_survey_response(
+            make_contact(), "nps", 9, NOW, comment=LONE_SURROGATE
+        )
+
+    assert not SurveyResponse.objects.exists()
+    assert sent_changes == []
+
+
+def test_account_properties_surrogate_rejected(sent_changes):
+    account = make_account()
+
+    with pytest.raises(
+        ValueError, match=r"account properties\['k'\] .* unpaired UTF-16 surrogate"
+    ):
+        customers.update_account_attributes(
+            account, {"properties": {"k": LONE_SURROGATE}}
+        )
+
+    account.refresh_from_db()
+    assert account.properties == {}
+    assert sent_changes == []
+
+
+def test_contact_name_surrogate_rejected(sent_changes):
+    contact = make_contact(first_name="Ann")
+
+    with pytest.raises(
+        ValueError, match=r"contact first_name .* unpaired UTF-16 surrogate"
+    ):
+        customers.update_contact_attributes(
+            contact, {"first_name": f"A{LONE_SURROGATE}"}
+        )
+
+    contact.refresh_from_db()
+    assert contact.first_name == "Ann"
+    assert sent_changes == []

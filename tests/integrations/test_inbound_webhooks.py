@@ -318,3 +318,57 @@ def test_timestamp_at_the_floor_is_accepted(client, source, contact):
 
     assert response.status_code == 200, response.content
     assert UsageEvent.objects.get().occurred_at.year == 2000
+
+
+# A JSON body's "\ud800" escape decodes to an unpaired UTF-16 surrogate,
+# which PostgreSQL cannot store. json.dumps writes it back as that escape.
+@pytest.mark.parametrize(
+    ("item", "code", "named"),
+    [
+        (usage("s-1", event="Signed \ud800In"), "invalid_item", "event 'Signed"),
+        (
+            usage("s-2", event="Signed In", feature="rep\udfff"),
+            "invalid_item",
+            "feature 'rep",
+        ),
+        (
+            usage("s-3", event="Signed In", properties={"k": "\ud800"}),
+            "invalid_properties",
+            "properties contains",
+        ),
+        (
+            usage("s-4", event="Signed In", properties={"\ud800": 1}),
+            "invalid_properties",
+            "properties contains",
+        ),
+        (usage("k-\ud800", event="Signed In"), "invalid_key", "key 'k-"),
+        (
+            usage("s-6", event="Signed In", contact="user-\ud800"),
+            "invalid_id",
+            "contact 'user-",
+        ),
+        (
+            {"type": "usage_event", "key": "s-7", "email": "a\ud800@example.com"},
+            "invalid_item",
+            "email 'a",
+        ),
+        (
+            {"type": "account_properties", "key": "s-8", "account": "acct-\ud800"},
+            "invalid_id",
+            "account 'acct-",
+        ),
+    ],
+)
+def test_surrogate_in_item_rejected(client, source, contact, item, code, named):
+    item.setdefault("event", "Signed In")
+
+    response = post(client, {"items": [item]}, source.write_key)
+
+    assert response.status_code == 400, response.content
+    rejected = response.json()["rejected"]
+    assert len(rejected) == 1
+    assert rejected[0]["code"] == code
+    assert rejected[0]["reason"].startswith(named)
+    assert "unpaired UTF-16 surrogate" in rejected[0]["reason"]
+    assert not UsageEvent.objects.exists()
+    assert not InboundKey.objects.exists()

@@ -430,6 +430,20 @@ def test_not_utf8_rolls_back(folder):
     assert stored_counts() == (0, 0, 0, 0, 0)
 
 
+def test_encoded_surrogate_in_usage_rejected(folder):
+    # The UTF-8 form that some encoders write for a lone surrogate U+D800
+    # (bytes ED A0 80) is invalid UTF-8, so the strict decoding stops it
+    # before any value reaches PostgreSQL.
+    (folder / "usage_2024.csv").write_bytes(
+        ("\n".join(USAGE) + "\n").encode()
+        + b"U-3,C-1,Signed \xed\xa0\x80In,2024-03-03T08:00:00+00:00,1\n"
+    )
+
+    with pytest.raises(CsvImportError, match=r"usage_2024.csv is not UTF-8 .*0xed"):
+        import_folder(folder)
+    assert stored_counts() == (0, 0, 0, 0, 0)
+
+
 def test_several_files_match_one_pattern(folder):
     write_csv(
         folder, "usage_2025.csv", [USAGE[0], "U-3,C-1,Exported,2025-01-01T00:00:00Z,2"]
