@@ -262,3 +262,18 @@ def test_hand_off_error_keeps_commit(
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "coalescer misconfigured" in errors[0]
+
+
+def test_add_many_keeps_every_source(counting_coalescer):
+    changes = {31: {"usage", "crm", "tickets"}, 32: {"surveys"}}
+
+    must_queue = counting_coalescer.add_many(changes)
+
+    assert must_queue == [31, 32]
+    client = counting_coalescer.client
+    pending_key, _, scheduled_key = counting_coalescer._keys(31)
+    # Both keys expire: pending after a day, the flag after 5 minutes.
+    assert 0 < client.ttl(pending_key) <= events.PENDING_TTL_SECONDS
+    assert 0 < client.ttl(scheduled_key) <= events.SCHEDULED_TTL_SECONDS
+    assert counting_coalescer.take(31) == {"usage", "crm", "tickets"}
+    assert counting_coalescer.take(32) == {"surveys"}
