@@ -11,9 +11,10 @@ Django's cached_db with two changes:
   which may be weeks away.
 - A Redis error while reading or refreshing the cached copy is logged and
   the session is read from the database, so a Redis outage slows pages
-  down instead of failing them. Signing out still fails with the error,
-  as in Django, so nobody is told they are signed out while a copy
-  remains.
+  down instead of failing them. Signing in, which checks that its new key
+  is free, also falls back to the database. Signing out still fails with
+  the error, as in Django, so nobody is told they are signed out while a
+  copy remains.
 
 settings.SESSION_ENGINE names this module when a session cache URL is set
 (NUDGEPATH_SESSION_CACHE_URL, by default the Redis broker's URL).
@@ -53,6 +54,18 @@ class SessionStore(cached_db.SessionStore):
         data = self.decode(stored.session_data)
         self._keep_copy(data, self.get_expiry_age(expiry=stored.expire_date))
         return data
+
+    def exists(self, session_key: str | None) -> bool:
+        # Signing in asks whether a new random key is taken; during an outage
+        # the database, which holds every live session, answers alone.
+        if not session_key:
+            return False
+        try:
+            if self.cache_key_prefix + session_key in self.copies:
+                return True
+        except Exception:
+            logger.warning("Could not look up session in the cache", exc_info=True)
+        return bool(super(cached_db.SessionStore, self).exists(session_key))
 
     def save(self, must_create: bool = False) -> None:
         # The database backend's save, not cached_db's, which would cache the

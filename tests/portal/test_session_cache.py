@@ -1,6 +1,7 @@
 """Sessions and signed-in users read from Redis, and what still ends a session."""
 
 import logging
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -11,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from config.sessions import CACHED_SESSION_SECONDS
 from courses.auth_backends import CACHED_USER_SECONDS, SIGN_IN_BACKEND, USER_CACHE_ALIAS
-from courses.services import portal_user_for
+from courses.services import create_sign_in_url, portal_user_for
 from tests.factories import make_contact
 from tests.portal.helpers import enroll_contact, lesson_url, make_course
 
@@ -154,3 +155,20 @@ def test_redis_outage_falls_back_to_the_database(learner, caplog):
     assert response.status_code == 200
     assert "Could not read session from the cache" in caplog.text
     assert "Could not read user" in caplog.text
+
+
+def test_sign_in_by_link_during_redis_outage():
+    contact = make_contact()
+    course, lessons = make_course(1)
+    enroll_contact(contact, course)
+    # The learner has signed in before, so signing in creates no user.
+    portal_user_for(contact)
+    sign_in_path = urlsplit(create_sign_in_url(contact)).path
+    client = Client()
+
+    with override_settings(CACHES=UNREACHABLE_REDIS):
+        response = client.post(sign_in_path)
+        page = client.get(lesson_url(course, lessons[0]))
+
+    assert response.status_code == 302
+    assert page.status_code == 200
