@@ -27,6 +27,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.signals import user_logged_in
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -101,9 +102,18 @@ def forget_cached_user(
     save keeps the copy, so the first page after signing in reads no user.
     A Redis error here is raised, not logged: the change would otherwise
     stay unseen for CACHED_USER_SECONDS, and a deactivation must not.
+
+    Inside a transaction, such as an admin save, the copy is dropped again
+    on commit: until then other processes read the old row and may cache it.
     """
     if update_fields is not None and set(update_fields) <= {"last_login"}:
         return
     cache = _user_cache()
-    if cache is not None:
-        cache.delete(_cache_key(instance.pk))
+    if cache is None:
+        return
+
+    key = _cache_key(instance.pk)
+    cache.delete(key)
+    using = kwargs.get("using")
+    if transaction.get_connection(using).in_atomic_block:
+        transaction.on_commit(lambda: cache.delete(key), using=using)

@@ -1,17 +1,23 @@
 """Sessions and signed-in users read from Redis, and what still ends a session."""
 
 import logging
+import threading
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from config.sessions import CACHED_SESSION_SECONDS
-from courses.auth_backends import CACHED_USER_SECONDS, SIGN_IN_BACKEND, USER_CACHE_ALIAS
+from courses.auth_backends import (
+    CACHED_USER_SECONDS,
+    SIGN_IN_BACKEND,
+    USER_CACHE_ALIAS,
+    CachedModelBackend,
+)
 from courses.services import create_sign_in_url, portal_user_for
 from tests.factories import make_contact
 from tests.portal.helpers import enroll_contact, lesson_url, make_course
@@ -172,3 +178,23 @@ def test_sign_in_by_link_during_redis_outage():
 
     assert response.status_code == 302
     assert page.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deactivation_beats_a_concurrent_read():
+    user = portal_user_for(make_contact())
+    backend = CachedModelBackend()
+
+    def request_in_another_process() -> None:
+        # Its connection sees the row as committed: still active.
+        backend.get_user(user.pk)
+        connections.close_all()
+
+    with transaction.atomic():
+        user.is_active = False
+        user.save()
+        reader = threading.Thread(target=request_in_another_process)
+        reader.start()
+        reader.join()
+
+    assert backend.get_user(user.pk) is None
