@@ -180,7 +180,7 @@ def test_sign_in_by_link_during_redis_outage():
     assert page.status_code == 200
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_deactivation_beats_a_concurrent_read():
     user = portal_user_for(make_contact())
     backend = CachedModelBackend()
