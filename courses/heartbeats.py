@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import NotSupportedError, connection
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import F
 from django.utils import timezone
@@ -367,13 +367,32 @@ def _record_in_one_statement(
         "now": now,
         "slack": ELAPSED_SLACK_SECONDS,
     }
-    with _binding_cursor() as cursor:
-        cursor.execute(ONE_STATEMENT_SQL, params)
-        counted = cursor.fetchone()
+    try:
+        with _binding_cursor() as cursor:
+            cursor.execute(ONE_STATEMENT_SQL, params)
+            counted = cursor.fetchone()
+    except NotSupportedError as error:
+        _forget_stale_statement(error)
+        return None
     if counted is None:
         return None
     credited, spent, completed_at = counted
     return HeartbeatResult(True, credited, spent, completed=completed_at is not None)
+
+
+def _forget_stale_statement(error: NotSupportedError) -> None:
+    """Deallocate a prepared statement whose result type a migration changed.
+
+    PostgreSQL rejects such a statement with "cached plan must not change
+    result type" until the connection closes. psycopg (3.3) forgets its own
+    statements when it runs DEALLOCATE ALL, so later heartbeats prepare it
+    again. Inside a transaction the error aborted it, so it is raised.
+    """
+    stale = isinstance(error.__cause__, psycopg.errors.FeatureNotSupported)
+    if not stale or connection.in_atomic_block:
+        raise error
+    logger.warning("Deallocating the heartbeat statement after: %s", error)
+    connection.connection.execute("DEALLOCATE ALL")
 
 
 def _binding_cursor() -> CursorWrapper:
