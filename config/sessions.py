@@ -44,15 +44,19 @@ class SessionStore(cached_db.SessionStore):
             data = self.copies.get(self.cache_key)
         except Exception:
             logger.warning("Could not read session from the cache", exc_info=True)
-            data = None
+            # A Redis that failed to answer would make the copy wait too.
+            return self._load_from_db(keep_copy=False)
         if data is not None:
             return data
+        return self._load_from_db(keep_copy=True)
 
+    def _load_from_db(self, keep_copy: bool) -> dict[str, Any]:
         stored = self._get_session_from_db()  # type: ignore[attr-defined]
         if stored is None:
             return {}
         data = self.decode(stored.session_data)
-        self._keep_copy(data, self.get_expiry_age(expiry=stored.expire_date))
+        if keep_copy:
+            self._keep_copy(data, self.get_expiry_age(expiry=stored.expire_date))
         return data
 
     def exists(self, session_key: str | None) -> bool:

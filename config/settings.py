@@ -8,6 +8,7 @@ CELERY_BROKER_URL to Redis. See README.md for every variable.
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -160,12 +161,24 @@ SESSION_CACHE_URL = env_str(
     if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     else "",
 )
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Seconds a session cache command may wait for Redis to connect or answer.
+# With redis-py 8.2's defaults, a Redis that stops answering (unlike one
+# that refuses connections) held a request 5 seconds at every session and
+# user read or write, so a page took 15 seconds. A healthy Redis answers
+# these small commands in well under a millisecond.
+SESSION_CACHE_TIMEOUT_SECONDS = 0.25
+CACHES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 if SESSION_CACHE_URL:
     CACHES["sessions"] = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": SESSION_CACHE_URL,
         "KEY_PREFIX": "nudgepath",
+        "OPTIONS": {
+            "socket_connect_timeout": SESSION_CACHE_TIMEOUT_SECONDS,
+            "socket_timeout": SESSION_CACHE_TIMEOUT_SECONDS,
+        },
     }
     SESSION_ENGINE = "config.sessions"
     SESSION_CACHE_ALIAS = "sessions"

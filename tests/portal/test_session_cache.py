@@ -198,3 +198,31 @@ def test_deactivation_beats_a_concurrent_read():
         reader.join()
 
     assert backend.get_user(user.pk) is None
+
+
+def test_session_cache_commands_time_out_quickly():
+    options = settings.CACHES["sessions"]["OPTIONS"]
+
+    # redis-py's defaults held a request 5 seconds per command when Redis
+    # stopped answering, and a page makes up to four such commands.
+    assert 0 < options["socket_connect_timeout"] <= 1
+    assert 0 < options["socket_timeout"] <= 1
+
+
+def test_failed_session_read_stores_no_copy(learner, monkeypatch):
+    client, _user, url = learner
+    client.get(url)
+    cache = caches[USER_CACHE_ALIAS]
+    stored_keys = []
+
+    def fail(*args, **kwargs):
+        raise TimeoutError("Redis did not answer")
+
+    monkeypatch.setattr(cache, "get", fail)
+    monkeypatch.setattr(
+        cache, "set", lambda key, *args, **kwargs: stored_keys.append(key)
+    )
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert stored_keys == []
