@@ -94,6 +94,7 @@ def forget_cached_user(
     sender: type,
     instance: Any,
     update_fields: frozenset[str] | None = None,
+    created: bool = False,
     **kwargs: Any,
 ) -> None:
     """Drop the cached copy of a user that was saved or deleted.
@@ -107,6 +108,10 @@ def forget_cached_user(
     on commit: until then other processes read the old row and may cache it.
     """
     if update_fields is not None and set(update_fields) <= {"last_login"}:
+        return
+    if created:
+        # No copy of a new row can exist, and a learner's first sign-in
+        # creates their user, which must work while Redis is down.
         return
     cache = _user_cache()
     if cache is None:
