@@ -68,6 +68,22 @@ def env_url(name: str, default: str) -> str:
     return raw.rstrip("/")
 
 
+# The URL schemes redis-py connects with.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def env_redis_url(name: str, default: str) -> str:
+    """Read a Redis URL, or "" when the value is empty."""
+    raw = env_str(name, default)
+    if raw and urlparse(raw).scheme not in REDIS_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a Redis URL; use a form like "
+            "redis://127.0.0.1:6379/0, or set it empty to keep sessions in "
+            "the database alone."
+        )
+    return raw
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

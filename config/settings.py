@@ -18,6 +18,7 @@ from config.env import (
     env_bool,
     env_int,
     env_list,
+    env_redis_url,
     env_str,
     env_url,
 )
@@ -155,7 +156,7 @@ CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://localhost/"
 # Redis), a session is read from Redis and kept in the database, so a
 # signed-in request needs no session query (config/sessions.py). Without one,
 # as in the demo, sessions live in the database alone.
-SESSION_CACHE_URL = env_str(
+SESSION_CACHE_URL = env_redis_url(
     "NUDGEPATH_SESSION_CACHE_URL",
     CELERY_BROKER_URL
     if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))

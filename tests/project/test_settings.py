@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_int, env_str, env_url
+from config.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_redis_url,
+    env_str,
+    env_url,
+)
 
 
 def test_env_bool_rejects_unknown_word(monkeypatch):
@@ -83,3 +90,21 @@ def test_postgres_sessions_run_without_jit():
         (setting,) = cursor.fetchone()
 
     assert setting == "off"
+
+
+def test_session_cache_url_must_be_redis(monkeypatch):
+    # A mistyped URL would leave every page logging a cache error and every
+    # user save failing, with no error at start-up.
+    monkeypatch.setenv("NUDGEPATH_SESSION_CACHE_URL", "htp://127.0.0.1:6379/0")
+
+    with pytest.raises(ImproperlyConfigured, match="is not a Redis URL"):
+        env_redis_url("NUDGEPATH_SESSION_CACHE_URL", "")
+
+
+@pytest.mark.parametrize(
+    "url", ["", "redis://127.0.0.1:6379/3", "rediss://cache:6380/0", "unix:///r.sock"]
+)
+def test_session_cache_url_accepts_redis_forms(monkeypatch, url):
+    monkeypatch.setenv("NUDGEPATH_SESSION_CACHE_URL", url)
+
+    assert env_redis_url("NUDGEPATH_SESSION_CACHE_URL", "redis://default/0") == url
