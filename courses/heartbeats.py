@@ -35,6 +35,7 @@ completion by watching a video follows in its own transaction.
 """
 
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -225,7 +226,10 @@ def credit_for(beat: Heartbeat, credited_to: datetime | None, now: datetime) -> 
     ELAPSED_SLACK_SECONDS.
     """
     start = _credit_start(credited_to, now)
-    allowance = int((now - start).total_seconds()) + ELAPSED_SLACK_SECONDS
+    # Rounded down, not toward zero: when the credited time is already
+    # ahead of now, as the slack allows, truncating would add a second.
+    elapsed = math.floor((now - start).total_seconds())
+    allowance = elapsed + ELAPSED_SLACK_SECONDS
     return max(0, min(beat.active_seconds, MAX_HEARTBEAT_SECONDS, allowance))
 
 
@@ -328,7 +332,7 @@ ONE_STATEMENT_SQL = f"""WITH locked AS (
   SELECT id, credit_start, GREATEST(0, LEAST(
     %(active)s::integer,
     %(cap)s::integer,
-    trunc(extract(epoch FROM %(now)s::timestamptz - credit_start))::integer
+    floor(extract(epoch FROM %(now)s::timestamptz - credit_start))::integer
       + %(slack)s::integer
   )) AS seconds
   FROM locked

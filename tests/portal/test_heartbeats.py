@@ -117,6 +117,24 @@ def test_heartbeat_capped_by_elapsed_time(viewed):
     assert progress_of(lesson).time_spent_seconds == 3 + ELAPSED_SLACK_SECONDS
 
 
+def test_heartbeat_mark_stays_within_slack_of_now(viewed):
+    contact, _user, course, lesson = viewed
+
+    # Two heartbeats 0.5 s and 0.6 s after the page view, each claiming 15 s.
+    for number, milliseconds in ((1, 500), (2, 600)):
+        record_heartbeat(
+            contact.pk,
+            course.slug,
+            lesson.pk,
+            beat(number, 15),
+            at=NOW + timedelta(milliseconds=milliseconds),
+        )
+
+    # The credited time may reach at most the slack past now: 0.6 s + 2 s,
+    # so 2 whole seconds.
+    assert progress_of(lesson).time_spent_seconds == ELAPSED_SLACK_SECONDS
+
+
 def test_heartbeat_loop_adds_no_more_than_time_passed(viewed):
     contact, _user, course, lesson = viewed
 
