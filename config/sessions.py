@@ -6,9 +6,9 @@ heartbeat, cost as much as the heartbeat's own write. This backend is
 Django's cached_db with two changes:
 
 - A cached copy lives at most CACHED_SESSION_SECONDS. Signing out deletes
-  the database row and then the cached copy; if Redis fails between the
-  two, the copy would otherwise keep the session alive until it expired,
-  which may be weeks away.
+  the database row and then the cached copy. If Redis fails between the
+  two, the copy keeps the session alive until it expires, so it must not
+  live as long as the session, which may be weeks.
 - A Redis error while reading or refreshing the cached copy is logged and
   the session is read from the database, so a Redis outage slows pages
   down instead of failing them. Signing in, which checks that its new key
