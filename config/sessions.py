@@ -13,8 +13,8 @@ Django's cached_db with two changes:
   the session is read from the database, so a Redis outage slows pages
   down instead of failing them. Signing in, which checks that its new key
   is free, also falls back to the database. Signing out still fails with
-  the error, as in Django, so nobody is told they are signed out while a
-  copy remains.
+  the error, as in Django, so a sign-out that left a copy behind is never
+  reported as done.
 
 settings.SESSION_ENGINE names this module when a session cache URL is set
 (NUDGEPATH_SESSION_CACHE_URL, by default the Redis broker's URL).
@@ -44,7 +44,7 @@ class SessionStore(cached_db.SessionStore):
             data = self.copies.get(self.cache_key)
         except Exception:
             logger.warning("Could not read session from the cache", exc_info=True)
-            # A Redis that failed to answer would make the copy wait too.
+            # Storing a copy in a Redis that has just failed would wait again.
             return self._load_from_db(keep_copy=False)
         if data is not None:
             return data
@@ -60,8 +60,8 @@ class SessionStore(cached_db.SessionStore):
         return data
 
     def exists(self, session_key: str | None) -> bool:
-        # Signing in asks whether a new random key is taken; during an outage
-        # the database, which holds every live session, answers alone.
+        # Signing in checks whether a new random key is taken. During an
+        # outage the database, which contains every live session, decides.
         if not session_key:
             return False
         try:

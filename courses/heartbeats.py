@@ -308,7 +308,7 @@ def record_heartbeat(
 # conditions again on the latest version after waiting for the lock, so
 # concurrent replays still count once. A heartbeat it does not count
 # (another kind of lesson, a replay, an older page view, a lesson that is
-# not the learner's) takes the general path, which says why.
+# not the learner's) takes the general path, which returns the reason.
 ONE_STATEMENT_SQL = f"""WITH locked AS (
   SELECT progress.id,
     GREATEST(progress.heartbeat_at, %(floor)s::timestamptz) AS credit_start
@@ -388,14 +388,15 @@ def _forget_stale_statement(error: NotSupportedError) -> None:
     """Deallocate a prepared statement whose result type a migration changed.
 
     PostgreSQL rejects such a statement with "cached plan must not change
-    result type" until the connection closes. psycopg (3.3) forgets its own
-    statements when it runs DEALLOCATE ALL, so later heartbeats prepare it
-    again. Inside a transaction the error aborted it, so it is raised.
+    result type" until the connection closes. psycopg (3.3) clears its own
+    record of prepared statements when it runs DEALLOCATE ALL, so later
+    heartbeats prepare it again. Inside a transaction the error aborted the
+    transaction, so it is raised.
     """
     stale = isinstance(error.__cause__, psycopg.errors.FeatureNotSupported)
     if not stale or connection.in_atomic_block:
         raise error
-    logger.warning("Deallocating the heartbeat statement after: %s", error)
+    logger.warning("Heartbeat statement failed, deallocating it: %s", error)
     connection.connection.execute("DEALLOCATE ALL")
 
 

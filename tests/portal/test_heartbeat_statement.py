@@ -70,6 +70,6 @@ def test_heartbeat_after_column_type_change(caplog):
 
     assert all(result and result.accepted for result in after_change)
     assert len(after_change) == PREPARED_AFTER + 2
-    assert caplog.text.count("Deallocating the heartbeat statement") == 1
+    assert caplog.text.count("Heartbeat statement failed, deallocating it") == 1
     spent = LessonProgress.objects.get().time_spent_seconds
     assert spent == 15 * (beats + PREPARED_AFTER + 2)
