@@ -82,10 +82,17 @@ def _store(cache: BaseCache, key: str, user: Any) -> None:
 def remember_signed_in_user(
     sender: type, request: Any, user: Any, **kwargs: Any
 ) -> None:
-    """Cache the user as they sign in, so their first page reads no user row."""
+    """Cache the user as they sign in, so their first page reads no user row.
+
+    The row is read again rather than the object passed in cached, which
+    may carry related objects loaded for the sign-in that would go stale.
+    """
     cache = _user_cache()
-    if cache is not None and user is not None and user.pk is not None:
-        _store(cache, _cache_key(user.pk), user)
+    if cache is None or user is None or user.pk is None:
+        return
+    fresh = ModelBackend().get_user(user.pk)
+    if fresh is not None:
+        _store(cache, _cache_key(user.pk), fresh)
 
 
 @receiver(post_save, sender=get_user_model(), dispatch_uid="cached-user-saved")
