@@ -1,5 +1,6 @@
 """Quiz and exam pages: taking an attempt, results, errors and who may open them."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -152,6 +153,27 @@ def test_late_submission_shows_error(learner_client, learner):
     attempt.refresh_from_db()
     assert attempt.status == AttemptStatus.EXPIRED
     assert not Answer.objects.exists()
+
+
+def test_countdown_deadline_keeps_fractions(learner_client, learner):
+    course, exam = make_assessment(
+        LessonKind.EXAM, pass_mark=Decimal(50), time_limit_minutes=5
+    )
+    add_question(exam, QuestionKind.SINGLE_CHOICE, "One", YES_NO)
+    attempt = start_attempt(enroll_contact(learner, course), exam)
+    attempt.deadline = attempt.deadline.replace(microsecond=900_000)
+    attempt.save(update_fields=["deadline"])
+
+    content = learner_client.get(lesson_url(course, exam)).content.decode()
+
+    # Whole seconds would let the countdown end up to a second before the
+    # server's deadline, while answers are still accepted.
+    deadline = re.search(r'data-deadline="([0-9.]+)"', content)
+    assert deadline is not None
+    assert float(deadline.group(1)) == pytest.approx(attempt.deadline.timestamp())
+    server_now = re.search(r'data-server-now="([0-9.]+)"', content)
+    assert server_now is not None
+    assert "." in server_now.group(1)
 
 
 def test_attempt_beyond_limit_shows_error(learner_client, learner):
