@@ -161,6 +161,7 @@ def test_countdown_deadline_keeps_fractions(learner_client, learner):
     )
     add_question(exam, QuestionKind.SINGLE_CHOICE, "One", YES_NO)
     attempt = start_attempt(enroll_contact(learner, course), exam)
+    assert attempt.deadline is not None
     attempt.deadline = attempt.deadline.replace(microsecond=900_000)
     attempt.save(update_fields=["deadline"])
 
