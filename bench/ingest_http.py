@@ -9,7 +9,7 @@ Segment's libraries do, and check that every call was stored.
 The rate is the events of all bodies over the wall time from the first
 request to the last response.
 
-Each request still commits before it is answered. With several requests
+Each request still commits before its response is sent. With several requests
 in flight, one WAL flush covers every commit that is ready when it runs
 (PostgreSQL's documentation of commit_delay describes this), and one
 worker's Python work runs while another waits for the database, which a

@@ -162,8 +162,8 @@ SESSION_CACHE_URL = env_redis_url(
     if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     else "",
 )
-# Seconds a session cache command may wait for Redis to connect or answer.
-# With redis-py 8.2's defaults, a Redis that stops answering (unlike one
+# Seconds a session cache command may wait for Redis to connect or reply.
+# With redis-py 8.2's defaults, a Redis that stops responding (unlike one
 # that refuses connections) held a request 5 seconds at every session and
 # user read or write, so a page took 15 seconds. A healthy Redis answers
 # these small commands in well under a millisecond.

@@ -1,11 +1,11 @@
 """Precomputed facts for the dashboard, refreshed by a periodic task.
 
-The dashboard needs, per account, whether and when it was trained, when it
-first churned, first used the product and left onboarding; per contact and
-account, when each training rule was first met; and per enrollment, its
-lesson activity and scores. Computing them on each request reads every
-enrollment, attempt, churn event, stage change and lesson progress row.
-The fact tables (metrics.models) store them as dates, instants and counts,
+The dashboard needs these facts. Per account: whether and when it was
+trained, and when it first churned, first used the product and left
+onboarding. Per contact and account: when each training rule was first
+met. Per enrollment: its lesson activity and scores. Computing them on
+each request reads every enrollment, attempt, churn event, stage change
+and lesson progress row. The fact tables (metrics.models) store them as dates, instants and counts,
 so each report is one join or scan over narrow rows for any as-of day and
 filter. refresh_facts() recomputes every row in one transaction, and
 FactRefresh records when, for the dashboard to show.

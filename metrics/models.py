@@ -291,7 +291,7 @@ class AccountFact(models.Model):
 
     Each field is a date or an instant, never a flag evaluated on a day, so
     one refresh serves the comparison as of any day. metrics.facts refreshes
-    every row from the source tables; FactRefresh tells when.
+    every row from the source tables, and FactRefresh records when.
     """
 
     account = models.OneToOneField(

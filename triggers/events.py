@@ -50,11 +50,11 @@ SCHEDULED_TTL_SECONDS = 300
 PENDING_TTL_SECONDS = 24 * 60 * 60
 # The maximum number of accounts recorded in one Redis transaction. A
 # commit that changed more takes one round trip per this many, so that no
-# single script holds Redis, which also carries the broker's queues, for long.
+# single script blocks Redis, which also carries the broker's queues, for long.
 ACCOUNTS_PER_ROUND_TRIP = 1000
 
-# ChangeCoalescer.add_many() in one atomic step on the server. KEYS holds
-# each account's pending and scheduled keys in turn. ARGV holds the pending
+# ChangeCoalescer.add_many() in one atomic step on the server. KEYS contains
+# each account's pending and scheduled keys in turn. ARGV contains the pending
 # and scheduled expiries in seconds, then for each account the number of
 # its sources followed by the sources. For each account it adds the sources
 # to pending before it tries the flag, and it returns 1 for each account

@@ -164,7 +164,7 @@ def test_undated_completion_counts_only_for_today():
     assert dated.untrained_accounts == 1
 
 
-def test_first_usage_before_signup_is_not_time_to_value():
+def test_usage_before_signup_ignored():
     account = make_account(signup_date=date(2024, 3, 1))
     contact = make_contact(account)
     make_event(contact, at_noon(date(2024, 2, 20)))

@@ -188,7 +188,7 @@ def test_deactivation_beats_a_concurrent_read():
     backend = CachedModelBackend()
 
     def request_in_another_process() -> None:
-        # Its connection sees the row as committed: still active.
+        # Its connection reads the committed row, where the user is still active.
         backend.get_user(user.pk)
         connections.close_all()
 
@@ -206,7 +206,7 @@ def test_session_cache_commands_time_out_quickly():
     options = settings.CACHES["sessions"]["OPTIONS"]
 
     # redis-py's defaults held a request 5 seconds per command when Redis
-    # stopped answering, and a page makes up to four such commands.
+    # stopped responding, and a page makes up to four such commands.
     assert 0 < options["socket_connect_timeout"] <= 1
     assert 0 < options["socket_timeout"] <= 1
 

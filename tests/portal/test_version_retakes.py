@@ -1,4 +1,4 @@
-"""Recertification asks learners to pass again the quizzes and exams that changed."""
+"""Recertification requires passing again the quizzes and exams that changed."""
 
 from datetime import timedelta
 from decimal import Decimal
