@@ -5,9 +5,9 @@ trained, and when it first churned, first used the product and left
 onboarding. Per contact and account: when each training rule was first
 met. Per enrollment: its lesson activity and scores. Computing them on
 each request reads every enrollment, attempt, churn event, stage change
-and lesson progress row. The fact tables (metrics.models) store them as dates, instants and counts,
-so each report is one join or scan over narrow rows for any as-of day and
-filter. refresh_facts() recomputes every row in one transaction, and
+and lesson progress row. The fact tables (metrics.models) store them as
+dates, instants and counts, so each report is one join or scan over narrow
+rows for any as-of day and filter. refresh_facts() recomputes every row in one transaction, and
 FactRefresh records when, for the dashboard to show.
 
 A refresh is about twenty grouped statements over the source tables, a
