@@ -7,8 +7,8 @@ met. Per enrollment: its lesson activity and scores. Computing them on
 each request reads every enrollment, attempt, churn event, stage change
 and lesson progress row. The fact tables (metrics.models) store them as
 dates, instants and counts, so each report is one join or scan over narrow
-rows for any as-of day and filter. refresh_facts() recomputes every row in one transaction, and
-FactRefresh records when, for the dashboard to show.
+rows for any as-of day and filter. refresh_facts() recomputes every row in
+one transaction, and FactRefresh records when, for the dashboard to show.
 
 A refresh is about twenty grouped statements over the source tables, a
 few seconds at full size, so it recomputes everything rather than
