@@ -1,10 +1,12 @@
-"""Checks that a JSON value from a request can be stored in a jsonb column."""
+"""Checks that a JSON value from a request can be stored in a jsonb column.
 
-import re
+PostgreSQL's jsonb rejects the NUL character and unpaired UTF-16
+surrogates, which customers.ingestion's SURROGATE pattern finds.
+"""
+
 from typing import Any
 
-# PostgreSQL's jsonb rejects the NUL character and unpaired UTF-16 surrogates.
-SURROGATE = re.compile("[\ud800-\udfff]")
+from customers.ingestion import SURROGATE
 
 
 def storage_problem(value: Any, max_depth: int, depth: int = 0) -> str:
