@@ -42,9 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
-from django.db import NotSupportedError, connection
-from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -58,6 +56,7 @@ from courses.models import (
     LessonProgress,
     Module,
 )
+from courses.prepared import fetch_prepared
 from courses.services import complete_lesson
 
 logger = logging.getLogger(__name__)
@@ -371,49 +370,11 @@ def _record_in_one_statement(
         "now": now,
         "slack": ELAPSED_SLACK_SECONDS,
     }
-    try:
-        with _binding_cursor() as cursor:
-            cursor.execute(ONE_STATEMENT_SQL, params)
-            counted = cursor.fetchone()
-    except NotSupportedError as error:
-        _forget_stale_statement(error)
-        return None
+    counted = fetch_prepared(ONE_STATEMENT_SQL, params)
     if counted is None:
         return None
     credited, spent, completed_at = counted
     return HeartbeatResult(True, credited, spent, completed=completed_at is not None)
-
-
-def _forget_stale_statement(error: NotSupportedError) -> None:
-    """Deallocate a prepared statement whose result type a migration changed.
-
-    PostgreSQL rejects such a statement with "cached plan must not change
-    result type" until the connection closes. psycopg (3.3) clears its own
-    record of prepared statements when it runs DEALLOCATE ALL, so later
-    heartbeats prepare it again. Inside a transaction the error aborted the
-    transaction, so it is raised.
-    """
-    stale = isinstance(error.__cause__, psycopg.errors.FeatureNotSupported)
-    if not stale or connection.in_atomic_block:
-        raise error
-    logger.warning("Heartbeat statement failed, deallocating it: %s", error)
-    connection.connection.execute("DEALLOCATE ALL")
-
-
-def _binding_cursor() -> CursorWrapper:
-    """Return a Django cursor over a psycopg cursor that binds on the server.
-
-    psycopg prepares a statement that such a cursor runs repeatedly on one
-    connection (settings: prepare_threshold), and planning this statement's
-    joins took ten times as long as running it. Django's own cursors bind
-    on the client and never prepare. The wrapper is Django's, so errors,
-    query logging and assertNumQueries work as for any query.
-    """
-    connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
-    if connection.queries_logged:
-        return CursorDebugWrapper(raw, connection)
-    return CursorWrapper(raw, connection)
 
 
 def _carries_media_fields(beat: Heartbeat) -> bool:

@@ -30,12 +30,17 @@ from courses.content import (
     embed_player_url,
     lesson_html,
     session_time,
-    tick_by_events,
     video_embed_url,
 )
 from courses.forms import SignInLinkForm
 from courses.heartbeats import HEARTBEAT_INTERVAL_SECONDS
+from courses.lesson_page import (
+    LessonPage,
+    count_view_and_read,
+    repeat_view_in_one_statement,
+)
 from courses.models import (
+    Course,
     Enrollment,
     EnrollmentStatus,
     Lesson,
@@ -44,19 +49,16 @@ from courses.models import (
     Question,
 )
 from courses.paths import path_overview
-from courses.portal_session import remember_contact_id
+from courses.portal_session import remember_contact_id, signed_in_contact_id
 from courses.services import (
     LessonEntry,
     Progress,
     complete_lesson,
-    count_repeat_view,
-    course_lessons,
     course_outline,
     enrollment_progress,
     enrollments_for,
     find_sign_in_link,
     lesson_path,
-    record_lesson_view,
     redeem_sign_in_link,
     request_sign_in_link,
 )
@@ -256,58 +258,57 @@ def _external_url(lesson: Lesson) -> str:
     return url if url.lower().startswith(("https://", "http://")) else ""
 
 
-@contact_required
+@login_required
 @require_http_methods(["GET", "HEAD"])
-def lesson(
+def lesson(request: HttpRequest, slug: str, lesson_id: int) -> HttpResponseBase:
+    """Show a lesson, counting the page view; see courses.lesson_page."""
+    page = None
+    if request.method == "GET":
+        contact_id = signed_in_contact_id(request)
+        if contact_id is not None:
+            page = repeat_view_in_one_statement(contact_id, slug, lesson_id)
+    if page is None:
+        return _lesson_by_general_path(request, slug=slug, lesson_id=lesson_id)
+    return _lesson_response(request, page)
+
+
+@contact_required
+def _lesson_by_general_path(
     request: HttpRequest, contact: Contact, slug: str, lesson_id: int
 ) -> HttpResponse:
-    enrollment = enrolled_course(contact, slug)
-    # The outline's lessons, read once: the current lesson is one of them.
-    lessons = course_lessons(enrollment.course_id)
-    current = next((lesson for lesson in lessons if lesson.pk == lesson_id), None)
-    if current is None:
-        raise Http404("No such lesson in this course.")
-    if request.method == "GET":
-        # Before the view is recorded, so the progress shown includes a
-        # completion by the last step.
-        if current.kind == LessonKind.CHECKLIST:
-            tick_by_events(enrollment, current)
-        # A repeat view costs one UPDATE; a first view or one that moves
-        # the furthest lesson takes the locked transaction.
-        if not count_repeat_view(enrollment, current):
-            record_lesson_view(enrollment, current)
+    page = count_view_and_read(
+        contact, slug, lesson_id, count_view=request.method == "GET"
+    )
+    return _lesson_response(request, page)
 
-    # The outline reads every progress row of the enrollment after the
-    # view is counted, so the current lesson's row comes from it.
-    entries = [
-        entry
-        for module in course_outline(enrollment, lessons)
-        for entry in module.lessons
-    ]
-    progress = None
-    if request.method == "GET":
-        progress = next(
-            entry.progress for entry in entries if entry.lesson.pk == current.pk
-        )
-    previous, following = _neighbours(entries, current)
+
+def _lesson_response(request: HttpRequest, page: LessonPage) -> HttpResponse:
+    enrollment, current, progress = page.enrollment, page.lesson, page.progress
+    course = enrollment.course
     context = {
         "enrollment": enrollment,
-        "course": enrollment.course,
+        "course": course,
         "lesson": current,
         "lesson_progress": progress,
         "external_url": _external_url(current),
-        "previous_url": lesson_path(enrollment.course, previous) if previous else None,
-        "next_url": lesson_path(enrollment.course, following) if following else None,
+        "previous_url": _lesson_url(course, page.previous_id),
+        "next_url": _lesson_url(course, page.next_id),
         "assessment": (
             assessment_state(enrollment, current) if _has_questions(current) else None
         ),
         "body_html": lesson_html(current),
         "heartbeat_interval": HEARTBEAT_INTERVAL_SECONDS,
-        **_content_context(
-            contact, enrollment, current, progress, _site_origin(request)
-        ),
+        **_content_context(enrollment, current, progress, _site_origin(request)),
     }
     return render(request, "portal/lesson.html", context)
+
+
+def _lesson_url(course: Course, lesson_id: int | None) -> str | None:
+    if lesson_id is None:
+        return None
+    return reverse(
+        "portal:lesson", kwargs={"slug": course.slug, "lesson_id": lesson_id}
+    )
 
 
 def _embed_start(progress: LessonProgress | None) -> int:
@@ -329,7 +330,6 @@ def _stored_size(lesson: Lesson) -> int | None:
 
 
 def _content_context(
-    contact: Contact,
     enrollment: Enrollment,
     lesson: Lesson,
     progress: LessonProgress | None,
@@ -377,7 +377,7 @@ def _content_context(
     if kind == LessonKind.CHECKLIST:
         context["checklist"] = checklist_state(enrollment, lesson)
     if kind == LessonKind.LIVE_SESSION:
-        context["session"] = session_time(lesson, contact)
+        context["session"] = session_time(lesson, enrollment.contact)
     return context
 
 

@@ -5,6 +5,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import psycopg
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
@@ -15,9 +16,11 @@ from courses.models import (
     Enrollment,
     Lesson,
     LessonKind,
+    LessonProgress,
     Module,
     Question,
 )
+from courses.portal_session import CONTACT_ID_SESSION_KEY
 from courses.services import enroll, portal_user_for
 from customers.models import Contact
 from tests.factories import NOW
@@ -61,7 +64,11 @@ def enroll_contact(contact: Contact, course: Course) -> Enrollment:
 
 
 def sign_in(client: Client, contact: Contact) -> Client:
+    """Sign the contact in as a sign-in link does: the user, and the contact's id."""
     client.force_login(portal_user_for(contact))
+    session = client.session
+    session[CONTACT_ID_SESSION_KEY] = contact.pk
+    session.save()
     return client
 
 
@@ -160,3 +167,22 @@ def run_at_once(*targets: Callable[[], object]) -> list[Exception]:
     for thread in threads:
         thread.join(timeout=30)
     return errors
+
+
+def alter_progress_column(column: str, type_name: str) -> None:
+    """Change a lesson progress column's type as a migration would, elsewhere.
+
+    The change is made from another connection, so prepared statements on
+    the test's own connection see it as a deploy's migration would.
+    """
+    settings = connection.settings_dict
+    table = LessonProgress._meta.db_table
+    with psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        host=settings["HOST"],
+        port=settings["PORT"],
+        autocommit=True,
+    ) as other:
+        other.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {type_name}")

@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-import psycopg
 import pytest
 from django.db import connection
 
@@ -10,7 +9,7 @@ from courses.heartbeats import Heartbeat, record_heartbeat
 from courses.models import LessonProgress
 from courses.services import record_lesson_view
 from tests.factories import NOW, make_contact
-from tests.portal.helpers import enroll_contact, make_course
+from tests.portal.helpers import alter_progress_column, enroll_contact, make_course
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the one statement runs on PostgreSQL"
@@ -18,23 +17,6 @@ pytestmark = pytest.mark.skipif(
 
 # Enough heartbeats for psycopg to prepare the statement (prepare_threshold).
 PREPARED_AFTER = 5
-TABLE = LessonProgress._meta.db_table
-
-
-def alter_spent_column(type_name: str) -> None:
-    """Change the column type as a migration would, from another connection."""
-    settings = connection.settings_dict
-    with psycopg.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        password=settings["PASSWORD"],
-        host=settings["HOST"],
-        port=settings["PORT"],
-        autocommit=True,
-    ) as other:
-        other.execute(
-            f"ALTER TABLE {TABLE} ALTER COLUMN time_spent_seconds TYPE {type_name}"
-        )
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -58,7 +40,7 @@ def test_heartbeat_after_column_type_change(caplog):
     beats = PREPARED_AFTER + 2
     for sequence in range(1, beats + 1):
         send(sequence)
-    alter_spent_column("bigint")
+    alter_progress_column("time_spent_seconds", "bigint")
     try:
         # Enough to prepare the statement again and run it prepared.
         later = range(beats + 1, beats + PREPARED_AFTER + 3)
@@ -66,10 +48,10 @@ def test_heartbeat_after_column_type_change(caplog):
     finally:
         # Later tests reuse this connection, which prepared the statement.
         connection.close()
-        alter_spent_column("integer")
+        alter_progress_column("time_spent_seconds", "integer")
 
     assert all(result and result.accepted for result in after_change)
     assert len(after_change) == PREPARED_AFTER + 2
-    assert caplog.text.count("Heartbeat statement failed, deallocating it") == 1
+    assert caplog.text.count("A prepared statement failed, deallocating it") == 1
     spent = LessonProgress.objects.get().time_spent_seconds
     assert spent == 15 * (beats + PREPARED_AFTER + 2)

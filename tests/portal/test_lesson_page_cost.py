@@ -1,4 +1,4 @@
-"""The lesson page's cost: a repeat view is one UPDATE, the text is rendered once."""
+"""The lesson page's general path: a repeat view's queries; text rendered once."""
 
 import pytest
 from django.core.cache import cache
@@ -6,7 +6,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from courses import content
+from courses import content, views
 from courses.models import Enrollment, LessonProgress
 from courses.services import count_repeat_view, record_lesson_view
 from tests.factories import NOW, make_contact
@@ -33,7 +33,9 @@ def page_queries(client: Client, url: str) -> list[str]:
     ]
 
 
-def test_repeat_view_costs_five_queries():
+def test_general_path_repeat_view_costs_five_queries(monkeypatch):
+    # On SQLite, or for a kind whose page reads more, views take this path.
+    monkeypatch.setattr(views, "repeat_view_in_one_statement", lambda *args: None)
     contact = make_contact()
     course, lessons = make_course(5, 5)
     enroll_contact(contact, course)
@@ -55,7 +57,8 @@ def test_repeat_view_costs_five_queries():
     assert LessonProgress.objects.get(lesson=lessons[2]).views == 2
 
 
-def test_repeat_view_query_count_independent_of_course_size():
+def test_general_path_cost_independent_of_course_size(monkeypatch):
+    monkeypatch.setattr(views, "repeat_view_in_one_statement", lambda *args: None)
     contact = make_contact()
     small, small_lessons = make_course(2)
     large, large_lessons = make_course(10, 10, 10)

@@ -18,6 +18,7 @@ from courses.auth_backends import (
     USER_CACHE_ALIAS,
     CachedModelBackend,
 )
+from courses.portal_session import CONTACT_ID_SESSION_KEY
 from courses.services import create_sign_in_url, portal_user_for
 from tests.factories import make_contact
 from tests.portal.helpers import enroll_contact, lesson_url, make_course
@@ -40,6 +41,10 @@ def learner():
     user = portal_user_for(contact)
     client = Client()
     client.force_login(user, backend=SIGN_IN_BACKEND)
+    # As the sign-in link does.
+    session = client.session
+    session[CONTACT_ID_SESSION_KEY] = contact.pk
+    session.save()
     return client, user, lesson_url(course, lessons[0])
 
 

@@ -1,0 +1,63 @@
+"""Statements that psycopg prepares once per connection, for the busiest requests.
+
+Django's cursors bind parameters on the client, so PostgreSQL plans every
+query again. For the few statements that run on almost every portal
+request (a lesson's heartbeat, a repeat view of a lesson), planning their
+joins took several times as long as running them. A cursor that binds on
+the server lets psycopg prepare a statement once it has run
+``prepare_threshold`` times on a connection (settings.DATABASES).
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from django.db import NotSupportedError, connection
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+
+logger = logging.getLogger(__name__)
+
+
+def binding_cursor() -> CursorWrapper:
+    """Return a Django cursor over a psycopg cursor that binds on the server.
+
+    The wrapper is Django's, so errors, query logging and assertNumQueries
+    work as for any query.
+    """
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    if connection.queries_logged:
+        return CursorDebugWrapper(raw, connection)
+    return CursorWrapper(raw, connection)
+
+
+def forget_stale_statement(error: NotSupportedError) -> None:
+    """Deallocate a prepared statement whose result type a migration changed.
+
+    PostgreSQL rejects such a statement with "cached plan must not change
+    result type" until the connection closes. psycopg (3.3) clears its own
+    record of prepared statements when it runs DEALLOCATE ALL, so the next
+    call prepares it again; the caller takes its general path this once.
+    Inside a transaction the error aborted the transaction, so it is raised.
+    """
+    stale = isinstance(error.__cause__, psycopg.errors.FeatureNotSupported)
+    if not stale or connection.in_atomic_block:
+        raise error
+    logger.warning("A prepared statement failed, deallocating it: %s", error)
+    connection.connection.execute("DEALLOCATE ALL")
+
+
+def fetch_prepared(sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Run a statement through a binding cursor; return its first row or None.
+
+    None also when the prepared statement was stale and was deallocated,
+    so the caller takes its general path once.
+    """
+    try:
+        with binding_cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    except NotSupportedError as error:
+        forget_stale_statement(error)
+        return None
