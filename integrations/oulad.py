@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from courses.models import Course
+from courses.versions import record_first_version
 from customers.models import Contact
 from integrations.csvfiles import CsvRow, DatasetFiles, read_csv, require_folder
 from integrations.oulad_courses import (
@@ -112,6 +114,12 @@ def write_oulad(files: OuladFiles, progress: bool = False) -> ImportReport:
     write_courses(courses, report, progress)
     write_assessments(courses, assessments, report, progress)
     write_materials(courses, materials, report, progress)
+    # Before the enrollments, so version 1 records the lessons as imported
+    # and a later publication lists what a CSM changed since.
+    for course in Course.objects.filter(
+        external_id__in=[plan.external_id for plan in courses.values()]
+    ):
+        record_first_version(course)
     enrollments = write_enrollments(registrations, contact_of, report, progress)
     results = RESULTS_FILES[0] if RESULTS_FILES[0] in tables else RESULTS_FILES[1]
     write_results(results, tables[results], assessments, enrollments, report, progress)

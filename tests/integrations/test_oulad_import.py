@@ -5,7 +5,14 @@ from decimal import Decimal
 
 import pytest
 
-from courses.models import Course, Enrollment, Lesson, LessonProgress, Module
+from courses.models import (
+    Course,
+    CourseVersion,
+    Enrollment,
+    Lesson,
+    LessonProgress,
+    Module,
+)
 from integrations import bulk
 from integrations.services import ImportDataError, import_oulad
 from tests.factories import make_account, make_contact
@@ -172,6 +179,20 @@ def test_clicks_count_as_lesson_views(oulad_folder, contacts):
     assert viewed.completed_at is None
     errors = issue_lines(report.errors, "studentVle_prefix_AAA_2013J.csv")
     assert set(errors) == {5, 6}
+
+
+def test_import_records_version_one(oulad_folder, contacts):
+    import_oulad(oulad_folder)
+
+    courses = Course.objects.filter(external_id__in=["AAA-2013J", "BBB-2013B"])
+    assert len(courses) == 2
+    for course in courses:
+        first = CourseVersion.objects.get(course=course, number=1)
+        lessons = Lesson.objects.filter(module__course=course)
+        assert first.lesson_count == lessons.count()
+        assert {lesson["id"] for lesson in first.snapshot["lessons"]} == set(
+            lessons.values_list("pk", flat=True)
+        )
 
 
 def test_reimport_adds_no_rows(oulad_folder, contacts):
