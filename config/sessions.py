@@ -16,6 +16,9 @@ Django's cached_db with two changes:
   the error, as in Django, so a sign-out that left a copy behind is never
   reported as done.
 
+The async methods (aload, aexists, asave) run the same code in a thread,
+so code that awaits them gets the same expiry and fallback.
+
 settings.SESSION_ENGINE names this module when a session cache URL is set
 (NUDGEPATH_SESSION_CACHE_URL, by default the Redis broker's URL).
 """
@@ -23,6 +26,7 @@ settings.SESSION_ENGINE names this module when a session cache URL is set
 import logging
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends import cached_db
 from django.core.cache import caches
@@ -84,3 +88,14 @@ class SessionStore(cached_db.SessionStore):
             )
         except Exception:
             logger.warning("Could not store session in the cache", exc_info=True)
+
+    # Django's cached_db has async versions that read and write the cache
+    # without the changes above, so they are replaced by the sync ones.
+    async def aload(self) -> dict[str, Any]:
+        return await sync_to_async(self.load)()
+
+    async def aexists(self, session_key: str | None) -> bool:
+        return await sync_to_async(self.exists)(session_key)
+
+    async def asave(self, must_create: bool = False) -> None:
+        await sync_to_async(self.save)(must_create)

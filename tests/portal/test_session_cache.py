@@ -5,13 +5,14 @@ import threading
 from urllib.parse import urlsplit
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, connections, transaction
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
-from config.sessions import CACHED_SESSION_SECONDS
+from config.sessions import CACHED_SESSION_SECONDS, SessionStore
 from courses.auth_backends import (
     CACHED_USER_SECONDS,
     SIGN_IN_BACKEND,
@@ -233,3 +234,26 @@ def test_failed_session_read_stores_no_copy(learner, monkeypatch):
 
     assert response.status_code == 200
     assert stored_keys == []
+
+
+def test_async_methods_keep_limit_and_fallback(learner, monkeypatch):
+    client, _user, url = learner
+    client.get(url)
+    session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    cache = caches[USER_CACHE_ALIAS]
+    redis = cache._cache.get_client()  # type: ignore[attr-defined]
+
+    store = SessionStore(session_key)
+    store["note"] = "saved asynchronously"
+    async_to_sync(store.asave)()
+    session_ttl = redis.ttl(store.copies.make_key(store.cache_key))
+
+    def fail(*args, **kwargs):
+        raise TimeoutError("Redis did not answer")
+
+    monkeypatch.setattr(store.copies, "get", fail)
+    loaded = async_to_sync(store.aload)()
+
+    assert 0 < session_ttl <= CACHED_SESSION_SECONDS
+    assert loaded["note"] == "saved asynchronously"
+    assert async_to_sync(store.aexists)(session_key)
