@@ -7,6 +7,8 @@ busiest endpoint, that read cost more than the heartbeat's own write.
 
 CachedModelBackend is Django's ModelBackend with the user read from the
 session cache (USER_CACHE_ALIAS, Redis) for up to CACHED_USER_SECONDS.
+Only users without a usable password are cached: learners, who sign in by
+link. Staff users with a password are read from the database.
 Saving or deleting a user drops the cached copy, so a password change or
 a deactivation through the admin or a form takes effect at once. A change
 made by QuerySet.update(), which sends no signal, takes effect within
@@ -72,6 +74,11 @@ def _cache_key(user_id: Any) -> str:
 
 
 def _store(cache: BaseCache, key: str, user: Any) -> None:
+    # Learners sign in by link and have no usable password. A user with one,
+    # such as a CSM, is read from the database each time instead, so Redis,
+    # which the broker shares, never holds a password hash.
+    if user.has_usable_password():
+        return
     try:
         cache.set(key, user, CACHED_USER_SECONDS)
     except Exception:

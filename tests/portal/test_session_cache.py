@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.db import connection, connections, transaction
 from django.test import Client, override_settings
@@ -257,3 +258,24 @@ def test_async_methods_keep_limit_and_fallback(learner, monkeypatch):
     assert 0 < session_ttl <= CACHED_SESSION_SECONDS
     assert loaded["note"] == "saved asynchronously"
     assert async_to_sync(store.aexists)(session_key)
+
+
+def test_user_with_password_never_cached(learner):
+    _client, learner_user, _url = learner
+    staff = Client()
+    staff_user = get_user_model().objects.create_user(
+        "csm-with-password", password="a password for this test", is_staff=True
+    )
+    staff.force_login(staff_user, backend=SIGN_IN_BACKEND)
+    user_reads = []
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as queries:
+            staff.get("/learn/")
+        user_reads.append(
+            [q for q in queries.captured_queries if 'FROM "auth_user"' in q["sql"]]
+        )
+
+    cache = caches[USER_CACHE_ALIAS]
+    assert cache.get(f"auth.user.{staff_user.pk}") is None
+    assert [len(reads) for reads in user_reads] == [1, 1]
+    assert cache.get(f"auth.user.{learner_user.pk}") is not None
