@@ -171,8 +171,6 @@ REPEAT_VIEW_SQL = f"""WITH target AS (
   JOIN {_LESSON} lesson ON lesson.id = %(lesson)s::bigint
   JOIN {_MODULE} module
     ON module.id = lesson.module_id AND module.course_id = enrollment.course_id
-  JOIN {_LESSON} furthest ON furthest.id = enrollment.furthest_lesson_id
-  JOIN {_MODULE} furthest_module ON furthest_module.id = furthest.module_id
   JOIN {_PROGRESS} progress
     ON progress.enrollment_id = enrollment.id AND progress.lesson_id = lesson.id
   WHERE enrollment.contact_id = %(contact)s::bigint
@@ -181,7 +179,12 @@ REPEAT_VIEW_SQL = f"""WITH target AS (
     AND course.slug = %(slug)s::text
     AND course.is_published
     AND lesson.kind <> ALL (%(general_kinds)s::text[])
-    AND {_order("module", "lesson")} <= {_order("furthest_module", "furthest")}
+    AND {_order("module", "lesson")} <= (
+      SELECT furthest_module."order", furthest_module.id, furthest."order",
+        furthest.id
+      FROM {_LESSON} furthest
+      JOIN {_MODULE} furthest_module ON furthest_module.id = furthest.module_id
+      WHERE furthest.id = enrollment.furthest_lesson_id)
 ), viewed AS (
   UPDATE {_PROGRESS} progress
   SET views = progress.views + 1,
