@@ -29,8 +29,11 @@ COALESCE_SECONDS = 1
 
 
 @pytest.fixture(scope="module")
-def event_worker(request, tmp_path_factory):
-    """One worker for the module, since starting one takes seconds."""
+def event_worker(request, tmp_path_factory, django_db_setup):
+    """One worker for the module, since starting one takes seconds.
+
+    It starts after the test database exists, whose name the worker is given.
+    """
     if not celery_app.conf.broker_url.startswith("redis://"):
         pytest.skip("set CELERY_BROKER_URL to a Redis URL to run the worker tests")
     clear_broker()
