@@ -56,7 +56,7 @@ from courses.models import (
     LessonProgress,
     Module,
 )
-from courses.prepared import fetch_prepared
+from courses.prepared import fetch_prepared, fits_bigint
 from courses.services import complete_lesson
 
 logger = logging.getLogger(__name__)
@@ -257,6 +257,9 @@ def record_heartbeat(
     Watching WATCHED_PERCENT_TO_COMPLETE percent of a video completes the
     lesson, with complete_lesson's queries.
     """
+    if not fits_bigint(lesson_id):
+        # No row has such an id, and the queries below would fail on it.
+        return None
     now = at or timezone.now()
     counted = _record_in_one_statement(contact_id, course_slug, lesson_id, beat, now)
     if counted is not None:

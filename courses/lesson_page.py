@@ -39,7 +39,7 @@ from courses.models import (
     LessonProgress,
     Module,
 )
-from courses.prepared import fetch_prepared
+from courses.prepared import fetch_prepared, fits_bigint
 from courses.services import (
     count_repeat_view,
     course_lessons,
@@ -218,9 +218,10 @@ def repeat_view_in_one_statement(
 
     Returns None, having written nothing, when the view takes the general
     path instead (see the module's docstring), including every view on
-    a database other than PostgreSQL.
+    a database other than PostgreSQL. So does a lesson id too large for a
+    bigint: the general path answers 404 for it, as for any unknown id.
     """
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or not fits_bigint(lesson_id):
         return None
     now = at or timezone.now()
     params: dict[str, Any] = {

@@ -18,6 +18,17 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 logger = logging.getLogger(__name__)
 
+# The largest value of a bigint column, such as a primary key. A URL's
+# <int:...> takes any number of digits. PostgreSQL rejects a larger
+# parameter cast to bigint with an error, where the ORM's lookups match no
+# row, so callers check ids from a URL before passing them.
+BIGINT_MAX = 2**63 - 1
+
+
+def fits_bigint(value: int) -> bool:
+    """Return whether an id from a URL fits a bigint column."""
+    return 0 <= value <= BIGINT_MAX
+
 
 def binding_cursor() -> CursorWrapper:
     """Return a Django cursor over a psycopg cursor that binds on the server.

@@ -355,6 +355,22 @@ def test_endpoint_replay_answers_200(client, viewed):
     assert progress_of(lesson).time_spent_seconds == 5
 
 
+@pytest.mark.parametrize("lesson_id", [2**63 - 1, 2**63])
+def test_endpoint_lesson_id_beyond_any_row_gets_404(client, viewed, lesson_id):
+    contact, _user, course, lesson = viewed
+    sign_in(client, contact)
+
+    # The address takes any number of digits. The largest bigint matches no
+    # row; one past it does not fit the column's type at all.
+    response = client.post(
+        f"/learn/courses/{course.slug}/lessons/{lesson_id}/heartbeat/",
+        {"view": "1", "sequence": "1", "active_seconds": "5"},
+    )
+
+    assert response.status_code == 404
+    assert progress_of(lesson).time_spent_seconds == 0
+
+
 def test_endpoint_other_contact_gets_404(client, viewed):
     _contact, _user, course, lesson = viewed
     sign_in(client, make_contact())

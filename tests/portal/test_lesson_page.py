@@ -321,6 +321,22 @@ def test_session_stores_contact_id():
     assert len(page_queries(client, lesson_url(course, lessons[0]))) == 1
 
 
+@pytest.mark.parametrize("lesson_id", [2**63 - 1, 2**63])
+def test_lesson_id_beyond_any_row_gets_404(lesson_id):
+    contact = make_contact()
+    course, lessons = make_course(2)
+    enroll_contact(contact, course)
+    client = sign_in(Client(), contact)
+    client.get(lesson_url(course, lessons[0]))
+
+    # The address takes any number of digits. The largest bigint matches no
+    # row; one past it does not fit the column's type at all.
+    response = client.get(f"/learn/courses/{course.slug}/lessons/{lesson_id}/")
+
+    assert response.status_code == 404
+    assert LessonProgress.objects.get(lesson=lessons[0]).views == 1
+
+
 def test_head_counts_no_view():
     contact = make_contact()
     course, lessons = make_course(2)
