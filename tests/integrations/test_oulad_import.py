@@ -190,6 +190,7 @@ def test_import_records_version_one(oulad_folder, contacts):
         first = CourseVersion.objects.get(course=course, number=1)
         lessons = Lesson.objects.filter(module__course=course)
         assert first.lesson_count == lessons.count()
+        assert first.snapshot is not None
         assert {lesson["id"] for lesson in first.snapshot["lessons"]} == set(
             lessons.values_list("pk", flat=True)
         )
