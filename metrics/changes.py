@@ -24,15 +24,12 @@ are sent as a few array literals, so the cost grows with the subjects
 measured, not with the events stored.
 """
 
-import json
 import logging
 import time as clock
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from customers.services import utc_date
@@ -43,6 +40,7 @@ from metrics.cohorts import (
     Anchor,
     AnchoredCohorts,
     Cohort,
+    StoredWindow,
     SubjectLevel,
     anchored_cohorts,
 )
@@ -60,13 +58,18 @@ from metrics.stats import (
     estimate_mean,
     estimate_proportion,
 )
+from metrics.windows import (
+    ACCOUNT_SQL,
+    ACCOUNT_WINDOW_DAYS,
+    TOPICS_SQL,
+    USAGE_SQL,
+    anchor_table,
+    fetch_rows,
+    instant_sql,
+)
 from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
-
-# Health scores and tickets are sparse, so both of their windows span this
-# many days, and ticket counts before and after are directly comparable.
-ACCOUNT_WINDOW_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -135,160 +138,6 @@ class OutcomeChanges:
         return self.control is not None
 
 
-# A derived table of anchors, one row per subject, with its windows. The
-# anchors arrive as three array literals (ids, groups, and days counted from
-# 1970-01-01); {before} and {after} are whole numbers of days.
-ANCHORS_POSTGRESQL = """
-SELECT
-    raw.subject_id,
-    raw.trained,
-    DATE '1970-01-01' + raw.day_number AS day,
-    DATE '1970-01-01' + raw.day_number - {before} AS window_start,
-    DATE '1970-01-01' + raw.day_number - 1 AS before_end,
-    DATE '1970-01-01' + raw.day_number + {after} AS after_end
-FROM unnest(%s::bigint[], %s::boolean[], %s::integer[])
-    AS raw(subject_id, trained, day_number)
-"""
-
-ANCHORS_SQLITE = """
-SELECT
-    json_extract(value, '$[0]') AS subject_id,
-    json_extract(value, '$[1]') AS trained,
-    json_extract(value, '$[2]') AS day,
-    date(json_extract(value, '$[2]'), '-{before} days') AS window_start,
-    date(json_extract(value, '$[2]'), '-1 days') AS before_end,
-    date(json_extract(value, '$[2]'), '+{after} days') AS after_end
-FROM json_each(%s)
-"""
-
-EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-# Usage per contact in each window. The training day is in neither window,
-# because it is partly before and partly after the training.
-USAGE_SQL = """
-SELECT
-    anchor.subject_id,
-    anchor.trained,
-    COALESCE(SUM(CASE WHEN usage.day <= anchor.before_end THEN usage.count END), 0),
-    COALESCE(SUM(CASE WHEN usage.day > anchor.day THEN usage.count END), 0)
-FROM ({anchors}) AS anchor
-JOIN customers_contact AS contact
-    ON contact.id = anchor.subject_id AND contact.added_at < anchor.window_start
-LEFT JOIN customers_usageday AS usage
-    ON usage.contact_id = anchor.subject_id
-    AND usage.day >= anchor.window_start
-    AND usage.day <= anchor.after_end
-    AND usage.day <> anchor.day
-GROUP BY anchor.subject_id, anchor.trained
-"""
-
-# Per account: the last health score in each window, the covered tickets in
-# each window, and whether a subscription in the window after, then one in
-# the window before, expanded it: an upgrade, or more seats than every
-# subscription started before that window.
-ACCOUNT_SQL = """
-SELECT
-    anchor.subject_id,
-    anchor.trained,
-    (SELECT score FROM customers_healthscore AS health
-        WHERE health.account_id = anchor.subject_id
-        AND health.scored_on >= anchor.window_start
-        AND health.scored_on <= anchor.before_end
-        ORDER BY health.scored_on DESC LIMIT 1),
-    (SELECT score FROM customers_healthscore AS health
-        WHERE health.account_id = anchor.subject_id
-        AND health.scored_on > anchor.day
-        AND health.scored_on <= anchor.after_end
-        ORDER BY health.scored_on DESC LIMIT 1),
-    (SELECT COUNT(*) FROM customers_supportticket AS ticket
-        WHERE ticket.account_id = anchor.subject_id AND {covered}
-        AND ticket.opened_at >= anchor.window_start
-        AND ticket.opened_at < anchor.day),
-    (SELECT COUNT(*) FROM customers_supportticket AS ticket
-        WHERE ticket.account_id = anchor.subject_id AND {covered}
-        AND ticket.opened_at >= {day_after}
-        AND ticket.opened_at < {end_after}),
-    EXISTS (SELECT 1 FROM customers_subscription AS later
-        WHERE later.account_id = anchor.subject_id
-        AND later.started_on > anchor.day
-        AND later.started_on <= anchor.after_end
-        AND (later.is_upgrade OR later.seats > COALESCE(
-            (SELECT MAX(earlier.seats) FROM customers_subscription AS earlier
-                WHERE earlier.account_id = anchor.subject_id
-                AND earlier.started_on <= anchor.day),
-            later.seats))),
-    EXISTS (SELECT 1 FROM customers_subscription AS later
-        WHERE later.account_id = anchor.subject_id
-        AND later.started_on >= anchor.window_start
-        AND later.started_on <= anchor.before_end
-        AND (later.is_upgrade OR later.seats > COALESCE(
-            (SELECT MAX(earlier.seats) FROM customers_subscription AS earlier
-                WHERE earlier.account_id = anchor.subject_id
-                AND earlier.started_on < anchor.window_start),
-            later.seats)))
-FROM ({anchors}) AS anchor
-JOIN customers_account AS account
-    ON account.id = anchor.subject_id AND account.signup_date <= anchor.window_start
-"""
-
-# Tickets of each covered topic per group and window, for the table by topic.
-TOPICS_SQL = """
-SELECT
-    anchor.trained,
-    ticket.topic,
-    SUM(CASE WHEN ticket.opened_at < anchor.day THEN 1 ELSE 0 END),
-    SUM(CASE WHEN ticket.opened_at >= {day_after} THEN 1 ELSE 0 END)
-FROM ({anchors}) AS anchor
-JOIN customers_account AS account
-    ON account.id = anchor.subject_id AND account.signup_date <= anchor.window_start
-JOIN customers_supportticket AS ticket
-    ON ticket.account_id = anchor.subject_id
-    AND {covered}
-    AND ticket.opened_at >= anchor.window_start
-    AND ticket.opened_at < {end_after}
-    AND NOT (ticket.opened_at >= anchor.day AND ticket.opened_at < {day_after})
-GROUP BY anchor.trained, ticket.topic
-"""
-
-
-def _anchor_table(
-    anchors: list[Anchor], days_before: int, days_after: int
-) -> tuple[str, list[Any]]:
-    """Return the SQL of the anchors' derived table and its parameters.
-
-    Django binds parameters on the client, and psycopg quotes a list element
-    by element, which took longer than the query for 5,000 anchors. So the
-    anchors go as a few strings, quoted at once.
-    """
-    windows = {"before": int(days_before), "after": int(days_after)}
-    if connection.vendor == "postgresql":
-        ids = ",".join(str(anchor.subject_id) for anchor in anchors)
-        groups = ",".join("t" if anchor.trained else "f" for anchor in anchors)
-        days = ",".join(
-            str(anchor.day.toordinal() - EPOCH_ORDINAL) for anchor in anchors
-        )
-        sql = ANCHORS_POSTGRESQL.format(**windows)
-        return sql, [f"{{{ids}}}", f"{{{groups}}}", f"{{{days}}}"]
-    rows = [
-        [anchor.subject_id, anchor.trained, anchor.day.isoformat()]
-        for anchor in anchors
-    ]
-    return ANCHORS_SQLITE.format(**windows), [json.dumps(rows)]
-
-
-def _instant_sql(column: str, days: int) -> str:
-    """Return SQL for 00:00 UTC ``days`` after the date ``column``."""
-    if connection.vendor == "postgresql":
-        return f"(({column} + {days})::timestamp AT TIME ZONE 'UTC')"
-    return f"datetime({column}, '+{days} days')"
-
-
-def _fetch(sql: str, params: list[Any]) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
 def _change_group(
     rows: list[tuple[float, float]], anchored: int
 ) -> tuple[ChangeGroup, Summary]:
@@ -326,13 +175,34 @@ def _change_comparison(
     )
 
 
+def _unstored_anchors(cohorts: AnchoredCohorts) -> list[Anchor]:
+    """Return the anchors whose figures are read from the source tables.
+
+    With figures stored for the trained, only the untrained are left: their
+    days are drawn from the trained on each request.
+    """
+    if cohorts.stored is None:
+        return cohorts.anchors
+    return [anchor for anchor in cohorts.anchors if not anchor.trained]
+
+
 def usage_change(cohorts: AnchoredCohorts) -> ChangeComparison:
     """Compare usage events per day, 7 days before against 30 days after training."""
-    anchors_sql, params = _anchor_table(cohorts.anchors, DAYS_BEFORE, DAYS_AFTER)
-    rows = _fetch(USAGE_SQL.format(anchors=anchors_sql), params)
+    anchors_sql, params = anchor_table(
+        _unstored_anchors(cohorts), DAYS_BEFORE, DAYS_AFTER
+    )
+    rows = [
+        (bool(trained), before, after)
+        for _, trained, before, after, _ in fetch_rows(
+            USAGE_SQL.format(anchors=anchors_sql), params
+        )
+    ]
+    for window in (cohorts.stored or {}).values():
+        if window.measured:
+            rows.append((True, window.usage_before, window.usage_after))
     pairs: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-    for _, trained, before, after in rows:
-        pairs[bool(trained)].append((before / DAYS_BEFORE, after / DAYS_AFTER))
+    for trained, before, after in rows:
+        pairs[trained].append((before / DAYS_BEFORE, after / DAYS_AFTER))
     return _change_comparison(
         "usage", "Product usage", "events per day", pairs, cohorts
     )
@@ -351,9 +221,13 @@ def covered_topics(cohort: Cohort) -> list[str]:
 def _account_rows(
     cohorts: AnchoredCohorts, topics: list[str]
 ) -> tuple[list[tuple], list[tuple]]:
-    """Read the per-account outcomes and the ticket counts by topic."""
-    anchors_sql, params = _anchor_table(
-        cohorts.anchors, ACCOUNT_WINDOW_DAYS, ACCOUNT_WINDOW_DAYS
+    """Read the per-account outcomes and the ticket counts by topic.
+
+    Each account row is laid out as ACCOUNT_SQL's columns, and each topic row
+    as TOPICS_SQL's, whether read from the source tables or from the facts.
+    """
+    anchors_sql, params = anchor_table(
+        _unstored_anchors(cohorts), ACCOUNT_WINDOW_DAYS, ACCOUNT_WINDOW_DAYS
     )
     # With no covered topic no ticket counts, not even those with a blank topic.
     covered = "1 = 0"
@@ -363,15 +237,55 @@ def _account_rows(
     fragments = {
         "anchors": anchors_sql,
         "covered": covered,
-        "day_after": _instant_sql("anchor.day", 1),
-        "end_after": _instant_sql("anchor.after_end", 1),
+        "day_after": instant_sql("anchor.day", 1),
+        "end_after": instant_sql("anchor.after_end", 1),
     }
     # The topic lists come before the anchors in ACCOUNT_SQL's text and
     # after them in TOPICS_SQL's, so the parameters follow that order.
-    accounts = _fetch(
+    accounts = fetch_rows(
         ACCOUNT_SQL.format(**fragments), topic_params + topic_params + params
     )
-    by_topic = _fetch(TOPICS_SQL.format(**fragments), params + topic_params)
+    by_topic = fetch_rows(
+        TOPICS_SQL.format(keys="anchor.trained", **fragments), params + topic_params
+    )
+    if cohorts.stored is not None:
+        stored_accounts, stored_topics = _stored_account_rows(cohorts.stored, topics)
+        accounts += stored_accounts
+        by_topic += stored_topics
+    return accounts, by_topic
+
+
+def _stored_account_rows(
+    stored: dict[int, StoredWindow], topics: list[str]
+) -> tuple[list[tuple], list[tuple]]:
+    """Lay out the trained accounts' stored figures as _account_rows' rows."""
+    accounts = []
+    totals = {topic: [0, 0] for topic in topics}
+    for subject_id, window in stored.items():
+        if not window.measured:
+            continue
+        before = after = 0
+        for index, topic in enumerate(topics):
+            topic_before, topic_after = window.tickets[2 * index : 2 * index + 2]
+            before += topic_before
+            after += topic_after
+            totals[topic][0] += topic_before
+            totals[topic][1] += topic_after
+        accounts.append(
+            (
+                subject_id,
+                True,
+                window.health_before,
+                window.health_after,
+                before,
+                after,
+                window.expanded_after,
+                window.expanded_before,
+            )
+        )
+    by_topic = [
+        (True, topic, before, after) for topic, (before, after) in totals.items()
+    ]
     return accounts, by_topic
 
 
@@ -446,6 +360,7 @@ def outcome_changes(
     as_of = as_of or utc_date(timezone.now())
     if precomputed is None:
         precomputed = FactRefresh.last() is not None
+    topics = covered_topics(cohort)
     if control is not None:
         contacts = holdout_cohorts(control, scope, SubjectLevel.CONTACT, as_of)
         accounts = holdout_cohorts(control, scope, SubjectLevel.ACCOUNT, as_of)
@@ -454,9 +369,8 @@ def outcome_changes(
             cohort, scope, SubjectLevel.CONTACT, as_of, precomputed
         )
         accounts = anchored_cohorts(
-            cohort, scope, SubjectLevel.ACCOUNT, as_of, precomputed
+            cohort, scope, SubjectLevel.ACCOUNT, as_of, precomputed, topics
         )
-    topics = covered_topics(cohort)
 
     account_rows, topic_rows = _account_rows(accounts, topics)
     health: dict[bool, list[tuple[float, float]]] = {True: [], False: []}

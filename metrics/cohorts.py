@@ -17,13 +17,25 @@ holdout (metrics.holdouts) measures an effect.
 """
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
-from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+)
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast, TruncDate
 
 from conditions import ConditionError, EvaluationContext, compile_condition
 from courses.catalogue import audience_of
@@ -134,17 +146,81 @@ class Anchor:
         return self.day + timedelta(days=DAYS_AFTER)
 
 
+class StoredWindow(NamedTuple):
+    """One trained subject's outcomes around its training day, from the facts.
+
+    The fields are metrics.TrainingFact's, which metrics.windows fills at
+    each refresh. ``measured`` is false for a subject that joined after its
+    window before training began. A named tuple, because a report builds
+    one for each of up to 10,000 subjects and a frozen dataclass took
+    several times longer to build.
+    """
+
+    measured: bool
+    usage_before: int | None
+    usage_after: int | None
+    health_before: int | None
+    health_after: int | None
+    expanded_before: bool | None
+    expanded_after: bool | None
+    # Tickets before and after on each topic asked for, in turn: (before of
+    # the first topic, after of the first topic, before of the second, ...).
+    tickets: tuple[int, ...]
+
+
+STORED_WINDOW_FIELDS = [
+    "measured",
+    "usage_before",
+    "usage_after",
+    "health_before",
+    "health_after",
+    "expanded_before",
+    "expanded_after",
+]
+
+
+def _topic_ticket_columns(topics: Sequence[str]) -> list[Cast]:
+    """Return the stored tickets before and after of each topic, in turn.
+
+    The database reads them out of TrainingFact.topic_tickets, so no JSON
+    travels to Python, where decoding it took longer than the query.
+    """
+    columns = []
+    for topic in topics:
+        for position in (0, 1):
+            count = KeyTextTransform(
+                str(position), KeyTransform(topic, "topic_tickets")
+            )
+            columns.append(Cast(count, IntegerField()))
+    return columns
+
+
+def _stored_window(figures: Sequence[Any]) -> StoredWindow:
+    """Build a StoredWindow from STORED_WINDOW_FIELDS and _topic_ticket_columns."""
+    fixed = len(STORED_WINDOW_FIELDS)
+    tickets = tuple(count or 0 for count in figures[fixed:])
+    return StoredWindow._make([*figures[:fixed], tickets])
+
+
 @dataclass(frozen=True)
 class AnchoredCohorts:
-    """The subjects measured, and how many of each group were left out and why."""
+    """The subjects measured, and how many of each group were left out and why.
+
+    ``stored`` maps each trained subject to its figures read from the facts,
+    or is None when they must be measured from the source tables. It takes
+    no part in comparisons, because it holds the same figures either way.
+    """
 
     level: SubjectLevel
     anchors: list[Anchor]
     trained_awaiting_follow_up: int
     untrained_eligible: int
     trained_eligible: int
+    stored: dict[int, StoredWindow] | None = field(
+        default=None, compare=False, repr=False
+    )
 
-    @property
+    @cached_property
     def trained_count(self) -> int:
         return sum(1 for anchor in self.anchors if anchor.trained)
 
@@ -246,12 +322,15 @@ def _trained_anchors(
     level: SubjectLevel,
     as_of: date,
     precomputed: bool = False,
-) -> tuple[list[Anchor], int, int]:
+    topics: Sequence[str] = (),
+) -> tuple[list[Anchor], int, int, dict[int, StoredWindow] | None]:
     """Return the hashed sample of trained anchors, the eligible and those waiting.
 
     A subject is trained on the UTC day it first met the rule. It waits
     when its window after training has not ended by as_of. Counting and
     sampling run in the database, so at most SAMPLE_LIMIT rows come back.
+    With ``precomputed`` each sampled subject's stored figures come back
+    too, with its tickets on ``topics``; otherwise the last value is None.
     """
     cutoff = utc_day_start(as_of + timedelta(days=1))
     in_period = _training_days(cohort, scope, level, cutoff, precomputed)
@@ -268,15 +347,21 @@ def _trained_anchors(
     )
     eligible = counts["ended"]
     awaiting = counts["subjects"] - eligible
+    stored_columns: list[Any] = []
+    if precomputed:
+        stored_columns = [*STORED_WINDOW_FIELDS, *_topic_ticket_columns(topics)]
     sample = (
         ended.annotate(sample_key=_hashed("subject"))
         .order_by("sample_key", "subject")
-        .values_list("subject", "day")[:SAMPLE_LIMIT]
+        .values_list("subject", "day", *stored_columns)[:SAMPLE_LIMIT]
     )
-    anchors = [
-        Anchor(subject_id=subject, trained=True, day=day) for subject, day in sample
-    ]
-    return anchors, eligible, awaiting
+    anchors = []
+    stored = {}
+    for subject, day, *figures in sample:
+        anchors.append(Anchor(subject_id=subject, trained=True, day=day))
+        if precomputed:
+            stored[subject] = _stored_window(figures)
+    return anchors, eligible, awaiting, stored if precomputed else None
 
 
 def _audience_course(cohort: Cohort) -> Course | None:
@@ -392,16 +477,18 @@ def anchored_cohorts(
     level: SubjectLevel,
     as_of: date,
     precomputed: bool = False,
+    topics: Sequence[str] = (),
 ) -> AnchoredCohorts:
     """Place the trained on their training day and the untrained on aligned days.
 
     Only subjects whose whole window after training ended by ``as_of`` are
     measured; the trained still within it are counted as awaiting follow-up.
-    With ``precomputed`` who was trained when is read from the facts
-    (metrics.facts), as of their last refresh.
+    With ``precomputed`` who was trained when, and the trained subjects'
+    figures around that day, are read from the facts (metrics.facts), as of
+    their last refresh; ``topics`` are the ticket topics whose counts to read.
     """
-    trained, trained_eligible, awaiting = _trained_anchors(
-        cohort, scope, level, as_of, precomputed
+    trained, trained_eligible, awaiting, stored = _trained_anchors(
+        cohort, scope, level, as_of, precomputed, topics
     )
     size = 0
     if trained:
@@ -425,4 +512,5 @@ def anchored_cohorts(
         trained_awaiting_follow_up=awaiting,
         untrained_eligible=eligible,
         trained_eligible=trained_eligible,
+        stored=stored,
     )

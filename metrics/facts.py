@@ -28,6 +28,7 @@ from courses.models import EnrollmentStatus
 from metrics.engagement import OUT_OF_RANGE, SCORE_BIN_WIDTH, SCORE_BINS
 from metrics.models import FactRefresh
 from metrics.report_cache import clear_cached_reports
+from metrics.windows import insert_training_facts, utc_day_sql
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ COURSE_FACTS = "metrics_coursecompletionfact"
 MODULE_ACTIVITY = "metrics_moduleactivityfact"
 LESSON_SCORES = "metrics_lessonscorefact"
 TRAINING_FACTS = "metrics_trainingfact"
+# The training facts are staged here first, so that each row is inserted
+# once with the figures around its day (metrics.windows).
+TRAINING_STAGE = "metrics_training_stage"
 FACT_TABLES = (
     ACCOUNT_FACTS,
     COURSE_FACTS,
@@ -158,7 +162,7 @@ TRAINING_SOURCES = {
 # target_id or NULL. Grouping by the target keeps one row per course or path;
 # grouping without it gives the row for any course.
 TRAINING_FACTS_SQL = f"""
-INSERT INTO {TRAINING_FACTS} (
+INSERT INTO {TRAINING_STAGE} (
     level, subject_id, account_id, rule, course_id, path_id, first_at)
 SELECT %s, {{subject}}, contact.account_id, %s, {{course}}, {{path}},
     MIN(source.instant)
@@ -169,8 +173,18 @@ GROUP BY {{subject}}, contact.account_id{{target}}
 
 
 def _refresh_training(cursor: Any) -> None:
-    """Insert the first time each subject met each rule, per course, path and any."""
+    """Insert the first time each subject met each rule, per course, path and any.
+
+    The rows are staged in a temporary table, then inserted with each
+    subject's outcomes around that day.
+    """
     completed = EnrollmentStatus.COMPLETED.value
+    cursor.execute(f"DROP TABLE IF EXISTS {TRAINING_STAGE}")
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {TRAINING_STAGE} AS "
+        "SELECT level, subject_id, account_id, rule, course_id, path_id, first_at "
+        f"FROM {TRAINING_FACTS} WHERE 1 = 0"
+    )
     for (rule, kind), source in TRAINING_SOURCES.items():
         source_params = [completed] if "%s" in source else []
         targets = ["target"] if kind == "path" else ["target", "any"]
@@ -190,6 +204,12 @@ def _refresh_training(cursor: Any) -> None:
                     target=", source.target_id" if per_target else "",
                 )
                 cursor.execute(sql, [level, rule, *source_params])
+    if connection.vendor == "postgresql":
+        # Autovacuum never analyzes a temporary table, and without statistics
+        # the planner would take the staged rows for a few hundred.
+        cursor.execute(f"ANALYZE {TRAINING_STAGE}")
+    insert_training_facts(cursor, TRAINING_STAGE)
+    cursor.execute(f"DROP TABLE {TRAINING_STAGE}")
 
 
 def refresh_facts(now: datetime | None = None) -> FactRefresh:
@@ -209,7 +229,7 @@ def refresh_facts(now: datetime | None = None) -> FactRefresh:
         for table in FACT_TABLES:
             cursor.execute(f"DELETE FROM {table}")
         cursor.execute(
-            ACCOUNT_FACTS_SQL.format(change_day=_utc_day_sql("change.changed_at")),
+            ACCOUNT_FACTS_SQL.format(change_day=utc_day_sql("change.changed_at")),
             # The stage's placeholder comes first in the text, then the join's.
             [ONBOARDING_STAGE, completed],
         )
@@ -236,13 +256,6 @@ def refresh_facts(now: datetime | None = None) -> FactRefresh:
         refresh.duration_ms,
     )
     return refresh
-
-
-def _utc_day_sql(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"({column} AT TIME ZONE 'UTC')::date"
-    # Django stores an SQLite datetime as UTC text, so date() is the UTC day.
-    return f"date({column})"
 
 
 def _score_bin_sql() -> str:

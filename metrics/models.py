@@ -479,6 +479,21 @@ class TrainingFact(models.Model):
         related_name="+",
     )
     first_at = models.DateTimeField()
+    # The subject's outcomes around the UTC day of first_at, as the changes
+    # around training measure them (metrics.windows). ``measured`` is false
+    # when the contact was added, or the account signed up, after its window
+    # before training began; the figures are then null. Contacts have usage
+    # events in each window; accounts have the last health score in each
+    # window, whether a subscription expanded them, and their tickets in each
+    # window as {topic: [before, after]}.
+    measured = models.BooleanField(db_default=False)
+    usage_before = models.PositiveIntegerField(null=True)
+    usage_after = models.PositiveIntegerField(null=True)
+    health_before = models.PositiveSmallIntegerField(null=True)
+    health_after = models.PositiveSmallIntegerField(null=True)
+    expanded_before = models.BooleanField(null=True)
+    expanded_after = models.BooleanField(null=True)
+    topic_tickets = models.JSONField(null=True)
 
     class Meta:
         indexes = [
