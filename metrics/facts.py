@@ -3,7 +3,8 @@
 The dashboard needs these facts. Per account: whether and when it was
 trained, and when it first churned, first used the product and left
 onboarding. Per contact and account: when each training rule was first
-met. Per enrollment: its lesson activity and scores. Computing them on
+met, and the outcomes around that day. Per enrollment: its status,
+furthest module, course score, lesson activity and lesson scores. Computing them on
 each request reads every enrollment, attempt, churn event, stage change
 and lesson progress row. The fact tables (metrics.models) store them as
 dates, instants and counts, so each report is one join or scan over narrow
@@ -37,6 +38,7 @@ ONBOARDING_STAGE = "onboarding"
 
 ACCOUNT_FACTS = "metrics_accountfact"
 COURSE_FACTS = "metrics_coursecompletionfact"
+ENROLLMENT_FACTS = "metrics_enrollmentfact"
 MODULE_ACTIVITY = "metrics_moduleactivityfact"
 LESSON_SCORES = "metrics_lessonscorefact"
 TRAINING_FACTS = "metrics_trainingfact"
@@ -46,6 +48,7 @@ TRAINING_STAGE = "metrics_training_stage"
 FACT_TABLES = (
     ACCOUNT_FACTS,
     COURSE_FACTS,
+    ENROLLMENT_FACTS,
     MODULE_ACTIVITY,
     LESSON_SCORES,
     TRAINING_FACTS,
@@ -83,6 +86,20 @@ SELECT account.id,
 FROM customers_account AS account
 LEFT JOIN ({COMPLETIONS_SQL.format(group="contact.account_id")}) AS done
     ON done.account_id = account.id
+"""
+
+# Each enrollment with its account, furthest module and course score bin;
+# {score_bin} is the bin of enrollment.score in the database's dialect.
+ENROLLMENT_FACTS_SQL = f"""
+INSERT INTO {ENROLLMENT_FACTS} (
+    enrollment_id, course_id, account_id, enrolled_at, status,
+    furthest_module_id, score_bin)
+SELECT enrollment.id, enrollment.course_id, contact.account_id,
+    enrollment.enrolled_at, enrollment.status, lesson.module_id,
+    CASE WHEN enrollment.score IS NULL THEN NULL ELSE {{score_bin}} END
+FROM courses_enrollment AS enrollment
+JOIN customers_contact AS contact ON contact.id = enrollment.contact_id
+LEFT JOIN courses_lesson AS lesson ON lesson.id = enrollment.furthest_lesson_id
 """
 
 # Lesson progress summed per enrollment and module, with the enrollment's
@@ -236,7 +253,12 @@ def refresh_facts(now: datetime | None = None) -> FactRefresh:
         accounts = cursor.rowcount
         cursor.execute(COURSE_FACTS_SQL, [completed])
         cursor.execute(MODULE_ACTIVITY_SQL)
-        cursor.execute(LESSON_SCORES_SQL.format(score_bin=_score_bin_sql()))
+        cursor.execute(
+            ENROLLMENT_FACTS_SQL.format(score_bin=_score_bin_sql("enrollment.score"))
+        )
+        cursor.execute(
+            LESSON_SCORES_SQL.format(score_bin=_score_bin_sql("progress.score"))
+        )
         _refresh_training(cursor)
         if connection.vendor == "postgresql":
             # Every row was just replaced, and until autovacuum reaches a
@@ -258,16 +280,18 @@ def refresh_facts(now: datetime | None = None) -> FactRefresh:
     return refresh
 
 
-def _score_bin_sql() -> str:
-    """Return SQL for the bin of progress.score, as engagement._score_bin has it."""
+def _score_bin_sql(column: str) -> str:
+    """Return SQL for the bin of the score ``column``, as engagement._score_bin."""
     if connection.vendor == "postgresql":
-        bin_index = "LEAST(FLOOR(progress.score / {width})::integer, {last})"
+        bin_index = "LEAST(FLOOR({column} / {width})::integer, {last})"
     else:
         # A cast truncates towards zero, which is the floor of a score >= 0.
-        bin_index = "MIN(CAST(progress.score / {width} AS INTEGER), {last})"
-    bin_index = bin_index.format(width=SCORE_BIN_WIDTH, last=SCORE_BINS - 1)
+        bin_index = "MIN(CAST({column} / {width} AS INTEGER), {last})"
+    bin_index = bin_index.format(
+        column=column, width=SCORE_BIN_WIDTH, last=SCORE_BINS - 1
+    )
     return (
-        f"CASE WHEN progress.score < 0 OR progress.score > 100 "
+        f"CASE WHEN {column} < 0 OR {column} > 100 "
         f"THEN {OUT_OF_RANGE} ELSE {bin_index} END"
     )
 

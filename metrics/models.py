@@ -404,6 +404,53 @@ class ModuleActivityFact(models.Model):
         return f"Enrollment {self.enrollment_id} in module {self.module_id}"
 
 
+class EnrollmentFact(models.Model):
+    """One enrollment's status, furthest module and course score bin.
+
+    The engagement report counts enrollments per course, status, furthest
+    module and score bin from these rows, in one scan without joins,
+    instead of scanning the enrollments joined to their contact, account
+    and furthest lesson for each figure. ``course``, ``account`` and
+    ``enrolled_at`` are the enrollment's, so the report's scope applies
+    as it does to the enrollments.
+    """
+
+    enrollment = models.OneToOneField(
+        "courses.Enrollment",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        db_constraint=False,
+        related_name="+",
+    )
+    course = models.ForeignKey(
+        "courses.Course",
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        related_name="+",
+    )
+    account = models.ForeignKey(
+        "customers.Account",
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        related_name="+",
+    )
+    enrolled_at = models.DateTimeField()
+    status = models.CharField(max_length=20)
+    # The module of the furthest lesson reached, null when none is recorded.
+    furthest_module = models.ForeignKey(
+        "courses.Module",
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    # metrics.engagement's bin of Enrollment.score, or null without a score.
+    score_bin = models.SmallIntegerField(null=True)
+
+    def __str__(self) -> str:
+        return f"Facts of enrollment {self.enrollment_id}"
+
+
 class LessonScoreFact(models.Model):
     """How many lesson scores of one enrollment fall in one score bin.
 

@@ -494,6 +494,7 @@ def test_fact_tables_unlogged():
     assert persistence == {
         "metrics_accountfact": "u",
         "metrics_coursecompletionfact": "u",
+        "metrics_enrollmentfact": "u",
         "metrics_moduleactivityfact": "u",
         "metrics_lessonscorefact": "u",
         "metrics_trainingfact": "u",
