@@ -25,6 +25,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from django.db.models import (
+    Case,
     Count,
     Exists,
     F,
@@ -33,6 +34,9 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Value,
+    When,
+    Window,
 )
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, TruncDate
@@ -160,26 +164,29 @@ class StoredWindow(NamedTuple):
     """
 
     measured: bool
-    usage_before: int | None
-    usage_after: int | None
-    health_before: int | None
-    health_after: int | None
-    expanded_before: bool | None
-    expanded_after: bool | None
+    usage_before: int | None = None
+    usage_after: int | None = None
+    health_before: int | None = None
+    health_after: int | None = None
+    expanded_before: bool | None = None
+    expanded_after: bool | None = None
     # Tickets before and after on each topic asked for, in turn: (before of
     # the first topic, after of the first topic, before of the second, ...).
-    tickets: tuple[int, ...]
+    tickets: tuple[int, ...] = ()
 
 
-STORED_WINDOW_FIELDS = [
-    "measured",
-    "usage_before",
-    "usage_after",
-    "health_before",
-    "health_after",
-    "expanded_before",
-    "expanded_after",
-]
+# The stored figures of each level; a contact has only usage, an account
+# everything else.
+STORED_FIELDS = {
+    SubjectLevel.CONTACT: ["measured", "usage_before", "usage_after"],
+    SubjectLevel.ACCOUNT: [
+        "measured",
+        "health_before",
+        "health_after",
+        "expanded_before",
+        "expanded_after",
+    ],
+}
 
 
 def _topic_ticket_columns(topics: Sequence[str]) -> list[Cast]:
@@ -198,11 +205,28 @@ def _topic_ticket_columns(topics: Sequence[str]) -> list[Cast]:
     return columns
 
 
-def _stored_window(figures: Sequence[Any]) -> StoredWindow:
-    """Build a StoredWindow from STORED_WINDOW_FIELDS and _topic_ticket_columns."""
-    fixed = len(STORED_WINDOW_FIELDS)
-    tickets = tuple(count or 0 for count in figures[fixed:])
-    return StoredWindow._make([*figures[:fixed], tickets])
+def _stored_columns(level: SubjectLevel, topics: Sequence[str]) -> list[Any]:
+    if level == SubjectLevel.CONTACT:
+        return STORED_FIELDS[level]
+    return [*STORED_FIELDS[level], *_topic_ticket_columns(topics)]
+
+
+def _stored_window(level: SubjectLevel, figures: list[Any]) -> StoredWindow:
+    """Build a StoredWindow from the columns of _stored_columns."""
+    if level == SubjectLevel.CONTACT:
+        measured, usage_before, usage_after = figures
+        return StoredWindow(measured, usage_before, usage_after)
+    measured, health_before, health_after, expanded_before, expanded_after = figures[:5]
+    return StoredWindow(
+        measured,
+        None,
+        None,
+        health_before,
+        health_after,
+        expanded_before,
+        expanded_after,
+        tuple([count or 0 for count in figures[5:]]),
+    )
 
 
 @dataclass(frozen=True)
@@ -211,7 +235,7 @@ class AnchoredCohorts:
 
     ``stored`` maps each trained subject to its figures read from the facts,
     or is None when they must be measured from the source tables. It takes
-    no part in comparisons, because it holds the same figures either way.
+    no part in comparisons, because it contains the same figures either way.
     """
 
     level: SubjectLevel
@@ -342,29 +366,67 @@ def _trained_anchors(
     if scope.end is not None:
         in_period = in_period.filter(day__lte=scope.end)
     last_ended = as_of - timedelta(days=DAYS_AFTER)
-    ended = in_period.filter(day__lte=last_ended)
+    if precomputed:
+        rows = _counted_sample(in_period, last_ended, _stored_columns(level, topics))
+    else:
+        rows = _counted_sample_of_groups(in_period, last_ended)
+    eligible = awaiting = 0
+    anchors = []
+    stored = {}
+    for subjects, ended_subjects, subject, day, *figures in rows:
+        eligible, awaiting = ended_subjects, subjects - ended_subjects
+        # Past the ended rows: waiting subjects, or none in the live path.
+        if day is None or day > last_ended:
+            break
+        anchors.append(Anchor(subject_id=subject, trained=True, day=day))
+        if precomputed:
+            stored[subject] = _stored_window(level, figures)
+    return anchors, eligible, awaiting, stored if precomputed else None
 
-    # One pass counts both; the database wraps the grouped rows for it.
+
+def _counted_sample(
+    in_period: QuerySet[Any], last_ended: date, stored_columns: list[Any]
+) -> list[tuple]:
+    """Return the ended subjects' sample in one query, each row with the counts.
+
+    Each row is (subjects, ended subjects, subject, day, *stored_columns).
+    The window counts run over every row in the period before the limit
+    applies. The ended come first, so the first SAMPLE_LIMIT rows are the
+    sample, and rows of waiting subjects follow only when fewer ended.
+    """
+    ended = Q(day__lte=last_ended)
+    rows = (
+        in_period.annotate(
+            waiting=Case(When(ended, then=Value(0)), default=Value(1)),
+            sample_key=_hashed("subject"),
+            subjects=Window(Count("subject")),
+            ended_subjects=Window(Count("subject", filter=ended)),
+        )
+        .order_by("waiting", "sample_key", "subject")
+        .values_list("subjects", "ended_subjects", "subject", "day", *stored_columns)
+    )
+    return list(rows[:SAMPLE_LIMIT])
+
+
+def _counted_sample_of_groups(
+    in_period: QuerySet[Any], last_ended: date
+) -> list[tuple]:
+    """Return what _counted_sample returns, in two queries over grouped rows.
+
+    The live path's day is an aggregate, and Django computes no window
+    aggregate over one, so the counts are a query of their own.
+    """
     counts = in_period.aggregate(
         subjects=Count("subject"), ended=Count("subject", filter=Q(day__lte=last_ended))
     )
-    eligible = counts["ended"]
-    awaiting = counts["subjects"] - eligible
-    stored_columns: list[Any] = []
-    if precomputed:
-        stored_columns = [*STORED_WINDOW_FIELDS, *_topic_ticket_columns(topics)]
     sample = (
-        ended.annotate(sample_key=_hashed("subject"))
+        in_period.filter(day__lte=last_ended)
+        .annotate(sample_key=_hashed("subject"))
         .order_by("sample_key", "subject")
-        .values_list("subject", "day", *stored_columns)[:SAMPLE_LIMIT]
+        .values_list("subject", "day")[:SAMPLE_LIMIT]
     )
-    anchors = []
-    stored = {}
-    for subject, day, *figures in sample:
-        anchors.append(Anchor(subject_id=subject, trained=True, day=day))
-        if precomputed:
-            stored[subject] = _stored_window(figures)
-    return anchors, eligible, awaiting, stored if precomputed else None
+    rows = [(counts["subjects"], counts["ended"], *row) for row in sample]
+    return rows or [(counts["subjects"], counts["ended"], None, None)]
 
 
 def _audience_course(cohort: Cohort) -> Course | None:
