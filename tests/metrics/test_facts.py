@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from courses.models import (
     Attempt,
@@ -19,7 +20,7 @@ from customers.models import Account
 from lifecycle.models import AccountStage, Stage
 from metrics.changes import outcome_changes
 from metrics.cohorts import Cohort, CohortRule
-from metrics.facts import last_refresh, refresh_facts
+from metrics.facts import FACT_TABLES, last_refresh, refresh_facts
 from metrics.models import AccountFact, CourseCompletionFact, TrainingFact
 from metrics.report_cache import cached_report
 from metrics.scope import Scope
@@ -514,3 +515,31 @@ def test_deleting_account_deletes_its_facts(training_data):
 
     assert not AccountFact.objects.filter(account_id=account_id).exists()
     assert not TrainingFact.objects.filter(account_id=account_id).exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_refresh_vacuums_fact_tables():
+    make_account()
+
+    with CaptureQueriesContext(connection) as queries:
+        refresh_facts()
+
+    vacuumed = [
+        query["sql"].removeprefix("VACUUM ")
+        for query in queries.captured_queries
+        if query["sql"].startswith("VACUUM ")
+    ]
+    assert vacuumed == list(FACT_TABLES)
+
+
+def test_refresh_in_outer_transaction_skips_vacuum(django_capture_on_commit_callbacks):
+    make_account()
+
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        refresh_facts()
+
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("VACUUM")]
+    assert last_refresh() is not None
