@@ -8,9 +8,10 @@
 // {"event": "listening"}, as its own iframe API does. Vimeo's player sends
 // the events the page asks for with {"method": "addEventListener"} after
 // its "ready" message (Vimeo's documented postMessage API).
-// NOTE: neither protocol is exercised by the test suite, which cannot reach
-// the video hosts; a player that sends nothing leaves the lesson with
-// Mark complete and no resume position, as before.
+// tests/browser/test_embedded_video.py exercises both protocols against
+// local stand-ins of the players, since the video hosts cannot be reached
+// from the tests. A player that sends nothing leaves the lesson with Mark
+// complete and no resume position.
 (function () {
   "use strict";
 
@@ -87,11 +88,15 @@
       }
     }
 
+    function subscribeToVimeo() {
+      for (const name of ["timeupdate", "play", "pause", "ended"]) {
+        post({ method: "addEventListener", value: name });
+      }
+    }
+
     function onVimeo(message) {
       if (message.event === "ready") {
-        for (const name of ["timeupdate", "play", "pause", "ended"]) {
-          post({ method: "addEventListener", value: name });
-        }
+        subscribeToVimeo();
         return;
       }
       const data = message.data || {};
@@ -127,6 +132,12 @@
       const listen = () => post({ event: "listening", id: frame.id, channel: "widget" });
       listen();
       frame.addEventListener("load", listen);
+    } else {
+      // The player's "ready" message is missed when the frame loaded before
+      // this deferred script ran, so the page also subscribes on its own.
+      // A second subscription to the same event changes nothing.
+      subscribeToVimeo();
+      frame.addEventListener("load", subscribeToVimeo);
     }
     return player;
   }
