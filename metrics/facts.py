@@ -290,9 +290,10 @@ def vacuum_fact_tables() -> None:
     autovacuum off, a few dozen refreshes made the dashboard page about
     twice as slow at full size (docs/benchmarks.md). With autovacuum on,
     they would slow it until autovacuum reaches each table. VACUUM cannot
-    run in a transaction, so this runs after the refresh commits. It is
-    skipped when the refresh ran inside an outer transaction, which
-    commits later.
+    run in a transaction, so this runs after the refresh commits, or after
+    the outermost transaction commits when the refresh ran inside one. It
+    is skipped when the commit callbacks run inside an atomic block, as a
+    test that executes them in its own transaction does.
     """
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return

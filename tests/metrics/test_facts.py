@@ -6,7 +6,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from courses.models import (
@@ -543,3 +543,19 @@ def test_refresh_in_outer_transaction_skips_vacuum(django_capture_on_commit_call
 
     assert not [q for q in queries.captured_queries if q["sql"].startswith("VACUUM")]
     assert last_refresh() is not None
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_refresh_in_outer_transaction_vacuums_after_commit():
+    make_account()
+
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        refresh_facts()
+        inside = len(queries.captured_queries)
+
+    vacuumed = [
+        query["sql"].removeprefix("VACUUM ")
+        for query in queries.captured_queries[inside:]
+        if query["sql"].startswith("VACUUM ")
+    ]
+    assert vacuumed == list(FACT_TABLES)
