@@ -19,7 +19,7 @@ holdout (metrics.holdouts) measures an effect.
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -318,9 +318,11 @@ def _training_days(
 ) -> QuerySet[Any]:
     """Return (subject, first UTC day the rule was met) rows in scope, before cutoff.
 
-    An account's day is the first such day of any of its contacts. The
-    database groups the rows, or with ``precomputed`` reads them grouped
-    by the facts refresh, so one row per subject comes back.
+    An account's day is the first such day of any of its contacts. The day
+    is the UTC day in any site time zone, because the refresh stores the
+    trained subjects' windows around their UTC day. The database groups
+    the rows, or with ``precomputed`` reads them grouped by the facts
+    refresh, so one row per subject comes back.
     """
     if precomputed:
         # The first time before the cutoff is the first time overall when
@@ -331,7 +333,7 @@ def _training_days(
             .order_by()
             .values(subject=F("subject_id"))
             .annotate(instant=F("first_at"))
-            .annotate(day=TruncDate("instant"))
+            .annotate(day=TruncDate("instant", tzinfo=UTC))
         )
     rows, field, contact = _training_rows(cohort)
     return (
@@ -339,7 +341,7 @@ def _training_days(
         .order_by()
         .values(subject=F(_subject_path(contact, level)))
         .annotate(instant=Min(field))
-        .annotate(day=TruncDate("instant"))
+        .annotate(day=TruncDate("instant", tzinfo=UTC))
     )
 
 

@@ -243,3 +243,44 @@ def test_stored_changes_see_topic_change_at_once(outcome_data):
     assert stored.topics == ["Billing", "Login"]
     assert stored.tickets == live.tickets
     assert stored.tickets_by_topic == live.tickets_by_topic
+
+
+def test_stored_changes_use_utc_day_in_other_zone(settings):
+    """A training day is the UTC day, whatever the site's time zone is.
+
+    The refresh stores windows around the UTC day, so a report that placed
+    the trained on their local day would read windows around another day.
+    """
+    settings.TIME_ZONE = "America/New_York"
+    course = make_course((1,))
+    CourseTopic.objects.create(course=course, topic="Billing")
+    # 02:00 UTC on 1 April is 22:00 on 31 March in New York.
+    utc_day = date(2024, 4, 1)
+    trained_at = _midnight(utc_day) + timedelta(hours=2)
+    local_day = utc_day - timedelta(days=1)
+    for index in range(4):
+        account = make_account(signup_date=date(2023, 1, 1))
+        contact = make_contact(account, added_at=_midnight(date(2023, 1, 1)))
+        # On the local day: in the window before the UTC day, on neither
+        # side of the local one.
+        make_event(contact, at_noon(local_day))
+        make_ticket(account, at_noon(local_day), topic="Billing")
+        if index % 2:
+            make_enrollment(
+                contact,
+                course,
+                status=EnrollmentStatus.COMPLETED,
+                completed_at=trained_at,
+            )
+    cohort = Cohort(course=course)
+    refresh_facts()
+
+    live = outcome_changes(cohort, as_of=date(2024, 6, 30), precomputed=False)
+    stored = outcome_changes(cohort, as_of=date(2024, 6, 30), precomputed=True)
+
+    for report in (live, stored):
+        trained_days = {anchor.day for anchor in report.accounts.anchors}
+        assert trained_days == {utc_day}
+        assert report.usage.trained.mean_before == pytest.approx(1 / DAYS_BEFORE)
+        assert report.tickets.trained.mean_before == 1
+    assert stored == live
