@@ -24,10 +24,12 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any, NamedTuple
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
     Exists,
+    Expression,
     F,
     IntegerField,
     Min,
@@ -38,6 +40,7 @@ from django.db.models import (
     When,
     Window,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, TruncDate
 
@@ -189,20 +192,38 @@ STORED_FIELDS = {
 }
 
 
-def _topic_ticket_columns(topics: Sequence[str]) -> list[Cast]:
+def _topic_ticket_columns(topics: Sequence[str]) -> list[Expression]:
     """Return the stored tickets before and after of each topic, in turn.
 
     The database reads them out of TrainingFact.topic_tickets, so no JSON
     travels to Python, where decoding it took longer than the query.
     """
-    columns = []
+    columns: list[Expression] = []
     for topic in topics:
         for position in (0, 1):
+            if connection.vendor == "sqlite":
+                columns.append(_sqlite_topic_count(topic, position))
+                continue
             count = KeyTextTransform(
                 str(position), KeyTransform(topic, "topic_tickets")
             )
             columns.append(Cast(count, IntegerField()))
     return columns
+
+
+def _sqlite_topic_count(topic: str, position: int) -> RawSQL:
+    """Return the stored count at ``position`` of ``topic``, matched by key.
+
+    A JSON path cannot name every key on SQLite: Django writes a key of
+    digits, such as "404", as an array index, and SQLite's paths have no
+    escape for a double quote. json_each compares each key as text instead.
+    """
+    sql = (
+        f"(SELECT json_extract(topic.value, '$[{int(position)}]') "
+        f'FROM json_each("{TrainingFact._meta.db_table}"."topic_tickets") AS topic '
+        "WHERE topic.key = %s)"
+    )
+    return RawSQL(sql, [topic], output_field=IntegerField())
 
 
 def _stored_columns(level: SubjectLevel, topics: Sequence[str]) -> list[Any]:

@@ -29,6 +29,7 @@ from tests.factories import (
     make_ticket,
 )
 from tests.metrics.builders import at_noon, make_course, make_enrollment
+from tests.sqlite_child import run_on_sqlite
 
 pytestmark = pytest.mark.django_db
 
@@ -284,3 +285,55 @@ def test_stored_changes_use_utc_day_in_other_zone(settings):
         assert report.usage.trained.mean_before == pytest.approx(1 / DAYS_BEFORE)
         assert report.tickets.trained.mean_before == 1
     assert stored == live
+
+
+def test_stored_topic_tickets_on_sqlite(tmp_path):
+    """Read topics that SQLite's JSON paths cannot name as written.
+
+    Django writes a key of digits as an array index in a JSON path, and a
+    path cannot hold a double quote, so such topics need another lookup.
+    """
+    script = """
+import json
+from datetime import UTC, date, datetime, timedelta
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from courses.models import EnrollmentStatus
+from metrics.changes import outcome_changes
+from metrics.cohorts import Cohort
+from metrics.facts import refresh_facts
+from metrics.models import CourseTopic
+from tests.factories import make_account, make_contact, make_ticket
+from tests.metrics.builders import at_noon, make_course, make_enrollment
+topics = ["404", 'Say "hi"', "Billing"]
+course = make_course((1,))
+for topic in topics:
+    CourseTopic.objects.create(course=course, topic=topic)
+trained_on = date(2024, 4, 1)
+for index in range(4):
+    account = make_account(signup_date=date(2023, 1, 1))
+    contact = make_contact(account, added_at=datetime(2023, 1, 1, tzinfo=UTC))
+    for number, topic in enumerate(topics):
+        for _ in range(number + 1):
+            make_ticket(account, at_noon(trained_on - timedelta(days=2)), topic=topic)
+        make_ticket(account, at_noon(trained_on + timedelta(days=2)), topic=topic)
+    if index % 2:
+        make_enrollment(contact, course, status=EnrollmentStatus.COMPLETED,
+                        completed_at=at_noon(trained_on))
+refresh_facts()
+def tickets(precomputed):
+    report = outcome_changes(Cohort(course=course), as_of=date(2024, 6, 30),
+                             precomputed=precomputed)
+    return [[row.topic, row.trained_before, row.trained_after]
+            for row in report.tickets_by_topic]
+print(json.dumps({"live": tickets(False), "stored": tickets(True)}))
+"""
+    result = run_on_sqlite(script, tmp_path)
+
+    # Two trained accounts, each with n + 1 tickets before on the n-th topic
+    # and one after.
+    expected = [["404", 2, 2], ["Billing", 6, 2], ['Say "hi"', 4, 2]]
+    assert result["live"] == expected
+    assert result["stored"] == expected
