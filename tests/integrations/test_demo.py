@@ -8,8 +8,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from customers.models import Account
 from integrations.demo import replay_history
 from lifecycle.models import StageChange
+from metrics.models import FactRefresh
 from tests.factories import make_account
 from triggers.models import Firing, OutboxEmail, Sweep
 
@@ -46,6 +48,10 @@ def test_setup_demo_replays_and_prints_credentials(var_dir, mailoutbox):
     assert admin.check_password(password)
     assert "Username:   admin" in output
     assert (var_dir / "sample-data" / "ravenstack").is_dir()
+    refresh = FactRefresh.last()
+    assert refresh is not None
+    assert refresh.accounts == Account.objects.count()
+    assert f"Dashboard facts refreshed for {refresh.accounts} accounts." in output
 
 
 def test_setup_demo_sends_only_recent_emails(var_dir, mailoutbox):
