@@ -343,7 +343,7 @@ def open_page_views(
         for lesson in lessons:
             record_lesson_view(enrollment, lesson)
     # Each page view and heartbeat rewrites a progress row. In production
-    # autovacuum clears the old versions; where it is off, as on some test
+    # autovacuum clears the old versions. Where it is off, as on some test
     # servers, the versions left by one run would slow the next.
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {LessonProgress._meta.db_table}")

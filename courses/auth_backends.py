@@ -76,7 +76,7 @@ def _cache_key(user_id: Any) -> str:
 def _store(cache: BaseCache, key: str, user: Any) -> None:
     # Learners sign in by link and have no usable password. A user with one,
     # such as a CSM, is read from the database each time instead, so Redis,
-    # which the broker shares, never holds a password hash.
+    # which the broker shares, never contains a password hash.
     if user.has_usable_password():
         return
     try:

@@ -4,10 +4,10 @@ A learner's page view of a lesson is counted (courses.services) before the
 page is drawn, so the page shows the view's own number and the latest
 progress. Most page views are repeat views: the learner has a progress row
 on the lesson and has reached it before. Such a view changes only
-counters, and on PostgreSQL ``repeat_view_in_one_statement`` counts it and
-reads everything the page shows in one prepared statement: the
-enrollment, its course, the lesson with its module, the counted progress
-row, and the lessons before and after in course order.
+counters. On PostgreSQL ``repeat_view_in_one_statement`` counts it and
+reads everything the page shows in one prepared statement. The statement
+returns the enrollment, its course, the lesson with its module, the
+counted progress row, and the lessons before and after in course order.
 
 Every other view (a first view, a lesson past the furthest one, a lesson
 whose page reads more, such as a checklist, an assessment or a live
@@ -62,7 +62,7 @@ GENERAL_PATH_KINDS = (*ASSESSMENT_KINDS, LessonKind.CHECKLIST, LessonKind.LIVE_S
 
 @dataclass(frozen=True)
 class LessonPage:
-    """A lesson as one page view sees it.
+    """A lesson and the learner's progress, as one page view shows them.
 
     ``progress`` is None for a HEAD request, which counts no view.
     ``enrollment.course`` and ``lesson.module`` are loaded.
@@ -219,7 +219,7 @@ def repeat_view_in_one_statement(
     Returns None, having written nothing, when the view takes the general
     path instead (see the module's docstring), including every view on
     a database other than PostgreSQL. So does a lesson id too large for a
-    bigint: the general path answers 404 for it, as for any unknown id.
+    bigint: the general path returns 404 for it, as for any unknown id.
     """
     if connection.vendor != "postgresql" or not fits_bigint(lesson_id):
         return None

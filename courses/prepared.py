@@ -49,7 +49,7 @@ def forget_stale_statement(error: NotSupportedError) -> None:
     PostgreSQL rejects such a statement with "cached plan must not change
     result type" until the connection closes. psycopg (3.3) clears its own
     record of prepared statements when it runs DEALLOCATE ALL, so the next
-    call prepares it again; the caller takes its general path this once.
+    call prepares it again. The caller takes its general path this once.
     Inside a transaction the error aborted the transaction, so it is raised.
     """
     stale = isinstance(error.__cause__, psycopg.errors.FeatureNotSupported)

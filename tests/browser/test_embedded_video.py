@@ -1,7 +1,7 @@
 """Embedded YouTube and Vimeo players report their position, and the lesson resumes.
 
-The players' hosts cannot be reached here, so Playwright answers the
-player's address with a local stand-in page that speaks the host's
+The players' hosts cannot be reached here, so Playwright serves a local
+stand-in page at the player's address. The stand-in speaks the host's
 postMessage protocol: YouTube's "infoDelivery" messages after the page
 posts {"event": "listening"}, and Vimeo's "ready", then the events the
 page subscribes to with {"method": "addEventListener"}. The stand-in plays
@@ -67,10 +67,10 @@ addEventListener("message", (event) => {
 
 VIMEO_STAND_IN = """<!doctype html><title>player</title><script>
 const start = Number((location.hash.match(/t=(\\d+)s/) || [0, 0])[1]);
-const wanted = new Set();
+const subscribed = new Set();
 let began = null;
 function send(name, data) {
-  if (wanted.has(name)) {
+  if (subscribed.has(name)) {
     parent.postMessage(JSON.stringify({event: name, data: data}), "*");
   }
 }
@@ -81,8 +81,8 @@ function report() {
 addEventListener("message", (event) => {
   const message = JSON.parse(event.data);
   if (message.method === "addEventListener") {
-    wanted.add(message.value);
-    if (wanted.has("timeupdate") && wanted.has("play") && began === null) {
+    subscribed.add(message.value);
+    if (subscribed.has("timeupdate") && subscribed.has("play") && began === null) {
       began = Date.now();
       send("play", {seconds: start, duration: %(duration)s});
       setInterval(report, 250);
@@ -107,11 +107,11 @@ PLAYERS = {
 
 
 def stand_in(page: Page, pattern: str, html: str) -> list[str]:
-    """Answer the player's address with the stand-in; return the addresses asked."""
-    asked: list[str] = []
+    """Serve the stand-in at the player's address; return the URLs requested."""
+    requested: list[str] = []
 
     def answer(route: Route) -> None:
-        asked.append(route.request.url)
+        requested.append(route.request.url)
         route.fulfill(
             status=200,
             content_type="text/html",
@@ -119,7 +119,7 @@ def stand_in(page: Page, pattern: str, html: str) -> list[str]:
         )
 
     page.route(pattern, answer)
-    return asked
+    return requested
 
 
 def embedded_lesson(url: str) -> Lesson:
@@ -178,7 +178,7 @@ def test_embedded_position_saved_and_resumed(
     enroll(contact, lesson.module.course)
     lesson_path = f"/learn/courses/{lesson.module.course.slug}/lessons/{lesson.pk}/"
     page = new_page()
-    asked = stand_in(page, pattern, html)
+    requested = stand_in(page, pattern, html)
 
     page.goto(create_sign_in_url(contact, next_path=lesson_path))
     page.get_by_role("button", name="Sign in").click()
@@ -186,7 +186,7 @@ def test_embedded_position_saved_and_resumed(
     # The heartbeats carry the stand-in's position.
     progress = saved_past(page, lesson, WATCH_SECONDS)
 
-    assert asked
+    assert requested
     assert start_of(frame_address(page), player) == 0
     assert progress.duration_seconds == VIDEO_SECONDS
     assert progress.position_seconds >= WATCH_SECONDS
@@ -195,7 +195,7 @@ def test_embedded_position_saved_and_resumed(
     # Opening the lesson again starts the player at the saved position.
     second = new_page()
     second.context.add_cookies(page.context.cookies())  # type: ignore[arg-type]
-    asked_again = stand_in(second, pattern, html)
+    requested_again = stand_in(second, pattern, html)
     page.close()
     # Closing the page sends a last heartbeat with the position.
     second.wait_for_timeout(1000)
@@ -209,5 +209,5 @@ def test_embedded_position_saved_and_resumed(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     second.screenshot(path=ARTIFACTS / f"embedded-{player}-resumed.png", full_page=True)
 
-    assert asked_again
+    assert requested_again
     assert start_of(frame_address(second), player) == saved

@@ -76,8 +76,7 @@ class Command(BaseCommand):
             self._replay(options)
 
         # In production the beat task refreshes the dashboard's facts every
-        # ten minutes; the demo refreshes them once, so its dashboard reads
-        # them as a production one does.
+        # ten minutes. The demo runs no beat, so it refreshes them once here.
         refresh = refresh_facts()
         self.stdout.write(f"Dashboard facts refreshed for {refresh.accounts} accounts.")
 
