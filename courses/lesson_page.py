@@ -26,6 +26,7 @@ from django.db import connection
 from django.db.models import Model
 from django.db.models.expressions import Col
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from courses.content import tick_by_events
@@ -88,7 +89,7 @@ def count_view_and_read(
     contact is enrolled in. Five queries for a repeat view of a lesson
     whose kind reads nothing more.
     """
-    enrollment = _enrolled_course(contact, slug)
+    enrollment = enrolled_course(contact, slug)
     enrollment.contact = contact
     # The outline's lessons, read once: the current lesson is one of them.
     lessons = course_lessons(enrollment.course_id)
@@ -122,15 +123,12 @@ def count_view_and_read(
     )
 
 
-def _enrolled_course(contact: Contact, slug: str) -> Enrollment:
-    try:
-        return (
-            enrollments_for(contact)
-            .select_related("furthest_lesson__module")
-            .get(course__slug=slug)
-        )
-    except Enrollment.DoesNotExist:
-        raise Http404("No such course among your courses.") from None
+def enrolled_course(contact: Contact, slug: str) -> Enrollment:
+    """Find the contact's enrollment in a course, with its furthest lesson, or 404."""
+    return get_object_or_404(
+        enrollments_for(contact).select_related("furthest_lesson__module"),
+        course__slug=slug,
+    )
 
 
 def _columns(alias: str, model: type[Model]) -> list[str]:

@@ -37,6 +37,7 @@ from courses.heartbeats import HEARTBEAT_INTERVAL_SECONDS
 from courses.lesson_page import (
     LessonPage,
     count_view_and_read,
+    enrolled_course,
     repeat_view_in_one_statement,
 )
 from courses.models import (
@@ -218,14 +219,6 @@ def course(request: HttpRequest, contact: Contact, slug: str) -> HttpResponse:
         "version": version,
     }
     return render(request, "portal/course.html", context)
-
-
-def enrolled_course(contact: Contact, slug: str) -> Enrollment:
-    """Find the contact's enrollment in a course, with its furthest lesson, or 404."""
-    return get_object_or_404(
-        enrollments_for(contact).select_related("furthest_lesson__module"),
-        course__slug=slug,
-    )
 
 
 def enrolled_lesson(
