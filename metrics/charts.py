@@ -9,8 +9,9 @@ in the table beside each chart and in its CSV download.
 from typing import Any
 
 from metrics.changes import ChangeComparison, OutcomeChanges
-from metrics.engagement import CourseEngagement, score_bin_labels
+from metrics.engagement import CourseEngagement
 from metrics.impact import ImpactReport
+from metrics.scores import score_bin_labels
 
 Chart = dict[str, Any]
 

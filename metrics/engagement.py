@@ -2,28 +2,25 @@
 
 Every figure is an aggregate query over enrollments and lesson progress, or
 over their refreshed facts (metrics.facts), so the report runs eight queries,
-or six over the facts, whatever the number of learners. docs/metrics.md and
-docs/dashboards.md define each figure.
+or six over the facts, whatever the number of learners. The score
+histograms come from metrics.scores. docs/metrics.md and docs/dashboards.md
+define each figure.
 """
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import (
-    Case,
     Count,
     F,
-    IntegerField,
     Q,
     QuerySet,
     Sum,
     Value,
-    When,
 )
-from django.db.models.functions import Cast, Floor, Greatest, Least
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from courses.models import (
@@ -34,31 +31,15 @@ from courses.models import (
     LessonProgress,
     Module,
 )
+from metrics import scores
 from metrics.models import (
     EnrollmentFact,
     FactRefresh,
-    LessonScoreFact,
     ModuleActivityFact,
 )
 from metrics.scope import EVERYTHING, Scope
+from metrics.scores import EMPTY_HISTOGRAM, ScoreHistogram, histograms_from_counts
 from metrics.stats import ProportionEstimate, estimate_proportion
-
-# Scores are percentages, counted in ten bins of ten points. The last bin
-# also contains 100, so a perfect score is not a bin of its own.
-SCORE_BIN_WIDTH = 10
-SCORE_BINS = 10
-# Scores outside 0-100 are counted apart from the bins, under this key.
-OUT_OF_RANGE = -1
-
-
-def score_bin_labels() -> list[str]:
-    """Return the label of each score bin, such as "10-19.99" and "90-100"."""
-    labels = []
-    for index in range(SCORE_BINS):
-        low = index * SCORE_BIN_WIDTH
-        high = low + SCORE_BIN_WIDTH
-        labels.append(f"{low}-{high}" if index == SCORE_BINS - 1 else f"{low}-<{high}")
-    return labels
 
 
 @dataclass(frozen=True)
@@ -107,18 +88,6 @@ class ModuleFunnel:
     activity: ModuleActivity = field(default_factory=ModuleActivity)
     # Set on the module of the course where the most enrollments stopped.
     is_largest_drop_off: bool = False
-
-
-@dataclass(frozen=True)
-class ScoreHistogram:
-    """Counts of scores per bin of SCORE_BIN_WIDTH points, and those outside 0-100."""
-
-    bins: list[int]
-    out_of_range: int
-
-    @property
-    def total(self) -> int:
-        return sum(self.bins)
 
 
 @dataclass(frozen=True)
@@ -297,81 +266,6 @@ def _activities(
     }
 
 
-def _stored_lesson_scores(
-    courses: QuerySet[Course], scope: Scope
-) -> dict[int, ScoreHistogram]:
-    """Return what _lesson_scores returns, from the refreshed counts per bin."""
-    counts: dict[int, dict[int, int]] = defaultdict(dict)
-    rows = (
-        LessonScoreFact.objects.filter(
-            scope.accounts("account__"),
-            scope.in_period("enrolled_at"),
-            course__in=courses,
-        )
-        .values("course_id", "score_bin")
-        .annotate(count=Sum("scores"))
-        .order_by()
-    )
-    for row in rows:
-        counts[row["course_id"]][row["score_bin"]] = row["count"]
-    return _histograms_from_counts(counts)
-
-
-def _score_bin(score_field: str) -> Case:
-    """Return the bin index of a 0-100 score, or OUT_OF_RANGE outside that range."""
-    width = Value(Decimal(SCORE_BIN_WIDTH))
-    return Case(
-        When(
-            Q(**{f"{score_field}__lt": 0}) | Q(**{f"{score_field}__gt": 100}),
-            then=Value(OUT_OF_RANGE),
-        ),
-        default=Least(
-            Cast(Floor(F(score_field) / width), IntegerField()),
-            Value(SCORE_BINS - 1),
-        ),
-        output_field=IntegerField(),
-    )
-
-
-def _histograms(rows: QuerySet[Any], course_field: str) -> dict[int, ScoreHistogram]:
-    counts: dict[int, dict[int, int]] = defaultdict(dict)
-    for row in rows.values(course_field, "bin").annotate(count=Count("pk")).order_by():
-        counts[row[course_field]][row["bin"]] = row["count"]
-    return _histograms_from_counts(counts)
-
-
-def _histograms_from_counts(
-    counts: Mapping[int, Mapping[int, int]],
-) -> dict[int, ScoreHistogram]:
-    return {
-        course_id: ScoreHistogram(
-            bins=[by_bin.get(index, 0) for index in range(SCORE_BINS)],
-            out_of_range=by_bin.get(OUT_OF_RANGE, 0),
-        )
-        for course_id, by_bin in counts.items()
-    }
-
-
-def _course_scores(
-    courses: QuerySet[Course], scope: Scope
-) -> dict[int, ScoreHistogram]:
-    scored = Enrollment.objects.filter(
-        scope.enrollments(), course__in=courses, score__isnull=False
-    ).annotate(bin=_score_bin("score"))
-    return _histograms(scored, "course_id")
-
-
-def _lesson_scores(
-    courses: QuerySet[Course], scope: Scope
-) -> dict[int, ScoreHistogram]:
-    scored = LessonProgress.objects.filter(
-        scope.enrollments("enrollment__"),
-        enrollment__course__in=courses,
-        score__isnull=False,
-    ).annotate(bin=_score_bin("score"))
-    return _histograms(scored, "enrollment__course_id")
-
-
 def _certificates(
     courses: QuerySet[Course], scope: Scope
 ) -> dict[int, CertificateCounts]:
@@ -401,9 +295,6 @@ def _certificates(
         )
         for row in rows
     }
-
-
-EMPTY_HISTOGRAM = ScoreHistogram(bins=[0] * SCORE_BINS, out_of_range=0)
 
 
 # Enrollment counts per course: "enrolled" and one entry per status.
@@ -443,7 +334,7 @@ def _enrollment_counts(
     ):
         key = (row["furthest_lesson__module_id"], row["status"])
         funnel[row["course_id"]][key] = row["count"]
-    return totals, funnel, _course_scores(courses, scope)
+    return totals, funnel, scores.course_scores(courses, scope)
 
 
 def _stored_enrollment_counts(
@@ -471,7 +362,7 @@ def _stored_enrollment_counts(
         funnel[course_id][key] = funnel[course_id].get(key, 0) + count
         if row["score_bin"] is not None:
             score_counts[course_id][row["score_bin"]] += count
-    return totals, funnel, _histograms_from_counts(score_counts)
+    return totals, funnel, histograms_from_counts(score_counts)
 
 
 def learning_engagement(
@@ -508,11 +399,11 @@ def learning_engagement(
             courses, scope
         )
         activity = _stored_activity_by_module(courses, scope)
-        lesson_scores = _stored_lesson_scores(courses, scope)
+        lesson_scores = scores.stored_lesson_scores(courses, scope)
     else:
         totals, counts_by_course, course_scores = _enrollment_counts(courses, scope)
         activity = _activity_by_module(courses, scope)
-        lesson_scores = _lesson_scores(courses, scope)
+        lesson_scores = scores.lesson_scores(courses, scope)
     certificates = _certificates(courses, scope)
 
     report = []

@@ -9,10 +9,10 @@ import io
 from collections.abc import Iterable
 
 from metrics.changes import ChangeComparison, OutcomeChanges
-from metrics.engagement import SCORE_BIN_WIDTH
 from metrics.holdout_outcomes import HoldoutOutcomes
 from metrics.holdouts import HoldoutComparison
 from metrics.impact import ImpactReport
+from metrics.scores import SCORE_BIN_WIDTH
 from metrics.services import (
     Comparison,
     CourseEngagement,

@@ -26,9 +26,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from courses.models import EnrollmentStatus
-from metrics.engagement import OUT_OF_RANGE, SCORE_BIN_WIDTH, SCORE_BINS
 from metrics.models import FactRefresh
 from metrics.report_cache import clear_cached_reports
+from metrics.scores import OUT_OF_RANGE, SCORE_BIN_WIDTH, SCORE_BINS
 from metrics.windows import insert_training_facts, utc_day_sql
 
 logger = logging.getLogger(__name__)
@@ -308,7 +308,7 @@ def vacuum_fact_tables() -> None:
 
 
 def _score_bin_sql(column: str) -> str:
-    """Return SQL for the bin of the score ``column``, as engagement._score_bin."""
+    """Return SQL for the bin of the score ``column``, as metrics.scores.score_bin."""
     if connection.vendor == "postgresql":
         bin_index = "LEAST(FLOOR({column} / {width})::integer, {last})"
     else:

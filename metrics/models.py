@@ -444,7 +444,7 @@ class EnrollmentFact(models.Model):
         db_constraint=False,
         related_name="+",
     )
-    # metrics.engagement's bin of Enrollment.score, or null without a score.
+    # metrics.scores' bin of Enrollment.score, or null without a score.
     score_bin = models.SmallIntegerField(null=True)
 
     def __str__(self) -> str:
@@ -454,7 +454,7 @@ class EnrollmentFact(models.Model):
 class LessonScoreFact(models.Model):
     """How many lesson scores of one enrollment fall in one score bin.
 
-    ``score_bin`` is metrics.engagement's bin index, or its OUT_OF_RANGE key.
+    ``score_bin`` is metrics.scores' bin index, or its OUT_OF_RANGE key.
     """
 
     enrollment = models.ForeignKey(

@@ -41,12 +41,11 @@ from metrics.engagement import (
     CourseEngagement,
     ModuleActivity,
     ModuleFunnel,
-    ScoreHistogram,
     learning_engagement,
-    score_bin_labels,
 )
 from metrics.models import AccountDay, FactRefresh
 from metrics.scope import EVERYTHING, Scope
+from metrics.scores import ScoreHistogram, score_bin_labels
 from metrics.stats import (
     Difference,
     Interval,

@@ -2,7 +2,8 @@
 
 from django import template
 
-from metrics.engagement import CourseEngagement, score_bin_labels
+from metrics.engagement import CourseEngagement
+from metrics.scores import score_bin_labels
 from metrics.stats import ALPHA, MIN_EVENTS, MIN_SUBJECTS, Interval, Verdict
 
 register = template.Library()

@@ -9,10 +9,11 @@ import pytest
 
 from courses.models import Enrollment, EnrollmentStatus
 from lifecycle.models import AccountStage, Stage
-from metrics.engagement import OUT_OF_RANGE, learning_engagement
+from metrics.engagement import learning_engagement
 from metrics.facts import refresh_facts
 from metrics.models import EnrollmentFact
 from metrics.scope import Scope
+from metrics.scores import OUT_OF_RANGE
 from tests.factories import make_account, make_contact
 from tests.metrics.builders import lessons_by_module, make_course, make_enrollment
 
