@@ -9,11 +9,11 @@ reads everything the page shows in one prepared statement. The statement
 returns the enrollment, its course, the lesson with its module, the
 counted progress row, and the lessons before and after in course order.
 
-Every other view (a first view, a lesson past the furthest one, a lesson
-whose page reads more, such as a checklist, an assessment or a live
-session, or any view on SQLite) takes ``count_view_and_read``, the general
-path, which is the specification: the tests compare both on the same
-states and require identical pages and rows.
+Every other view takes ``count_view_and_read``, the general path: a first
+view, a lesson past the furthest one, a lesson whose page reads more (a
+checklist, an assessment or a live session), and any view on SQLite. The
+general path is the specification. The tests compare both paths on the
+same states and require identical pages and rows.
 """
 
 import functools

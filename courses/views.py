@@ -261,6 +261,8 @@ def lesson(request: HttpRequest, slug: str, lesson_id: int) -> HttpResponseBase:
         if contact_id is not None:
             page = repeat_view_in_one_statement(contact_id, slug, lesson_id)
     if page is None:
+        # The statement has written nothing then. Its cost is spent on the
+        # rarer views it does not serve: first views and the richer kinds.
         return _lesson_by_general_path(request, slug=slug, lesson_id=lesson_id)
     return _lesson_response(request, page)
 

@@ -72,10 +72,10 @@ LEFT JOIN customers_usageday AS usage
 GROUP BY anchor.subject_id, anchor.trained, anchor.day
 """
 
-# Per account: the last health score in each window, the covered tickets in
-# each window, and whether a subscription in the window after, then one in
-# the window before, expanded it: an upgrade, or more seats than every
-# subscription started before that window.
+# Per account: the last health score and the covered tickets in each window.
+# Then whether a subscription in the window after, and one in the window
+# before, expanded the account. Expanding is an upgrade, or more seats than
+# every subscription started before that window.
 ACCOUNT_SQL = """
 SELECT
     anchor.subject_id,

@@ -5,7 +5,7 @@ stand-in page at the player's address. The stand-in speaks the host's
 postMessage protocol: YouTube's "infoDelivery" messages after the page
 posts {"event": "listening"}, and Vimeo's "ready", then the events the
 page subscribes to with {"method": "addEventListener"}. The stand-in plays
-in real time from the start its address asks for. What it checks is
+in real time from the start position in its address. What it checks is
 static/portal/embed_player.js and the server's handling of the positions,
 not the real players.
 """

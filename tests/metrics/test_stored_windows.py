@@ -46,7 +46,7 @@ def outcome_data():
     """Accounts with usage, health scores, tickets and subscriptions around training.
 
     Some accounts sign up, and some contacts are added, inside the windows,
-    so they are left out; tickets fall on the training day and on the
+    so they are left out. Tickets fall on the training day and on the
     windows' edges.
     """
     rng = np.random.default_rng(29)
@@ -135,11 +135,11 @@ def _last_score(account: Account, first: date, last: date) -> int | None:
 def _expanded(account: Account, first: date, last: date, earlier_than: date) -> bool:
     """Whether a subscription started in [first, last] upgraded or added seats."""
     earlier = Subscription.objects.filter(account=account, started_on__lt=earlier_than)
-    most_seats = max(earlier.values_list("seats", flat=True), default=None)
+    max_seats = max(earlier.values_list("seats", flat=True), default=None)
     for later in Subscription.objects.filter(
         account=account, started_on__gte=first, started_on__lte=last
     ):
-        if later.is_upgrade or (most_seats is not None and later.seats > most_seats):
+        if later.is_upgrade or (max_seats is not None and later.seats > max_seats):
             return True
     return False
 
