@@ -26,7 +26,6 @@ measured, not with the events stored.
 
 import logging
 import time as clock
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 
@@ -37,10 +36,8 @@ from metrics.cohorts import (
     ANY_COMPLETION,
     DAYS_AFTER,
     DAYS_BEFORE,
-    Anchor,
     AnchoredCohorts,
     Cohort,
-    StoredWindow,
     SubjectLevel,
     anchored_cohorts,
 )
@@ -51,6 +48,7 @@ from metrics.services import GroupResult, MetricComparison
 from metrics.stats import (
     Difference,
     MeanEstimate,
+    PairSums,
     Summary,
     Verdict,
     difference_in_differences,
@@ -58,6 +56,7 @@ from metrics.stats import (
     estimate_mean,
     estimate_proportion,
 )
+from metrics.totals import AccountRow, WindowTotals, account_totals, usage_totals
 from metrics.windows import (
     ACCOUNT_SQL,
     ACCOUNT_WINDOW_DAYS,
@@ -138,19 +137,14 @@ class OutcomeChanges:
         return self.control is not None
 
 
-def _change_group(
-    rows: list[tuple[float, float]], anchored: int
-) -> tuple[ChangeGroup, Summary]:
-    """Summarise (before, after) pairs of one group."""
-    changes = [after - before for before, after in rows]
-    summary = Summary.from_values(changes)
-    before = Summary.from_values([before for before, _ in rows])
-    after = Summary.from_values([after for _, after in rows])
+def _change_group(sums: PairSums, anchored: int) -> tuple[ChangeGroup, Summary]:
+    """Summarise one group's (before, after) pairs from their sums."""
+    summary = sums.change_summary()
     group = ChangeGroup(
-        n=len(rows),
-        left_out=anchored - len(rows),
-        mean_before=before.mean,
-        mean_after=after.mean,
+        n=sums.n,
+        left_out=anchored - sums.n,
+        mean_before=sums.mean_before,
+        mean_after=sums.mean_after,
         change=estimate_mean(summary),
     )
     return group, summary
@@ -160,11 +154,11 @@ def _change_comparison(
     key: str,
     label: str,
     unit: str,
-    pairs: dict[bool, list[tuple[float, float]]],
+    sums: dict[bool, PairSums],
     cohorts: AnchoredCohorts,
 ) -> ChangeComparison:
-    trained, trained_summary = _change_group(pairs[True], cohorts.trained_count)
-    untrained, untrained_summary = _change_group(pairs[False], cohorts.untrained_count)
+    trained, trained_summary = _change_group(sums[True], cohorts.trained_count)
+    untrained, untrained_summary = _change_group(sums[False], cohorts.untrained_count)
     return ChangeComparison(
         key=key,
         label=label,
@@ -175,36 +169,36 @@ def _change_comparison(
     )
 
 
-def _unstored_anchors(cohorts: AnchoredCohorts) -> list[Anchor]:
-    """Return the anchors whose figures are read from the source tables.
-
-    With figures stored for the trained, only the untrained are left: their
-    days are drawn from the trained on each request.
-    """
+def _with_stored(
+    totals: dict[bool, WindowTotals], cohorts: AnchoredCohorts
+) -> dict[bool, WindowTotals]:
+    """Add the trained figures that a refresh stored to those just measured."""
     if cohorts.stored is None:
-        return cohorts.anchors
-    return [anchor for anchor in cohorts.anchors if not anchor.trained]
+        return totals
+    return {True: totals[True] + cohorts.stored, False: totals[False]}
 
 
 def usage_change(cohorts: AnchoredCohorts) -> ChangeComparison:
     """Compare usage events per day, 7 days before against 30 days after training."""
-    anchors_sql, params = anchor_table(
-        _unstored_anchors(cohorts), DAYS_BEFORE, DAYS_AFTER
+    anchors_sql, params = anchor_table(cohorts.anchors, DAYS_BEFORE, DAYS_AFTER)
+    counts: dict[bool, list[tuple[int, int]]] = {True: [], False: []}
+    for _, trained, before, after, _ in fetch_rows(
+        USAGE_SQL.format(anchors=anchors_sql), params
+    ):
+        counts[bool(trained)].append((int(before), int(after)))
+    totals = _with_stored(
+        {
+            trained: usage_totals(pairs, DAYS_BEFORE, DAYS_AFTER)
+            for trained, pairs in counts.items()
+        },
+        cohorts,
     )
-    rows = [
-        (bool(trained), before, after)
-        for _, trained, before, after, _ in fetch_rows(
-            USAGE_SQL.format(anchors=anchors_sql), params
-        )
-    ]
-    for window in (cohorts.stored or {}).values():
-        if window.measured:
-            rows.append((True, window.usage_before, window.usage_after))
-    pairs: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-    for trained, before, after in rows:
-        pairs[trained].append((before / DAYS_BEFORE, after / DAYS_AFTER))
     return _change_comparison(
-        "usage", "Product usage", "events per day", pairs, cohorts
+        "usage",
+        "Product usage",
+        "events per day",
+        {trained: group.usage for trained, group in totals.items()},
+        cohorts,
     )
 
 
@@ -218,16 +212,16 @@ def covered_topics(cohort: Cohort) -> list[str]:
     return sorted(set(topics.values_list("topic", flat=True)))
 
 
-def _account_rows(
+def _account_totals(
     cohorts: AnchoredCohorts, topics: list[str]
-) -> tuple[list[tuple], list[tuple]]:
-    """Read the per-account outcomes and the ticket counts by topic.
+) -> dict[bool, WindowTotals]:
+    """Measure the per-account outcomes and the ticket counts by topic, per group.
 
-    Each account row is laid out as ACCOUNT_SQL's columns, and each topic row
-    as TOPICS_SQL's, whether read from the source tables or from the facts.
+    The anchored accounts are measured from the source tables; the trained
+    accounts' stored figures, when read from the facts, are added to them.
     """
     anchors_sql, params = anchor_table(
-        _unstored_anchors(cohorts), ACCOUNT_WINDOW_DAYS, ACCOUNT_WINDOW_DAYS
+        cohorts.anchors, ACCOUNT_WINDOW_DAYS, ACCOUNT_WINDOW_DAYS
     )
     # With no covered topic no ticket counts, not even those with a blank topic.
     covered = "1 = 0"
@@ -248,50 +242,34 @@ def _account_rows(
     by_topic = fetch_rows(
         TOPICS_SQL.format(keys="anchor.trained", **fragments), params + topic_params
     )
-    if cohorts.stored is not None:
-        stored_accounts, stored_topics = _stored_account_rows(cohorts.stored, topics)
-        accounts += stored_accounts
-        by_topic += stored_topics
-    return accounts, by_topic
-
-
-def _stored_account_rows(
-    stored: dict[int, StoredWindow], topics: list[str]
-) -> tuple[list[tuple], list[tuple]]:
-    """Lay out the trained accounts' stored figures as _account_rows' rows."""
-    accounts = []
-    totals = {topic: [0, 0] for topic in topics}
-    for subject_id, window in stored.items():
-        if not window.measured:
-            continue
-        before = after = 0
-        for index, topic in enumerate(topics):
-            topic_before, topic_after = window.tickets[2 * index : 2 * index + 2]
-            before += topic_before
-            after += topic_after
-            totals[topic][0] += topic_before
-            totals[topic][1] += topic_after
-        accounts.append(
-            (
-                subject_id,
-                True,
-                window.health_before,
-                window.health_after,
-                before,
-                after,
-                window.expanded_after,
-                window.expanded_before,
-            )
+    rows: dict[bool, list[AccountRow]] = {True: [], False: []}
+    for row in accounts:
+        _, trained, score_before, score_after, before, after = row[:6]
+        expanded_after, expanded_before = row[6:8]
+        rows[bool(trained)].append(
+            (score_before, score_after, before, after, expanded_before, expanded_after)
         )
-    by_topic = [
-        (True, topic, before, after) for topic, (before, after) in totals.items()
-    ]
-    return accounts, by_topic
+    counts = {
+        (bool(trained), topic): (int(before), int(after))
+        for trained, topic, before, after in by_topic
+    }
+    totals = {
+        trained: account_totals(
+            group,
+            tuple(counts.get((trained, topic), (0, 0)) for topic in topics)
+            if group
+            else (),
+        )
+        for trained, group in rows.items()
+    }
+    return _with_stored(totals, cohorts)
 
 
-def _expansion(accounts: list[tuple], cohorts: AnchoredCohorts) -> MetricComparison:
-    measured = Counter(bool(row[1]) for row in accounts)
-    expanded = Counter(bool(row[1]) for row in accounts if row[6])
+def _expansion(
+    totals: dict[bool, WindowTotals], cohorts: AnchoredCohorts
+) -> MetricComparison:
+    measured = {trained: group.tickets.n for trained, group in totals.items()}
+    expanded = {trained: group.expansion.after for trained, group in totals.items()}
     anchored = (cohorts.trained_count, cohorts.untrained_count)
     groups = []
     for trained, group_anchored in zip((True, False), anchored, strict=True):
@@ -318,22 +296,20 @@ def _expansion(accounts: list[tuple], cohorts: AnchoredCohorts) -> MetricCompari
     )
 
 
-def _topic_table(rows: list[tuple], topics: list[str]) -> list[TopicTickets]:
-    counts = {
-        (bool(trained), topic): (before, after)
-        for trained, topic, before, after in rows
-    }
+def _topic_table(
+    totals: dict[bool, WindowTotals], topics: list[str]
+) -> list[TopicTickets]:
     table = []
-    for topic in topics:
-        trained = counts.get((True, topic), (0, 0))
-        untrained = counts.get((False, topic), (0, 0))
+    for index, topic in enumerate(topics):
+        trained = totals[True].topics[index] if totals[True].topics else (0, 0)
+        untrained = totals[False].topics[index] if totals[False].topics else (0, 0)
         table.append(
             TopicTickets(
                 topic=topic,
-                trained_before=int(trained[0]),
-                trained_after=int(trained[1]),
-                untrained_before=int(untrained[0]),
-                untrained_after=int(untrained[1]),
+                trained_before=trained[0],
+                trained_after=trained[1],
+                untrained_before=untrained[0],
+                untrained_after=untrained[1],
             )
         )
     return table
@@ -372,19 +348,12 @@ def outcome_changes(
             cohort, scope, SubjectLevel.ACCOUNT, as_of, precomputed, topics
         )
 
-    account_rows, topic_rows = _account_rows(accounts, topics)
-    health: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-    tickets: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-    expansion: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-    for row in account_rows:
-        _, trained, score_before, score_after, before, after = row[:6]
-        expanded_after, expanded_before = row[6:8]
-        tickets[bool(trained)].append((float(before), float(after)))
-        expansion[bool(trained)].append(
-            (float(bool(expanded_before)), float(bool(expanded_after)))
-        )
-        if score_before is not None and score_after is not None:
-            health[bool(trained)].append((float(score_before), float(score_after)))
+    per_group = _account_totals(accounts, topics)
+
+    def pairs(outcome: str) -> dict[bool, PairSums]:
+        return {
+            trained: getattr(group, outcome) for trained, group in per_group.items()
+        }
 
     report = OutcomeChanges(
         cohort=cohort,
@@ -393,22 +362,24 @@ def outcome_changes(
         contacts=contacts,
         accounts=accounts,
         usage=usage_change(contacts),
-        health=_change_comparison("health", "Health score", "points", health, accounts),
+        health=_change_comparison(
+            "health", "Health score", "points", pairs("health"), accounts
+        ),
         tickets=_change_comparison(
             "topic_tickets",
             "Support tickets on covered topics",
             f"tickets per {ACCOUNT_WINDOW_DAYS} days",
-            tickets,
+            pairs("tickets"),
             accounts,
         ),
         topics=topics,
-        tickets_by_topic=_topic_table(topic_rows, topics),
-        expansion=_expansion(account_rows, accounts),
+        tickets_by_topic=_topic_table(per_group, topics),
+        expansion=_expansion(per_group, accounts),
         expansion_change=_change_comparison(
             "expansion_change",
             "Expansion (upgrade or more seats)",
             f"share of accounts per {ACCOUNT_WINDOW_DAYS} days",
-            expansion,
+            pairs("expansion"),
             accounts,
         ),
         control=control,

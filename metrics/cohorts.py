@@ -18,14 +18,14 @@ holdout (metrics.holdouts) measures an effect.
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from functools import cached_property
 from typing import Any, NamedTuple
 
 from django.db import connection
 from django.db.models import (
+    BigIntegerField,
     Case,
     Count,
     Exists,
@@ -42,7 +42,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast, TruncDate
+from django.db.models.functions import Cast, Coalesce, TruncDate
 
 from conditions import ConditionError, EvaluationContext, compile_condition
 from courses.catalogue import audience_of
@@ -59,6 +59,8 @@ from customers.models import Account, Contact
 from customers.services import utc_day_start
 from metrics.models import TrainingFact
 from metrics.scope import Scope
+from metrics.stats import PairSums
+from metrics.totals import WindowTotals
 
 logger = logging.getLogger(__name__)
 
@@ -156,42 +158,6 @@ class Anchor(NamedTuple):
         return self.day + timedelta(days=DAYS_AFTER)
 
 
-class StoredWindow(NamedTuple):
-    """One trained subject's outcomes around its training day, from the facts.
-
-    The fields are metrics.TrainingFact's, which metrics.windows fills at
-    each refresh. ``measured`` is false for a subject that joined after its
-    window before training began. A named tuple, because a report builds
-    one for each of up to 10,000 subjects and a frozen dataclass took
-    several times longer to build.
-    """
-
-    measured: bool
-    usage_before: int | None = None
-    usage_after: int | None = None
-    health_before: int | None = None
-    health_after: int | None = None
-    expanded_before: bool | None = None
-    expanded_after: bool | None = None
-    # Tickets before and after on each topic asked for, in turn: (before of
-    # the first topic, after of the first topic, before of the second, ...).
-    tickets: tuple[int, ...] = ()
-
-
-# The stored figures of each level; a contact has only usage, an account
-# everything else.
-STORED_FIELDS = {
-    SubjectLevel.CONTACT: ["measured", "usage_before", "usage_after"],
-    SubjectLevel.ACCOUNT: [
-        "measured",
-        "health_before",
-        "health_after",
-        "expanded_before",
-        "expanded_after",
-    ],
-}
-
-
 def _topic_ticket_columns(topics: Sequence[str]) -> list[Expression]:
     """Return the stored tickets before and after of each topic, in turn.
 
@@ -226,55 +192,53 @@ def _sqlite_topic_count(topic: str, position: int) -> RawSQL:
     return RawSQL(sql, [topic], output_field=IntegerField())
 
 
-def _stored_columns(level: SubjectLevel, topics: Sequence[str]) -> list[Any]:
-    if level == SubjectLevel.CONTACT:
-        return STORED_FIELDS[level]
-    return [*STORED_FIELDS[level], *_topic_ticket_columns(topics)]
-
-
-def _stored_window(level: SubjectLevel, figures: list[Any]) -> StoredWindow:
-    """Build a StoredWindow from the columns of _stored_columns."""
-    if level == SubjectLevel.CONTACT:
-        measured, usage_before, usage_after = figures
-        return StoredWindow(measured, usage_before, usage_after)
-    measured, health_before, health_after, expanded_before, expanded_after = figures[:5]
-    return StoredWindow(
-        measured,
-        None,
-        None,
-        health_before,
-        health_after,
-        expanded_before,
-        expanded_after,
-        tuple([count or 0 for count in figures[5:]]),
-    )
-
-
 @dataclass(frozen=True)
 class AnchoredCohorts:
     """The subjects measured, and how many of each group were left out and why.
 
-    ``stored`` maps each trained subject to its figures read from the facts,
-    or is None when they must be measured from the source tables. It takes
-    no part in comparisons, because it contains the same figures either way.
+    ``trained_days`` holds the training day of each trained subject measured,
+    sorted, and ``untrained`` the untrained subjects on their aligned days.
+    The trained are measured either from the source tables, through their
+    anchors in ``trained``, or from the figures a refresh stored, added up in
+    ``stored``. Neither takes part in comparisons, because both give the same
+    figures.
     """
 
     level: SubjectLevel
-    anchors: list[Anchor]
+    trained_days: list[date]
+    untrained: list[Anchor]
     trained_awaiting_follow_up: int
     untrained_eligible: int
     trained_eligible: int
-    stored: dict[int, StoredWindow] | None = field(
-        default=None, compare=False, repr=False
-    )
+    trained: list[Anchor] = field(default_factory=list, compare=False, repr=False)
+    stored: WindowTotals | None = field(default=None, compare=False, repr=False)
 
-    @cached_property
+    @property
+    def anchors(self) -> list[Anchor]:
+        """Return the anchors whose figures are read from the source tables."""
+        return self.trained + self.untrained
+
+    @property
     def trained_count(self) -> int:
-        return sum(1 for anchor in self.anchors if anchor.trained)
+        return len(self.trained_days)
 
     @property
     def untrained_count(self) -> int:
-        return len(self.anchors) - self.trained_count
+        return len(self.untrained)
+
+
+class TrainedSample(NamedTuple):
+    """The trained subjects measured, with the counts of those in the period.
+
+    ``anchors`` are empty and ``stored`` holds their added-up figures when
+    they are read from the facts.
+    """
+
+    days: list[date]
+    anchors: list[Anchor]
+    eligible: int
+    awaiting: int
+    stored: WindowTotals | None
 
 
 def _path_rows(cohort: Cohort, path: LearningPath) -> tuple[QuerySet[Any], str]:
@@ -366,21 +330,21 @@ def _training_days(
     )
 
 
-def _trained_anchors(
+def _trained_sample(
     cohort: Cohort,
     scope: Scope,
     level: SubjectLevel,
     as_of: date,
     precomputed: bool = False,
     topics: Sequence[str] = (),
-) -> tuple[list[Anchor], int, int, dict[int, StoredWindow] | None]:
-    """Return the hashed sample of trained anchors, the eligible and those waiting.
+) -> TrainedSample:
+    """Return the hashed sample of the trained, with how many ended and wait.
 
     A subject is trained on the UTC day it first met the rule. It waits
     when its window after training has not ended by as_of. Counting and
-    sampling run in the database, so at most SAMPLE_LIMIT rows come back.
-    With ``precomputed`` each sampled subject's stored figures come back
-    too, with its tickets on ``topics``; otherwise the last value is None.
+    sampling run in the database. With ``precomputed`` the database also
+    adds up the sample's stored figures, with its tickets on ``topics``, so
+    only a row per training day comes back; otherwise the sampled anchors do.
     """
     cutoff = utc_day_start(as_of + timedelta(days=1))
     in_period = _training_days(cohort, scope, level, cutoff, precomputed)
@@ -389,67 +353,140 @@ def _trained_anchors(
     if scope.end is not None:
         in_period = in_period.filter(day__lte=scope.end)
     last_ended = as_of - timedelta(days=DAYS_AFTER)
-    if precomputed:
-        rows = _counted_sample(in_period, last_ended, _stored_columns(level, topics))
-    else:
-        rows = _counted_sample_of_groups(in_period, last_ended)
-    eligible = awaiting = 0
-    anchors = []
-    stored = {}
-    for subjects, ended_subjects, subject, day, *figures in rows:
-        eligible, awaiting = ended_subjects, subjects - ended_subjects
-        # Past the ended rows: waiting subjects, or none in the live path.
-        if day is None or day > last_ended:
-            break
-        anchors.append(Anchor(subject_id=subject, trained=True, day=day))
-        if precomputed:
-            stored[subject] = _stored_window(level, figures)
-    return anchors, eligible, awaiting, stored if precomputed else None
-
-
-def _counted_sample(
-    in_period: QuerySet[Any], last_ended: date, stored_columns: list[Any]
-) -> list[tuple]:
-    """Return the ended subjects' sample in one query, each row with the counts.
-
-    Each row is (subjects, ended subjects, subject, day, *stored_columns).
-    The window counts run over every row in the period before the limit
-    applies. The ended come first, so the first SAMPLE_LIMIT rows are the
-    sample, and rows of waiting subjects follow only when fewer ended.
-    """
-    ended = Q(day__lte=last_ended)
-    rows = (
-        in_period.annotate(
-            waiting=Case(When(ended, then=Value(0)), default=Value(1)),
-            sample_key=_hashed("subject"),
-            subjects=Window(Count("subject")),
-            ended_subjects=Window(Count("subject", filter=ended)),
-        )
-        .order_by("waiting", "sample_key", "subject")
-        .values_list("subjects", "ended_subjects", "subject", "day", *stored_columns)
-    )
-    return list(rows[:SAMPLE_LIMIT])
-
-
-def _counted_sample_of_groups(
-    in_period: QuerySet[Any], last_ended: date
-) -> list[tuple]:
-    """Return what _counted_sample returns, in two queries over grouped rows.
-
-    The live path's day is an aggregate, and Django computes no window
-    aggregate over one, so the counts are a query of their own.
-    """
     counts = in_period.aggregate(
         subjects=Count("subject"), ended=Count("subject", filter=Q(day__lte=last_ended))
     )
+    eligible, awaiting = counts["ended"], counts["subjects"] - counts["ended"]
     sample = (
         in_period.filter(day__lte=last_ended)
         .annotate(sample_key=_hashed("subject"))
         .order_by("sample_key", "subject")
-        .values_list("subject", "day")[:SAMPLE_LIMIT]
     )
-    rows = [(counts["subjects"], counts["ended"], *row) for row in sample]
-    return rows or [(counts["subjects"], counts["ended"], None, None)]
+    if precomputed:
+        days, totals = _stored_totals(sample, level, topics)
+        return TrainedSample(days, [], eligible, awaiting, totals)
+    anchors = [
+        Anchor(subject_id=subject, trained=True, day=day)
+        for subject, day in sample.values_list("subject", "day")[:SAMPLE_LIMIT]
+    ]
+    days = sorted(anchor.day for anchor in anchors)
+    return TrainedSample(days, anchors, eligible, awaiting, None)
+
+
+def _whole(column: str) -> Cast:
+    return Cast(column, BigIntegerField())
+
+
+def _pair_columns(
+    prefix: str, before: Any, after: Any, measured: Q
+) -> dict[str, Expression]:
+    """Return a sampled fact's columns that PAIR_SUMS_SQL adds up for a pair.
+
+    The values are null, and the flag 0, where ``measured`` is false, so
+    the sums skip those facts.
+    """
+    return {
+        f"{prefix}_in": Case(When(measured, then=Value(1)), default=Value(0)),
+        f"{prefix}_before": Case(When(measured, then=before)),
+        f"{prefix}_after": Case(When(measured, then=after)),
+    }
+
+
+def _flag(column: str) -> Case:
+    return Case(When(**{column: True}, then=Value(1)), default=Value(0))
+
+
+def _stored_columns(level: SubjectLevel, topics: Sequence[str]) -> dict[str, Any]:
+    """Return the columns of a sampled fact that are added up per training day."""
+    measured = Q(measured=True)
+    if level == SubjectLevel.CONTACT:
+        # Events per day, scaled by both window lengths to stay whole.
+        before = _whole("usage_before") * DAYS_AFTER
+        after = _whole("usage_after") * DAYS_BEFORE
+        return _pair_columns("usage", before, after, measured)
+    scored = measured & Q(health_before__isnull=False, health_after__isnull=False)
+    topic_counts = [Coalesce(column, 0) for column in _topic_ticket_columns(topics)]
+    columns = {
+        **_pair_columns(
+            "health", _whole("health_before"), _whole("health_after"), scored
+        ),
+        **_pair_columns(
+            "tickets",
+            sum(topic_counts[0::2], Value(0)),
+            sum(topic_counts[1::2], Value(0)),
+            measured,
+        ),
+        **_pair_columns(
+            "expansion", _flag("expanded_before"), _flag("expanded_after"), measured
+        ),
+    }
+    for index, count in enumerate(topic_counts):
+        columns[f"topic_{index}"] = Case(When(measured, then=count))
+    return columns
+
+
+# The PairSums of one pair of columns of the sample, per training day.
+PAIR_SUMS_SQL = (
+    "SUM(sample.{p}_in), SUM(sample.{p}_before), SUM(sample.{p}_after), "
+    "SUM((sample.{p}_after - sample.{p}_before) "
+    "* (sample.{p}_after - sample.{p}_before))"
+)
+
+PAIRS = {
+    SubjectLevel.CONTACT: ["usage"],
+    SubjectLevel.ACCOUNT: ["health", "tickets", "expansion"],
+}
+
+
+def _stored_totals(
+    sample: QuerySet[Any], level: SubjectLevel, topics: Sequence[str]
+) -> tuple[list[date], WindowTotals]:
+    """Add up the stored figures of the sampled facts, by training day.
+
+    ``sample`` holds the sampled facts in order, not yet sliced. The sums run
+    over it as a derived table: filtering the facts by the sampled ids
+    instead made PostgreSQL scan the whole table. A row per day comes back,
+    because the untrained are given the trained days.
+    """
+    columns = _stored_columns(level, topics)
+    rows = sample.annotate(**columns).values("day", *columns)[:SAMPLE_LIMIT]
+    rows_sql, params = rows.query.sql_with_params()
+    sums = [PAIR_SUMS_SQL.format(p=prefix) for prefix in PAIRS[level]]
+    sums += [f"SUM(sample.topic_{index})" for index in range(2 * len(topics))]
+    sql = (
+        f"SELECT sample.day, COUNT(*), {', '.join(sums)} "
+        f"FROM ({rows_sql}) AS sample GROUP BY sample.day ORDER BY sample.day"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        day_rows = cursor.fetchall()
+
+    days: list[date] = []
+    totals = WindowTotals()
+    for day, subjects, *figures in day_rows:
+        # SQLite returns the day as text.
+        day = date.fromisoformat(day) if isinstance(day, str) else day
+        days += [day] * subjects
+        totals += _totals_of_day(level, [int(value or 0) for value in figures])
+    return days, totals
+
+
+def _totals_of_day(level: SubjectLevel, figures: list[int]) -> WindowTotals:
+    """Build the WindowTotals of one day's sums, in _stored_totals' order."""
+    pairs = []
+    for offset in range(0, 4 * len(PAIRS[level]), 4):
+        n, before, after, squares = figures[offset : offset + 4]
+        pairs.append(PairSums(n, before, after, squares))
+    if level == SubjectLevel.CONTACT:
+        usage = pairs[0]
+        return WindowTotals(usage=replace(usage, scale=DAYS_BEFORE * DAYS_AFTER))
+    topic_counts = figures[4 * len(pairs) :]
+    return WindowTotals(
+        health=pairs[0],
+        tickets=pairs[1],
+        expansion=pairs[2],
+        topics=tuple(zip(topic_counts[0::2], topic_counts[1::2], strict=True)),
+    )
 
 
 def _audience_course(cohort: Cohort) -> Course | None:
@@ -530,11 +567,17 @@ def _untrained_sample(
         subjects = subjects.filter(Exists(eligible_contacts))
     untrained = subjects.filter(~Exists(trained))
 
-    eligible = untrained.count()
     if size == 0:
-        return [], eligible
-    ordered = untrained.annotate(sample_key=_hashed("pk")).order_by("sample_key", "pk")
-    return list(ordered.values_list("pk", flat=True)[:size]), eligible
+        return [], untrained.count()
+    # The count runs over every untrained subject before the limit applies,
+    # so one pass of the anti-join gives both.
+    ordered = untrained.annotate(
+        sample_key=_hashed("pk"), eligible=Window(Count("pk"))
+    ).order_by("sample_key", "pk")
+    sampled = list(ordered.values_list("pk", "eligible")[:size])
+    if not sampled:
+        return [], 0
+    return [subject for subject, _ in sampled], sampled[0][1]
 
 
 def sample_key(subject_id: int) -> tuple[int, int]:
@@ -575,30 +618,30 @@ def anchored_cohorts(
     figures around that day, are read from the facts (metrics.facts), as of
     their last refresh; ``topics`` are the ticket topics whose counts to read.
     """
-    trained, trained_eligible, awaiting, stored = _trained_anchors(
-        cohort, scope, level, as_of, precomputed, topics
-    )
+    trained = _trained_sample(cohort, scope, level, as_of, precomputed, topics)
     size = 0
-    if trained:
-        size = max(MIN_UNTRAINED_SAMPLE, UNTRAINED_PER_TRAINED * len(trained))
+    if trained.days:
+        size = max(MIN_UNTRAINED_SAMPLE, UNTRAINED_PER_TRAINED * len(trained.days))
     untrained_ids, eligible = _untrained_sample(
         cohort, scope, level, as_of, min(size, SAMPLE_LIMIT), precomputed
     )
-    untrained = align_anchors([anchor.day for anchor in trained], untrained_ids)
+    untrained = align_anchors(trained.days, untrained_ids)
     logger.info(
         "Anchored %s cohorts (%s): %s trained, %s awaiting, %s of %s untrained",
         level,
         cohort.description,
-        len(trained),
-        awaiting,
+        len(trained.days),
+        trained.awaiting,
         len(untrained),
         eligible,
     )
     return AnchoredCohorts(
         level=level,
-        anchors=trained + untrained,
-        trained_awaiting_follow_up=awaiting,
+        trained_days=trained.days,
+        untrained=untrained,
+        trained_awaiting_follow_up=trained.awaiting,
         untrained_eligible=eligible,
-        trained_eligible=trained_eligible,
-        stored=stored,
+        trained_eligible=trained.eligible,
+        trained=trained.anchors,
+        stored=trained.stored,
     )

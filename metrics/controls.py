@@ -86,6 +86,11 @@ def _contacts_of_accounts(
     }
 
 
+def _hashed_sample(anchors: list[Anchor]) -> list[Anchor]:
+    ordered = sorted(anchors, key=lambda anchor: sample_key(anchor.subject_id))
+    return ordered[:SAMPLE_LIMIT]
+
+
 def holdout_cohorts(
     trigger: Trigger, scope: Scope, level: SubjectLevel, as_of: date
 ) -> AnchoredCohorts:
@@ -111,12 +116,7 @@ def holdout_cohorts(
         anchors[treated].append(Anchor(subject_id=subject, trained=treated, day=day))
 
     eligible = {treated: len(group) for treated, group in anchors.items()}
-    measured: list[Anchor] = []
-    for treated in (True, False):
-        group = sorted(
-            anchors[treated], key=lambda anchor: sample_key(anchor.subject_id)
-        )
-        measured += group[:SAMPLE_LIMIT]
+    measured = {treated: _hashed_sample(group) for treated, group in anchors.items()}
     logger.info(
         "Anchored %s holdout cohorts of trigger %s: %s treated, %s held out, "
         "%s awaiting",
@@ -128,8 +128,10 @@ def holdout_cohorts(
     )
     return AnchoredCohorts(
         level=level,
-        anchors=measured,
+        trained_days=sorted(anchor.day for anchor in measured[True]),
+        untrained=measured[False],
         trained_awaiting_follow_up=awaiting,
         untrained_eligible=eligible[False],
         trained_eligible=eligible[True],
+        trained=measured[True],
     )

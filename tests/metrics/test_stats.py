@@ -14,6 +14,7 @@ from metrics.stats import (
     CHI_SQUARE,
     FISHER_EXACT,
     MIN_SUBJECTS,
+    PairSums,
     Summary,
     Verdict,
     difference_of_means,
@@ -159,6 +160,57 @@ def test_summary_from_sums_of_constant_values():
     summary = Summary.from_sums(3, 0.3, 0.03)
 
     assert summary.sd == 0.0
+
+
+def test_pair_sums_match_numpy_on_changes():
+    rng = np.random.default_rng(21)
+    before = rng.integers(0, 900, size=400)
+    after = before + rng.integers(-50, 80, size=400)
+    scale = 7 * 30
+
+    pairs = list(zip(before.tolist(), after.tolist(), strict=True))
+    sums = PairSums.of_pairs(pairs, scale=scale)
+    summary = sums.change_summary()
+
+    changes = (after - before) / scale
+    assert summary.n == 400
+    assert summary.mean == pytest.approx(changes.mean(), rel=1e-12)
+    assert summary.sd == pytest.approx(changes.std(ddof=1), rel=1e-12)
+    assert sums.mean_before == pytest.approx(before.mean() / scale, rel=1e-12)
+    assert sums.mean_after == pytest.approx(after.mean() / scale, rel=1e-12)
+
+
+def test_pair_sums_keep_precision_of_large_values():
+    # A float sum of squares loses the spread when the mean is this large.
+    pairs = [(10**12, 10**12 + change) for change in (1, 2, 3, 4)]
+
+    summary = PairSums.of_pairs(pairs).change_summary()
+
+    assert summary.mean == 2.5
+    assert summary.sd == pytest.approx(np.std([1, 2, 3, 4], ddof=1), rel=1e-15)
+
+
+def test_pair_sums_add_up_as_one_group():
+    first = [(3, 5), (0, 2), (7, 1)]
+    second = [(4, 4), (9, 12)]
+
+    added = PairSums.of_pairs(first, scale=3) + PairSums.of_pairs(second, scale=3)
+
+    assert added == PairSums.of_pairs(first + second, scale=3)
+    assert PairSums() + added == added
+    assert added + PairSums() == added
+
+
+def test_pair_sums_of_other_scales_do_not_add():
+    with pytest.raises(ValueError, match="scale 3 and 5"):
+        PairSums.of_pairs([(1, 2)], scale=3) + PairSums.of_pairs([(1, 2)], scale=5)
+
+
+def test_pair_sums_of_too_few_pairs():
+    assert PairSums().change_summary() == Summary(n=0, mean=None, sd=None)
+    assert PairSums().mean_before is None
+    one = PairSums.of_pairs([(2, 6)], scale=2).change_summary()
+    assert one == Summary(n=1, mean=2.0, sd=None)
 
 
 def test_mean_of_one_value_has_no_interval():
