@@ -16,6 +16,8 @@ from metrics.changes import ACCOUNT_WINDOW_DAYS, outcome_changes
 from metrics.cohorts import (
     DAYS_AFTER,
     DAYS_BEFORE,
+    HASH_MODULUS,
+    HASH_MULTIPLIER,
     Cohort,
     CohortRule,
     align_anchors,
@@ -478,6 +480,28 @@ def test_untrained_sample_four_per_trained(monkeypatch):
     assert contacts.trained_count == 2
     assert contacts.untrained_count == 8
     assert contacts.untrained_eligible == 12
+
+
+@pytest.mark.parametrize("margin", [1.25, 0.5])
+def test_untrained_sample_is_first_by_hash(monkeypatch, margin):
+    """The bounded read gives the first by key, and a tight bound falls back."""
+    monkeypatch.setattr("metrics.cohorts.SAMPLE_BOUND_MARGIN", margin)
+    monkeypatch.setattr("metrics.cohorts.MIN_UNTRAINED_SAMPLE", 1)
+    rng = np.random.default_rng(16)
+    course = make_course((1,))
+    save_usage(draw_usage(rng, trained=10, untrained=120, effect=0.0), course)
+    untrained_ids = Contact.objects.exclude(enrollments__course=course).values_list(
+        "pk", flat=True
+    )
+    expected = sorted(
+        untrained_ids,
+        key=lambda pk: ((pk * HASH_MULTIPLIER) % HASH_MODULUS, pk),
+    )[: 4 * 10]
+
+    contacts = outcome_changes(Cohort(course=course), as_of=AS_OF).contacts
+
+    assert contacts.untrained_eligible == 120
+    assert [anchor.subject_id for anchor in contacts.untrained] == expected
 
 
 def test_changes_on_sqlite(tmp_path):
