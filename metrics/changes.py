@@ -45,6 +45,7 @@ from metrics.controls import holdout_cohorts
 from metrics.models import CourseTopic, FactRefresh
 from metrics.scope import EVERYTHING, Scope
 from metrics.services import GroupResult, MetricComparison
+from metrics.side_by_side import start
 from metrics.stats import (
     Difference,
     MeanEstimate,
@@ -315,6 +316,24 @@ def _topic_table(
     return table
 
 
+def _accounts_half(
+    cohort: Cohort,
+    scope: Scope,
+    as_of: date,
+    control: Trigger | None,
+    precomputed: bool,
+    topics: list[str],
+) -> tuple[AnchoredCohorts, dict[bool, WindowTotals]]:
+    """Anchor the accounts and measure their outcomes around training."""
+    if control is not None:
+        accounts = holdout_cohorts(control, scope, SubjectLevel.ACCOUNT, as_of)
+    else:
+        accounts = anchored_cohorts(
+            cohort, scope, SubjectLevel.ACCOUNT, as_of, precomputed, topics
+        )
+    return accounts, _account_totals(accounts, topics)
+
+
 def outcome_changes(
     cohort: Cohort = ANY_COMPLETION,
     scope: Scope = EVERYTHING,
@@ -337,18 +356,19 @@ def outcome_changes(
     if precomputed is None:
         precomputed = FactRefresh.last() is not None
     topics = covered_topics(cohort)
+    # The accounts' half reads other rows than the contacts' half, so it
+    # runs on a thread of its own where that is safe (metrics.side_by_side).
+    accounts_half = start(
+        lambda: _accounts_half(cohort, scope, as_of, control, precomputed, topics)
+    )
     if control is not None:
         contacts = holdout_cohorts(control, scope, SubjectLevel.CONTACT, as_of)
-        accounts = holdout_cohorts(control, scope, SubjectLevel.ACCOUNT, as_of)
     else:
         contacts = anchored_cohorts(
             cohort, scope, SubjectLevel.CONTACT, as_of, precomputed
         )
-        accounts = anchored_cohorts(
-            cohort, scope, SubjectLevel.ACCOUNT, as_of, precomputed, topics
-        )
-
-    per_group = _account_totals(accounts, topics)
+    usage = usage_change(contacts)
+    accounts, per_group = accounts_half.result()
 
     def pairs(outcome: str) -> dict[bool, PairSums]:
         return {
@@ -361,7 +381,7 @@ def outcome_changes(
         as_of=as_of,
         contacts=contacts,
         accounts=accounts,
-        usage=usage_change(contacts),
+        usage=usage,
         health=_change_comparison(
             "health", "Health score", "points", pairs("health"), accounts
         ),

@@ -26,12 +26,16 @@ logger = logging.getLogger(__name__)
 
 Report = TypeVar("Report")
 
-# The threads besides the request's own. The dashboard has three sections
-# besides the one the request's thread computes itself.
-REPORT_THREADS = 3
+# The threads besides the request's own: the dashboard's three sections
+# besides the one the request computes, and the accounts' half of that one.
+REPORT_THREADS = 4
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+# Set on the pool's threads. A report computed there starts no report of
+# its own on the pool, because waiting for a thread of a full pool from
+# inside that pool could wait forever.
+_on_pool = threading.local()
 
 
 def _threads() -> ThreadPoolExecutor:
@@ -47,6 +51,7 @@ def _threads() -> ThreadPoolExecutor:
 
 
 def _on_own_connection(compute: Callable[[], Report]) -> Report:
+    _on_pool.active = True
     close_old_connections()
     try:
         with short_queries():
@@ -60,9 +65,14 @@ def can_run_side_by_side() -> bool:
 
     Inside a transaction other connections cannot see its uncommitted rows,
     so the reports run in turn there. SQLite lets one process write at a
-    time and runs in the process, so it gains nothing from threads.
+    time and runs in the process, so it gains nothing from threads. A
+    report already on the pool computes what it starts itself.
     """
-    return connection.vendor == "postgresql" and not connection.in_atomic_block
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and not getattr(_on_pool, "active", False)
+    )
 
 
 class Pending(Generic[Report]):

@@ -49,6 +49,17 @@ def test_report_runs_in_turn_inside_a_transaction():
     assert names == ["Not committed"]
 
 
+def test_report_on_the_pool_computes_what_it_starts():
+    def outer():
+        inner = start(lambda: threading.current_thread().name)
+        return threading.current_thread().name, inner.result()
+
+    outer_thread, inner_thread = start(outer).result()
+
+    assert outer_thread.startswith("dashboard-report")
+    assert inner_thread == outer_thread
+
+
 def test_report_error_reaches_the_caller():
     def failing():
         raise ValueError("the report failed")
