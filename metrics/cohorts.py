@@ -431,7 +431,7 @@ def _stored_columns(level: SubjectLevel, topics: Sequence[str]) -> dict[str, Any
     return columns
 
 
-# The PairSums of one pair of columns of the sample, per training day.
+# The PairSums of one pair of columns over the whole sample.
 PAIR_SUMS_SQL = (
     "SUM(sample.{p}_in), SUM(sample.{p}_before), SUM(sample.{p}_after), "
     "SUM((sample.{p}_after - sample.{p}_before) "
@@ -447,21 +447,25 @@ PAIRS = {
 def _stored_totals(
     sample: QuerySet[Any], level: SubjectLevel, topics: Sequence[str]
 ) -> tuple[list[date], WindowTotals]:
-    """Add up the stored figures of the sampled facts, by training day.
+    """Add up the stored figures of the sampled facts, and count them by day.
 
-    ``sample`` holds the sampled facts in order, not yet sliced. The sums run
-    over it as a derived table: filtering the facts by the sampled ids
-    instead made PostgreSQL scan the whole table. A row per day comes back,
-    because the untrained are given the trained days.
+    ``sample`` selects the sampled facts in order, not yet sliced. The sums
+    run over it as a derived table: filtering the facts by the sampled ids
+    instead made PostgreSQL scan the whole table. One row holds the sums,
+    with no day, and one row per training day its count, because the
+    untrained are given the trained days.
     """
     columns = _stored_columns(level, topics)
     rows = sample.annotate(**columns).values("day", *columns)[:SAMPLE_LIMIT]
     rows_sql, params = rows.query.sql_with_params()
     sums = [PAIR_SUMS_SQL.format(p=prefix) for prefix in PAIRS[level]]
     sums += [f"SUM(sample.topic_{index})" for index in range(2 * len(topics))]
+    width = 4 * len(PAIRS[level]) + 2 * len(topics)
     sql = (
-        f"SELECT sample.day, COUNT(*), {', '.join(sums)} "
-        f"FROM ({rows_sql}) AS sample GROUP BY sample.day ORDER BY sample.day"
+        f"WITH sample AS ({rows_sql}) "
+        f"SELECT NULL, COUNT(*), {', '.join(sums)} FROM sample "
+        f"UNION ALL SELECT sample.day, COUNT(*), {', '.join(['NULL'] * width)} "
+        "FROM sample GROUP BY sample.day"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -470,15 +474,18 @@ def _stored_totals(
     days: list[date] = []
     totals = WindowTotals()
     for day, subjects, *figures in day_rows:
-        # SQLite returns the day as text.
-        day = date.fromisoformat(day) if isinstance(day, str) else day
-        days += [day] * subjects
-        totals += _totals_of_day(level, [int(value or 0) for value in figures])
+        if day is None:
+            totals = _sample_totals(level, [int(value or 0) for value in figures])
+        else:
+            # SQLite returns the day as text.
+            day = date.fromisoformat(day) if isinstance(day, str) else day
+            days += [day] * subjects
+    days.sort()
     return days, totals
 
 
-def _totals_of_day(level: SubjectLevel, figures: list[int]) -> WindowTotals:
-    """Build the WindowTotals of one day's sums, in _stored_totals' order."""
+def _sample_totals(level: SubjectLevel, figures: list[int]) -> WindowTotals:
+    """Build the WindowTotals of the sample's sums, in _stored_totals' order."""
     pairs = []
     for offset in range(0, 4 * len(PAIRS[level]), 4):
         n, before, after, squares = figures[offset : offset + 4]
