@@ -20,6 +20,7 @@ any error response fails.
 import itertools
 import json
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
+from bench.cpu import cpu_ticks, milliseconds_per_request
 from bench.servers import free_port, start_server, stop_server, wait_until_ready
 from courses.models import (
     Course,
@@ -82,6 +84,8 @@ class Load:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    # CPU milliseconds per request of each group of processes (bench.cpu).
+    cpu_ms: dict[str, float]
 
     @property
     def rate(self) -> float:
@@ -166,12 +170,12 @@ def measure(
         # repeat views. A first view takes the locked path and costs more;
         # it happens once per learner and lesson.
         open_page_views(learners, course, lessons)
-        run_wrk(url, folder, "warm-up", pages, WARM_UP_SECONDS)
-        bare = run_wrk(url, folder, "bare-get", bare_get)
-        page = run_wrk(url, folder, "lesson", pages)
+        run_wrk(url, folder, "warm-up", pages, server.pid, WARM_UP_SECONDS)
+        bare = run_wrk(url, folder, "bare-get", bare_get, server.pid)
+        page = run_wrk(url, folder, "lesson", pages, server.pid)
         open_page_views(learners, course, lessons)
-        bare_posts = run_wrk(url, folder, "bare-post", bare_post)
-        heartbeat = run_wrk(url, folder, "heartbeat", beats)
+        bare_posts = run_wrk(url, folder, "bare-post", bare_post, server.pid)
+        heartbeat = run_wrk(url, folder, "heartbeat", beats, server.pid)
     finally:
         stop_server(server)
 
@@ -180,16 +184,21 @@ def measure(
 
 def report(bare: Load, page: Load, bare_posts: Load, heartbeat: Load) -> int:
     print(f"{'':<28} {'requests':>9} {'per s':>8} {'p50 ms':>7} {'p95 ms':>7}")
-    for name, load in (
+    runs = (
         ("bare view, GET", bare),
         ("lesson page", page),
         ("bare view, POST", bare_posts),
         ("heartbeat", heartbeat),
-    ):
+    )
+    for name, load in runs:
         print(
             f"{name:<28} {load.requests:>9,} {load.rate:>8.0f} "
             f"{load.p50_ms:>7.1f} {load.p95_ms:>7.1f}"
         )
+    print("CPU ms per request (gunicorn's processes as server):")
+    for name, load in runs:
+        spent = ", ".join(f"{group} {ms:.2f}" for group, ms in load.cpu_ms.items())
+        print(f"  {name:<26} {spent}; {sum(load.cpu_ms.values()):.2f} in all")
 
     page_ratio = page.p95_ms / LESSON_P95_LIMIT_MS
     beat_ratio = HEARTBEAT_RATE_LIMIT / heartbeat.rate
@@ -375,11 +384,15 @@ def run_wrk(
     folder: Path,
     name: str,
     requests: list[Request],
+    server_pid: int,
     seconds: int = DURATION_SECONDS,
 ) -> Load:
     check_first(url, requests[0])
     script = folder / f"{name}.lua"
     script.write_text(lua_script(requests))
+    cpu_before = cpu_ticks(server_pid)
+    # wrk is waited for, so its CPU time joins this process's children's.
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     finished = subprocess.run(
         [
             "wrk",
@@ -403,6 +416,14 @@ def run_wrk(
         line for line in finished.stdout.splitlines() if line.startswith("RESULT ")
     )
     requests_done, errors, micros, p50, p95, p99 = line.split()[1:]
+    cpu_ms = milliseconds_per_request(
+        cpu_before, cpu_ticks(server_pid), int(requests_done)
+    )
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_seconds = (children.ru_utime + children.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
+    cpu_ms["wrk"] = wrk_seconds * 1000 / max(1, int(requests_done))
     if int(errors):
         show_failure(url, requests[-1])
     return Load(
@@ -412,6 +433,7 @@ def run_wrk(
         p50_ms=float(p50) / 1000,
         p95_ms=float(p95) / 1000,
         p99_ms=float(p99) / 1000,
+        cpu_ms=cpu_ms,
     )
 
 

@@ -1,0 +1,61 @@
+"""CPU time of the processes that serve a load test, read from /proc (Linux).
+
+A load test on one machine shares its cores between the load generator,
+the web server, PostgreSQL and Redis. The CPU time each group used during
+a run, divided by the requests served, shows which of them a request's
+cost is spent in. Processes that exit during a run, such as PostgreSQL's
+parallel workers, are missed, so the figures are lower bounds.
+"""
+
+import os
+from collections import Counter
+from pathlib import Path
+
+PROC = Path("/proc")
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+# Process names, as the kernel reports them, of the services the portal uses.
+SERVICES = {"postgres": "PostgreSQL", "redis-server": "Redis"}
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """Return (name, parent pid, user + system ticks) of a process, or None."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    return name, int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def cpu_ticks(server_pid: int) -> Counter[str]:
+    """Return the CPU ticks used so far by the server's processes and the services.
+
+    The server is ``server_pid`` and its children (gunicorn's workers).
+    """
+    ticks: Counter[str] = Counter()
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        found = _stat(int(entry.name))
+        if found is None:
+            continue
+        name, parent, used = found
+        if int(entry.name) == server_pid or parent == server_pid:
+            ticks["server"] += used
+        elif name in SERVICES:
+            ticks[SERVICES[name]] += used
+    return ticks
+
+
+def milliseconds_per_request(
+    before: Counter[str], after: Counter[str], requests: int
+) -> dict[str, float]:
+    """Return each group's CPU milliseconds per request between two readings."""
+    if requests == 0:
+        return {}
+    return {
+        group: (after[group] - before[group]) * 1000 / TICKS_PER_SECOND / requests
+        for group in sorted(after)
+    }
