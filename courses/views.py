@@ -293,7 +293,7 @@ def _lesson_response(request: HttpRequest, page: LessonPage) -> HttpResponse:
         ),
         "body_html": lesson_html(current),
         "heartbeat_interval": HEARTBEAT_INTERVAL_SECONDS,
-        **_content_context(enrollment, current, progress, _site_origin(request)),
+        **_content_context(enrollment, current, progress, request),
     }
     return render(request, "portal/lesson.html", context)
 
@@ -328,7 +328,7 @@ def _content_context(
     enrollment: Enrollment,
     lesson: Lesson,
     progress: LessonProgress | None,
-    origin: str,
+    request: HttpRequest,
 ) -> dict[str, Any]:
     """Return what the lesson page shows for the lesson's kind.
 
@@ -360,7 +360,7 @@ def _content_context(
         player_url = video_embed_url(lesson.url) or ""
         context["embed_start"] = _embed_start(progress) if player_url else 0
         context["embed_url"] = player_url and embed_player_url(
-            player_url, context["embed_start"], origin
+            player_url, context["embed_start"], _site_origin(request)
         )
     if kind == LessonKind.VIDEO:
         context["watched_percent"] = (
