@@ -18,20 +18,31 @@ be cleared by the others.
 
 CoursesConfig.ready imports this module, so every process that can save a
 user, such as a Celery worker, clears the cache.
+
+With PrefetchingAuthenticationMiddleware in place of Django's
+AuthenticationMiddleware, a request reads its session and its user in one
+Redis round trip (config.sessions): the session store fetches the user's
+copy with the session's, and get_user takes it from there instead of
+asking Redis again.
 """
 
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
+from django.contrib import auth
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.signals import user_logged_in
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +53,25 @@ SIGN_IN_BACKEND = "courses.auth_backends.CachedModelBackend"
 USER_CACHE_ALIAS = "sessions"
 
 
+# The session of the request whose user is being read, set only while
+# PrefetchingAuthenticationMiddleware reads it, so a copy fetched with that
+# session is never used for another request.
+_reading_session: ContextVar[Any] = ContextVar("reading_session", default=None)
+# Marks a user copy that was not fetched with the session.
+_NOT_FETCHED = object()
+
+
 class CachedModelBackend(ModelBackend):
     def get_user(self, user_id: Any) -> Any:
         cache = _user_cache()
         if cache is None:
             return super().get_user(user_id)
 
-        key = _cache_key(user_id)
+        key = user_cache_key(user_id)
         try:
-            user = cache.get(key)
+            user = _fetched_with_session(key)
+            if user is _NOT_FETCHED:
+                user = cache.get(key)
         except Exception:
             logger.warning(
                 "Could not read user %s from the cache", user_id, exc_info=True
@@ -69,8 +90,42 @@ def _user_cache() -> BaseCache | None:
     return caches[USER_CACHE_ALIAS]
 
 
-def _cache_key(user_id: Any) -> str:
+def user_cache_key(user_id: Any) -> str:
+    """Return the cache key of a user's copy."""
     return f"auth.user.{user_id}"
+
+
+def _fetched_with_session(key: str) -> Any:
+    """Return the user copy read with the request's session, once.
+
+    None means the session store asked Redis for it and found none, and
+    _NOT_FETCHED that it did not ask.
+    """
+    session = _reading_session.get()
+    fetched = getattr(session, "fetched_copies", None)
+    if not fetched or key not in fetched:
+        return _NOT_FETCHED
+    return fetched.pop(key)
+
+
+class PrefetchingAuthenticationMiddleware(AuthenticationMiddleware):
+    """Django's AuthenticationMiddleware, with the user's copy read with the session."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        super().process_request(request)
+        request.user = SimpleLazyObject(lambda: _signed_in_user(request))  # type: ignore[assignment]
+
+
+def _signed_in_user(request: HttpRequest) -> Any:
+    # As django.contrib.auth.middleware.get_user, with the session in reach
+    # of CachedModelBackend.get_user.
+    if not hasattr(request, "_cached_user"):
+        token = _reading_session.set(request.session)
+        try:
+            request._cached_user = auth.get_user(request)  # type: ignore[attr-defined]
+        finally:
+            _reading_session.reset(token)
+    return request._cached_user  # type: ignore[attr-defined]
 
 
 def _store(cache: BaseCache, key: str, user: Any) -> None:
@@ -99,7 +154,7 @@ def remember_signed_in_user(
         return
     fresh = ModelBackend().get_user(user.pk)
     if fresh is not None:
-        _store(cache, _cache_key(user.pk), fresh)
+        _store(cache, user_cache_key(user.pk), fresh)
 
 
 @receiver(post_save, sender=get_user_model(), dispatch_uid="cached-user-saved")
@@ -131,7 +186,7 @@ def forget_cached_user(
     if cache is None:
         return
 
-    key = _cache_key(instance.pk)
+    key = user_cache_key(instance.pk)
     cache.delete(key)
     using = kwargs.get("using")
     if transaction.get_connection(using).in_atomic_block:

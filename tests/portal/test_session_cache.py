@@ -5,6 +5,7 @@ import threading
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -13,7 +14,7 @@ from django.db import connection, connections, transaction
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
-from config.sessions import CACHED_SESSION_SECONDS, SessionStore
+from config.sessions import CACHED_SESSION_SECONDS, SessionStore, remembered_user_ids
 from courses.auth_backends import (
     CACHED_USER_SECONDS,
     SIGN_IN_BACKEND,
@@ -279,3 +280,42 @@ def test_user_with_password_never_cached(learner):
     assert cache.get(f"auth.user.{staff_user.pk}") is None
     assert [len(reads) for reads in user_reads] == [1, 1]
     assert cache.get(f"auth.user.{learner_user.pk}") is not None
+
+
+def redis_commands(client: Client, url: str, monkeypatch) -> list[str]:
+    """Return the names of the Redis commands one request sends."""
+    sent: list[str] = []
+    send = redis.Redis.execute_command
+
+    def counting(self, *args, **options):
+        sent.append(str(args[0]).upper())
+        return send(self, *args, **options)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(redis.Redis, "execute_command", counting)
+        response = client.get(url)
+    assert response.status_code == 200
+    return sent
+
+
+def test_session_and_user_read_in_one_round_trip(learner, monkeypatch):
+    client, _user, url = learner
+    client.get(url)
+
+    assert redis_commands(client, url, monkeypatch) == ["MGET"]
+
+
+def test_session_naming_another_user_reads_its_own(learner, monkeypatch):
+    client, user, url = learner
+    client.get(url)
+    other = get_user_model().objects.create_user("other-learner")
+    CachedModelBackend().get_user(other.pk)
+    store = SessionStore(client.cookies[settings.SESSION_COOKIE_NAME].value)
+    # As if this process last saw the session signed in as the other user.
+    monkeypatch.setitem(remembered_user_ids, store.cache_key, str(other.pk))
+
+    commands = redis_commands(client, url, monkeypatch)
+    response = client.get(url)
+
+    assert commands == ["MGET", "GET"]
+    assert response.wsgi_request.user.pk == user.pk
