@@ -19,6 +19,9 @@ CONDITION_BUILDER_PERMISSIONS = (
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="portal:home"), name="root"),
+    # The portal first: its heartbeat and lesson pages are the busiest
+    # requests, and no other prefix here starts with learn/.
+    path("learn/", include("courses.urls")),
     # Before the admin's own URLs, whose last pattern catches every path.
     path(
         "admin/conditions/",
@@ -26,7 +29,6 @@ urlpatterns = [
     ),
     path("admin/csv-import/", include("integrations.csv_import.urls")),
     path("admin/", admin.site.urls),
-    path("learn/", include("courses.urls")),
     path("dashboard/", include("metrics.urls")),
     path("accounts/", include("customers.urls")),
     # The stage section's forms; lifecycle serves them, because customers,

@@ -12,6 +12,15 @@ from courses import (
 app_name = "portal"
 
 urlpatterns = [
+    # The busiest paths come first, because Django tries the patterns in
+    # order. Every pattern here matches whole paths, and no other one
+    # matches these, so the order changes no match.
+    path(
+        "courses/<slug:slug>/lessons/<int:lesson_id>/heartbeat/",
+        content_views.heartbeat,
+        name="heartbeat",
+    ),
+    path("courses/<slug:slug>/lessons/<int:lesson_id>/", views.lesson, name="lesson"),
     path("", views.home, name="home"),
     path("sign-in/", views.sign_in, name="sign-in"),
     # The fixed sign-in paths come before the token pattern; a token is 43
@@ -40,7 +49,6 @@ urlpatterns = [
         certificate_views.verify,
         name="verify-certificate",
     ),
-    path("courses/<slug:slug>/lessons/<int:lesson_id>/", views.lesson, name="lesson"),
     path(
         "courses/<slug:slug>/lessons/<int:lesson_id>/complete/",
         views.complete,
@@ -60,11 +68,6 @@ urlpatterns = [
         "courses/<slug:slug>/lessons/<int:lesson_id>/checklist/",
         content_views.checklist,
         name="checklist",
-    ),
-    path(
-        "courses/<slug:slug>/lessons/<int:lesson_id>/heartbeat/",
-        content_views.heartbeat,
-        name="heartbeat",
     ),
     path(
         "courses/<slug:slug>/lessons/<int:lesson_id>/attempts/",
