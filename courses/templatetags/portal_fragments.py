@@ -21,7 +21,7 @@ or ``{% now %}``: the token is not among the inputs, so it renders empty.
 Nothing is cleared when a lesson changes; old entries are dropped when
 the store is full. The lesson page, the portal's busiest page, spent half
 its CPU time rendering its template
-(docs/decisions/0029-lesson-page-fragments.md).
+(docs/decisions/0030-lesson-page-fragments.md).
 """
 
 from typing import Any
