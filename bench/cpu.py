@@ -29,33 +29,45 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
     return name, int(fields[1]), int(fields[11]) + int(fields[12])
 
 
-def cpu_ticks(server_pid: int) -> Counter[str]:
-    """Return the CPU ticks used so far by the server's processes and the services.
+def cpu_ticks(server_pid: int) -> dict[int, tuple[str, int]]:
+    """Return each process's group and the CPU ticks it has used so far.
 
-    The server is ``server_pid`` and its children (gunicorn's workers).
+    The groups are "server", for ``server_pid`` and its children (gunicorn's
+    workers), and the services' names. Other processes are left out.
     """
-    ticks: Counter[str] = Counter()
+    ticks = {}
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
-        found = _stat(int(entry.name))
+        pid = int(entry.name)
+        found = _stat(pid)
         if found is None:
             continue
         name, parent, used = found
-        if int(entry.name) == server_pid or parent == server_pid:
-            ticks["server"] += used
+        if pid == server_pid or parent == server_pid:
+            ticks[pid] = ("server", used)
         elif name in SERVICES:
-            ticks[SERVICES[name]] += used
+            ticks[pid] = (SERVICES[name], used)
     return ticks
 
 
 def milliseconds_per_request(
-    before: Counter[str], after: Counter[str], requests: int
+    before: dict[int, tuple[str, int]],
+    after: dict[int, tuple[str, int]],
+    requests: int,
 ) -> dict[str, float]:
-    """Return each group's CPU milliseconds per request between two readings."""
+    """Return each group's CPU milliseconds per request between two readings.
+
+    A process is counted from the first reading, or from its start when it
+    started in between. One that exited in between is missed.
+    """
     if requests == 0:
         return {}
+    spent: Counter[str] = Counter()
+    for pid, (group, used) in after.items():
+        earlier = before.get(pid)
+        spent[group] += used - (earlier[1] if earlier is not None else 0)
     return {
-        group: (after[group] - before[group]) * 1000 / TICKS_PER_SECOND / requests
-        for group in sorted(after)
+        group: spent[group] * 1000 / TICKS_PER_SECOND / requests
+        for group in sorted(spent)
     }

@@ -19,6 +19,7 @@ any error response fails.
 
 import itertools
 import json
+import os
 import random
 import resource
 import subprocess
@@ -54,9 +55,10 @@ HEARTBEAT_RATE_LIMIT = 1000.0
 CLIENTS = 32
 DURATION_SECONDS = 15
 WARM_UP_SECONDS = 3
-# Sync workers, one request each at a time: two per core and one more, as
-# gunicorn's documentation suggests.
-WORKERS = 5
+# Sync workers, one request each at a time: by default two per core and one
+# more, as gunicorn's documentation suggests. NUDGEPATH_BENCH_WORKERS sets
+# another number, to compare.
+WORKERS = int(os.environ.get("NUDGEPATH_BENCH_WORKERS", "5"))
 
 COURSES = 20
 MODULES_PER_COURSE = 3

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 
 from bench.cpu import TICKS_PER_SECOND, cpu_ticks, milliseconds_per_request
 
@@ -16,6 +15,10 @@ BUSY = (
     "while time.process_time() < end: pass\n"
     "time.sleep(30)\n"
 )
+
+
+def _server_ticks(ticks: dict[int, tuple[str, int]]) -> int:
+    return sum(used for group, used in ticks.values() if group == "server")
 
 
 def test_worker_of_server_counts_as_server():
@@ -31,7 +34,7 @@ def test_worker_of_server_counts_as_server():
         spent = 0
         while spent < TICKS_PER_SECOND * 0.4 and time.monotonic() < deadline:
             time.sleep(0.05)
-            spent = cpu_ticks(server.pid)["server"] - before["server"]
+            spent = _server_ticks(cpu_ticks(server.pid)) - _server_ticks(before)
     finally:
         # The shell and its child form a process group of their own.
         os.killpg(server.pid, signal.SIGKILL)
@@ -41,10 +44,15 @@ def test_worker_of_server_counts_as_server():
 
 
 def test_milliseconds_per_request_divides_each_group():
-    before = Counter({"server": 100, "PostgreSQL": 40})
-    after = Counter({"server": 100 + TICKS_PER_SECOND, "PostgreSQL": 40})
+    before = {10: ("server", 100), 11: ("PostgreSQL", 40), 12: ("PostgreSQL", 7)}
+    # Process 12 exited and 13 started between the readings.
+    after = {
+        10: ("server", 100 + TICKS_PER_SECOND),
+        11: ("PostgreSQL", 40),
+        13: ("PostgreSQL", TICKS_PER_SECOND // 2),
+    }
 
     spent = milliseconds_per_request(before, after, requests=500)
 
-    assert spent == {"PostgreSQL": 0.0, "server": 1000 / 500}
+    assert spent == {"PostgreSQL": 500 / 500, "server": 1000 / 500}
     assert milliseconds_per_request(before, after, requests=0) == {}
