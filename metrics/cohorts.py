@@ -389,12 +389,13 @@ def _pair_columns(
     """Return a sampled fact's columns that PAIR_SUMS_SQL adds up for a pair.
 
     The values are null, and the flag 0, where ``measured`` is false, so
-    the sums skip those facts.
+    the sums skip those facts. The names differ from the fields', which an
+    annotation of the same name would hide.
     """
     return {
-        f"{prefix}_in": Case(When(measured, then=Value(1)), default=Value(0)),
-        f"{prefix}_before": Case(When(measured, then=before)),
-        f"{prefix}_after": Case(When(measured, then=after)),
+        f"pair_{prefix}_in": Case(When(measured, then=Value(1)), default=Value(0)),
+        f"pair_{prefix}_before": Case(When(measured, then=before)),
+        f"pair_{prefix}_after": Case(When(measured, then=after)),
     }
 
 
@@ -403,7 +404,7 @@ def _flag(column: str) -> Case:
 
 
 def _stored_columns(level: SubjectLevel, topics: Sequence[str]) -> dict[str, Any]:
-    """Return the columns of a sampled fact that are added up per training day."""
+    """Return the columns of a sampled fact that _stored_totals adds up."""
     measured = Q(measured=True)
     if level == SubjectLevel.CONTACT:
         # Events per day, scaled by both window lengths to stay whole.
@@ -433,9 +434,10 @@ def _stored_columns(level: SubjectLevel, topics: Sequence[str]) -> dict[str, Any
 
 # The PairSums of one pair of columns over the whole sample.
 PAIR_SUMS_SQL = (
-    "SUM(sample.{p}_in), SUM(sample.{p}_before), SUM(sample.{p}_after), "
-    "SUM((sample.{p}_after - sample.{p}_before) "
-    "* (sample.{p}_after - sample.{p}_before))"
+    "SUM(sample.pair_{p}_in), SUM(sample.pair_{p}_before), "
+    "SUM(sample.pair_{p}_after), "
+    "SUM((sample.pair_{p}_after - sample.pair_{p}_before) "
+    "* (sample.pair_{p}_after - sample.pair_{p}_before))"
 )
 
 PAIRS = {
