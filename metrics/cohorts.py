@@ -285,9 +285,21 @@ def _subject_path(contact: str, level: SubjectLevel) -> str:
     return f"{contact}id" if level == SubjectLevel.CONTACT else f"{contact}account_id"
 
 
+# The multiplier in two 16-bit halves. An id above about 3.5 billion times
+# the whole multiplier overflows a 64-bit integer, which PostgreSQL rejects
+# and SQLite turns into an inexact float; times each half it cannot.
+HASH_HIGH, HASH_LOW = divmod(HASH_MULTIPLIER, 2**16)
+
+
 def _hashed(subject: str) -> Any:
-    """Return the sample order of sample_key as an expression on ``subject``."""
-    return (F(subject) * HASH_MULTIPLIER) % HASH_MODULUS
+    """Return the sample order of sample_key as an expression on ``subject``.
+
+    For x = id mod 2**32, x * multiplier mod 2**32 is x * low plus
+    (x * high mod 2**16) * 2**16, mod 2**32; no product exceeds 2**48.
+    """
+    low = F(subject) % HASH_MODULUS
+    high = ((F(subject) % HASH_MODULUS) * HASH_HIGH) % 2**16
+    return (low * HASH_LOW + high * 2**16) % HASH_MODULUS
 
 
 def _fact_rows(cohort: Cohort, level: SubjectLevel) -> QuerySet[TrainingFact]:
