@@ -297,9 +297,9 @@ def _hashed(subject: str) -> Any:
     For x = id mod 2**32, x * multiplier mod 2**32 is x * low plus
     (x * high mod 2**16) * 2**16, mod 2**32; no product exceeds 2**48.
     """
-    low = F(subject) % HASH_MODULUS
-    high = ((F(subject) % HASH_MODULUS) * HASH_HIGH) % 2**16
-    return (low * HASH_LOW + high * 2**16) % HASH_MODULUS
+    wrapped = F(subject) % HASH_MODULUS
+    high = (wrapped * HASH_HIGH) % 2**16
+    return (wrapped * HASH_LOW + high * 2**16) % HASH_MODULUS
 
 
 def _fact_rows(cohort: Cohort, level: SubjectLevel) -> QuerySet[TrainingFact]:

@@ -5,6 +5,10 @@ most of each section's time is spent in PostgreSQL. On a machine with
 more than one core, the sections' queries then run in separate server
 processes at once instead of one after another.
 
+Only code inside ``reports_side_by_side()`` uses the threads: the
+dashboard's view, where a person waits for the page. Elsewhere, such as
+the scheduled report task, reports are computed in turn.
+
 Each thread keeps its own database connection, as Django gives every
 thread one, and treats each report as a request treats its connection:
 it closes the connection first if it is broken or older than
@@ -14,8 +18,9 @@ REPORT_THREADS more connections to PostgreSQL.
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from django.db import close_old_connections, connection
@@ -36,6 +41,19 @@ _pool_lock = threading.Lock()
 # its own on the pool, because waiting for a thread of a full pool from
 # inside that pool could wait forever.
 _on_pool = threading.local()
+# Set by reports_side_by_side on the thread that may use the pool.
+_allowed = threading.local()
+
+
+@contextmanager
+def reports_side_by_side() -> Iterator[None]:
+    """Let ``start`` in the enclosed block compute reports on threads of their own."""
+    previous = getattr(_allowed, "active", False)
+    _allowed.active = True
+    try:
+        yield
+    finally:
+        _allowed.active = previous
 
 
 def _threads() -> ThreadPoolExecutor:
@@ -66,10 +84,12 @@ def can_run_side_by_side() -> bool:
     Inside a transaction other connections cannot see its uncommitted rows,
     so the reports run in turn there. SQLite lets one process write at a
     time and runs in the process, so it gains nothing from threads. A
-    report already on the pool computes what it starts itself.
+    report already on the pool computes what it starts itself, and code
+    outside reports_side_by_side uses no threads at all.
     """
     return (
-        connection.vendor == "postgresql"
+        getattr(_allowed, "active", False)
+        and connection.vendor == "postgresql"
         and not connection.in_atomic_block
         and not getattr(_on_pool, "active", False)
     )

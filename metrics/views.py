@@ -71,7 +71,7 @@ from metrics.services import (
     outcome_comparison,
     score_bin_labels,
 )
-from metrics.side_by_side import start
+from metrics.side_by_side import reports_side_by_side, start
 from metrics.sql import short_queries
 from triggers.models import Trigger
 
@@ -193,14 +193,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     fact_refresh, precomputed = _precomputed()
     # The sections are independent, so the other three are computed on
     # threads of their own while this one computes the slowest.
-    pending_engagement = start(lambda: _engagement(filters.course, scope, precomputed))
-    pending_impact = start(lambda: _impact(scope, precomputed))
-    pending_comparison = start(lambda: _comparison(filters, precomputed))
-    with short_queries():
-        changes = _changes(cohort, scope, filters.as_of, control, precomputed)
-    engagement = pending_engagement.result()
-    impact = pending_impact.result()
-    comparison = pending_comparison.result()
+    with reports_side_by_side():
+        pending_engagement = start(
+            lambda: _engagement(filters.course, scope, precomputed)
+        )
+        pending_impact = start(lambda: _impact(scope, precomputed))
+        pending_comparison = start(lambda: _comparison(filters, precomputed))
+        with short_queries():
+            changes = _changes(cohort, scope, filters.as_of, control, precomputed)
+        engagement = pending_engagement.result()
+        impact = pending_impact.result()
+        comparison = pending_comparison.result()
     charts = engagement_charts(engagement) | impact_charts(impact)
     context = {
         "fact_refresh": fact_refresh,

@@ -10,7 +10,7 @@ from django.urls import reverse
 import metrics.views
 from customers.models import Account
 from metrics.facts import refresh_facts
-from metrics.side_by_side import can_run_side_by_side, start
+from metrics.side_by_side import can_run_side_by_side, reports_side_by_side, start
 from tests.factories import make_account
 from tests.metrics.test_views import AS_OF, add_cohort
 
@@ -30,7 +30,8 @@ def test_report_runs_on_another_thread_and_connection():
             list(Account.objects.values_list("name", flat=True)),
         )
 
-    thread, report_connection, names = start(report).result()
+    with reports_side_by_side():
+        thread, report_connection, names = start(report).result()
 
     assert thread.startswith("dashboard-report")
     assert report_connection != id(connections["default"])
@@ -38,7 +39,7 @@ def test_report_runs_on_another_thread_and_connection():
 
 
 def test_report_runs_in_turn_inside_a_transaction():
-    with transaction.atomic():
+    with reports_side_by_side(), transaction.atomic():
         make_account(name="Not committed")
         assert not can_run_side_by_side()
 
@@ -54,17 +55,28 @@ def test_report_on_the_pool_computes_what_it_starts():
         inner = start(lambda: threading.current_thread().name)
         return threading.current_thread().name, inner.result()
 
-    outer_thread, inner_thread = start(outer).result()
+    with reports_side_by_side():
+        outer_thread, inner_thread = start(outer).result()
 
     assert outer_thread.startswith("dashboard-report")
     assert inner_thread == outer_thread
+
+
+def test_report_runs_in_turn_outside_the_dashboard():
+    # As in the scheduled report task: nothing asked for threads.
+    assert not can_run_side_by_side()
+
+    thread = start(lambda: threading.current_thread().name).result()
+
+    assert thread == threading.current_thread().name
 
 
 def test_report_error_reaches_the_caller():
     def failing():
         raise ValueError("the report failed")
 
-    pending = start(failing)
+    with reports_side_by_side():
+        pending = start(failing)
 
     with pytest.raises(ValueError, match="the report failed"):
         pending.result()
