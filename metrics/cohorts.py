@@ -236,8 +236,8 @@ class AnchoredCohorts:
 class TrainedSample(NamedTuple):
     """The trained subjects measured, with the counts of those in the period.
 
-    ``anchors`` are empty and ``stored`` holds their added-up figures when
-    they are read from the facts.
+    When they are read from the facts, ``anchors`` is empty and ``stored``
+    contains their added-up figures.
     """
 
     days: list[date]
@@ -287,7 +287,7 @@ def _subject_path(contact: str, level: SubjectLevel) -> str:
 
 # The multiplier in two 16-bit halves. An id above about 3.5 billion times
 # the whole multiplier overflows a 64-bit integer, which PostgreSQL rejects
-# and SQLite turns into an inexact float; times each half it cannot.
+# and SQLite turns into an inexact float. Times each half it cannot.
 HASH_HIGH, HASH_LOW = divmod(HASH_MULTIPLIER, 2**16)
 
 
@@ -362,7 +362,8 @@ def _trained_sample(
     when its window after training has not ended by as_of. Counting and
     sampling run in the database. With ``precomputed`` the database also
     adds up the sample's stored figures, with its tickets on ``topics``, so
-    only a row per training day comes back; otherwise the sampled anchors do.
+    only the sums and a count per training day come back. Otherwise the
+    sampled anchors come back.
     """
     cutoff = utc_day_start(as_of + timedelta(days=1))
     in_period = _training_days(cohort, scope, level, cutoff, precomputed)
@@ -465,8 +466,8 @@ def _stored_totals(
 
     ``sample`` selects the sampled facts in order, not yet sliced. The sums
     run over it as a derived table: filtering the facts by the sampled ids
-    instead made PostgreSQL scan the whole table. One row holds the sums,
-    with no day, and one row per training day its count, because the
+    instead made PostgreSQL scan the whole table. One row contains the
+    sums, with no day, and one row per training day its count, because the
     untrained are given the trained days.
     """
     columns = _stored_columns(level, topics)
@@ -600,9 +601,9 @@ def _untrained_sample(
     ordered = untrained.annotate(sample_key=_hashed("pk")).order_by("sample_key", "pk")
     if size < eligible:
         # The keys spread evenly over [0, HASH_MODULUS), so the first ``size``
-        # lie below this bound but for a vanishing chance, and the database
-        # sorts only the subjects below it. Whenever fewer than ``size`` are
-        # below, the whole group is sorted instead; the sample is the same.
+        # almost surely lie below this bound, and the database sorts only the
+        # subjects below it. Whenever fewer than ``size`` are below, the whole
+        # group is sorted instead, so the sample is the same either way.
         bound = math.ceil(HASH_MODULUS * SAMPLE_BOUND_MARGIN * size / eligible)
         below = ordered.filter(sample_key__lt=bound)
         sample = list(below.values_list("pk", flat=True)[:size])

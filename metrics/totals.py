@@ -20,8 +20,8 @@ class WindowTotals:
 
     Contacts have usage only; accounts have the rest. ``usage`` is in
     events per day, as whole numbers over its ``scale``. ``topics``
-    holds (tickets before, tickets after) of each covered topic, in the
-    order the topics were asked for.
+    contains (tickets before, tickets after) of each covered topic, in the
+    order of the topics requested.
     """
 
     usage: PairSums = field(default_factory=PairSums)

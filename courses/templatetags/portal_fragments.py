@@ -5,7 +5,7 @@ context that holds only the named values, and keeps the result in this
 process's memory. The body cannot read anything else from the page's
 context, so the inputs are every value it depends on. The key contains
 them whole, each with its type, so a changed title or a new neighbour is
-a new key, and no stale fragment can be shown. The key also holds what
+a new key, and no stale fragment can be shown. The key also contains what
 ``{% url %}`` reads outside the context: the URLconf, the script prefix,
 the request's namespace and the language. No input is a date, so the
 time zone cannot change a fragment. The template's node is part of the

@@ -209,8 +209,8 @@ def test_pair_sums_of_other_scales_do_not_add():
 def test_pair_sums_of_too_few_pairs():
     assert PairSums().change_summary() == Summary(n=0, mean=None, sd=None)
     assert PairSums().mean_before is None
-    one = PairSums.of_pairs([(2, 6)], scale=2).change_summary()
-    assert one == Summary(n=1, mean=2.0, sd=None)
+    single = PairSums.of_pairs([(2, 6)], scale=2).change_summary()
+    assert single == Summary(n=1, mean=2.0, sd=None)
 
 
 def test_mean_of_one_value_has_no_interval():

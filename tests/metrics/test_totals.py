@@ -27,7 +27,7 @@ def test_account_totals_count_health_only_with_both_scores():
     assert totals.topics == ((3, 5),)
 
 
-def test_totals_add_topics_pairwise_and_keep_a_group_without_any():
+def test_totals_add_topics_pairwise():
     measured = WindowTotals(topics=((1, 2), (0, 4)))
     stored = WindowTotals(topics=((3, 0), (5, 5)))
 
