@@ -16,7 +16,6 @@ CONN_MAX_AGE. A process that serves the dashboard therefore opens up to
 REPORT_THREADS more connections to PostgreSQL.
 """
 
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,8 +25,6 @@ from typing import Generic, TypeVar
 from django.db import close_old_connections, connection
 
 from metrics.sql import short_queries
-
-logger = logging.getLogger(__name__)
 
 Report = TypeVar("Report")
 

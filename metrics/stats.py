@@ -112,7 +112,7 @@ class Summary:
 class PairSums:
     """Exact sums over one group's (before, after) pairs of whole numbers.
 
-    A value v stands for v / scale, so rates such as events per day stay
+    A value v is read as v / scale, so rates such as events per day stay
     whole numbers. The database adds up the pairs it stores and Python adds
     up the pairs it reads, and both give the same sums, so a report reads
     the same from either. Integers do not lose precision as float sums of
