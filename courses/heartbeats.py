@@ -56,7 +56,12 @@ from courses.models import (
     LessonProgress,
     Module,
 )
-from courses.prepared import fetch_prepared, fits_bigint
+from courses.prepared import (
+    COMMIT_COLUMN,
+    CounterStatement,
+    fetch_counted,
+    fits_bigint,
+)
 from courses.services import complete_lesson
 
 logger = logging.getLogger(__name__)
@@ -311,7 +316,7 @@ def record_heartbeat(
 # concurrent replays still count once. A heartbeat it does not count
 # (another kind of lesson, a replay, an older page view, a lesson that is
 # not the learner's) takes the general path, which returns the reason.
-ONE_STATEMENT_SQL = f"""WITH locked AS (
+ONE_STATEMENT = CounterStatement.marked(f"""WITH locked AS (
   SELECT progress.id,
     GREATEST(progress.heartbeat_at, %(floor)s::timestamptz) AS credit_start
   FROM {LessonProgress._meta.db_table} progress
@@ -346,7 +351,8 @@ SET time_spent_seconds = progress.time_spent_seconds + credit.seconds,
     updated_at = %(now)s::timestamptz
 FROM credit
 WHERE progress.id = credit.id
-RETURNING credit.seconds, progress.time_spent_seconds, progress.completed_at"""
+RETURNING credit.seconds, progress.time_spent_seconds,
+  progress.completed_at{COMMIT_COLUMN}""")
 
 
 def _record_in_one_statement(
@@ -358,7 +364,19 @@ def _record_in_one_statement(
     """
     if connection.vendor != "postgresql" or _carries_media_fields(beat):
         return None
-    params: dict[str, int | str | datetime] = {
+    params = one_statement_params(contact_id, course_slug, lesson_id, beat, now)
+    counted = fetch_counted(ONE_STATEMENT, params)
+    if counted is None:
+        return None
+    credited, spent, completed_at = counted
+    return HeartbeatResult(True, credited, spent, completed=completed_at is not None)
+
+
+def one_statement_params(
+    contact_id: int, course_slug: str, lesson_id: int, beat: Heartbeat, now: datetime
+) -> dict[str, int | str | datetime]:
+    """Return ONE_STATEMENT's parameters for a heartbeat received at ``now``."""
+    return {
         "contact": contact_id,
         "unenrolled": EnrollmentStatus.UNENROLLED.value,
         "slug": course_slug,
@@ -373,11 +391,6 @@ def _record_in_one_statement(
         "now": now,
         "slack": ELAPSED_SLACK_SECONDS,
     }
-    counted = fetch_prepared(ONE_STATEMENT_SQL, params)
-    if counted is None:
-        return None
-    credited, spent, completed_at = counted
-    return HeartbeatResult(True, credited, spent, completed=completed_at is not None)
 
 
 def _carries_media_fields(beat: Heartbeat) -> bool:

@@ -10,7 +10,7 @@ the server lets psycopg prepare a statement once it has run
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from django.db import NotSupportedError, connection
@@ -72,3 +72,51 @@ def fetch_prepared(sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | Non
     except NotSupportedError as error:
         forget_stale_statement(error)
         return None
+
+
+# The marker after a counter statement's last output column (CounterStatement).
+COMMIT_COLUMN = "/* commit column */"
+
+# set_config(..., true) lasts until the end of the current transaction, so
+# the statement's own commit does not wait for its WAL to reach the disk.
+# The column's value, the setting's text, is dropped from the row.
+_ASYNC_COMMIT_COLUMN = ", set_config('synchronous_commit', 'off', true)"
+
+
+class CounterStatement(NamedTuple):
+    """A statement that writes only counters, as a durable and a quick form.
+
+    A repeat page view and a time-only heartbeat move counters that the next
+    page view or heartbeat moves again, and they start no other work. Their
+    quick form commits asynchronously (docs/decisions/0034-asynchronous-
+    commit-of-counters.md): after a crash of PostgreSQL or of its machine,
+    the last fraction of a second of such counts may be missing, never half
+    written. Inside a transaction the durable form runs, so the setting
+    never reaches a caller's other writes.
+    """
+
+    durable: str
+    quick: str
+
+    @classmethod
+    def marked(cls, sql: str) -> "CounterStatement":
+        """Build both forms from SQL with COMMIT_COLUMN after its last output column."""
+        if sql.count(COMMIT_COLUMN) != 1:
+            raise ValueError("A counter statement marks its last output column once.")
+        return cls(
+            durable=sql.replace(COMMIT_COLUMN, ""),
+            quick=sql.replace(COMMIT_COLUMN, _ASYNC_COMMIT_COLUMN),
+        )
+
+
+def fetch_counted(
+    statement: CounterStatement, params: Mapping[str, Any]
+) -> tuple[Any, ...] | None:
+    """Run a counter statement as fetch_prepared does; return its row or None.
+
+    The quick form runs only when the statement is its own transaction.
+    """
+    if connection.in_atomic_block or not connection.get_autocommit():
+        return fetch_prepared(statement.durable, params)
+    row = fetch_prepared(statement.quick, params)
+    return None if row is None else row[:-1]
