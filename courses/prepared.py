@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import psycopg
+from django.conf import settings
 from django.db import NotSupportedError, connection
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from psycopg.types.datetime import TimestamptzLoader
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,13 @@ def binding_cursor() -> CursorWrapper:
     """
     connection.ensure_connection()
     raw = psycopg.Cursor(connection.connection)
+    if settings.USE_TZ:
+        # Django's timestamptz loader is written in Python: its eleven calls
+        # took about 35 µs of each lesson page statement, measured in one
+        # process. psycopg's own loader (compiled in psycopg-binary) returns
+        # the same aware datetimes, in the session's time zone, which Django
+        # sets to the connection's.
+        raw.adapters.register_loader("timestamptz", TimestamptzLoader)
     if connection.queries_logged:
         return CursorDebugWrapper(raw, connection)
     return CursorWrapper(raw, connection)

@@ -124,6 +124,22 @@ def test_durable_form_inside_a_transaction():
     assert synchronous_commit() == "on"
 
 
+@pytest.mark.django_db
+def test_prepared_datetimes_equal_orm():
+    contact, course, lesson = viewed_lesson()
+
+    page = repeat_view_in_one_statement(contact.pk, course.slug, lesson.pk, at=NOW)
+    stored = LessonProgress.objects.get(lesson=lesson)
+
+    assert page is not None
+    assert page.progress is not None
+    for name in ("started_at", "heartbeat_at", "updated_at"):
+        prepared, orm = getattr(page.progress, name), getattr(stored, name)
+        assert prepared == orm, name
+        # The same time zone object, not only the same instant.
+        assert prepared.tzinfo is orm.tzinfo, name
+
+
 def test_statement_without_marker_rejected():
     with pytest.raises(ValueError, match="marks its last output column once"):
         CounterStatement.marked("UPDATE t SET n = n + 1 RETURNING n")
