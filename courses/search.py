@@ -8,25 +8,34 @@ they are enrolled in, because only those lessons open for them. Drafts
 never match.
 
 On PostgreSQL the match is full-text search with English stemming, ranked
-with ts_rank, and the snippet comes from ts_headline. Lessons have a GIN
-index on the same expression (migration 0012), so the match reads the
-index. On SQLite the match is a case-insensitive substring.
+with ts_rank, and the snippet comes from ts_headline. Lessons are matched
+and ranked by their stored search document, a tsvector column with a GIN
+index that a trigger keeps current (migration 0015), so a search computes
+no lesson's to_tsvector. Courses are few and their text short, so their
+document is computed per search. On SQLite the match is a
+case-insensitive substring.
 """
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from django.contrib.postgres.search import (
     SearchHeadline,
     SearchQuery,
     SearchRank,
     SearchVector,
+    SearchVectorField,
 )
 from django.db import connection
 from django.db.models import Q, QuerySet
-from django.db.models.expressions import CombinedExpression
+from django.db.models.expressions import (
+    BaseExpression,
+    CombinedExpression,
+    Expression,
+)
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -125,7 +134,7 @@ def matching_courses(course_ids: set[int], query: str) -> QuerySet[Course]:
             Q(title__icontains=query) | Q(summary__icontains=query)
         ).order_by("title")[:MAX_COURSE_RESULTS]
     search = _search_query(query)
-    vector = _weighted("summary")
+    vector = weighted_document("summary")
     best = (
         courses.annotate(document=vector, rank=SearchRank(vector, search))
         .filter(document=search)
@@ -148,19 +157,24 @@ def matching_lessons(course_ids: set[int], query: str) -> QuerySet[Lesson]:
             ]
         )
     search = _search_query(query)
-    weighted = _weighted("body")
+    # NOTE: a quoted phrase from the title's end into the text's start
+    # matches by the stored vector's positions, which leave out the title's
+    # trailing stop words (docs/decisions/0033-stored-lesson-search-document.md).
     best = (
-        lessons.annotate(document=lesson_document(), rank=SearchRank(weighted, search))
+        lessons.annotate(
+            document=StoredLessonDocument(),
+            rank=SearchRank(StoredLessonDocument(), search),
+        )
         .filter(document=search)
         .order_by("-rank", "pk")
         .values("pk")[:MAX_LESSON_RESULTS]
     )
     found = Lesson.objects.filter(pk__in=best).select_related("module__course")
-    return _with_headlines(found, weighted, search, "body")
+    return _with_headlines(found, StoredLessonDocument(), search, "body")
 
 
-def _weighted(text_field: str) -> CombinedExpression:
-    """Return the ranking vector: the title weighs more than the text."""
+def weighted_document(text_field: str) -> CombinedExpression:
+    """Return the search document of a course or lesson: the title weighs more."""
     return SearchVector("title", weight="A", config=SEARCH_CONFIG) + SearchVector(
         text_field, weight="B", config=SEARCH_CONFIG
     )
@@ -168,7 +182,7 @@ def _weighted(text_field: str) -> CombinedExpression:
 
 def _with_headlines(
     rows: QuerySet[Any],
-    vector: CombinedExpression,
+    vector: Expression,
     search: SearchQuery,
     text_field: str,
 ) -> QuerySet[Any]:
@@ -183,13 +197,45 @@ def _with_headlines(
     ).order_by("-rank", "pk")
 
 
-def lesson_document() -> SearchVector:
-    """Return a lesson's text search document, the GIN index's expression.
+class StoredLessonDocument(Expression):
+    """A lesson's stored search document, weighted_document("body") kept by a trigger.
 
-    It must stay equal to the expression in migration 0012, or PostgreSQL
-    stops using the index.
+    The search_document column exists on PostgreSQL only (migration 0015)
+    and is no model field, so SQLite and other reads of lessons never see
+    it. Valid only in a query over lessons.
     """
-    return SearchVector("title", "body", config=SEARCH_CONFIG)
+
+    contains_column_references = True
+    output_field = SearchVectorField()
+
+    def __init__(self, alias: str | None = None) -> None:
+        super().__init__()
+        self.alias = alias
+
+    def resolve_expression(
+        self,
+        query: Any = None,
+        allow_joins: bool = True,
+        reuse: Any = None,
+        summarize: bool = False,
+        for_save: bool = False,
+    ) -> Self:
+        return type(self)(query.get_initial_alias())
+
+    def relabeled_clone(self, change_map: Mapping[str, str]) -> Self:
+        # Follows the lessons table when the query becomes a subquery (U0).
+        if self.alias is None:
+            return self
+        return type(self)(change_map.get(self.alias, self.alias))
+
+    def get_group_by_cols(self) -> list[BaseExpression]:
+        return [self]
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        column = connection.ops.quote_name("search_document")
+        if self.alias is None:
+            return column, []
+        return f"{compiler.quote_name_unless_alias(self.alias)}.{column}", []
 
 
 def _headline(field: str, search: SearchQuery) -> SearchHeadline:

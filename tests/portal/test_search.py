@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from courses.models import Course, Lesson, Module
 from courses.search import (
     MAX_QUERY_LENGTH,
-    lesson_document,
+    StoredLessonDocument,
     search_portal,
     substring_snippet,
 )
@@ -213,12 +213,12 @@ def test_lesson_match_can_use_gin_index():
         cursor.execute("SET LOCAL enable_seqscan = off")
 
     plan = (
-        Lesson.objects.annotate(document=lesson_document())
+        Lesson.objects.annotate(document=StoredLessonDocument())
         .filter(document=SearchQuery("dashboard", config="english"))
         .explain()
     )
 
-    assert "courses_lesson_search_gin" in plan
+    assert "courses_lesson_document_gin" in plan
 
 
 def test_lessons_of_catalogue_course_not_searched():
