@@ -178,3 +178,28 @@ def test_member_page_query_count_is_constant(team):
 
     assert "7 of 7 courses completed" in response.content.decode()
     assert len(small) == len(large)
+
+
+def test_team_page_shows_recertification_and_expiry(team):
+    champion, teammate, _outsider = team
+    course, lessons = make_course(1)
+    course.certificate_valid_days = 365
+    course.save()
+    enrollment = enroll_contact(teammate, course)
+    client = sign_in(Client(), champion)
+    with CaptureQueriesContext(connection) as before:
+        assert client.get("/learn/team/").status_code == 200
+    complete_lesson(enrollment, lessons[0], at=NOW)
+    Enrollment.objects.filter(pk=enrollment.pk).update(
+        recertification_version=2, score=Decimal("90")
+    )
+
+    with CaptureQueriesContext(connection) as after:
+        page = client.get("/learn/team/").content.decode()
+
+    # Every figure shown comes from the page's fixed queries, none per row.
+    assert "(recertification due)" in page
+    assert "valid until" in page
+    assert "90%" in page
+    assert "Tom Mate" in page
+    assert len(after) == len(before)
