@@ -116,19 +116,19 @@ LESSON_HTML_CACHE_SECONDS = 24 * 60 * 60
 LESSON_HTML_VERSION = 1
 
 
-def lesson_html(lesson: Lesson) -> SafeString:
-    """Return the lesson's text rendered by render_markdown, from the cache when there.
+def markdown_html(text: str) -> SafeString:
+    """Return a lesson's text rendered by render_markdown, from the cache when there.
 
     Without the cache every page view renders and cleans the text again. The
     key is the SHA-256 of the text, so two lessons with the same text share it.
     """
-    if not lesson.body:
+    if not text:
         return mark_safe("")
-    digest = hashlib.sha256(lesson.body.encode()).hexdigest()
+    digest = hashlib.sha256(text.encode()).hexdigest()
     key = f"lesson-html:{LESSON_HTML_VERSION}:{digest}"
     html = django_cache.get(key)
     if html is None:
-        html = str(render_markdown(lesson.body))
+        html = str(render_markdown(text))
         django_cache.set(key, html, LESSON_HTML_CACHE_SECONDS)
     return mark_safe(html)
 

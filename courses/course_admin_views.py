@@ -22,7 +22,7 @@ from django.urls import URLPattern, path, reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET
 
-from courses.content import render_markdown, video_embed_url
+from courses.content import video_embed_url
 from courses.content_views import lesson_file_response
 from courses.models import Course, Lesson, LessonKind
 from courses.preview import (
@@ -256,7 +256,6 @@ def preview_lesson_view(
             course, following.pk if following else None, query
         ),
         "assessment": preview_assessment(learner, lesson),
-        "body_html": render_markdown(lesson.body),
         "file_url": _preview_file_url(course, lesson, query),
         "file_name": lesson.file.name.rsplit("/", 1)[-1] if lesson.file else "",
         "resume_position": 0,

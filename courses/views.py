@@ -28,7 +28,6 @@ from courses.certificates import current_certificate
 from courses.content import (
     checklist_state,
     embed_player_url,
-    lesson_html,
     session_time,
     video_embed_url,
 )
@@ -291,7 +290,6 @@ def _lesson_response(request: HttpRequest, page: LessonPage) -> HttpResponse:
         "assessment": (
             assessment_state(enrollment, current) if _has_questions(current) else None
         ),
-        "body_html": lesson_html(current),
         "heartbeat_interval": HEARTBEAT_INTERVAL_SECONDS,
         **_content_context(enrollment, current, progress, request),
     }
