@@ -61,6 +61,7 @@ from metrics.totals import AccountRow, WindowTotals, account_totals, usage_total
 from metrics.windows import (
     ACCOUNT_SQL,
     ACCOUNT_WINDOW_DAYS,
+    ADDED_IN_TIME_SQL,
     TOPICS_SQL,
     USAGE_SQL,
     anchor_table,
@@ -181,11 +182,15 @@ def _with_stored(
 
 def usage_change(cohorts: AnchoredCohorts) -> ChangeComparison:
     """Compare usage events per day, 7 days before against 30 days after training."""
-    anchors_sql, params = anchor_table(cohorts.anchors, DAYS_BEFORE, DAYS_AFTER)
+    # Anchors already checked against their contact's added_at need no
+    # join with the contacts, which PostgreSQL read in full to merge.
+    anchors, added_in_time = cohorts.added_in_time, ""
+    if anchors is None:
+        anchors, added_in_time = cohorts.anchors, ADDED_IN_TIME_SQL
+    anchors_sql, params = anchor_table(anchors, DAYS_BEFORE, DAYS_AFTER)
+    sql = USAGE_SQL.format(anchors=anchors_sql, added_in_time=added_in_time)
     counts: dict[bool, list[tuple[int, int]]] = {True: [], False: []}
-    for _, trained, before, after, _ in fetch_rows(
-        USAGE_SQL.format(anchors=anchors_sql), params
-    ):
+    for _, trained, before, after, _ in fetch_rows(sql, params):
         counts[bool(trained)].append((int(before), int(after)))
     totals = _with_stored(
         {

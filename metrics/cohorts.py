@@ -29,6 +29,7 @@ from django.db.models import (
     BigIntegerField,
     Case,
     Count,
+    DateTimeField,
     Exists,
     Expression,
     F,
@@ -218,6 +219,10 @@ class AnchoredCohorts:
     trained_eligible: int
     trained: list[Anchor] = field(default_factory=list, compare=False, repr=False)
     stored: WindowTotals | None = field(default=None, compare=False, repr=False)
+    # The anchors read from the source tables whose contact was added before
+    # the usage window began, when the sample read each contact's added_at.
+    # None when that is not known, and then the windows' SQL checks it.
+    added_in_time: list[Anchor] | None = field(default=None, compare=False, repr=False)
 
     @property
     def anchors(self) -> list[Anchor]:
@@ -572,6 +577,26 @@ def _untrained_sample(
     database leaves the trained out with an anti-join, so no trained id
     travels to it or back.
     """
+    rows, eligible = _untrained_rows(cohort, scope, level, as_of, size, precomputed)
+    return [subject for subject, _ in rows], eligible
+
+
+# A sampled untrained subject: its id, and for a contact when it was added.
+SampledSubject = tuple[int, datetime | None]
+
+
+def _untrained_rows(
+    cohort: Cohort,
+    scope: Scope,
+    level: SubjectLevel,
+    as_of: date,
+    size: int,
+    precomputed: bool = False,
+) -> tuple[list[SampledSubject], int]:
+    """Return _untrained_sample's ids, each with its contact's added_at.
+
+    Accounts have no added_at here, so theirs is None.
+    """
     cutoff = utc_day_start(as_of + timedelta(days=1))
     trained: QuerySet[Any]
     if precomputed:
@@ -598,7 +623,14 @@ def _untrained_sample(
     eligible = untrained.count()
     if size == 0 or eligible == 0:
         return [], eligible
-    ordered = untrained.annotate(sample_key=_hashed("pk")).order_by("sample_key", "pk")
+    ordered = untrained.annotate(
+        sample_key=_hashed("pk"),
+        added=(
+            F("added_at")
+            if level == SubjectLevel.CONTACT
+            else Value(None, output_field=DateTimeField())
+        ),
+    ).order_by("sample_key", "pk")
     if size < eligible:
         # The keys spread evenly over [0, HASH_MODULUS), so the first ``size``
         # almost surely lie below this bound, and the database sorts only the
@@ -606,10 +638,10 @@ def _untrained_sample(
         # group is sorted instead, so the sample is the same either way.
         bound = math.ceil(HASH_MODULUS * SAMPLE_BOUND_MARGIN * size / eligible)
         below = ordered.filter(sample_key__lt=bound)
-        sample = list(below.values_list("pk", flat=True)[:size])
+        sample = list(below.values_list("pk", "added")[:size])
         if len(sample) == size:
             return sample, eligible
-    return list(ordered.values_list("pk", flat=True)[:size]), eligible
+    return list(ordered.values_list("pk", "added")[:size]), eligible
 
 
 def sample_key(subject_id: int) -> tuple[int, int]:
@@ -654,10 +686,10 @@ def anchored_cohorts(
     size = 0
     if trained.days:
         size = max(MIN_UNTRAINED_SAMPLE, UNTRAINED_PER_TRAINED * len(trained.days))
-    untrained_ids, eligible = _untrained_sample(
+    sampled, eligible = _untrained_rows(
         cohort, scope, level, as_of, min(size, SAMPLE_LIMIT), precomputed
     )
-    untrained = align_anchors(trained.days, untrained_ids)
+    untrained = align_anchors(trained.days, [subject for subject, _ in sampled])
     logger.info(
         "Anchored %s cohorts (%s): %s trained, %s awaiting, %s of %s untrained",
         level,
@@ -676,4 +708,24 @@ def anchored_cohorts(
         trained_eligible=trained.eligible,
         trained=trained.anchors,
         stored=trained.stored,
+        added_in_time=_added_in_time(untrained, sampled) if precomputed else None,
     )
+
+
+def _added_in_time(
+    untrained: list[Anchor], sampled: list[SampledSubject]
+) -> list[Anchor] | None:
+    """Return the untrained anchors whose contact was added before its window began.
+
+    Only contacts are checked, and only when the trained are read from the
+    facts, so these are every anchor read from the source tables. A contact
+    counts from added_at, as in the windows' SQL, which compares it with
+    00:00 UTC of the window's first day.
+    """
+    checked = []
+    for anchor, (_, added_at) in zip(untrained, sampled, strict=True):
+        if added_at is None:
+            return None
+        if added_at < utc_day_start(anchor.before_start):
+            checked.append(anchor)
+    return checked

@@ -51,7 +51,8 @@ FROM json_each(%s)
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 # Usage per contact in each window. The training day is in neither window,
-# because it is partly before and partly after the training.
+# because it is partly before and partly after the training. {added_in_time}
+# is ADDED_IN_TIME_SQL, or nothing when the anchors were checked beforehand.
 USAGE_SQL = """
 SELECT
     anchor.subject_id,
@@ -62,14 +63,20 @@ SELECT
         AS after_count,
     anchor.day
 FROM ({anchors}) AS anchor
-JOIN customers_contact AS contact
-    ON contact.id = anchor.subject_id AND contact.added_at < anchor.window_start
+{added_in_time}
 LEFT JOIN customers_usageday AS usage
     ON usage.contact_id = anchor.subject_id
     AND usage.day >= anchor.window_start
     AND usage.day <= anchor.after_end
     AND usage.day <> anchor.day
 GROUP BY anchor.subject_id, anchor.trained, anchor.day
+"""
+
+# Keeps the anchors whose contact was added before the window began, since
+# usage before a contact was added cannot be measured.
+ADDED_IN_TIME_SQL = """
+JOIN customers_contact AS contact
+    ON contact.id = anchor.subject_id AND contact.added_at < anchor.window_start
 """
 
 # Per account: the last health score and the covered tickets in each window.
@@ -296,7 +303,7 @@ def insert_training_facts(cursor: Any, stage: str) -> None:
     sql = INSERT_FACTS_SQL.format(
         stage=stage,
         stage_day=utc_day_sql("stage.first_at"),
-        usage=USAGE_SQL.format(anchors=usage_anchors),
+        usage=USAGE_SQL.format(anchors=usage_anchors, added_in_time=ADDED_IN_TIME_SQL),
         # The covered tickets are stored per topic, so none count here.
         outcomes=ACCOUNT_SQL.format(covered="1 = 0", **fragments),
         tickets=TOPIC_TICKETS_SQL.format(json_object=json_object, by_topic=by_topic),

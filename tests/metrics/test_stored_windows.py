@@ -232,6 +232,40 @@ def test_stored_outcome_changes_equal_live(outcome_data, target, rule):
             assert stored == live
 
 
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_untrained_added_at_window_start(precomputed):
+    """An untrained contact added at 00:00 UTC of its window's first day is left out.
+
+    A contact counts from added_at, so one added a moment earlier is measured.
+    """
+    course = make_course((1,))
+    trained_on = date(2024, 4, 1)
+    window_start = _midnight(trained_on - timedelta(days=DAYS_BEFORE))
+    trained = make_contact(added_at=_midnight(date(2023, 1, 1)))
+    make_enrollment(
+        trained,
+        course,
+        status=EnrollmentStatus.COMPLETED,
+        completed_at=at_noon(trained_on),
+    )
+    for added_at in (
+        _midnight(date(2023, 1, 1)),
+        window_start - timedelta(microseconds=1),
+        window_start,
+    ):
+        make_contact(added_at=added_at)
+    refresh_facts()
+
+    report = outcome_changes(
+        Cohort(course=course), as_of=date(2024, 6, 30), precomputed=precomputed
+    )
+
+    assert report.contacts.untrained_count == 3
+    assert report.usage.untrained.n == 2
+    assert report.usage.untrained.left_out == 1
+    assert report.usage.trained.n == 1
+
+
 def test_stored_changes_see_topic_change_at_once(outcome_data):
     courses, _ = outcome_data
     cohort = Cohort(course=courses[1])
