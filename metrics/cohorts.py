@@ -307,6 +307,18 @@ def _hashed(subject: str) -> Any:
     return (wrapped * HASH_LOW + high * 2**16) % HASH_MODULUS
 
 
+def hashed_sql(column: str) -> str:
+    """Return SQL for _hashed's sample order of the integer ``column``.
+
+    The refresh stores it as TrainingFact.sample_key, and PostgreSQL and
+    SQLite compute it alike, since no product exceeds 2**48. The modulo
+    signs are doubled, because the SQL runs with parameters.
+    """
+    wrapped = f"({column} %% {HASH_MODULUS})"
+    high = f"(({wrapped} * {HASH_HIGH}) %% {2**16})"
+    return f"(({wrapped} * {HASH_LOW} + {high} * {2**16}) %% {HASH_MODULUS})"
+
+
 def _fact_rows(cohort: Cohort, level: SubjectLevel) -> QuerySet[TrainingFact]:
     """Return the precomputed first time each subject met the cohort's rule."""
     rows = TrainingFact.objects.filter(level=level.value, rule=cohort.rule.value)
@@ -381,14 +393,18 @@ def _trained_sample(
         subjects=Count("subject"), ended=Count("subject", filter=Q(day__lte=last_ended))
     )
     eligible, awaiting = counts["ended"], counts["subjects"] - counts["ended"]
-    sample = (
-        in_period.filter(day__lte=last_ended)
-        .annotate(sample_key=_hashed("subject"))
-        .order_by("sample_key", "subject")
-    )
+    # A day up to last_ended is an instant before the next day's 00:00 UTC.
+    # PostgreSQL estimates how many rows a range of the column leaves, but
+    # not a range of its date, and with the estimate it reads the facts'
+    # sample in index order instead of sorting the whole cohort.
+    ended = in_period.filter(instant__lt=utc_day_start(last_ended + timedelta(days=1)))
     if precomputed:
+        sample = ended.order_by("sample_key", "subject")
         days, totals = _stored_totals(sample, level, topics)
         return TrainedSample(days, [], eligible, awaiting, totals)
+    sample = ended.annotate(sample_key=_hashed("subject")).order_by(
+        "sample_key", "subject"
+    )
     anchors = [
         Anchor(subject_id=subject, trained=True, day=day)
         for subject, day in sample.values_list("subject", "day")[:SAMPLE_LIMIT]

@@ -541,6 +541,9 @@ class TrainingFact(models.Model):
     expanded_before = models.BooleanField(null=True)
     expanded_after = models.BooleanField(null=True)
     topic_tickets = models.JSONField(null=True)
+    # The subject's place in the hashed sample (metrics.cohorts.sample_key),
+    # stored so that the indexes below return a cohort in sample order.
+    sample_key = models.BigIntegerField()
 
     class Meta:
         indexes = [
@@ -553,7 +556,24 @@ class TrainingFact(models.Model):
                 fields=["rule", "course", "path", "level", "subject_id"],
                 include=["first_at"],
                 name="training_fact_cohort",
-            )
+            ),
+            # The trained sample of a course, or of any course, is its first
+            # rows by sample_key. These indexes return them in that order, so
+            # PostgreSQL stops after the sample instead of sorting the whole
+            # cohort. A column compared with IS NULL does not keep an index's
+            # order, so each kind of cohort has an index whose condition
+            # contains those comparisons. Path cohorts, which are small, have
+            # none.
+            models.Index(
+                fields=["rule", "level", "course", "sample_key", "subject_id"],
+                condition=models.Q(path__isnull=True),
+                name="training_fact_course_sample",
+            ),
+            models.Index(
+                fields=["rule", "level", "sample_key", "subject_id"],
+                condition=models.Q(course__isnull=True, path__isnull=True),
+                name="training_fact_any_sample",
+            ),
         ]
 
     def __str__(self) -> str:

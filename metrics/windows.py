@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import connection
 
-from metrics.cohorts import DAYS_AFTER, DAYS_BEFORE, Anchor
+from metrics.cohorts import DAYS_AFTER, DAYS_BEFORE, Anchor, hashed_sql
 
 # Health scores and tickets are sparse, so both of their windows span this
 # many days, and ticket counts before and after are directly comparable.
@@ -229,14 +229,14 @@ INSERT_FACTS_SQL = """
 INSERT INTO metrics_trainingfact (
     level, subject_id, account_id, rule, course_id, path_id, first_at,
     measured, usage_before, usage_after, health_before, health_after,
-    expanded_before, expanded_after, topic_tickets)
+    expanded_before, expanded_after, topic_tickets, sample_key)
 SELECT stage.level, stage.subject_id, stage.account_id, stage.rule,
     stage.course_id, stage.path_id, stage.first_at,
     usage_figures.subject_id IS NOT NULL OR outcome_figures.subject_id IS NOT NULL,
     usage_figures.before_count, usage_figures.after_count,
     outcome_figures.score_before, outcome_figures.score_after,
     outcome_figures.expanded_before, outcome_figures.expanded_after,
-    ticket_figures.tickets
+    ticket_figures.tickets, {sample_key}
 FROM {stage} AS stage
 LEFT JOIN ({usage}) AS usage_figures
     ON stage.level = 'contact'
@@ -307,5 +307,6 @@ def insert_training_facts(cursor: Any, stage: str) -> None:
         # The covered tickets are stored per topic, so none count here.
         outcomes=ACCOUNT_SQL.format(covered="1 = 0", **fragments),
         tickets=TOPIC_TICKETS_SQL.format(json_object=json_object, by_topic=by_topic),
+        sample_key=hashed_sql("stage.subject_id"),
     )
     cursor.execute(sql, [*usage_params, *account_params, *account_params])
