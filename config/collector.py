@@ -7,7 +7,7 @@ thousand of them alive until it exits: Django's modules, classes, URL
 patterns and compiled templates. The dashboard's reports allocate
 enough per request that a full collection started every few requests, and
 it paused every thread of the process, the report threads included, for
-about 70 to 200 ms at full size (docs/benchmarks.md).
+about 70 to 260 ms at full size (docs/benchmarks.md).
 
 ``gc.freeze()`` moves every object then tracked into a permanent generation
 that no collection traverses, so later full collections read only the
