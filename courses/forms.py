@@ -162,7 +162,10 @@ class LessonAdminForm(forms.ModelForm):
         max_length=200,
         assume_scheme="https",
         help_text="Optional. A video, PDF or page the lesson links to. Only "
-        "http and https addresses are shown to learners.",
+        "http and https addresses are shown to learners. YouTube and Vimeo "
+        "videos resume where the learner stopped. Loom and Wistia videos start "
+        "from the beginning, because their players do not report the position "
+        "to the portal.",
     )
 
     class Meta:

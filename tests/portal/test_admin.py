@@ -52,6 +52,17 @@ def test_admin_pages_open(admin_client):
         assert admin_client.get(page).status_code == 200, page
 
 
+def test_lesson_form_says_which_videos_resume(admin_client):
+    _course, lessons = make_course(1)
+
+    page = admin_client.get(f"/admin/courses/lesson/{lessons[0].pk}/change/")
+
+    # A CSM choosing a video host learns that only some players resume.
+    text = page.content.decode()
+    assert "YouTube and Vimeo videos resume where the learner stopped." in text
+    assert "Loom and Wistia videos start from the beginning" in text
+
+
 def test_admin_never_shows_token_hash(admin_client):
     contact = make_contact()
     create_sign_in_url(contact)
