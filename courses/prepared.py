@@ -46,6 +46,10 @@ def binding_cursor() -> CursorWrapper:
     work as for any query. The psycopg cursor is reused on the same
     connection, so the caller must not close it.
     """
+    # Django's own cursors run this check before a request's first query, so
+    # a connection the server closed since the last request is replaced.
+    # This statement is often a request's first query.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     raw = getattr(_binding, "cursor", None)
     if raw is None or raw.closed or raw.connection is not connection.connection:

@@ -152,3 +152,21 @@ def test_statements_fit_psycopg_query_cache():
 
     for statement in (REPEAT_VIEW, ONE_STATEMENT):
         assert len(statement.quick.encode()) <= MAX_CACHED_STATEMENT_LENGTH
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_statement_reconnects_after_server_close():
+    contact, course, lesson = viewed_lesson()
+    repeat_view_in_one_statement(contact.pk, course.slug, lesson.pk, at=NOW)
+    closed_pid = connection.connection.info.backend_pid
+    with psycopg.connect(**connection.get_connection_params()) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [closed_pid])
+    # What Django runs when the next request starts, with CONN_HEALTH_CHECKS.
+    connection.close_if_unusable_or_obsolete()
+
+    page = repeat_view_in_one_statement(contact.pk, course.slug, lesson.pk, at=NOW)
+
+    assert page is not None
+    assert page.progress is not None
+    assert page.progress.views == 3
+    assert connection.connection.info.backend_pid != closed_pid
