@@ -141,7 +141,7 @@ def test_prepared_datetimes_equal_orm():
 
 
 def test_statement_without_marker_rejected():
-    with pytest.raises(ValueError, match="marks its last output column once"):
+    with pytest.raises(ValueError, match="must contain COMMIT_COLUMN exactly once"):
         CounterStatement.marked("UPDATE t SET n = n + 1 RETURNING n")
 
 
