@@ -55,10 +55,14 @@ HEARTBEAT_RATE_LIMIT = 1000.0
 CLIENTS = 32
 DURATION_SECONDS = 15
 WARM_UP_SECONDS = 3
-# Sync workers, one request each at a time: by default two per core and one
-# more, as gunicorn's documentation suggests. NUDGEPATH_BENCH_WORKERS sets
-# another number, to compare.
-WORKERS = int(os.environ.get("NUDGEPATH_BENCH_WORKERS", "5"))
+# Sync workers, one request each at a time: one per core and one more.
+# gunicorn's documentation suggests starting from two per core and one
+# more, so that one worker per core computes while another waits on its
+# socket. These workers rarely wait, and they share the cores with
+# PostgreSQL, Redis and wrk: five workers on two cores served about 13%
+# fewer lesson pages than three or four, and used more CPU time per page.
+# NUDGEPATH_BENCH_WORKERS sets another number, to compare.
+WORKERS = int(os.environ.get("NUDGEPATH_BENCH_WORKERS", str((os.cpu_count() or 1) + 1)))
 
 COURSES = 20
 MODULES_PER_COURSE = 3
