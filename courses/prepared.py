@@ -92,17 +92,21 @@ def fetch_prepared(sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | Non
         forget_stale_statement(error)
         return None
     except OperationalError as error:
-        if connection.in_atomic_block or connection.is_usable():
+        # No connection at all means the server could not be reached.
+        reconnect = connection.connection is not None and not (
+            connection.in_atomic_block or connection.is_usable()
+        )
+        if not reconnect:
             raise
         # The server closed the connection since its last use: a restart or
         # an idle timeout. Django's health check (CONN_HEALTH_CHECKS) finds
-        # that before a request's first query with a SELECT 1, which took
+        # that before each request's first query with a SELECT 1, which took
         # about 0.12 ms of CPU per lesson page in one process, besides
-        # PostgreSQL's share, on every request. A statement
-        # sent on a connection already closed never ran, so it runs again on
-        # a new one. Should the connection break after the server ran it,
-        # a heartbeat's sequence number makes the retry count nothing, and
-        # a page view is counted twice.
+        # PostgreSQL's share. A statement sent on a connection already
+        # closed never ran, so it runs again on a new one. Should the
+        # connection break after the server ran it, a heartbeat's sequence
+        # number makes the retry count nothing, and a page view is counted
+        # twice.
         logger.warning(
             "Reconnecting after the database closed the connection: %s", error
         )

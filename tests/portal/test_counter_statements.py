@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from courses.heartbeats import (
     ONE_STATEMENT,
@@ -170,3 +170,20 @@ def test_statement_reconnects_after_server_close():
     assert page.progress is not None
     assert page.progress.views == 3
     assert connection.connection.info.backend_pid != closed_pid
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_unreachable_server_raises(monkeypatch, caplog):
+    contact, course, lesson = viewed_lesson()
+    connection.close()
+
+    def refuse_connection():
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connection, "ensure_connection", refuse_connection)
+
+    with pytest.raises(OperationalError, match="connection refused"):
+        fetch_prepared(REPEAT_VIEW.durable, page_view_params(contact, course, lesson))
+    # No connection was made, so there is nothing the server closed and no
+    # reason to retry.
+    assert "Reconnecting" not in caplog.text
